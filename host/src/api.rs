@@ -1,0 +1,239 @@
+//! The record API beyond plain events: metric instruments and spans.
+
+use std::sync::Arc;
+
+use wasmtel_sdk::model::{
+    KeyValue, Number, Record, Scope, Span, SpanEvent, SpanId, SpanKind, StatusCode, TraceId, Value,
+};
+
+use crate::metrics::{DEFAULT_BOUNDS, Instrument, InstrumentKind, Measurement};
+use crate::{Telemetry, now_unix_nano};
+
+macro_rules! instruments {
+    ($($(#[$doc:meta])* $ty:ident, $ctor:ident, $method:ident, $value:ty, $kind:expr;)*) => {$(
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $ty {
+            telemetry: Telemetry,
+            instrument: Arc<Instrument>,
+        }
+
+        impl $ty {
+            /// Records `value` with `attributes`. Never blocks.
+            pub fn $method(&self, value: $value, attributes: &[KeyValue]) {
+                self.telemetry.measure(Measurement {
+                    instrument: self.instrument.clone(),
+                    value: Number::from(value),
+                    attributes: attributes.to_vec(),
+                    time_unix_nano: now_unix_nano(),
+                });
+            }
+
+            /// Sets the unit (UCUM, e.g. `ms`).
+            pub fn with_unit(self, unit: &str) -> Self {
+                self.with(|i| i.unit = unit.into())
+            }
+
+            /// Sets the description.
+            pub fn with_description(self, description: &str) -> Self {
+                self.with(|i| i.description = description.into())
+            }
+
+            fn with(mut self, f: impl FnOnce(&mut Instrument)) -> Self {
+                f(Arc::make_mut(&mut self.instrument));
+                self
+            }
+        }
+
+        impl Telemetry {
+            #[doc = concat!("A [`", stringify!($ty), "`] named `name`.")]
+            pub fn $ctor(&self, name: &str) -> $ty {
+                $ty { telemetry: self.clone(), instrument: Arc::new(Instrument {
+                    name: name.into(),
+                    description: String::new(),
+                    unit: String::new(),
+                    kind: $kind,
+                }) }
+            }
+        }
+    )*};
+}
+
+instruments! {
+    /// A monotonic sum, e.g. `codex.tool.call`.
+    Counter, counter, add, u64, InstrumentKind::Counter;
+    /// A sum that goes up and down, e.g. running processes.
+    UpDownCounter, up_down_counter, add, i64, InstrumentKind::UpDownCounter;
+    /// A distribution in explicit buckets, e.g. `codex.api_request.duration_ms`.
+    Histogram, histogram, record, f64, InstrumentKind::Histogram(DEFAULT_BOUNDS.to_vec());
+    /// The last value seen, e.g. memory in use.
+    Gauge, gauge, record, f64, InstrumentKind::Gauge;
+}
+
+impl Histogram {
+    /// Sets the upper bucket bounds (ascending); the default is OpenTelemetry's.
+    pub fn with_bounds(self, bounds: &[f64]) -> Self {
+        let mut bounds = bounds.to_vec();
+        bounds.retain(|b| !b.is_nan());
+        bounds.sort_by(f64::total_cmp);
+        bounds.dedup();
+        self.with(|i| i.kind = InstrumentKind::Histogram(bounds))
+    }
+}
+
+/// The identity of a span, to make other spans its children.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanContext {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+}
+
+fn random_u64() -> u64 {
+    loop {
+        let mut bytes = [0u8; 8];
+        if getrandom::fill(&mut bytes).is_err() {
+            // No system randomness: mix the clock, which is unique enough for ids.
+            return now_unix_nano() | 1;
+        }
+        let id = u64::from_le_bytes(bytes);
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+/// A span being set up; [`SpanBuilder::start`] starts it.
+pub struct SpanBuilder {
+    telemetry: Telemetry,
+    name: String,
+    kind: SpanKind,
+    parent: Option<SpanContext>,
+    attributes: Vec<KeyValue>,
+    scope: Scope,
+}
+
+impl Telemetry {
+    /// A new span named `name`: a root span unless given a parent.
+    pub fn span(&self, name: &str) -> SpanBuilder {
+        SpanBuilder {
+            telemetry: self.clone(),
+            name: name.into(),
+            kind: SpanKind::Internal,
+            parent: None,
+            attributes: Vec::new(),
+            scope: Scope::default(),
+        }
+    }
+}
+
+impl SpanBuilder {
+    /// Makes the span a child of `parent` (same trace).
+    pub fn parent(mut self, parent: SpanContext) -> Self {
+        self.parent = Some(parent);
+        self
+    }
+
+    pub fn kind(mut self, kind: SpanKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    pub fn attr(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.attributes.push(KeyValue::new(key, value));
+        self
+    }
+
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Starts the span now.
+    pub fn start(self) -> ActiveSpan {
+        let trace_id = self.parent.map_or_else(
+            || (u128::from(random_u64()) << 64) | u128::from(random_u64()),
+            |p| p.trace_id,
+        );
+        ActiveSpan {
+            telemetry: self.telemetry,
+            span: Some(Span {
+                trace_id,
+                span_id: random_u64(),
+                parent_span_id: self.parent.map(|p| p.span_id),
+                name: self.name,
+                kind: self.kind,
+                start_time_unix_nano: now_unix_nano(),
+                end_time_unix_nano: 0,
+                attributes: self.attributes,
+                events: Vec::new(),
+                links: Vec::new(),
+                status: StatusCode::Unset,
+                status_message: String::new(),
+                scope: self.scope,
+            }),
+        }
+    }
+}
+
+/// A started span. It is recorded when it ends: by [`ActiveSpan::end`] or when dropped.
+pub struct ActiveSpan {
+    telemetry: Telemetry,
+    span: Option<Span>,
+}
+
+impl ActiveSpan {
+    fn span(&mut self) -> &mut Span {
+        self.span
+            .as_mut()
+            .expect("a span is only taken when it ends")
+    }
+
+    /// The span's identity, for children and for events recorded within it.
+    pub fn context(&self) -> SpanContext {
+        let span = self
+            .span
+            .as_ref()
+            .expect("a span is only taken when it ends");
+        SpanContext {
+            trace_id: span.trace_id,
+            span_id: span.span_id,
+        }
+    }
+
+    pub fn set_attr(&mut self, key: &str, value: impl Into<Value>) {
+        self.span().attributes.push(KeyValue::new(key, value));
+    }
+
+    /// Adds an event to the span, now.
+    pub fn add_event(&mut self, name: &str, attributes: &[KeyValue]) {
+        self.span().events.push(SpanEvent {
+            time_unix_nano: now_unix_nano(),
+            name: name.into(),
+            attributes: attributes.to_vec(),
+        });
+    }
+
+    pub fn set_status(&mut self, status: StatusCode, message: &str) {
+        let span = self.span();
+        span.status = status;
+        span.status_message = message.into();
+    }
+
+    /// Ends the span now and records it.
+    pub fn end(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if let Some(mut span) = self.span.take() {
+            span.end_time_unix_nano = now_unix_nano();
+            self.telemetry.record(Record::Span(span));
+        }
+    }
+}
+
+impl Drop for ActiveSpan {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

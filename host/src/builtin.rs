@@ -1,0 +1,12 @@
+//! The built-in plugins, embedded at build time (see build.rs).
+
+/// `file-jsonl`: the record format, into the sandbox directory.
+const FILE_JSONL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/file_jsonl.wasm"));
+
+/// The component of the built-in plugin `name` (one of `config::BUILTIN_PLUGINS`).
+pub fn bytes(name: &str) -> &'static [u8] {
+    match name {
+        "file-jsonl" => FILE_JSONL,
+        other => unreachable!("`{other}` is not a built-in plugin"),
+    }
+}

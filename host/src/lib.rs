@@ -1,0 +1,502 @@
+//! wasmtel: a telemetry host whose exporters are sandboxed WebAssembly components.
+//!
+//! The application records events, metric measurements and spans through [`Telemetry`]; no record
+//! call ever blocks: each configured exporter has a bounded queue, and a record that does not fit
+//! is dropped and counted ([`Telemetry::stats`]). Each exporter's worker batches its records,
+//! aggregates measurements per export interval, and hands the batches to its own instance of its
+//! plugin, a component implementing `wasmtel:exporter` (see `wit/`), inside a sandbox: one granted
+//! directory, bounded memory, a deadline per call.
+//!
+//! ```no_run
+//! use wasmtel::{Config, Event, KeyValue, Telemetry};
+//!
+//! let telemetry = Telemetry::start(Config::default())?; // file-jsonl into ./logs
+//! telemetry.event(Event::new("codex.user_prompt").attr("prompt_length", 42));
+//! telemetry.counter("codex.tool.call").add(1, &[KeyValue::new("tool", "shell")]);
+//! let span = telemetry.span("turn").start();
+//! span.end();
+//! for exporter in telemetry.shutdown() {
+//!     println!("{exporter}");
+//! }
+//! # Ok::<(), wasmtel::Error>(())
+//! ```
+
+mod api;
+mod builtin;
+pub mod config;
+mod error;
+pub mod jsonl;
+mod metrics;
+mod pipeline;
+mod plugin;
+mod stats;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+use wasmtel_sdk::model::Record;
+
+pub use api::{ActiveSpan, Counter, Gauge, Histogram, SpanBuilder, SpanContext, UpDownCounter};
+pub use config::Config;
+pub use error::{ConfigError, Error, LoadError};
+pub use stats::ExporterStats;
+pub use wasmtel_sdk::model;
+pub use wasmtel_sdk::model::{
+    Event, KeyValue, Metric, MetricData, Number, Scope, Span, SpanKind, StatusCode, Temporality,
+    Value,
+};
+
+use config::{ExporterConfig, PluginSource, Signals};
+use pipeline::{Item, Worker};
+use stats::Counters;
+
+/// Nanoseconds since the Unix epoch, now.
+pub(crate) fn now_unix_nano() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The telemetry host. Cheap to clone; every clone records into the same pipeline. Dropping the
+/// last clone shuts down as [`Telemetry::shutdown`] does.
+#[derive(Clone)]
+pub struct Telemetry {
+    inner: Arc<Inner>,
+}
+
+struct Route {
+    name: String,
+    plugin: String,
+    signals: Signals,
+    tx: mpsc::Sender<Item>,
+    counters: Arc<Counters>,
+}
+
+struct Inner {
+    routes: Vec<Route>,
+    session_id: String,
+    shutdown_timeout: Duration,
+    workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+}
+
+/// Options for [`Telemetry`] beyond the config file.
+pub struct TelemetryBuilder {
+    config: Config,
+    resource: Vec<KeyValue>,
+    count_only: bool,
+    cache_dir: Option<PathBuf>,
+}
+
+/// Where compiled plugins are cached: `$WASMTEL_CACHE_DIR`, else `$XDG_CACHE_HOME/wasmtel`, else
+/// `$HOME/.cache/wasmtel`. `WASMTEL_CACHE_DIR=` (empty) turns the cache off.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("WASMTEL_CACHE_DIR") {
+        return (!dir.is_empty()).then(|| PathBuf::from(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("wasmtel"))
+}
+
+impl TelemetryBuilder {
+    /// The attributes of the resource (the process) every batch carries, e.g. `service.name`.
+    pub fn resource(mut self, attributes: Vec<KeyValue>) -> Self {
+        self.resource = attributes;
+        self
+    }
+
+    /// Cut batches by count only, never by delay: replaying the same input then makes the same
+    /// batches. For replays, not for live recording.
+    pub fn count_only_batching(mut self) -> Self {
+        self.count_only = true;
+        self
+    }
+
+    /// Where compiled plugins are cached (none: compile at every start).
+    pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
+    /// Loads every exporter's plugin, instantiates it in its sandbox, calls its `init`, and starts
+    /// its worker. Fails on the first exporter that cannot start.
+    pub fn start(self) -> Result<Telemetry, Error> {
+        let config = self.config;
+        let session_id = config
+            .session_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("wasmtel")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Runtime(e.to_string()))?;
+        let mut routes = Vec::new();
+        let mut workers = Vec::new();
+        if config.enabled {
+            let plugins = plugin::Runtime::new(self.cache_dir)
+                .map_err(|e| Error::Runtime(format!("{e:#}")))?;
+            for exporter in config.exporters {
+                let plugin = load(&plugins, &exporter)?;
+                let instance = block_on(
+                    &runtime,
+                    start_instance(plugin.clone(), exporter.clone(), session_id.clone()),
+                )?;
+                let (tx, rx) = mpsc::channel(exporter.queue.capacity);
+                let counters = Arc::new(Counters::default());
+                routes.push(Route {
+                    name: exporter.name.clone(),
+                    plugin: exporter.plugin.to_string(),
+                    signals: exporter.signals,
+                    tx,
+                    counters: counters.clone(),
+                });
+                let worker = Worker {
+                    config: exporter,
+                    plugin,
+                    instance: Some(instance),
+                    session_id: session_id.clone(),
+                    counters,
+                    resource: self.resource.clone(),
+                    count_only: self.count_only,
+                };
+                workers.push(runtime.spawn(worker.run(rx)));
+            }
+        }
+        Ok(Telemetry {
+            inner: Arc::new(Inner {
+                routes,
+                session_id,
+                shutdown_timeout: config.shutdown_timeout,
+                workers: Mutex::new(workers),
+                runtime: Mutex::new(Some(runtime)),
+            }),
+        })
+    }
+}
+
+/// Loads an exporter's plugin: the embedded bytes of a built-in, or a component file.
+fn load(plugins: &plugin::Runtime, exporter: &ExporterConfig) -> Result<plugin::Plugin, Error> {
+    let err = |source: LoadError| Error::Load {
+        exporter: exporter.name.clone(),
+        origin: exporter.origin.clone(),
+        source,
+    };
+    let what = exporter.plugin.to_string();
+    let bytes = match &exporter.plugin {
+        PluginSource::Builtin(name) => std::borrow::Cow::Borrowed(builtin::bytes(name)),
+        PluginSource::File(path) => std::borrow::Cow::Owned(std::fs::read(path).map_err(|e| {
+            err(LoadError {
+                plugin: what.clone(),
+                reason: if e.kind() == std::io::ErrorKind::NotFound {
+                    "no such file".to_string()
+                } else {
+                    format!("cannot read: {e}")
+                },
+            })
+        })?),
+    };
+    plugins.load(&what, &bytes).map_err(err)
+}
+
+async fn start_instance(
+    plugin: plugin::Plugin,
+    exporter: ExporterConfig,
+    session_id: String,
+) -> Result<plugin::Instance, Error> {
+    let err = |reason: String| Error::Init {
+        exporter: exporter.name.clone(),
+        origin: exporter.origin.clone(),
+        reason,
+    };
+    let mut instance = plugin
+        .instantiate(&exporter.name, &exporter.sandbox)
+        .await
+        .map_err(|e| err(format!("cannot instantiate: {e:#}")))?;
+    instance
+        .init(&exporter.plugin_config, &exporter.name, &session_id)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    Ok(instance)
+}
+
+/// Runs `future` on `runtime` and waits for it, from any thread (also from inside another
+/// async runtime, where `Runtime::block_on` would panic).
+fn block_on<F>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let _ = tx.send(future.await);
+    });
+    rx.recv()
+        .expect("the telemetry runtime runs until shutdown")
+}
+
+/// Loads, instantiates and initializes every exporter of `config`, then shuts it down: what
+/// `wasmtel check` prints. One result per exporter, in config order.
+pub fn check(config: &Config, cache_dir: Option<PathBuf>) -> Vec<(String, Result<(), Error>)> {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return vec![("runtime".into(), Err(Error::Runtime(e.to_string())))],
+    };
+    let plugins = match plugin::Runtime::new(cache_dir) {
+        Ok(p) => p,
+        Err(e) => return vec![("runtime".into(), Err(Error::Runtime(format!("{e:#}"))))],
+    };
+    let session_id = config
+        .session_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let results = config
+        .exporters
+        .iter()
+        .map(|exporter| {
+            let result = load(&plugins, exporter).and_then(|plugin| {
+                let (exporter, session_id) = (exporter.clone(), session_id.clone());
+                block_on(&runtime, async move {
+                    let mut instance = start_instance(plugin, exporter, session_id).await?;
+                    let _ = instance.shutdown().await;
+                    Ok(())
+                })
+            });
+            (exporter.name.clone(), result)
+        })
+        .collect();
+    runtime.shutdown_background();
+    results
+}
+
+impl Telemetry {
+    /// Starts the pipeline of `config` with an empty resource and the default plugin cache.
+    pub fn start(config: Config) -> Result<Telemetry, Error> {
+        Telemetry::builder(config).start()
+    }
+
+    /// A builder, for a resource and other options.
+    pub fn builder(config: Config) -> TelemetryBuilder {
+        TelemetryBuilder {
+            config,
+            resource: Vec::new(),
+            count_only: false,
+            cache_dir: default_cache_dir(),
+        }
+    }
+
+    /// The session id handed to the plugins.
+    pub fn session_id(&self) -> &str {
+        &self.inner.session_id
+    }
+
+    /// Records any record as is: events, spans, already-aggregated metrics, or a change of
+    /// resource. Never blocks: a record that does not fit an exporter's queue is dropped there
+    /// and counted.
+    pub fn record(&self, record: Record) {
+        self.route(
+            record_signal(&record),
+            || Item::Record(Arc::new(record)),
+            false,
+        );
+    }
+
+    /// Records `record`, waiting for room in every queue instead of dropping: for replays.
+    /// Must not be called from inside an async runtime.
+    pub fn record_blocking(&self, record: Record) {
+        self.route(
+            record_signal(&record),
+            || Item::Record(Arc::new(record)),
+            true,
+        );
+    }
+
+    /// Records an event; a time of 0 is set to now.
+    pub fn event(&self, mut event: Event) {
+        if event.time_unix_nano == 0 {
+            event.time_unix_nano = now_unix_nano();
+        }
+        self.record(Record::Event(event));
+    }
+
+    pub(crate) fn measure(&self, m: metrics::Measurement) {
+        self.route(Signal::Metrics, || Item::Measurement(Arc::new(m)), false);
+    }
+
+    /// Sends what `make` builds to every exporter that takes `signal`.
+    fn route(&self, signal: Signal, make: impl FnOnce() -> Item, wait: bool) {
+        let mut routes = self
+            .inner
+            .routes
+            .iter()
+            .filter(|r| signal.wanted_by(r.signals))
+            .peekable();
+        if routes.peek().is_none() {
+            return;
+        }
+        let item = make();
+        for route in routes {
+            let item = match &item {
+                Item::Record(r) => Item::Record(r.clone()),
+                Item::Measurement(m) => Item::Measurement(m.clone()),
+                Item::Flush(_) | Item::Shutdown => unreachable!("only records are routed"),
+            };
+            let counters = &route.counters;
+            counters.pending.fetch_add(1, Relaxed);
+            let sent = if wait {
+                route.tx.blocking_send(item).map_err(|_| false)
+            } else {
+                route
+                    .tx
+                    .try_send(item)
+                    .map_err(|e| matches!(e, TrySendError::Full(_)))
+            };
+            match sent {
+                Ok(()) => {}
+                Err(full) => {
+                    counters.pending.fetch_sub(1, Relaxed);
+                    let counter = if full {
+                        &counters.dropped_queue_full
+                    } else {
+                        &counters.dropped_shutdown
+                    };
+                    Counters::add(counter, 1);
+                }
+            }
+        }
+    }
+
+    /// A snapshot of every exporter's counters, in config order.
+    pub fn stats(&self) -> Vec<ExporterStats> {
+        self.inner
+            .routes
+            .iter()
+            .map(|r| r.counters.snapshot(&r.name, &r.plugin))
+            .collect()
+    }
+
+    /// Exports everything recorded so far (aggregated metrics included) and flushes every
+    /// plugin; waits at most `timeout`. Returns false if it timed out.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let Some(handle) = self.runtime_handle() else {
+            return false;
+        };
+        let senders: Vec<_> = self.inner.routes.iter().map(|r| r.tx.clone()).collect();
+        let (tx, rx) = std::sync::mpsc::channel();
+        handle.spawn(async move {
+            let all = async {
+                for sender in senders {
+                    let (done, wait) = tokio::sync::oneshot::channel();
+                    if sender.send(Item::Flush(done)).await.is_ok() {
+                        let _ = wait.await;
+                    }
+                }
+            };
+            let _ = tx.send(tokio::time::timeout(timeout, all).await.is_ok());
+        });
+        rx.recv().unwrap_or(false)
+    }
+
+    fn runtime_handle(&self) -> Option<tokio::runtime::Handle> {
+        let runtime = self.inner.runtime.lock().unwrap_or_else(|e| e.into_inner());
+        runtime.as_ref().map(|rt| rt.handle().clone())
+    }
+
+    /// Exports what is queued, shuts every plugin down, and stops, within the config's
+    /// `shutdown_timeout_ms`. Records not delivered by then are counted as dropped. Returns every
+    /// exporter's final counters. Later calls return the counters again; records recorded after
+    /// shutdown are dropped and counted.
+    pub fn shutdown(&self) -> Vec<ExporterStats> {
+        self.inner.shutdown();
+        self.stats()
+    }
+}
+
+impl Inner {
+    fn shutdown(&self) {
+        let Some(runtime) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        let senders: Vec<_> = self.routes.iter().map(|r| r.tx.clone()).collect();
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        let finished = block_on(&runtime, async move {
+            for sender in senders {
+                let _ = tokio::time::timeout_at(deadline, sender.send(Item::Shutdown)).await;
+            }
+            let mut finished = Vec::new();
+            for worker in workers {
+                let abort = worker.abort_handle();
+                let done = tokio::time::timeout_at(deadline, worker).await.is_ok();
+                if !done {
+                    abort.abort();
+                }
+                finished.push(done);
+            }
+            finished
+        });
+        for (route, done) in self.routes.iter().zip(finished) {
+            if !done {
+                let c = &route.counters;
+                let undelivered = c.pending.swap(0, Relaxed);
+                Counters::add(&c.dropped_shutdown, undelivered);
+                c.set_error(format!(
+                    "shutdown deadline ({} ms) passed with {undelivered} records undelivered",
+                    self.shutdown_timeout.as_millis()
+                ));
+            }
+        }
+        runtime.shutdown_background();
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Signal {
+    Events,
+    Spans,
+    Metrics,
+    /// A change of resource goes to every exporter.
+    All,
+}
+
+impl Signal {
+    fn wanted_by(self, signals: Signals) -> bool {
+        match self {
+            Signal::Events => signals.events,
+            Signal::Spans => signals.spans,
+            Signal::Metrics => signals.metrics,
+            Signal::All => true,
+        }
+    }
+}
+
+fn record_signal(record: &Record) -> Signal {
+    match record {
+        Record::Resource(_) => Signal::All,
+        Record::Event(_) => Signal::Events,
+        Record::Span(_) => Signal::Spans,
+        Record::Metric(_) => Signal::Metrics,
+    }
+}

@@ -1,0 +1,169 @@
+//! The `wasmtel` command: replay recorded telemetry through the configured exporter plugins, and
+//! check a configuration.
+
+use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use wasmtel::jsonl::Reader;
+use wasmtel::{Config, Telemetry};
+
+/// wasmtel: telemetry whose exporters are sandboxed WebAssembly components.
+///
+/// Without --config, the embedded default is used: the built-in file-jsonl exporter, writing
+/// the record format into ./logs/wasmtel-<session id>.jsonl.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replays a file in the record format (JSON lines) through the configured exporters.
+    ///
+    /// The whole input is checked first: on an invalid line nothing is exported, and the error
+    /// names the line. Batches are cut by count only, so replaying the same input is
+    /// deterministic. Ends with a summary: records read, then per exporter what was exported
+    /// and dropped.
+    Replay {
+        /// The input file, or `-` for standard input.
+        input: String,
+        /// The config file (default: the embedded default, file-jsonl into ./logs).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Print only errors, not the summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Loads the config, instantiates every exporter's plugin and calls its init; prints each
+    /// exporter as ok or with its error. Exits non-zero if any failed.
+    Check {
+        /// The config file (default: the embedded default).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASMTEL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay {
+            input,
+            config,
+            quiet,
+        } => replay(&input, config.as_deref(), quiet),
+        Command::Check { config } => check(config.as_deref()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    })
+}
+
+/// The input, read whole when it is standard input (it cannot be read twice).
+enum Input {
+    File(PathBuf),
+    Stdin(Vec<u8>),
+}
+
+impl Input {
+    fn open(&self) -> anyhow::Result<Box<dyn BufRead + '_>> {
+        Ok(match self {
+            Input::File(path) => Box::new(BufReader::new(
+                std::fs::File::open(path)
+                    .with_context(|| format!("cannot open {}", path.display()))?,
+            )),
+            Input::Stdin(bytes) => Box::new(&bytes[..]),
+        })
+    }
+}
+
+fn replay(name: &str, config: Option<&Path>, quiet: bool) -> anyhow::Result<ExitCode> {
+    let config = load_config(config)?;
+    let input = if name == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("cannot read standard input")?;
+        Input::Stdin(bytes)
+    } else {
+        Input::File(PathBuf::from(name))
+    };
+    // First pass: check every line, and count the records for the progress bar.
+    let mut total = 0u64;
+    for record in Reader::new(input.open()?, name) {
+        record?;
+        total += 1;
+    }
+    let telemetry = Telemetry::builder(config).count_only_batching().start()?;
+    let progress = if std::io::stderr().is_terminal() && !quiet && total >= 10_000 {
+        indicatif::ProgressBar::new(total)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let started = Instant::now();
+    let mut read = 0u64;
+    for record in Reader::new(input.open()?, name) {
+        telemetry.record_blocking(record?);
+        read += 1;
+        if read.is_multiple_of(1024) {
+            progress.set_position(read);
+        }
+    }
+    progress.finish_and_clear();
+    let stats = telemetry.shutdown();
+    if !quiet {
+        println!(
+            "replayed {read} records from {name} in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        for exporter in &stats {
+            println!("  {exporter}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = load_config(config)?;
+    if !config.enabled {
+        println!("telemetry is disabled ([telemetry] enabled = false): no exporter runs");
+    }
+    let mut failed = false;
+    for (name, result) in wasmtel::check(&config, wasmtel::default_cache_dir()) {
+        match result {
+            Ok(()) => println!("{name}: ok"),
+            Err(e) => {
+                failed = true;
+                println!("{name}: error: {e}");
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,423 @@
+//! Metric aggregation: measurements of counters, up-down counters, histograms and gauges are
+//! folded into one point per instrument and attribute set, and collected as [`Metric`]s once per
+//! export interval, with delta or cumulative temporality.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wasmtel_sdk::model::{
+    HistogramPoint, KeyValue, Metric, MetricData, Number, NumberPoint, Scope, Temporality,
+};
+
+/// The default bucket bounds of histograms (OpenTelemetry's).
+pub const DEFAULT_BOUNDS: &[f64] = &[
+    0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0,
+    10000.0,
+];
+
+/// What kind of instrument a measurement comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InstrumentKind {
+    /// Monotonic sum.
+    Counter,
+    /// Non-monotonic sum.
+    UpDownCounter,
+    /// Last value.
+    Gauge,
+    /// Explicit-bucket histogram with these upper bounds.
+    Histogram(Vec<f64>),
+}
+
+/// An instrument's identity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instrument {
+    pub name: String,
+    pub description: String,
+    pub unit: String,
+    pub kind: InstrumentKind,
+}
+
+/// One measurement, on its way from the record call to an exporter's aggregator.
+#[derive(Debug)]
+pub struct Measurement {
+    pub instrument: Arc<Instrument>,
+    pub value: Number,
+    pub attributes: Vec<KeyValue>,
+    pub time_unix_nano: u64,
+}
+
+enum PointState {
+    Sum(Number),
+    Gauge(Number),
+    Histogram {
+        count: u64,
+        sum: f64,
+        min: f64,
+        max: f64,
+        counts: Vec<u64>,
+    },
+}
+
+struct Point {
+    attributes: Vec<KeyValue>,
+    state: PointState,
+    /// Updated since the last collection.
+    fresh: bool,
+}
+
+struct Stream {
+    instrument: Arc<Instrument>,
+    /// Start of the current interval (delta) or of the stream (cumulative).
+    start_unix_nano: u64,
+    /// Points by their attribute set (order-insensitive).
+    points: HashMap<String, Point>,
+    /// First-seen order of the attribute sets, so output order is stable.
+    order: Vec<String>,
+}
+
+/// Folds measurements into points; one per exporter.
+pub struct Aggregator {
+    temporality: Temporality,
+    streams: Vec<Stream>,
+    by_name: HashMap<String, usize>,
+}
+
+fn add(a: Number, b: Number) -> Number {
+    match (a, b) {
+        (Number::Int(x), Number::Int(y)) => Number::Int(x.saturating_add(y)),
+        _ => Number::Double(a.as_f64() + b.as_f64()),
+    }
+}
+
+/// The identity of an attribute set: its attributes sorted by key, rendered.
+fn attribute_key(attributes: &[KeyValue]) -> String {
+    let mut sorted: Vec<&KeyValue> = attributes.iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    format!("{sorted:?}")
+}
+
+impl Aggregator {
+    pub fn new(temporality: Temporality) -> Self {
+        Aggregator {
+            temporality,
+            streams: Vec::new(),
+            by_name: HashMap::new(),
+        }
+    }
+
+    /// True when nothing was measured since the last collection.
+    pub fn is_idle(&self) -> bool {
+        self.streams
+            .iter()
+            .all(|s| s.points.values().all(|p| !p.fresh))
+    }
+
+    /// Folds in one measurement. A measurement whose instrument has the same name as an earlier
+    /// one but another kind or unit is folded into the first (and logged once per kind).
+    pub fn record(&mut self, m: &Measurement) {
+        let index = match self.by_name.get(&m.instrument.name) {
+            Some(i) => *i,
+            None => {
+                self.streams.push(Stream {
+                    instrument: m.instrument.clone(),
+                    start_unix_nano: m.time_unix_nano,
+                    points: HashMap::new(),
+                    order: Vec::new(),
+                });
+                self.by_name
+                    .insert(m.instrument.name.clone(), self.streams.len() - 1);
+                self.streams.len() - 1
+            }
+        };
+        let stream = &mut self.streams[index];
+        if stream.instrument.kind != m.instrument.kind {
+            tracing::warn!(
+                metric = %m.instrument.name,
+                "measurement of a {:?} ignored: the instrument was first used as a {:?}",
+                m.instrument.kind,
+                stream.instrument.kind
+            );
+            return;
+        }
+        let key = attribute_key(&m.attributes);
+        let point = stream.points.entry(key.clone()).or_insert_with(|| {
+            stream.order.push(key);
+            Point {
+                attributes: m.attributes.clone(),
+                state: match &stream.instrument.kind {
+                    InstrumentKind::Counter | InstrumentKind::UpDownCounter => {
+                        PointState::Sum(Number::Int(0))
+                    }
+                    InstrumentKind::Gauge => PointState::Gauge(m.value),
+                    InstrumentKind::Histogram(bounds) => PointState::Histogram {
+                        count: 0,
+                        sum: 0.0,
+                        min: f64::INFINITY,
+                        max: f64::NEG_INFINITY,
+                        counts: vec![0; bounds.len() + 1],
+                    },
+                },
+                fresh: true,
+            }
+        });
+        point.fresh = true;
+        match &mut point.state {
+            PointState::Sum(total) => *total = add(*total, m.value),
+            PointState::Gauge(last) => *last = m.value,
+            PointState::Histogram {
+                count,
+                sum,
+                min,
+                max,
+                counts,
+            } => {
+                let v = m.value.as_f64();
+                let bounds = match &stream.instrument.kind {
+                    InstrumentKind::Histogram(b) => b.as_slice(),
+                    _ => &[],
+                };
+                // Buckets are (previous bound, bound]; the last is above every bound.
+                let bucket = bounds.partition_point(|b| *b < v);
+                counts[bucket] += 1;
+                *count += 1;
+                *sum += v;
+                *min = min.min(v);
+                *max = max.max(v);
+            }
+        }
+    }
+
+    /// The metrics measured in the interval ending `now` (delta), or since each stream started
+    /// (cumulative). Delta resets every point; both skip points not updated since the last call
+    /// for delta, and report every point for cumulative.
+    pub fn collect(&mut self, now: u64, scope: &Scope) -> Vec<Metric> {
+        let delta = self.temporality == Temporality::Delta;
+        let mut metrics = Vec::new();
+        for stream in &mut self.streams {
+            let start = stream.start_unix_nano;
+            let mut numbers = Vec::new();
+            let mut histograms = Vec::new();
+            for key in &stream.order {
+                let point = stream
+                    .points
+                    .get_mut(key)
+                    .expect("every ordered key has a point");
+                if delta && !point.fresh {
+                    continue;
+                }
+                point.fresh = false;
+                let attributes = point.attributes.clone();
+                match &mut point.state {
+                    PointState::Sum(total) => {
+                        numbers.push(NumberPoint {
+                            attributes,
+                            start_time_unix_nano: start,
+                            time_unix_nano: now,
+                            value: *total,
+                        });
+                        if delta {
+                            *total = Number::Int(0);
+                        }
+                    }
+                    PointState::Gauge(last) => numbers.push(NumberPoint {
+                        attributes,
+                        start_time_unix_nano: start,
+                        time_unix_nano: now,
+                        value: *last,
+                    }),
+                    PointState::Histogram {
+                        count,
+                        sum,
+                        min,
+                        max,
+                        counts,
+                    } => {
+                        let bounds = match &stream.instrument.kind {
+                            InstrumentKind::Histogram(b) => b.clone(),
+                            _ => Vec::new(),
+                        };
+                        histograms.push(HistogramPoint {
+                            attributes,
+                            start_time_unix_nano: start,
+                            time_unix_nano: now,
+                            count: *count,
+                            sum: *sum,
+                            min: (*count > 0).then_some(*min),
+                            max: (*count > 0).then_some(*max),
+                            bounds,
+                            counts: counts.clone(),
+                        });
+                        if delta {
+                            *count = 0;
+                            *sum = 0.0;
+                            *min = f64::INFINITY;
+                            *max = f64::NEG_INFINITY;
+                            counts.iter_mut().for_each(|c| *c = 0);
+                        }
+                    }
+                }
+            }
+            if delta {
+                stream.start_unix_nano = now;
+            }
+            let instrument = &stream.instrument;
+            let data = match &instrument.kind {
+                InstrumentKind::Counter | InstrumentKind::UpDownCounter if !numbers.is_empty() => {
+                    MetricData::Sum {
+                        points: numbers,
+                        temporality: self.temporality,
+                        monotonic: instrument.kind == InstrumentKind::Counter,
+                    }
+                }
+                InstrumentKind::Gauge if !numbers.is_empty() => {
+                    MetricData::Gauge { points: numbers }
+                }
+                InstrumentKind::Histogram(_) if !histograms.is_empty() => MetricData::Histogram {
+                    points: histograms,
+                    temporality: self.temporality,
+                },
+                _ => continue,
+            };
+            metrics.push(Metric {
+                name: instrument.name.clone(),
+                description: instrument.description.clone(),
+                unit: instrument.unit.clone(),
+                scope: scope.clone(),
+                data,
+            });
+        }
+        metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measure(
+        instrument: &Arc<Instrument>,
+        value: impl Into<Number>,
+        attrs: &[(&str, &str)],
+        t: u64,
+    ) -> Measurement {
+        Measurement {
+            instrument: instrument.clone(),
+            value: value.into(),
+            attributes: attrs.iter().map(|(k, v)| KeyValue::new(*k, *v)).collect(),
+            time_unix_nano: t,
+        }
+    }
+
+    fn instrument(name: &str, kind: InstrumentKind) -> Arc<Instrument> {
+        Arc::new(Instrument {
+            name: name.into(),
+            description: String::new(),
+            unit: String::new(),
+            kind,
+        })
+    }
+
+    #[test]
+    fn delta_counter_sums_per_attribute_set_and_resets() {
+        let calls = instrument("codex.tool.call", InstrumentKind::Counter);
+        let mut agg = Aggregator::new(Temporality::Delta);
+        agg.record(&measure(
+            &calls,
+            1u64,
+            &[("tool", "shell"), ("success", "true")],
+            10,
+        ));
+        agg.record(&measure(
+            &calls,
+            2u64,
+            &[("success", "true"), ("tool", "shell")],
+            20,
+        ));
+        agg.record(&measure(&calls, 5u64, &[("tool", "apply_patch")], 30));
+        let metrics = agg.collect(100, &Scope::default());
+        let MetricData::Sum {
+            points,
+            monotonic,
+            temporality,
+        } = &metrics[0].data
+        else {
+            panic!("{metrics:?}")
+        };
+        assert!(*monotonic);
+        assert_eq!(*temporality, Temporality::Delta);
+        assert_eq!(points.len(), 2, "attribute order does not make a new point");
+        assert_eq!(points[0].value, Number::Int(3));
+        assert_eq!(points[0].start_time_unix_nano, 10);
+        assert_eq!(points[1].value, Number::Int(5));
+        assert!(agg.is_idle());
+        assert!(
+            agg.collect(200, &Scope::default()).is_empty(),
+            "nothing new, nothing exported"
+        );
+        agg.record(&measure(&calls, 1u64, &[("tool", "apply_patch")], 250));
+        let metrics = agg.collect(300, &Scope::default());
+        let MetricData::Sum { points, .. } = &metrics[0].data else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                points.len(),
+                points[0].value,
+                points[0].start_time_unix_nano
+            ),
+            (1, Number::Int(1), 200)
+        );
+    }
+
+    #[test]
+    fn cumulative_histogram_keeps_counting_into_buckets() {
+        let h = instrument(
+            "codex.api_request.duration_ms",
+            InstrumentKind::Histogram(vec![10.0, 100.0]),
+        );
+        let mut agg = Aggregator::new(Temporality::Cumulative);
+        for v in [5.0, 10.0, 50.0, 500.0] {
+            agg.record(&measure(&h, v, &[], 1));
+        }
+        agg.collect(2, &Scope::default());
+        agg.record(&measure(&h, 1.0, &[], 3));
+        let metrics = agg.collect(4, &Scope::default());
+        let MetricData::Histogram { points, .. } = &metrics[0].data else {
+            panic!()
+        };
+        let p = &points[0];
+        assert_eq!(
+            p.counts,
+            vec![3, 1, 1],
+            "a value equal to a bound falls in that bound's bucket"
+        );
+        assert_eq!(
+            (p.count, p.sum, p.min, p.max),
+            (5, 566.0, Some(1.0), Some(500.0))
+        );
+        assert_eq!(p.start_time_unix_nano, 1);
+    }
+
+    #[test]
+    fn gauge_reports_last_value_and_mixed_numbers_become_doubles() {
+        let g = instrument("codex.turn.memory", InstrumentKind::Gauge);
+        let c = instrument("tokens", InstrumentKind::UpDownCounter);
+        let mut agg = Aggregator::new(Temporality::Delta);
+        agg.record(&measure(&g, 3i64, &[], 1));
+        agg.record(&measure(&g, 7i64, &[], 2));
+        agg.record(&measure(&c, 2i64, &[], 1));
+        agg.record(&measure(&c, -0.5, &[], 2));
+        let metrics = agg.collect(5, &Scope::default());
+        let MetricData::Gauge { points } = &metrics[0].data else {
+            panic!()
+        };
+        assert_eq!(points[0].value, Number::Int(7));
+        let MetricData::Sum {
+            points, monotonic, ..
+        } = &metrics[1].data
+        else {
+            panic!()
+        };
+        assert_eq!((points[0].value, *monotonic), (Number::Double(1.5), false));
+    }
+}

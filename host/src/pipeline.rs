@@ -1,0 +1,294 @@
+//! One exporter's worker: takes records from the exporter's bounded queue, cuts batches (by
+//! size, by delay, at a change of resource), aggregates measurements per interval, and exports
+//! through the exporter's own plugin instance, retrying and restarting it per policy.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use wasmtel_sdk::encode;
+use wasmtel_sdk::model::{KeyValue, Record, Scope};
+
+use crate::config::ExporterConfig;
+use crate::metrics::{Aggregator, Measurement};
+use crate::plugin::{Batch, CallError, Instance, Plugin, PluginError};
+use crate::stats::Counters;
+
+/// What travels through an exporter's queue.
+pub(crate) enum Item {
+    Record(Arc<Record>),
+    Measurement(Arc<Measurement>),
+    /// Export what is buffered, flush the plugin, then answer.
+    Flush(oneshot::Sender<()>),
+    /// Export what is buffered, shut the plugin down, and stop.
+    Shutdown,
+}
+
+impl Item {
+    /// How many records the item stands for, in the counters.
+    pub fn records(&self) -> u64 {
+        matches!(self, Item::Record(_) | Item::Measurement(_)) as u64
+    }
+}
+
+/// Everything a worker needs.
+pub(crate) struct Worker {
+    pub config: ExporterConfig,
+    pub plugin: Plugin,
+    pub instance: Option<Instance>,
+    pub session_id: String,
+    pub counters: Arc<Counters>,
+    pub resource: Vec<KeyValue>,
+    /// Cut batches by count only (replay), so that a replay is deterministic.
+    pub count_only: bool,
+}
+
+/// The first delay after a fault before a fresh instance is made; doubled per fault in a row.
+const RESTART_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+fn now_unix_nano() -> u64 {
+    crate::now_unix_nano()
+}
+
+impl Worker {
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Item>) {
+        let mut batch: Vec<Arc<Record>> = Vec::new();
+        let mut aggregator = Aggregator::new(self.config.metrics.temporality);
+        let mut batch_deadline: Option<tokio::time::Instant> = None;
+        let mut interval = tokio::time::interval(self.config.metrics.interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval.tick().await;
+        let max_batch = self.config.queue.max_batch;
+        loop {
+            let deadline = batch_deadline;
+            tokio::select! {
+                item = rx.recv() => match item {
+                    Some(Item::Record(record)) => {
+                        if let Record::Resource(attributes) = &*record {
+                            self.export(&mut batch).await;
+                            self.resource = attributes.clone();
+                            self.counters.pending.fetch_sub(1, Relaxed);
+                            continue;
+                        }
+                        if batch.is_empty() && !self.count_only {
+                            batch_deadline = Some(tokio::time::Instant::now() + self.config.queue.max_delay);
+                        }
+                        batch.push(record);
+                        if batch.len() >= max_batch {
+                            self.export(&mut batch).await;
+                            batch_deadline = None;
+                        }
+                    }
+                    Some(Item::Measurement(m)) => {
+                        aggregator.record(&m);
+                        self.counters.pending.fetch_sub(1, Relaxed);
+                    }
+                    Some(Item::Flush(done)) => {
+                        self.collect(&mut aggregator, &mut batch);
+                        self.export(&mut batch).await;
+                        batch_deadline = None;
+                        self.flush().await;
+                        let _ = done.send(());
+                    }
+                    Some(Item::Shutdown) | None => {
+                        self.collect(&mut aggregator, &mut batch);
+                        self.export(&mut batch).await;
+                        self.shutdown().await;
+                        rx.close();
+                        while let Ok(item) = rx.try_recv() {
+                            let n = item.records();
+                            Counters::add(&self.counters.dropped_shutdown, n);
+                            self.counters.pending.fetch_sub(n, Relaxed);
+                        }
+                        return;
+                    }
+                },
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                    self.export(&mut batch).await;
+                    batch_deadline = None;
+                }
+                _ = interval.tick() => {
+                    if !aggregator.is_idle() {
+                        self.collect(&mut aggregator, &mut batch);
+                        self.export(&mut batch).await;
+                        batch_deadline = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the aggregated metrics to the batch.
+    fn collect(&self, aggregator: &mut Aggregator, batch: &mut Vec<Arc<Record>>) {
+        let scope = Scope::default();
+        for metric in aggregator.collect(now_unix_nano(), &scope) {
+            batch.push(Arc::new(Record::Metric(metric)));
+            self.counters.pending.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Exports and empties `batch`: events, then spans, then metrics, one call each.
+    async fn export(&mut self, batch: &mut Vec<Arc<Record>>) {
+        if batch.is_empty() {
+            return;
+        }
+        let records = std::mem::take(batch);
+        let events: Vec<_> = records
+            .iter()
+            .filter_map(|r| match &**r {
+                Record::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        let spans: Vec<_> = records
+            .iter()
+            .filter_map(|r| match &**r {
+                Record::Span(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let metrics: Vec<_> = records
+            .iter()
+            .filter_map(|r| match &**r {
+                Record::Metric(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        if !events.is_empty() {
+            let n = events.len() as u64;
+            self.deliver(Batch::from(encode::event_batch(&self.resource, events)), n)
+                .await;
+        }
+        if !spans.is_empty() {
+            let n = spans.len() as u64;
+            self.deliver(Batch::from(encode::span_batch(&self.resource, spans)), n)
+                .await;
+        }
+        if !metrics.is_empty() {
+            let n = metrics.len() as u64;
+            self.deliver(
+                Batch::from(encode::metric_batch(&self.resource, metrics)),
+                n,
+            )
+            .await;
+        }
+    }
+
+    /// Sends one batch of `n` records, retrying per policy; counts the outcome.
+    async fn deliver(&mut self, batch: Batch, n: u64) {
+        let c = self.counters.clone();
+        let mut attempt = 0u32;
+        loop {
+            if attempt > 0 {
+                Counters::add(&c.batches_retried, 1);
+            }
+            let Some(instance) = self.live_instance().await else {
+                self.give_up(n, "the exporter has no working instance");
+                return;
+            };
+            let started = Instant::now();
+            let result = instance.export(&batch).await;
+            Counters::add(&c.export_nanos, started.elapsed().as_nanos() as u64);
+            let error = match result {
+                Ok(()) => {
+                    Counters::add(&c.batches_ok, 1);
+                    Counters::add(&c.records_exported, n);
+                    c.pending.fetch_sub(n, Relaxed);
+                    return;
+                }
+                Err(e) => e,
+            };
+            Counters::add(&c.batches_failed, 1);
+            let message = format!("{} batch of {n}: {error}", batch.signal());
+            tracing::warn!(exporter = %self.config.name, "{message}");
+            c.set_error(message.clone());
+            let wait = match &error {
+                CallError::Plugin(PluginError::Permanent(_)) => {
+                    self.give_up(n, &message);
+                    return;
+                }
+                CallError::Plugin(PluginError::Retryable(r)) => r
+                    .retry_after_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or_else(|| backoff(attempt)),
+                CallError::Fault(_) => {
+                    Counters::add(&c.faults, 1);
+                    self.instance = None;
+                    backoff(attempt)
+                }
+            };
+            if attempt >= self.config.queue.max_retries {
+                self.give_up(n, &message);
+                return;
+            }
+            attempt += 1;
+            tokio::time::sleep(wait.min(MAX_BACKOFF)).await;
+        }
+    }
+
+    fn give_up(&self, n: u64, why: &str) {
+        let c = &self.counters;
+        Counters::add(&c.batches_dropped, 1);
+        Counters::add(&c.dropped_failed, n);
+        c.pending.fetch_sub(n, Relaxed);
+        tracing::error!(exporter = %self.config.name, "dropped {n} records: {why}");
+    }
+
+    /// The instance, made afresh (and initialized) after a fault.
+    async fn live_instance(&mut self) -> Option<&mut Instance> {
+        if self.instance.is_none() {
+            Counters::add(&self.counters.restarts, 1);
+            let fresh = crate::start_instance(
+                self.plugin.clone(),
+                self.config.clone(),
+                self.session_id.clone(),
+            );
+            match fresh.await {
+                Ok(instance) => self.instance = Some(instance),
+                Err(e) => {
+                    let message = format!("restart failed: {e}");
+                    tracing::error!(exporter = %self.config.name, "{message}");
+                    self.counters.set_error(message);
+                    return None;
+                }
+            }
+        }
+        self.instance.as_mut()
+    }
+
+    async fn flush(&mut self) {
+        if let Some(instance) = &mut self.instance
+            && let Err(e) = instance.flush().await
+        {
+            self.note_call_error("flush", e);
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(instance) = &mut self.instance
+            && let Err(e) = instance.shutdown().await
+        {
+            self.note_call_error("shutdown", e);
+        }
+        self.instance = None;
+    }
+
+    fn note_call_error(&mut self, call: &str, e: CallError) {
+        let message = format!("{call}: {e}");
+        tracing::warn!(exporter = %self.config.name, "{message}");
+        if matches!(e, CallError::Fault(_)) {
+            Counters::add(&self.counters.faults, 1);
+            self.instance = None;
+        }
+        self.counters.set_error(message);
+    }
+}
+
+/// Exponential backoff: 50 ms, 100 ms, 200 ms, ... capped at 30 s.
+fn backoff(attempt: u32) -> Duration {
+    RESTART_BACKOFF
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(MAX_BACKOFF)
+}

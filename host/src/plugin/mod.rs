@@ -1,0 +1,415 @@
+//! The plugin runtime: compiles exporter components (with an on-disk cache), links them against
+//! the WASI subset their sandbox grants, and runs each configured exporter in its own store.
+
+mod bindings;
+mod convert;
+mod stdio;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtel_sdk::types as sdk;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::error::LoadError;
+use convert::IntoWit;
+
+pub use bindings::Error as PluginError;
+
+/// The exporter interface a plugin must export, with the version this host implements.
+pub const EXPORTER_INTERFACE: &str = "wasmtel:exporter/exporter@0.1.0";
+
+/// How often the epoch advances: the granularity of call deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// What a sandboxed instance may use.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sandbox {
+    /// The one host directory the plugin sees (as its current directory), if any.
+    pub dir: Option<PathBuf>,
+    /// The most linear memory the instance may use, in bytes.
+    pub memory_bytes: usize,
+    /// The longest one call into the plugin may run.
+    pub timeout: Duration,
+}
+
+/// Compiles and links plugins. One per [`crate::Telemetry`]; cheap to share behind an `Arc`.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: Option<PathBuf>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled plugin, linked and ready to instantiate.
+#[derive(Clone)]
+pub struct Plugin {
+    pre: bindings::PluginPre<HostState>,
+    engine: Engine,
+}
+
+/// The state of one instance's store.
+struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    exporter: Arc<str>,
+    /// When the call under way must end.
+    deadline: Instant,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl bindings::wasmtel::exporter::log::Host for HostState {
+    fn log(&mut self, level: bindings::Level, message: String) {
+        stdio::log(&self.exporter, level, &message);
+    }
+}
+
+impl bindings::wasmtel::exporter::types::Host for HostState {}
+
+/// Why a call into a plugin failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// The plugin answered with an error.
+    Plugin(PluginError),
+    /// The plugin trapped, ran past its deadline or out of memory: the instance is unusable.
+    Fault(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Plugin(PluginError::Permanent(m)) => write!(f, "permanent error: {m}"),
+            CallError::Plugin(PluginError::Retryable(r)) => match r.retry_after_ms {
+                Some(ms) => write!(f, "retryable error (retry after {ms} ms): {}", r.message),
+                None => write!(f, "retryable error: {}", r.message),
+            },
+            CallError::Fault(m) => write!(f, "plugin fault: {m}"),
+        }
+    }
+}
+
+/// The deadline of a call passed; raised from the epoch callback.
+#[derive(Debug)]
+struct DeadlineExceeded(Duration);
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "call ran past its deadline of {} ms", self.0.as_millis())
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+fn fault(e: wasmtime::Error) -> CallError {
+    if let Some(d) = e.downcast_ref::<DeadlineExceeded>() {
+        return CallError::Fault(d.to_string());
+    }
+    // The root cause first (a trap code or a limit), then the context wasmtime adds.
+    let mut message = e.root_cause().to_string();
+    let full = format!("{e:#}");
+    if full != message {
+        message = format!("{message} ({full})");
+    }
+    CallError::Fault(message)
+}
+
+impl Runtime {
+    /// A runtime whose compiled plugins are cached in `cache_dir` (none: no cache).
+    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Runtime> {
+        let mut config = wasmtime::Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(512 * 1024);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (weak, stop) = (engine.weak(), ticker_stop.clone());
+        std::thread::Builder::new()
+            .name("wasmtel-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir,
+            ticker_stop,
+        })
+    }
+
+    /// Compiles (or loads from the cache) and links the component in `bytes`. `what` names it in
+    /// errors: a built-in plugin's name or a file path.
+    pub fn load(&self, what: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        let err = |reason: String| LoadError {
+            plugin: what.to_string(),
+            reason,
+        };
+        check_header(bytes).map_err(|r| err(r.to_string()))?;
+        let component = self.compile(bytes).map_err(|e| err(format!("{e:#}")))?;
+        let ty = component.component_type();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if !exports.iter().any(|e| e == EXPORTER_INTERFACE) {
+            let found = exports
+                .iter()
+                .find(|e| e.starts_with("wasmtel:exporter/exporter@"));
+            return Err(err(match found {
+                Some(other) => format!(
+                    "it implements `{other}`, but this host implements `{EXPORTER_INTERFACE}`"
+                ),
+                None => format!(
+                    "it is not a wasmtel exporter: it does not export `{EXPORTER_INTERFACE}` \
+                     (its exports: {})",
+                    if exports.is_empty() {
+                        "none".to_string()
+                    } else {
+                        exports.join(", ")
+                    }
+                ),
+            }));
+        }
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| err(format!("{e:#}")))?;
+        let pre = bindings::PluginPre::new(instance_pre).map_err(|e| err(format!("{e:#}")))?;
+        Ok(Plugin {
+            pre,
+            engine: self.engine.clone(),
+        })
+    }
+
+    fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, bytes);
+        };
+        let mut key = Sha256::new();
+        key.update(bytes);
+        let mut engine_hash = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(
+            &self.engine.precompile_compatibility_hash(),
+            &mut engine_hash,
+        );
+        key.update(std::hash::Hasher::finish(&engine_hash).to_le_bytes());
+        key.update(env!("CARGO_PKG_VERSION"));
+        let path = dir.join(format!("{:x}.cwasm", key.finalize()));
+        if path.exists() {
+            // SAFETY: the file was written by `precompile_component` of an engine with the same
+            // compatibility hash (part of its name), into wasmtel's own cache directory.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::debug!("ignoring cached {}: {e:#}", path.display()),
+            }
+        }
+        let compiled = self.engine.precompile_component(bytes)?;
+        if let Err(e) = write_atomically(dir, &path, &compiled) {
+            tracing::debug!("cannot cache compiled plugin in {}: {e}", dir.display());
+        }
+        // SAFETY: `compiled` was just produced by this engine.
+        unsafe { Component::deserialize(&self.engine, &compiled) }
+    }
+}
+
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        uuid::Uuid::now_v7()
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Tells a component from what is not one, before the compiler gives a lower-level error.
+fn check_header(bytes: &[u8]) -> Result<(), &'static str> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 0x0d, 0, 1, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err(
+            "it is a core WebAssembly module, not a component: build it for wasm32-wasip2 \
+             (or wrap it with `wasm-tools component new`)",
+        ),
+        Some([0, b'a', b's', b'm', ..]) => Err("it is WebAssembly of an unknown version"),
+        _ => Err("it is not WebAssembly (no `\\0asm` header)"),
+    }
+}
+
+/// A batch of one signal, converted once for the host bindings so that retries resend it as is.
+pub enum Batch {
+    Events(bindings::types::EventBatch),
+    Spans(bindings::types::SpanBatch),
+    Metrics(bindings::types::MetricBatch),
+}
+
+impl Batch {
+    /// The batch's signal, for messages.
+    pub fn signal(&self) -> &'static str {
+        match self {
+            Batch::Events(_) => "event",
+            Batch::Spans(_) => "span",
+            Batch::Metrics(_) => "metric",
+        }
+    }
+}
+
+impl From<sdk::EventBatch> for Batch {
+    fn from(b: sdk::EventBatch) -> Self {
+        Batch::Events(b.into_wit())
+    }
+}
+
+impl From<sdk::SpanBatch> for Batch {
+    fn from(b: sdk::SpanBatch) -> Self {
+        Batch::Spans(b.into_wit())
+    }
+}
+
+impl From<sdk::MetricBatch> for Batch {
+    fn from(b: sdk::MetricBatch) -> Self {
+        Batch::Metrics(b.into_wit())
+    }
+}
+
+/// One running instance of a plugin, with its own store.
+pub struct Instance {
+    store: Store<HostState>,
+    plugin: bindings::Plugin,
+    timeout: Duration,
+}
+
+impl Plugin {
+    /// Creates a fresh instance inside `sandbox`, named `exporter` in logs.
+    pub async fn instantiate(&self, exporter: &str, sandbox: &Sandbox) -> anyhow::Result<Instance> {
+        let exporter: Arc<str> = exporter.into();
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .stdout(stdio::LogStream::new(exporter.clone(), "stdout"))
+            .stderr(stdio::LogStream::new(exporter.clone(), "stderr"));
+        if let Some(dir) = &sandbox.dir {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!("cannot create sandbox directory {}: {e}", dir.display())
+            })?;
+            wasi.preopened_dir(dir, ".", FsPerms::ReadWrite)?;
+        }
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(sandbox.memory_bytes)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits,
+            exporter,
+            deadline: Instant::now(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let timeout = sandbox.timeout;
+        store.epoch_deadline_callback(move |ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Err(DeadlineExceeded(timeout).into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        arm(&mut store, timeout);
+        let plugin = self.pre.instantiate_async(&mut store).await?;
+        Ok(Instance {
+            store,
+            plugin,
+            timeout,
+        })
+    }
+}
+
+/// Starts the deadline of a call: the epoch callback checks it at every tick.
+fn arm(store: &mut Store<HostState>, timeout: Duration) {
+    store.data_mut().deadline = Instant::now() + timeout;
+    store.set_epoch_deadline(1);
+}
+
+fn finish(result: wasmtime::Result<Result<(), PluginError>>) -> Result<(), CallError> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(CallError::Plugin(e)),
+        Err(e) => Err(fault(e)),
+    }
+}
+
+impl Instance {
+    /// Calls `init` with the exporter's config (JSON text).
+    pub async fn init(
+        &mut self,
+        config: &str,
+        exporter: &str,
+        session_id: &str,
+    ) -> Result<(), CallError> {
+        arm(&mut self.store, self.timeout);
+        let context = bindings::Context {
+            exporter_name: exporter.into(),
+            session_id: session_id.into(),
+        };
+        let api = self.plugin.wasmtel_exporter_exporter();
+        finish(api.call_init(&mut self.store, config, &context).await)
+    }
+
+    /// Exports one batch.
+    pub async fn export(&mut self, batch: &Batch) -> Result<(), CallError> {
+        arm(&mut self.store, self.timeout);
+        let api = self.plugin.wasmtel_exporter_exporter();
+        finish(match batch {
+            Batch::Events(b) => api.call_export_events(&mut self.store, b).await,
+            Batch::Spans(b) => api.call_export_spans(&mut self.store, b).await,
+            Batch::Metrics(b) => api.call_export_metrics(&mut self.store, b).await,
+        })
+    }
+
+    /// Asks the plugin to make what it has durable.
+    pub async fn flush(&mut self) -> Result<(), CallError> {
+        arm(&mut self.store, self.timeout);
+        let api = self.plugin.wasmtel_exporter_exporter();
+        finish(api.call_flush(&mut self.store).await)
+    }
+
+    /// The last call.
+    pub async fn shutdown(&mut self) -> Result<(), CallError> {
+        arm(&mut self.store, self.timeout);
+        let api = self.plugin.wasmtel_exporter_exporter();
+        finish(api.call_shutdown(&mut self.store).await)
+    }
+}

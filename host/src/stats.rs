@@ -1,0 +1,140 @@
+//! Per-exporter counters: what was exported, retried, failed and dropped, and why. Updated by
+//! the record call and the exporter's worker; read with [`crate::Telemetry::stats`].
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Live counters of one exporter.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub records_exported: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+    pub dropped_failed: AtomicU64,
+    pub dropped_shutdown: AtomicU64,
+    /// Records accepted into the queue and not yet exported or dropped.
+    pub pending: AtomicU64,
+    pub batches_ok: AtomicU64,
+    pub batches_failed: AtomicU64,
+    pub batches_retried: AtomicU64,
+    pub batches_dropped: AtomicU64,
+    pub faults: AtomicU64,
+    pub restarts: AtomicU64,
+    pub export_nanos: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub fn set_error(&self, error: String) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
+    pub fn snapshot(&self, name: &str, plugin: &str) -> ExporterStats {
+        let get = |c: &AtomicU64| c.load(Relaxed);
+        ExporterStats {
+            name: name.to_string(),
+            plugin: plugin.to_string(),
+            records_exported: get(&self.records_exported),
+            dropped_queue_full: get(&self.dropped_queue_full),
+            dropped_failed: get(&self.dropped_failed),
+            dropped_shutdown: get(&self.dropped_shutdown),
+            pending: get(&self.pending),
+            batches_ok: get(&self.batches_ok),
+            batches_failed: get(&self.batches_failed),
+            batches_retried: get(&self.batches_retried),
+            batches_dropped: get(&self.batches_dropped),
+            faults: get(&self.faults),
+            restarts: get(&self.restarts),
+            export_nanos: get(&self.export_nanos),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+}
+
+/// A snapshot of one exporter's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExporterStats {
+    /// The exporter's name in the config.
+    pub name: String,
+    /// Its plugin (built-in name or path).
+    pub plugin: String,
+    /// Records the plugin accepted.
+    pub records_exported: u64,
+    /// Records dropped by the record call because the exporter's queue was full.
+    pub dropped_queue_full: u64,
+    /// Records dropped because their batch failed for good (permanent error, or retries spent).
+    pub dropped_failed: u64,
+    /// Records dropped because they were recorded after shutdown or not delivered by its deadline.
+    pub dropped_shutdown: u64,
+    /// Records in the queue or in a batch under way.
+    pub pending: u64,
+    /// Export calls that succeeded.
+    pub batches_ok: u64,
+    /// Export calls that failed (each attempt counts).
+    pub batches_failed: u64,
+    /// Export calls that were attempts after a failure.
+    pub batches_retried: u64,
+    /// Batches given up on.
+    pub batches_dropped: u64,
+    /// Traps, deadline overruns and memory exhaustion.
+    pub faults: u64,
+    /// Fresh instances created after a fault.
+    pub restarts: u64,
+    /// Time spent in export calls, in nanoseconds.
+    pub export_nanos: u64,
+    /// The last error or fault, if any.
+    pub last_error: Option<String>,
+}
+
+impl ExporterStats {
+    /// Every record dropped, whatever the reason.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_queue_full + self.dropped_failed + self.dropped_shutdown
+    }
+}
+
+impl std::fmt::Display for ExporterStats {
+    /// One line: `name (plugin): N exported, N dropped (...), ...`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {} exported, {} dropped",
+            self.name,
+            self.plugin,
+            self.records_exported,
+            self.dropped()
+        )?;
+        if self.dropped() > 0 {
+            write!(
+                f,
+                " (queue full {}, failed {}, at shutdown {})",
+                self.dropped_queue_full, self.dropped_failed, self.dropped_shutdown
+            )?;
+        }
+        write!(f, ", {} batches", self.batches_ok)?;
+        if self.batches_failed > 0 {
+            write!(
+                f,
+                ", {} failed calls, {} retries",
+                self.batches_failed, self.batches_retried
+            )?;
+        }
+        if self.faults > 0 {
+            write!(f, ", {} faults, {} restarts", self.faults, self.restarts)?;
+        }
+        if self.pending > 0 {
+            write!(f, ", {} pending", self.pending)?;
+        }
+        if let Some(e) = &self.last_error {
+            write!(f, "; last error: {e}")?;
+        }
+        Ok(())
+    }
+}

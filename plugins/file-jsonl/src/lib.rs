@@ -1,0 +1,154 @@
+//! The `file-jsonl` exporter: writes every batch in the wasmtel record format (one JSON object per
+//! line, `type` = `resource`, `event`, `span` or `metric`) into a file of its sandbox directory.
+//!
+//! Config (the exporter's `config` table):
+//! - `file`: the file name; `{session_id}` is replaced by the session id.
+//!   Default `wasmtel-{session_id}.jsonl`.
+//! - `max_total_bytes`: when the files of the directory together pass this size, the oldest
+//!   files other than the one being written are deleted. `0` disables pruning. Default 100 MiB.
+//! - `dir`: the directory, inside the sandbox. Default `.`, the directory the sandbox grants.
+//!
+//! The same code runs natively (see `wasmtel-sdk`), where `dir` is an ordinary path.
+
+mod format;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use wasmtel_sdk::{Context, Error, EventBatch, Exporter, MetricBatch, SpanBatch, log};
+
+pub use format::LineWriter;
+
+/// The default size budget of the directory: 100 MiB.
+pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 100 * 1024 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Config {
+    file: String,
+    max_total_bytes: u64,
+    dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            file: "wasmtel-{session_id}.jsonl".into(),
+            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
+            dir: ".".into(),
+        }
+    }
+}
+
+/// The exporter: one open file, appended to batch by batch.
+pub struct FileJsonl {
+    dir: PathBuf,
+    path: PathBuf,
+    file: File,
+    lines: LineWriter,
+    max_total_bytes: u64,
+    /// Bytes in the directory at the last scan, plus what was written since.
+    dir_bytes: u64,
+}
+
+impl Exporter for FileJsonl {
+    fn init(config: &str, context: &Context) -> Result<Self, Error> {
+        let config: Config = wasmtel_sdk::parse_config(config)?;
+        if config.file.is_empty() || config.file.contains('/') {
+            return Err(Error::permanent(format!(
+                "invalid config: `file` must be a plain file name, got {:?}",
+                config.file
+            )));
+        }
+        let name = config.file.replace("{session_id}", &context.session_id);
+        let path = config.dir.join(&name);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::permanent(format!("cannot open {}: {e}", path.display())))?;
+        let mut exporter = FileJsonl {
+            dir: config.dir,
+            path,
+            file,
+            lines: LineWriter::default(),
+            max_total_bytes: config.max_total_bytes,
+            dir_bytes: 0,
+        };
+        exporter.prune()?;
+        Ok(exporter)
+    }
+
+    fn export_events(&mut self, batch: &EventBatch) -> Result<(), Error> {
+        self.lines.events(batch);
+        self.write()
+    }
+
+    fn export_spans(&mut self, batch: &SpanBatch) -> Result<(), Error> {
+        self.lines.spans(batch);
+        self.write()
+    }
+
+    fn export_metrics(&mut self, batch: &MetricBatch) -> Result<(), Error> {
+        self.lines.metrics(batch);
+        self.write()
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        self.file.flush()?;
+        Ok(())
+    }
+}
+
+impl FileJsonl {
+    /// Appends the lines of the last batch to the file, then prunes if over budget.
+    fn write(&mut self) -> Result<(), Error> {
+        let bytes = self.lines.take();
+        self.file.write_all(&bytes)?;
+        self.dir_bytes += bytes.len() as u64;
+        if self.max_total_bytes != 0 && self.dir_bytes > self.max_total_bytes {
+            self.prune()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the oldest files of the directory, other than the active one, until the
+    /// directory's files fit in `max_total_bytes`.
+    fn prune(&mut self) -> Result<(), Error> {
+        let mut files = Vec::new();
+        let mut total = 0u64;
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if !meta.is_file() {
+                continue;
+            }
+            total += meta.len();
+            let path = entry.path();
+            if path.file_name() != self.path.file_name() {
+                files.push((meta.modified().ok(), path, meta.len()));
+            }
+        }
+        if self.max_total_bytes != 0 && total > self.max_total_bytes {
+            files.sort();
+            for (_, path, len) in files {
+                if total <= self.max_total_bytes {
+                    break;
+                }
+                match fs::remove_file(&path) {
+                    Ok(()) => {
+                        log::info(&format!("pruned {} ({len} bytes)", path.display()));
+                        total -= len;
+                    }
+                    Err(e) => log::warn(&format!("cannot prune {}: {e}", path.display())),
+                }
+            }
+        }
+        self.dir_bytes = total;
+        Ok(())
+    }
+}
+
+wasmtel_sdk::export!(FileJsonl);

@@ -1,0 +1,229 @@
+//! Write wasmtel exporter plugins in Rust.
+//!
+//! A plugin is a type that implements [`Exporter`], registered with [`export!`] and built for
+//! `wasm32-wasip2` as a `cdylib`:
+//!
+//! ```no_run
+//! use wasmtel_sdk::{Context, Error, EventBatch, Exporter};
+//!
+//! struct Count(u64);
+//!
+//! impl Exporter for Count {
+//!     fn init(_config: &str, _context: &Context) -> Result<Self, Error> {
+//!         Ok(Count(0))
+//!     }
+//!     fn export_events(&mut self, batch: &EventBatch) -> Result<(), Error> {
+//!         for event in &batch.events {
+//!             wasmtel_sdk::log::info(&format!("{}", batch.pool.str(event.name)));
+//!         }
+//!         self.0 += batch.events.len() as u64;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! wasmtel_sdk::export!(Count);
+//! ```
+//!
+//! The same code compiles natively (the macro exports nothing there), so a plugin can be
+//! unit-tested and benchmarked without WebAssembly: build batches with [`encode`] from records of
+//! [`model`] and call the trait's methods directly.
+//!
+//! A batch stores its strings once in `pool.data` and nested items in flat lists; [`view`] turns
+//! the references into `&str`, slices and [`AnyValue`]s without allocating.
+
+extern crate self as wasmtel_sdk;
+
+#[doc(hidden)]
+pub mod bindings;
+pub mod encode;
+pub mod model;
+pub mod view;
+
+use std::cell::RefCell;
+
+#[doc(hidden)]
+pub use bindings as __bindings;
+#[doc(hidden)]
+pub use wit_bindgen::rt as __rt;
+
+/// The batch types of `wasmtel:exporter/types`, as they cross into the plugin.
+pub mod types {
+    pub use crate::bindings::wasmtel::exporter::types::*;
+}
+pub use bindings::exports::wasmtel::exporter::exporter::{Context, Error, Retryable};
+pub use types::{EventBatch, MetricBatch, SpanBatch};
+pub use view::{AnyValue, Attributes, Values};
+
+/// The version of the WIT package this SDK implements.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// An exporter plugin. Every method but [`Exporter::init`] has a default: a plugin implements the
+/// signals it exports; batches of the others are accepted and ignored.
+pub trait Exporter: 'static {
+    /// Creates the exporter from its config table (JSON text; see [`parse_config`]).
+    fn init(config: &str, context: &Context) -> Result<Self, Error>
+    where
+        Self: Sized;
+
+    /// Exports a batch of events.
+    fn export_events(&mut self, batch: &EventBatch) -> Result<(), Error> {
+        let _ = batch;
+        Ok(())
+    }
+
+    /// Exports a batch of spans.
+    fn export_spans(&mut self, batch: &SpanBatch) -> Result<(), Error> {
+        let _ = batch;
+        Ok(())
+    }
+
+    /// Exports a batch of metrics.
+    fn export_metrics(&mut self, batch: &MetricBatch) -> Result<(), Error> {
+        let _ = batch;
+        Ok(())
+    }
+
+    /// Makes everything exported so far durable or sent.
+    fn flush(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// The last call: by default, a flush.
+    fn shutdown(&mut self) -> Result<(), Error> {
+        self.flush()
+    }
+}
+
+impl Error {
+    /// A permanent error: the host drops the batch.
+    pub fn permanent(message: impl std::fmt::Display) -> Self {
+        Error::Permanent(message.to_string())
+    }
+
+    /// A retryable error: the host sends the batch again later.
+    pub fn retryable(message: impl std::fmt::Display, retry_after_ms: Option<u64>) -> Self {
+        Error::Retryable(Retryable {
+            message: message.to_string(),
+            retry_after_ms,
+        })
+    }
+}
+
+impl From<std::io::Error> for Error {
+    /// I/O errors are worth retrying, unless the sandbox forbids the operation.
+    fn from(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound => {
+                Error::permanent(e)
+            }
+            _ => Error::retryable(e, None),
+        }
+    }
+}
+
+/// Parses a plugin's config (JSON text) into `T`, as a permanent error naming what is wrong.
+/// Use `#[serde(deny_unknown_fields)]` on `T` so that misspelt keys are reported.
+pub fn parse_config<T: serde::de::DeserializeOwned>(config: &str) -> Result<T, Error> {
+    serde_json::from_str(config).map_err(|e| Error::permanent(format!("invalid config: {e}")))
+}
+
+/// Writes diagnostics to the host's log, tagged with the exporter's name. Natively they go to
+/// standard error.
+pub mod log {
+    use crate::bindings::wasmtel::exporter::log::Level;
+
+    fn write(level: Level, message: &str) {
+        #[cfg(target_arch = "wasm32")]
+        crate::bindings::wasmtel::exporter::log::log(level, message);
+        #[cfg(not(target_arch = "wasm32"))]
+        eprintln!("{level:?}: {message}");
+    }
+
+    pub fn trace(message: &str) {
+        write(Level::Trace, message)
+    }
+    pub fn debug(message: &str) {
+        write(Level::Debug, message)
+    }
+    pub fn info(message: &str) {
+        write(Level::Info, message)
+    }
+    pub fn warn(message: &str) {
+        write(Level::Warn, message)
+    }
+    pub fn error(message: &str) {
+        write(Level::Error, message)
+    }
+}
+
+thread_local! {
+    static INSTANCE: RefCell<State> = const { RefCell::new(State::New) };
+}
+
+enum State {
+    New,
+    Running(Box<dyn Exporter>),
+    ShutDown,
+}
+
+#[doc(hidden)]
+pub fn __init<T: Exporter>(config: String, context: Context) -> Result<(), Error> {
+    INSTANCE.with_borrow_mut(|state| match state {
+        State::New => {
+            *state = State::Running(Box::new(T::init(&config, &context)?));
+            Ok(())
+        }
+        State::Running(_) => Err(Error::permanent("init called twice")),
+        State::ShutDown => Err(Error::permanent("init called after shutdown")),
+    })
+}
+
+#[doc(hidden)]
+pub fn __with(f: impl FnOnce(&mut dyn Exporter) -> Result<(), Error>) -> Result<(), Error> {
+    INSTANCE.with_borrow_mut(|state| match state {
+        State::Running(exporter) => f(exporter.as_mut()),
+        State::New => Err(Error::permanent("called before init")),
+        State::ShutDown => Err(Error::permanent("called after shutdown")),
+    })
+}
+
+#[doc(hidden)]
+pub fn __shutdown() -> Result<(), Error> {
+    let result = __with(|e| e.shutdown());
+    INSTANCE.with_borrow_mut(|state| *state = State::ShutDown);
+    result
+}
+
+/// Exports `$ty` (an [`Exporter`]) as the component's `wasmtel:exporter/exporter`. Use it once,
+/// in the plugin crate's root. It expands to nothing when not compiling for WebAssembly.
+#[macro_export]
+macro_rules! export {
+    ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            use $crate::__bindings::exports::wasmtel::exporter::exporter as __wit;
+            struct __WasmtelPlugin;
+            impl __wit::Guest for __WasmtelPlugin {
+                fn init(config: String, context: __wit::Context) -> Result<(), __wit::Error> {
+                    $crate::__init::<$ty>(config, context)
+                }
+                fn export_events(batch: $crate::EventBatch) -> Result<(), __wit::Error> {
+                    $crate::__with(|e| e.export_events(&batch))
+                }
+                fn export_spans(batch: $crate::SpanBatch) -> Result<(), __wit::Error> {
+                    $crate::__with(|e| e.export_spans(&batch))
+                }
+                fn export_metrics(batch: $crate::MetricBatch) -> Result<(), __wit::Error> {
+                    $crate::__with(|e| e.export_metrics(&batch))
+                }
+                fn flush() -> Result<(), __wit::Error> {
+                    $crate::__with(|e| e.flush())
+                }
+                fn shutdown() -> Result<(), __wit::Error> {
+                    $crate::__shutdown()
+                }
+            }
+    $crate::__bindings::__export_plugin!(__WasmtelPlugin with_types_in $crate::__bindings);
+        };
+    };
+}

@@ -1,0 +1,241 @@
+//! The owned telemetry data model: what an application records and what a record-format line
+//! holds. [`crate::encode`] lays a list of records out as the batches that cross into a plugin.
+
+pub use crate::bindings::wasmtel::exporter::types::{SpanKind, StatusCode, Temporality};
+
+/// A value, as OpenTelemetry's `AnyValue`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Value {
+    /// No value.
+    #[default]
+    Empty,
+    String(String),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(Vec<u8>),
+    Array(Vec<Value>),
+    Map(Vec<KeyValue>),
+}
+
+macro_rules! value_from {
+    ($($t:ty => $variant:ident $(as $cast:ty)?),* $(,)?) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                Value::$variant((v $(as $cast)?).into())
+            }
+        }
+    )*};
+}
+value_from!(
+    String => String, &str => String, &String => String, bool => Bool,
+    i64 => Int, i32 => Int, u32 => Int, u8 => Int, usize => Int as i64, u64 => Int as i64,
+    f64 => Double, f32 => Double, Vec<u8> => Bytes, Vec<Value> => Array,
+);
+
+/// One attribute.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Value,
+}
+
+impl KeyValue {
+    /// An attribute from anything that converts into a key and a [`Value`].
+    pub fn new(key: impl Into<String>, value: impl Into<Value>) -> Self {
+        Self {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// The instrumentation scope a record comes from; empty by default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub name: String,
+    pub version: String,
+}
+
+/// A W3C trace id (16 bytes, big-endian).
+pub type TraceId = u128;
+/// A W3C span id (8 bytes, big-endian); never zero.
+pub type SpanId = u64;
+
+/// An event: an OpenTelemetry log record with an event name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Event {
+    pub time_unix_nano: u64,
+    pub name: String,
+    /// OpenTelemetry severity number (0 unspecified, 9 info, 13 warn, 17 error, ...).
+    pub severity_number: u8,
+    pub severity_text: String,
+    pub body: Value,
+    pub attributes: Vec<KeyValue>,
+    pub trace_id: Option<TraceId>,
+    pub span_id: Option<SpanId>,
+    pub scope: Scope,
+}
+
+/// Something that happened during a span.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpanEvent {
+    pub time_unix_nano: u64,
+    pub name: String,
+    pub attributes: Vec<KeyValue>,
+}
+
+/// A link to another span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanLink {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub attributes: Vec<KeyValue>,
+}
+
+/// A finished span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Span {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent_span_id: Option<SpanId>,
+    pub name: String,
+    pub kind: SpanKind,
+    pub start_time_unix_nano: u64,
+    pub end_time_unix_nano: u64,
+    pub attributes: Vec<KeyValue>,
+    pub events: Vec<SpanEvent>,
+    pub links: Vec<SpanLink>,
+    pub status: StatusCode,
+    pub status_message: String,
+    pub scope: Scope,
+}
+
+/// A number as an instrument recorded it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Number {
+    Int(i64),
+    Double(f64),
+}
+
+impl Number {
+    /// The value as a float.
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Number::Int(i) => i as f64,
+            Number::Double(d) => d,
+        }
+    }
+}
+
+macro_rules! number_from {
+    ($($t:ty => $variant:ident as $cast:ty),* $(,)?) => {$(
+        impl From<$t> for Number {
+            fn from(v: $t) -> Self {
+                Number::$variant(v as $cast)
+            }
+        }
+    )*};
+}
+number_from!(i64 => Int as i64, i32 => Int as i64, u32 => Int as i64, u64 => Int as i64,
+    usize => Int as i64, f64 => Double as f64, f32 => Double as f64);
+
+/// A data point of a sum or gauge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NumberPoint {
+    pub attributes: Vec<KeyValue>,
+    pub start_time_unix_nano: u64,
+    pub time_unix_nano: u64,
+    pub value: Number,
+}
+
+/// A data point of an explicit-bucket histogram.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramPoint {
+    pub attributes: Vec<KeyValue>,
+    pub start_time_unix_nano: u64,
+    pub time_unix_nano: u64,
+    pub count: u64,
+    pub sum: f64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Upper bucket bounds, ascending.
+    pub bounds: Vec<f64>,
+    /// Counts per bucket: `bounds.len() + 1` of them.
+    pub counts: Vec<u64>,
+}
+
+/// The points of a metric.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetricData {
+    Sum {
+        points: Vec<NumberPoint>,
+        temporality: Temporality,
+        monotonic: bool,
+    },
+    Gauge {
+        points: Vec<NumberPoint>,
+    },
+    Histogram {
+        points: Vec<HistogramPoint>,
+        temporality: Temporality,
+    },
+}
+
+/// A metric stream with its points for one export.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metric {
+    pub name: String,
+    pub description: String,
+    pub unit: String,
+    pub scope: Scope,
+    pub data: MetricData,
+}
+
+/// One line of the record format.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    /// The attributes of the resource that produced the records that follow.
+    Resource(Vec<KeyValue>),
+    Event(Event),
+    Span(Span),
+    Metric(Metric),
+}
+
+impl Event {
+    /// An event named `name` with severity info and no attributes; the host stamps the time
+    /// when it is left at 0.
+    pub fn new(name: impl Into<String>) -> Self {
+        Event {
+            name: name.into(),
+            severity_number: 9,
+            severity_text: "INFO".into(),
+            ..Event::default()
+        }
+    }
+
+    /// Adds an attribute.
+    pub fn attr(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.attributes.push(KeyValue::new(key, value));
+        self
+    }
+
+    /// Sets the severity: an OpenTelemetry severity number and its text.
+    pub fn severity(mut self, number: u8, text: impl Into<String>) -> Self {
+        self.severity_number = number;
+        self.severity_text = text.into();
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Value>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets the time, in nanoseconds since the Unix epoch.
+    pub fn at(mut self, time_unix_nano: u64) -> Self {
+        self.time_unix_nano = time_unix_nano;
+        self
+    }
+}
