@@ -29,6 +29,7 @@ pub mod jsonl;
 mod metrics;
 mod pipeline;
 mod plugin;
+mod replay;
 mod stats;
 
 use std::future::Future;
@@ -43,6 +44,7 @@ use wasmtel_sdk::model::Record;
 pub use api::{ActiveSpan, Counter, Gauge, Histogram, SpanBuilder, SpanContext, UpDownCounter};
 pub use config::Config;
 pub use error::{ConfigError, Error, LoadError};
+pub use replay::{ReplaySummary, replay};
 pub use stats::ExporterStats;
 pub use wasmtel_sdk::model;
 pub use wasmtel_sdk::model::{
@@ -143,8 +145,14 @@ impl TelemetryBuilder {
         if config.enabled {
             let plugins = plugin::Runtime::new(self.cache_dir)
                 .map_err(|e| Error::Runtime(format!("{e:#}")))?;
-            for exporter in config.exporters {
-                let plugin = load(&plugins, &exporter)?;
+            // Load every plugin before starting any, so a bad one stops the start before any
+            // plugin has run (and, say, created a file).
+            let loaded = config
+                .exporters
+                .into_iter()
+                .map(|exporter| Ok((load(&plugins, &exporter)?, exporter)))
+                .collect::<Result<Vec<_>, Error>>()?;
+            for (plugin, exporter) in loaded {
                 let instance = block_on(
                     &runtime,
                     start_instance(plugin.clone(), exporter.clone(), session_id.clone()),

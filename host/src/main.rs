@@ -1,14 +1,12 @@
 //! The `wasmtel` command: replay recorded telemetry through the configured exporter plugins, and
 //! check a configuration.
 
-use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::io::{BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use wasmtel::jsonl::Reader;
 use wasmtel::{Config, Telemetry};
 
 /// wasmtel: telemetry whose exporters are sandboxed WebAssembly components.
@@ -82,66 +80,32 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     })
 }
 
-/// The input, read whole when it is standard input (it cannot be read twice).
-enum Input {
-    File(PathBuf),
-    Stdin(Vec<u8>),
-}
-
-impl Input {
-    fn open(&self) -> anyhow::Result<Box<dyn BufRead + '_>> {
-        Ok(match self {
-            Input::File(path) => Box::new(BufReader::new(
-                std::fs::File::open(path)
-                    .with_context(|| format!("cannot open {}", path.display()))?,
-            )),
-            Input::Stdin(bytes) => Box::new(&bytes[..]),
-        })
-    }
-}
-
 fn replay(name: &str, config: Option<&Path>, quiet: bool) -> anyhow::Result<ExitCode> {
     let config = load_config(config)?;
-    let input = if name == "-" {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .context("cannot read standard input")?;
-        Input::Stdin(bytes)
-    } else {
-        Input::File(PathBuf::from(name))
-    };
-    // First pass: check every line, and count the records for the progress bar.
-    let mut total = 0u64;
-    for record in Reader::new(input.open()?, name) {
-        record?;
-        total += 1;
-    }
-    let telemetry = Telemetry::builder(config).count_only_batching().start()?;
-    let progress = if std::io::stderr().is_terminal() && !quiet && total >= 10_000 {
-        indicatif::ProgressBar::new(total)
+    let builder = Telemetry::builder(config);
+    let progress = if std::io::stderr().is_terminal() && !quiet {
+        indicatif::ProgressBar::new(0)
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let started = Instant::now();
-    let mut read = 0u64;
-    for record in Reader::new(input.open()?, name) {
-        telemetry.record_blocking(record?);
-        read += 1;
-        if read.is_multiple_of(1024) {
-            progress.set_position(read);
+    let show = |done: u64, total: u64| {
+        if total >= 10_000 {
+            progress.set_length(total);
+            progress.set_position(done);
         }
-    }
+    };
+    let summary = if name == "-" {
+        // Standard input cannot be read twice: keep it in memory.
+        let mut bytes = Vec::new();
+        std::io::stdin().read_to_end(&mut bytes).context("cannot read standard input")?;
+        wasmtel::replay(name, || Ok(&bytes[..]), builder, show)?
+    } else {
+        let open = || std::fs::File::open(name).map(BufReader::new);
+        wasmtel::replay(name, open, builder, show)?
+    };
     progress.finish_and_clear();
-    let stats = telemetry.shutdown();
     if !quiet {
-        println!(
-            "replayed {read} records from {name} in {:.2} s",
-            started.elapsed().as_secs_f64()
-        );
-        for exporter in &stats {
-            println!("  {exporter}");
-        }
+        println!("{summary}");
     }
     Ok(ExitCode::SUCCESS)
 }

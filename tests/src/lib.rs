@@ -1,1 +1,47 @@
+//! Support for wasmtel's integration tests: the misbehaving guest plugins, the recorded Codex-like
+//! session of `fixtures/`, and helpers to run configs in temporary directories.
 
+pub mod session;
+
+use std::path::{Path, PathBuf};
+
+/// The `rogue` test plugin: misbehaves as its config says (see `guests/rogue`).
+pub const ROGUE: &str = concat!(env!("OUT_DIR"), "/rogue.wasm");
+
+/// The recorded Codex-like session, in the record format.
+pub fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/codex-session.jsonl")
+}
+
+/// The one `.jsonl` file in `dir`.
+pub fn only_jsonl(dir: &Path) -> PathBuf {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    assert_eq!(files.len(), 1, "one .jsonl file in {}: {files:?}", dir.display());
+    files.into_iter().next().expect("one file")
+}
+
+/// Writes `text` as `config.toml` into `dir` and loads it.
+pub fn config(dir: &Path, text: &str) -> wasmtel::Config {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).expect("write config");
+    wasmtel::Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A line-by-line diff of two texts, for readable assertion messages: the first differing lines.
+pub fn diff(expected: &str, actual: &str) -> String {
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    let mut out = format!("expected {} lines, got {}\n", e.len(), a.len());
+    let mut shown = 0;
+    for i in 0..e.len().max(a.len()) {
+        let (x, y) = (e.get(i), a.get(i));
+        if x != y && shown < 5 {
+            shown += 1;
+            out += &format!("line {}:\n  - {}\n  + {}\n", i + 1, x.unwrap_or(&"<none>"), y.unwrap_or(&"<none>"));
+        }
+    }
+    out
+}

@@ -1,0 +1,107 @@
+//! An exporter that misbehaves on purpose, as its config says, so the tests can show that the
+//! host contains it. Config: `{"action": ACTION, "when": "init" | "export", "path": PATH,
+//! "ms": N}`.
+//!
+//! Sandbox probes (`read`, `write`; a test plants symlinks to follow with `read`) answer `Ok` if the forbidden operation
+//! succeeded, and a permanent error starting with `blocked:` if the sandbox stopped it, so a test
+//! can tell an escape from containment.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use wasmtel_sdk::{Context, Error, EventBatch, Exporter, MetricBatch, SpanBatch};
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    action: String,
+    #[serde(default = "export")]
+    when: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    ms: u64,
+}
+
+fn export() -> String {
+    "export".into()
+}
+
+struct Rogue(Config);
+
+fn blocked(e: std::io::Error) -> Error {
+    Error::permanent(format!("blocked: {e}"))
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = [depth; 64];
+    std::hint::black_box(&frame);
+    recurse(depth + 1) + frame[3]
+}
+
+fn act(config: &Config) -> Result<(), Error> {
+    match config.action.as_str() {
+        "none" => Ok(()),
+        "read" => std::fs::read(&config.path).map(drop).map_err(blocked),
+        "write" => std::fs::write(&config.path, b"escaped\n").map_err(blocked),
+        "panic" => panic!("rogue panics on purpose"),
+        "loop" => loop {
+            std::hint::black_box(());
+        },
+        "oom" => {
+            let mut hog = Vec::new();
+            loop {
+                hog.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hog);
+            }
+        }
+        "recurse" => {
+            std::hint::black_box(recurse(0));
+            Ok(())
+        }
+        "sleep" => {
+            std::thread::sleep(Duration::from_millis(config.ms));
+            Ok(())
+        }
+        "huge_error" => Err(Error::permanent("x".repeat(10 << 20))),
+        "retryable" => Err(Error::retryable("try again", Some(config.ms))),
+        "print" => {
+            println!("rogue says hello on stdout");
+            eprintln!("rogue says hello on stderr");
+            Ok(())
+        }
+        other => Err(Error::permanent(format!("unknown action {other:?}"))),
+    }
+}
+
+impl Rogue {
+    fn on_export(&self) -> Result<(), Error> {
+        if self.0.when == "export" { act(&self.0) } else { Ok(()) }
+    }
+}
+
+impl Exporter for Rogue {
+    fn init(config: &str, _context: &Context) -> Result<Self, Error> {
+        let config: Config = wasmtel_sdk::parse_config(config)?;
+        if config.when == "init" {
+            act(&config)?;
+        }
+        Ok(Rogue(config))
+    }
+
+    fn export_events(&mut self, _batch: &EventBatch) -> Result<(), Error> {
+        self.on_export()
+    }
+
+    fn export_spans(&mut self, _batch: &SpanBatch) -> Result<(), Error> {
+        self.on_export()
+    }
+
+    fn export_metrics(&mut self, _batch: &MetricBatch) -> Result<(), Error> {
+        self.on_export()
+    }
+}
+
+wasmtel_sdk::export!(Rogue);

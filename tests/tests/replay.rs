@@ -1,0 +1,88 @@
+//! The record format end to end: the recorded session through the real file-jsonl component.
+
+use std::io::BufReader;
+
+use wasmtel::jsonl::parse_line;
+use wasmtel::model::Record;
+use wasmtel::{Telemetry, replay};
+use wasmtel_tests::{config, diff, fixture, only_jsonl};
+
+fn records(text: &str) -> Vec<Record> {
+    text.lines().map(|l| parse_line(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+/// Replays `input` into the default file-jsonl exporter writing under `dir/out`; returns what
+/// it wrote.
+fn replay_into(dir: &std::path::Path, input: &std::path::Path) -> (wasmtel::ReplaySummary, String) {
+    let config = config(dir, "[telemetry]\nsession_id = \"replay\"\ndir = \"out\"\n");
+    let open = || std::fs::File::open(input).map(BufReader::new);
+    let summary = replay(&input.display().to_string(), open, Telemetry::builder(config), |_, _| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    let written = std::fs::read_to_string(only_jsonl(&dir.join("out"))).expect("read output");
+    (summary, written)
+}
+
+#[test]
+fn the_fixture_replays_every_record_and_its_output_replays_byte_for_byte() {
+    let original = std::fs::read_to_string(fixture()).expect("the fixture");
+    let expected = records(&original);
+    assert!(expected.len() > 500, "a session of a few hundred records or more");
+
+    let first = tempfile::tempdir().expect("tempdir");
+    let (summary, written) = replay_into(first.path(), &fixture());
+    let data = expected.iter().filter(|r| !matches!(r, Record::Resource(_))).count() as u64;
+    assert_eq!((summary.records, summary.resources), (data, 1));
+    let exporter = &summary.exporters[0];
+    assert_eq!((exporter.records_exported, exporter.dropped()), (data, 0), "{exporter}");
+    assert_eq!(records(&written), expected, "every record, in order, unchanged");
+    assert!(written == original, "the recorded fixture is reproduced exactly:\n{}", diff(&original, &written));
+
+    let second = tempfile::tempdir().expect("tempdir");
+    let first_output = only_jsonl(&first.path().join("out"));
+    let (_, rewritten) = replay_into(second.path(), &first_output);
+    assert!(rewritten == written, "replaying the output reproduces it:\n{}", diff(&written, &rewritten));
+}
+
+#[test]
+fn the_fixture_is_what_the_session_generator_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recorded = std::fs::read_to_string(wasmtel_tests::session::record_into(dir.path())).expect("read");
+    let committed = std::fs::read_to_string(fixture()).expect("the fixture");
+    assert!(
+        recorded == committed,
+        "regenerate with `cargo run -p wasmtel-tests --bin make-fixture`:\n{}",
+        diff(&committed, &recorded)
+    );
+}
+
+#[test]
+fn replay_covers_the_codex_event_catalog() {
+    let text = std::fs::read_to_string(fixture()).expect("the fixture");
+    let names: std::collections::BTreeSet<String> = records(&text)
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Event(e) => Some(e.name),
+            Record::Metric(m) => Some(m.name),
+            Record::Span(s) => Some(format!("span:{}", s.name)),
+            Record::Resource(_) => None,
+        })
+        .collect();
+    for name in [
+        "codex.conversation_starts",
+        "codex.user_prompt",
+        "codex.api_request",
+        "codex.sse_event",
+        "codex.tool_decision",
+        "codex.tool_result",
+        "codex.tool.call",
+        "codex.api_request.duration_ms",
+        "codex.turn.token_usage",
+        "span:session",
+        "span:turn",
+        "span:model_request",
+        "span:tool_call",
+        "span:exec_command",
+    ] {
+        assert!(names.contains(name), "{name} missing from {names:?}");
+    }
+}
