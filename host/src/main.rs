@@ -97,7 +97,9 @@ fn replay(name: &str, config: Option<&Path>, quiet: bool) -> anyhow::Result<Exit
     let summary = if name == "-" {
         // Standard input cannot be read twice: keep it in memory.
         let mut bytes = Vec::new();
-        std::io::stdin().read_to_end(&mut bytes).context("cannot read standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("cannot read standard input")?;
         wasmtel::replay(name, || Ok(&bytes[..]), builder, show)?
     } else {
         let open = || std::fs::File::open(name).map(BufReader::new);

@@ -202,7 +202,6 @@ impl Worker {
             };
             Counters::add(&c.batches_failed, 1);
             let message = format!("{} batch of {n}: {error}", batch.signal());
-            tracing::warn!(exporter = %self.config.name, "{message}");
             c.set_error(message.clone());
             let wait = match &error {
                 CallError::Plugin(PluginError::Permanent(_)) => {
@@ -223,6 +222,7 @@ impl Worker {
                 self.give_up(n, &message);
                 return;
             }
+            tracing::warn!(exporter = %self.config.name, "{message}; retrying in {} ms", wait.as_millis());
             attempt += 1;
             tokio::time::sleep(wait.min(MAX_BACKOFF)).await;
         }

@@ -30,7 +30,13 @@ impl std::fmt::Display for ReplaySummary {
             n if n > 1 => format!(" (and {n} resources)"),
             _ => String::new(),
         };
-        write!(f, "replayed {} records{resources} from {} in {:.2} s", self.records, self.input, self.elapsed.as_secs_f64())?;
+        write!(
+            f,
+            "replayed {} records{resources} from {} in {:.2} s",
+            self.records,
+            self.input,
+            self.elapsed.as_secs_f64()
+        )?;
         for exporter in &self.exporters {
             write!(f, "\n  {exporter}")?;
         }
@@ -48,7 +54,12 @@ pub fn replay<R: BufRead>(
     builder: TelemetryBuilder,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ReplaySummary, Error> {
-    let open = || open().map_err(|source| Error::Io { what: format!("cannot open {name}"), source });
+    let open = || {
+        open().map_err(|source| Error::Io {
+            what: format!("cannot open {name}"),
+            source,
+        })
+    };
     let mut total = 0u64;
     for record in Reader::new(open()?, name) {
         record?;
@@ -71,5 +82,11 @@ pub fn replay<R: BufRead>(
     }
     progress(records + resources, total);
     let exporters = telemetry.shutdown();
-    Ok(ReplaySummary { input: name.to_string(), records, resources, elapsed: started.elapsed(), exporters })
+    Ok(ReplaySummary {
+        input: name.to_string(),
+        records,
+        resources,
+        elapsed: started.elapsed(),
+        exporters,
+    })
 }

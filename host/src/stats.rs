@@ -118,7 +118,7 @@ impl std::fmt::Display for ExporterStats {
                 self.dropped_queue_full, self.dropped_failed, self.dropped_shutdown
             )?;
         }
-        write!(f, ", {} batches", self.batches_ok)?;
+        write!(f, ", {} batches ok", self.batches_ok)?;
         if self.batches_failed > 0 {
             write!(
                 f,

@@ -20,7 +20,12 @@ pub fn only_jsonl(dir: &Path) -> PathBuf {
         .map(|e| e.expect("a directory entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .collect();
-    assert_eq!(files.len(), 1, "one .jsonl file in {}: {files:?}", dir.display());
+    assert_eq!(
+        files.len(),
+        1,
+        "one .jsonl file in {}: {files:?}",
+        dir.display()
+    );
     files.into_iter().next().expect("one file")
 }
 
@@ -40,7 +45,12 @@ pub fn diff(expected: &str, actual: &str) -> String {
         let (x, y) = (e.get(i), a.get(i));
         if x != y && shown < 5 {
             shown += 1;
-            out += &format!("line {}:\n  - {}\n  + {}\n", i + 1, x.unwrap_or(&"<none>"), y.unwrap_or(&"<none>"));
+            out += &format!(
+                "line {}:\n  - {}\n  + {}\n",
+                i + 1,
+                x.unwrap_or(&"<none>"),
+                y.unwrap_or(&"<none>")
+            );
         }
     }
     out

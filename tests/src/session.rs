@@ -5,7 +5,9 @@
 //! interval counters, histograms and a gauge.
 
 use wasmtel::model::{HistogramPoint, NumberPoint, Record, Span, SpanEvent};
-use wasmtel::{Event, KeyValue, Metric, MetricData, Number, Scope, SpanKind, StatusCode, Temporality, Value};
+use wasmtel::{
+    Event, KeyValue, Metric, MetricData, Number, Scope, SpanKind, StatusCode, Temporality, Value,
+};
 
 /// The session's start: 2026-11-20T09:00:00Z.
 const T0: u64 = 1_795_165_200_000_000_000;
@@ -64,7 +66,13 @@ fn add<K: PartialEq>(list: &mut Vec<(K, i64)>, key: K, n: i64) {
 impl Session {
     fn common(&self) -> Vec<KeyValue> {
         vec![
-            kv("event.timestamp", humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(self.now)).to_string()),
+            kv(
+                "event.timestamp",
+                humantime::format_rfc3339_millis(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(self.now),
+                )
+                .to_string(),
+            ),
             kv("conversation.id", self.conversation_id.as_str()),
             kv("app.version", "0.144.0"),
             kv("auth_mode", "ChatGPT"),
@@ -87,7 +95,10 @@ impl Session {
             attributes,
             trace_id: Some(self.trace_id),
             span_id: Some(span_id),
-            scope: Scope { name: "codex_otel".into(), version: "0.144.0".into() },
+            scope: Scope {
+                name: "codex_otel".into(),
+                version: "0.144.0".into(),
+            },
         }));
     }
 
@@ -96,7 +107,17 @@ impl Session {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn span(&mut self, id: u64, parent: Option<u64>, name: &str, kind: SpanKind, start: u64, attributes: Vec<KeyValue>, events: Vec<SpanEvent>, error: Option<&str>) {
+    fn span(
+        &mut self,
+        id: u64,
+        parent: Option<u64>,
+        name: &str,
+        kind: SpanKind,
+        start: u64,
+        attributes: Vec<KeyValue>,
+        events: Vec<SpanEvent>,
+        error: Option<&str>,
+    ) {
         self.records.push(Record::Span(Span {
             trace_id: self.trace_id,
             span_id: id,
@@ -108,15 +129,26 @@ impl Session {
             attributes,
             events,
             links: Vec::new(),
-            status: if error.is_some() { StatusCode::Error } else { StatusCode::Unset },
+            status: if error.is_some() {
+                StatusCode::Error
+            } else {
+                StatusCode::Unset
+            },
             status_message: error.unwrap_or_default().into(),
-            scope: Scope { name: "codex_core".into(), version: "0.144.0".into() },
+            scope: Scope {
+                name: "codex_core".into(),
+                version: "0.144.0".into(),
+            },
         }));
     }
 
     /// Moves the clock on by `ms` plus up to `spread` ms, plus sub-millisecond jitter.
     fn advance(&mut self, ms: u64, spread: u64) {
-        let extra = if spread == 0 { 0 } else { self.rng.below(spread) };
+        let extra = if spread == 0 {
+            0
+        } else {
+            self.rng.below(spread)
+        };
         self.now += (ms + extra) * MS + self.rng.below(1000) * 1000;
     }
 
@@ -129,7 +161,14 @@ impl Session {
         let turn_span = self.span_id();
         let turn_start = self.now;
         let prompt_length = self.ms(20, 400);
-        self.event("codex.user_prompt", vec![kv("prompt_length", prompt_length), kv("prompt", "[REDACTED]")], turn_span);
+        self.event(
+            "codex.user_prompt",
+            vec![
+                kv("prompt_length", prompt_length),
+                kv("prompt", "[REDACTED]"),
+            ],
+            turn_span,
+        );
         let tool_count = self.rng.below(4);
         let mut token_total = 0;
         // One model request per tool round trip, plus the final answer.
@@ -163,14 +202,29 @@ impl Session {
             let mut span_events = Vec::new();
             for kind in ["response.created", "response.output_item.added"] {
                 self.advance(20, 80);
-                span_events.push(SpanEvent { time_unix_nano: self.now, name: kind.into(), attributes: vec![] });
+                span_events.push(SpanEvent {
+                    time_unix_nano: self.now,
+                    name: kind.into(),
+                    attributes: vec![],
+                });
                 let duration = self.ms(1, 40);
-                self.event("codex.sse_event", vec![kv("event.kind", kind), kv("duration_ms", duration)], request_span);
+                self.event(
+                    "codex.sse_event",
+                    vec![kv("event.kind", kind), kv("duration_ms", duration)],
+                    request_span,
+                );
             }
             for _ in 0..1 + self.rng.below(3) {
                 self.advance(30, 200);
                 let duration = self.ms(1, 15);
-                self.event("codex.sse_event", vec![kv("event.kind", "response.output_text.delta"), kv("duration_ms", duration)], request_span);
+                self.event(
+                    "codex.sse_event",
+                    vec![
+                        kv("event.kind", "response.output_text.delta"),
+                        kv("duration_ms", duration),
+                    ],
+                    request_span,
+                );
             }
             self.advance(40, 0);
             let input = self.ms(2_000, 30_000);
@@ -194,7 +248,12 @@ impl Session {
                 ],
                 request_span,
             );
-            for (token_type, n) in [("input", input), ("cached_input", cached), ("output", output), ("reasoning_output", reasoning)] {
+            for (token_type, n) in [
+                ("input", input),
+                ("cached_input", cached),
+                ("output", output),
+                ("reasoning_output", reasoning),
+            ] {
                 add(&mut self.metrics.tokens, token_type, n);
             }
             self.span(
@@ -203,7 +262,11 @@ impl Session {
                 "model_request",
                 SpanKind::Client,
                 request_start,
-                vec![kv("gen_ai.request.model", MODEL), kv("gen_ai.usage.input_tokens", input), kv("gen_ai.usage.output_tokens", output)],
+                vec![
+                    kv("gen_ai.request.model", MODEL),
+                    kv("gen_ai.usage.input_tokens", input),
+                    kv("gen_ai.usage.output_tokens", output),
+                ],
                 span_events,
                 None,
             );
@@ -218,7 +281,10 @@ impl Session {
             "turn",
             SpanKind::Internal,
             turn_start,
-            vec![kv("turn.index", turn as i64), kv("turn.token_total", token_total)],
+            vec![
+                kv("turn.index", turn as i64),
+                kv("turn.token_total", token_total),
+            ],
             Vec::new(),
             None,
         );
@@ -227,20 +293,32 @@ impl Session {
     fn tool_call(&mut self, turn_span: u64, turn: u64, round: u64) {
         let tool = TOOLS[self.rng.below(TOOLS.len() as u64) as usize];
         let call_id = format!("call_{turn:02}_{round}_{:06x}", self.rng.below(1 << 24));
-        let decision = if self.rng.below(10) == 0 { "denied" } else { "approved" };
+        let decision = if self.rng.below(10) == 0 {
+            "denied"
+        } else {
+            "approved"
+        };
         let source = if tool == "shell" { "user" } else { "config" };
         let tool_span = self.span_id();
         self.advance(5, 2_000);
         self.event(
             "codex.tool_decision",
-            vec![kv("tool_name", tool), kv("tool_namespace", ""), kv("call_id", call_id.as_str()), kv("decision", decision), kv("source", source)],
+            vec![
+                kv("tool_name", tool),
+                kv("tool_namespace", ""),
+                kv("call_id", call_id.as_str()),
+                kv("decision", decision),
+                kv("source", source),
+            ],
             tool_span,
         );
         let start = self.now;
         let success = decision == "approved" && self.rng.below(8) != 0;
         let arguments = match tool {
             "shell" => r#"{"command":["cargo","test"],"workdir":"/work"}"#,
-            "apply_patch" => r#"{"input":"*** Begin Patch\n*** Update File: src/lib.rs\n*** End Patch"}"#,
+            "apply_patch" => {
+                r#"{"input":"*** Begin Patch\n*** Update File: src/lib.rs\n*** End Patch"}"#
+            }
             "read_file" => r#"{"path":"README.md"}"#,
             _ => r#"{"query":"wasmtime epoch interruption"}"#,
         };
@@ -255,13 +333,23 @@ impl Session {
                 "exec_command",
                 SpanKind::Internal,
                 exec_start,
-                vec![kv("process.command_args", Value::Array(vec!["cargo".into(), "test".into()])), kv("process.exit.code", exit_code)],
+                vec![
+                    kv(
+                        "process.command_args",
+                        Value::Array(vec!["cargo".into(), "test".into()]),
+                    ),
+                    kv("process.exit.code", exit_code),
+                ],
                 Vec::new(),
                 (!success).then_some("exit status 101"),
             );
         }
         self.advance(3, 50);
-        let output = if success { "ok: 42 passed; 0 failed" } else { "error: command failed\nexit status 101" };
+        let output = if success {
+            "ok: 42 passed; 0 failed"
+        } else {
+            "error: command failed\nexit status 101"
+        };
         let duration = ((self.now - start) / MS) as i64;
         self.event(
             "codex.tool_result",
@@ -276,9 +364,23 @@ impl Session {
             ],
             tool_span,
         );
-        self.span(tool_span, Some(turn_span), "tool_call", SpanKind::Internal, start, vec![kv("tool_name", tool), kv("call_id", call_id.as_str())], Vec::new(), (!success).then_some(output));
+        self.span(
+            tool_span,
+            Some(turn_span),
+            "tool_call",
+            SpanKind::Internal,
+            start,
+            vec![kv("tool_name", tool), kv("call_id", call_id.as_str())],
+            Vec::new(),
+            (!success).then_some(output),
+        );
         let key = (tool.to_string(), success);
-        match self.metrics.tool_calls.iter_mut().find(|(t, s, _)| (t.as_str(), *s) == (key.0.as_str(), key.1)) {
+        match self
+            .metrics
+            .tool_calls
+            .iter_mut()
+            .find(|(t, s, _)| (t.as_str(), *s) == (key.0.as_str(), key.1))
+        {
             Some((_, _, n)) => *n += 1,
             None => self.metrics.tool_calls.push((key.0, key.1, 1)),
         }
@@ -289,18 +391,50 @@ impl Session {
         let m = std::mem::take(&mut self.metrics);
         let (start, now) = (m.interval_start, self.now);
         self.metrics.interval_start = now;
-        let scope = Scope { name: "codex".into(), version: "0.144.0".into() };
-        let point = |attributes: Vec<KeyValue>, value: i64| NumberPoint { attributes, start_time_unix_nano: start, time_unix_nano: now, value: Number::Int(value) };
+        let scope = Scope {
+            name: "codex".into(),
+            version: "0.144.0".into(),
+        };
+        let point = |attributes: Vec<KeyValue>, value: i64| NumberPoint {
+            attributes,
+            start_time_unix_nano: start,
+            time_unix_nano: now,
+            value: Number::Int(value),
+        };
         let sum = |name: &str, unit: &str, points: Vec<NumberPoint>| Metric {
             name: name.into(),
             description: String::new(),
             unit: unit.into(),
             scope: scope.clone(),
-            data: MetricData::Sum { points, temporality: Temporality::Delta, monotonic: true },
+            data: MetricData::Sum {
+                points,
+                temporality: Temporality::Delta,
+                monotonic: true,
+            },
         };
-        let tool_points = m.tool_calls.iter().map(|(t, s, n)| point(vec![kv("tool", t.as_str()), kv("success", *s)], *n)).collect();
-        let request_points = m.api_requests.iter().map(|(status, n)| point(vec![kv("status", i64::from(*status)), kv("success", *status == 200)], *n)).collect();
-        let token_points = m.tokens.iter().map(|(t, n)| point(vec![kv("token_type", *t)], *n)).collect();
+        let tool_points = m
+            .tool_calls
+            .iter()
+            .map(|(t, s, n)| point(vec![kv("tool", t.as_str()), kv("success", *s)], *n))
+            .collect();
+        let request_points = m
+            .api_requests
+            .iter()
+            .map(|(status, n)| {
+                point(
+                    vec![
+                        kv("status", i64::from(*status)),
+                        kv("success", *status == 200),
+                    ],
+                    *n,
+                )
+            })
+            .collect();
+        let token_points = m
+            .tokens
+            .iter()
+            .map(|(t, n)| point(vec![kv("token_type", *t)], *n))
+            .collect();
         let bounds = vec![0.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0];
         let mut counts = vec![0u64; bounds.len() + 1];
         for d in &m.api_durations {
@@ -337,7 +471,9 @@ impl Session {
                 description: String::new(),
                 unit: "{process}".into(),
                 scope,
-                data: MetricData::Gauge { points: vec![point(vec![], running_processes)] },
+                data: MetricData::Gauge {
+                    points: vec![point(vec![], running_processes)],
+                },
             },
         ];
         self.records.extend(metrics.into_iter().map(Record::Metric));
@@ -363,7 +499,10 @@ pub fn records() -> Vec<Record> {
         now: T0,
         trace_id: 0,
         conversation_id: "019a7c5e-3b2d-7c41-9f0e-5a6b7c8d9e0f".into(),
-        metrics: Metrics { interval_start: T0, ..Metrics::default() },
+        metrics: Metrics {
+            interval_start: T0,
+            ..Metrics::default()
+        },
     };
     s.trace_id = (u128::from(s.rng.next()) << 64) | u128::from(s.rng.next());
     let session_span = s.span_id();
@@ -377,7 +516,10 @@ pub fn records() -> Vec<Record> {
             kv("auto_compact_token_limit", 244_800),
             kv("approval_policy", "on-request"),
             kv("sandbox_policy", "workspace-write"),
-            kv("mcp_servers", Value::Array(vec!["github".into(), "linear".into()])),
+            kv(
+                "mcp_servers",
+                Value::Array(vec!["github".into(), "linear".into()]),
+            ),
         ],
         session_span,
     );
@@ -389,7 +531,19 @@ pub fn records() -> Vec<Record> {
         }
         s.advance(2_000, 20_000);
     }
-    s.span(session_span, None, "session", SpanKind::Internal, T0, vec![kv("conversation.id", "019a7c5e-3b2d-7c41-9f0e-5a6b7c8d9e0f")], Vec::new(), None);
+    s.span(
+        session_span,
+        None,
+        "session",
+        SpanKind::Internal,
+        T0,
+        vec![kv(
+            "conversation.id",
+            "019a7c5e-3b2d-7c41-9f0e-5a6b7c8d9e0f",
+        )],
+        Vec::new(),
+        None,
+    );
     s.records
 }
 
@@ -400,7 +554,10 @@ pub fn record_into(dir: &std::path::Path) -> std::path::PathBuf {
         dir,
         "[telemetry]\nsession_id = \"fixture\"\n[exporters.session]\nplugin = \"file-jsonl\"\nsandbox = { dir = \"out\" }\n",
     );
-    let telemetry = wasmtel::Telemetry::builder(config).count_only_batching().start().expect("start");
+    let telemetry = wasmtel::Telemetry::builder(config)
+        .count_only_batching()
+        .start()
+        .expect("start");
     for record in records() {
         telemetry.record_blocking(record);
     }

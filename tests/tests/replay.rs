@@ -8,7 +8,9 @@ use wasmtel::{Telemetry, replay};
 use wasmtel_tests::{config, diff, fixture, only_jsonl};
 
 fn records(text: &str) -> Vec<Record> {
-    text.lines().map(|l| parse_line(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+    text.lines()
+        .map(|l| parse_line(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 /// Replays `input` into the default file-jsonl exporter writing under `dir/out`; returns what
@@ -16,8 +18,13 @@ fn records(text: &str) -> Vec<Record> {
 fn replay_into(dir: &std::path::Path, input: &std::path::Path) -> (wasmtel::ReplaySummary, String) {
     let config = config(dir, "[telemetry]\nsession_id = \"replay\"\ndir = \"out\"\n");
     let open = || std::fs::File::open(input).map(BufReader::new);
-    let summary = replay(&input.display().to_string(), open, Telemetry::builder(config), |_, _| {})
-        .unwrap_or_else(|e| panic!("{e}"));
+    let summary = replay(
+        &input.display().to_string(),
+        open,
+        Telemetry::builder(config),
+        |_, _| {},
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let written = std::fs::read_to_string(only_jsonl(&dir.join("out"))).expect("read output");
     (summary, written)
 }
@@ -26,27 +33,50 @@ fn replay_into(dir: &std::path::Path, input: &std::path::Path) -> (wasmtel::Repl
 fn the_fixture_replays_every_record_and_its_output_replays_byte_for_byte() {
     let original = std::fs::read_to_string(fixture()).expect("the fixture");
     let expected = records(&original);
-    assert!(expected.len() > 500, "a session of a few hundred records or more");
+    assert!(
+        expected.len() > 500,
+        "a session of a few hundred records or more"
+    );
 
     let first = tempfile::tempdir().expect("tempdir");
     let (summary, written) = replay_into(first.path(), &fixture());
-    let data = expected.iter().filter(|r| !matches!(r, Record::Resource(_))).count() as u64;
+    let data = expected
+        .iter()
+        .filter(|r| !matches!(r, Record::Resource(_)))
+        .count() as u64;
     assert_eq!((summary.records, summary.resources), (data, 1));
     let exporter = &summary.exporters[0];
-    assert_eq!((exporter.records_exported, exporter.dropped()), (data, 0), "{exporter}");
-    assert_eq!(records(&written), expected, "every record, in order, unchanged");
-    assert!(written == original, "the recorded fixture is reproduced exactly:\n{}", diff(&original, &written));
+    assert_eq!(
+        (exporter.records_exported, exporter.dropped()),
+        (data, 0),
+        "{exporter}"
+    );
+    assert_eq!(
+        records(&written),
+        expected,
+        "every record, in order, unchanged"
+    );
+    assert!(
+        written == original,
+        "the recorded fixture is reproduced exactly:\n{}",
+        diff(&original, &written)
+    );
 
     let second = tempfile::tempdir().expect("tempdir");
     let first_output = only_jsonl(&first.path().join("out"));
     let (_, rewritten) = replay_into(second.path(), &first_output);
-    assert!(rewritten == written, "replaying the output reproduces it:\n{}", diff(&written, &rewritten));
+    assert!(
+        rewritten == written,
+        "replaying the output reproduces it:\n{}",
+        diff(&written, &rewritten)
+    );
 }
 
 #[test]
 fn the_fixture_is_what_the_session_generator_records() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let recorded = std::fs::read_to_string(wasmtel_tests::session::record_into(dir.path())).expect("read");
+    let recorded =
+        std::fs::read_to_string(wasmtel_tests::session::record_into(dir.path())).expect("read");
     let committed = std::fs::read_to_string(fixture()).expect("the fixture");
     assert!(
         recorded == committed,

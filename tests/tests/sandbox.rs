@@ -8,7 +8,9 @@ use wasmtel::{ExporterStats, Telemetry, replay};
 use wasmtel_tests::{ROGUE, config, fixture, only_jsonl};
 
 fn rogue(name: &str, action: &str, path: &str, dir: Option<&str>) -> String {
-    let sandbox = dir.map(|d| format!("sandbox = {{ dir = {d:?} }}\n")).unwrap_or_default();
+    let sandbox = dir
+        .map(|d| format!("sandbox = {{ dir = {d:?} }}\n"))
+        .unwrap_or_default();
     format!(
         "[exporters.{name}]\nplugin = {ROGUE:?}\nconfig = {{ action = {action:?}, path = {path:?} }}\n{sandbox}"
     )
@@ -29,40 +31,84 @@ fn escapes_from_the_sandbox_directory_fail_inside_the_plugin_and_the_rest_goes_o
     text += &rogue("read_etc_passwd", "read", "/etc/passwd", Some("r1"));
     text += &rogue("read_dotdot", "read", "../secret.txt", Some("r2"));
     text += &rogue("write_dotdot", "write", "../escaped.txt", Some("r3"));
-    text += &rogue("write_absolute", "write", &escaped_abs.display().to_string(), Some("r4"));
+    text += &rogue(
+        "write_absolute",
+        "write",
+        &escaped_abs.display().to_string(),
+        Some("r4"),
+    );
     text += &rogue("read_symlink", "read", "link", Some("linked"));
     text += &rogue("read_without_dir", "read", "secret.txt", None);
     let config = config(root, &text);
 
     let open = || std::fs::File::open(fixture()).map(BufReader::new);
-    let summary = replay("fixture", open, Telemetry::builder(config), |_, _| {}).unwrap_or_else(|e| panic!("{e}"));
+    let summary = replay("fixture", open, Telemetry::builder(config), |_, _| {})
+        .unwrap_or_else(|e| panic!("{e}"));
     let stats = |name: &str| -> &ExporterStats {
-        summary.exporters.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no {name}"))
+        summary
+            .exporters
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no {name}"))
     };
 
     let healthy = stats("healthy");
-    assert_eq!((healthy.records_exported, healthy.dropped()), (summary.records, 0), "{healthy}");
-    let written = std::fs::read_to_string(only_jsonl(&root.join("healthy"))).expect("healthy output");
-    assert_eq!(written, std::fs::read_to_string(fixture()).expect("fixture"));
+    assert_eq!(
+        (healthy.records_exported, healthy.dropped()),
+        (summary.records, 0),
+        "{healthy}"
+    );
+    let written =
+        std::fs::read_to_string(only_jsonl(&root.join("healthy"))).expect("healthy output");
+    assert_eq!(
+        written,
+        std::fs::read_to_string(fixture()).expect("fixture")
+    );
 
-    for name in ["read_etc_passwd", "read_dotdot", "write_dotdot", "write_absolute", "read_symlink", "read_without_dir"] {
+    for name in [
+        "read_etc_passwd",
+        "read_dotdot",
+        "write_dotdot",
+        "write_absolute",
+        "read_symlink",
+        "read_without_dir",
+    ] {
         let s = stats(name);
         assert_eq!(s.records_exported, 0, "{s}");
-        assert_eq!(s.dropped_failed, summary.records, "every batch failed and was counted: {s}");
+        assert_eq!(
+            s.dropped_failed, summary.records,
+            "every batch failed and was counted: {s}"
+        );
         assert_eq!(s.faults, 0, "an I/O error is not a fault: {s}");
         let error = s.last_error.as_deref().unwrap_or_default();
-        assert!(error.contains("permanent error: blocked:"), "the sandbox refused it: {s}");
+        assert!(
+            error.contains("permanent error: blocked:"),
+            "the sandbox refused it: {s}"
+        );
     }
-    assert!(!root.join("escaped.txt").exists() && !escaped_abs.exists(), "nothing written outside");
-    assert_eq!(std::fs::read_to_string(&secret).expect("secret"), "secret\n");
+    assert!(
+        !root.join("escaped.txt").exists() && !escaped_abs.exists(),
+        "nothing written outside"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&secret).expect("secret"),
+        "secret\n"
+    );
     let entries = |dir: &str| -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(root.join(dir))
-            .map(|d| d.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         names.sort();
         names
     };
-    assert_eq!(entries("r3"), Vec::<String>::new(), "nothing written inside either");
+    assert_eq!(
+        entries("r3"),
+        Vec::<String>::new(),
+        "nothing written inside either"
+    );
     assert!(Path::new(&root.join("linked/link")).exists());
 }
 
@@ -76,9 +122,17 @@ fn a_probe_inside_the_directory_succeeds_so_the_escape_tests_can_fail() {
     text += &rogue("write_own", "write", "written.txt", Some("own"));
     let config = config(tmp.path(), &text);
     let open = || std::fs::File::open(fixture()).map(BufReader::new);
-    let summary = replay("fixture", open, Telemetry::builder(config), |_, _| {}).unwrap_or_else(|e| panic!("{e}"));
+    let summary = replay("fixture", open, Telemetry::builder(config), |_, _| {})
+        .unwrap_or_else(|e| panic!("{e}"));
     for s in &summary.exporters {
-        assert_eq!((s.records_exported, s.dropped()), (summary.records, 0), "{s}");
+        assert_eq!(
+            (s.records_exported, s.dropped()),
+            (summary.records, 0),
+            "{s}"
+        );
     }
-    assert_eq!(std::fs::read_to_string(tmp.path().join("own/written.txt")).expect("written"), "escaped\n");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("own/written.txt")).expect("written"),
+        "escaped\n"
+    );
 }

@@ -6,6 +6,6 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+pub use self::wasmtel::exporter::log::Level;
+pub use self::wasmtel::exporter::types;
 pub use exports::wasmtel::exporter::exporter::{Context, Error};
-pub use wasmtel::exporter::log::Level;
-pub use wasmtel::exporter::types;

@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 
 fn main() {
-    let out = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(wasmtel_tests::fixture);
+    let out = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(wasmtel_tests::fixture);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let recorded = wasmtel_tests::session::record_into(dir.path());
     std::fs::copy(&recorded, &out).expect("copy the recording");

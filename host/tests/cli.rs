@@ -1,0 +1,279 @@
+//! The `wasmtel` command as a user runs it: real binary, real files, the embedded plugins.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/codex-session.jsonl")
+}
+
+/// Runs `wasmtel args` in `dir`; returns (success, stdout, stderr).
+fn wasmtel(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("WASMTEL_LOG")
+        .output()
+        .expect("run wasmtel");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn replay_on_the_embedded_default_writes_every_record_into_logs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ok, stdout, stderr) = wasmtel(dir.path(), &["replay", fixture().to_str().expect("utf-8")]);
+    assert!(ok, "{stderr}");
+    let written: Vec<PathBuf> = files_under(&dir.path().join("logs"));
+    assert_eq!(written.len(), 1, "{written:?}");
+    let name = written[0]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with("wasmtel-") && name.ends_with(".jsonl"),
+        "{name}"
+    );
+    let expected = std::fs::read_to_string(fixture()).expect("fixture");
+    assert_eq!(
+        std::fs::read_to_string(&written[0]).expect("output"),
+        expected
+    );
+    let records = expected.lines().count() - 1;
+    assert!(
+        stdout.starts_with(&format!(
+            "replayed {records} records (and 1 resource) from "
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "session (file-jsonl): {records} exported, 0 dropped"
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn replay_reads_standard_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = std::fs::File::open(fixture()).expect("fixture");
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
+        .args(["replay", "-"])
+        .current_dir(dir.path())
+        .stdin(input)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from - in"));
+    assert_eq!(files_under(&dir.path().join("logs")).len(), 1);
+}
+
+/// Runs a replay that must fail: one error line naming what is wrong, a failed exit, and
+/// nothing written anywhere in `dir` but the inputs.
+fn fails_cleanly(dir: &Path, args: &[&str], expected: &[&str]) {
+    let before = files_under(dir);
+    let (ok, stdout, stderr) = wasmtel(dir, args);
+    assert!(!ok, "must fail: {stdout}");
+    assert_eq!(stderr.lines().count(), 1, "one error line: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    for part in expected {
+        assert!(stderr.contains(part), "{part:?} not in {stderr:?}");
+    }
+    assert_eq!(files_under(dir), before, "nothing written");
+}
+
+fn with_config(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("config.toml"), text).expect("write config");
+    dir
+}
+
+#[test]
+fn an_unknown_config_key_is_named_with_file_and_line() {
+    let dir = with_config(
+        "[telemetry]\nenabled = true\n\n[exporters.session]\nplugin = \"file-jsonl\"\nmax_batch = 10\n",
+    );
+    let fixture = fixture();
+    fails_cleanly(
+        dir.path(),
+        &[
+            "replay",
+            "--config",
+            "config.toml",
+            fixture.to_str().expect("utf-8"),
+        ],
+        &[
+            "config.toml:6:1",
+            "`exporters.session.max_batch`",
+            "unknown field `max_batch`",
+            "expected one of",
+        ],
+    );
+}
+
+#[test]
+fn a_wrong_type_is_named_with_its_key_path() {
+    let dir = with_config(
+        "[exporters.session]\nplugin = \"file-jsonl\"\nqueue = { capacity = \"big\" }\n",
+    );
+    let fixture = fixture();
+    fails_cleanly(
+        dir.path(),
+        &[
+            "replay",
+            "--config",
+            "config.toml",
+            fixture.to_str().expect("utf-8"),
+        ],
+        &[
+            "config.toml:3:",
+            "`exporters.session.queue.capacity`",
+            "invalid type: string \"big\"",
+        ],
+    );
+}
+
+#[test]
+fn a_bad_value_is_named_with_its_key_path() {
+    let dir =
+        with_config("[exporters.session]\nplugin = \"file-jsonl\"\nqueue = { max_batch = 0 }\n");
+    let fixture = fixture();
+    fails_cleanly(
+        dir.path(),
+        &[
+            "replay",
+            "--config",
+            "config.toml",
+            fixture.to_str().expect("utf-8"),
+        ],
+        &[
+            "config.toml:3:",
+            "`exporters.session.queue.max_batch`",
+            "nonzero",
+        ],
+    );
+}
+
+#[test]
+fn a_missing_plugin_file_is_named() {
+    let dir = with_config("[exporters.mine]\nplugin = \"plugins/missing.wasm\"\n");
+    let fixture = fixture();
+    fails_cleanly(
+        dir.path(),
+        &[
+            "replay",
+            "--config",
+            "config.toml",
+            fixture.to_str().expect("utf-8"),
+        ],
+        &[
+            "config.toml:2: exporter `mine`",
+            "missing.wasm",
+            "no such file",
+        ],
+    );
+}
+
+#[test]
+fn a_component_that_is_not_an_exporter_is_refused() {
+    let dir = with_config("[exporters.mine]\nplugin = \"empty.wasm\"\n");
+    // The smallest valid component: a header and nothing else, so it exports nothing.
+    std::fs::write(dir.path().join("empty.wasm"), b"\0asm\x0d\0\x01\0").expect("write");
+    let fixture = fixture();
+    fails_cleanly(
+        dir.path(),
+        &[
+            "replay",
+            "--config",
+            "config.toml",
+            fixture.to_str().expect("utf-8"),
+        ],
+        &[
+            "exporter `mine`",
+            "empty.wasm",
+            "not a wasmtel exporter",
+            "wasmtel:exporter/exporter@0.1.0",
+            "its exports: none",
+        ],
+    );
+}
+
+#[test]
+fn a_core_module_or_garbage_is_refused_with_what_it_is() {
+    for (bytes, what) in [
+        (&b"\0asm\x01\0\0\0"[..], "core WebAssembly module"),
+        (&b"hello, world"[..], "not WebAssembly"),
+    ] {
+        let dir = with_config("[exporters.mine]\nplugin = \"thing.wasm\"\n");
+        std::fs::write(dir.path().join("thing.wasm"), bytes).expect("write");
+        let fixture = fixture();
+        fails_cleanly(
+            dir.path(),
+            &[
+                "replay",
+                "--config",
+                "config.toml",
+                fixture.to_str().expect("utf-8"),
+            ],
+            &[what],
+        );
+    }
+}
+
+#[test]
+fn an_invalid_record_line_is_named_by_number_and_nothing_is_exported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture = std::fs::read_to_string(fixture()).expect("fixture");
+    let mut lines: Vec<&str> = fixture.lines().collect();
+    lines[2] = "{\"type\":\"event\",";
+    std::fs::write(dir.path().join("input.jsonl"), lines.join("\n")).expect("write");
+    fails_cleanly(
+        dir.path(),
+        &["replay", "input.jsonl"],
+        &["input.jsonl:3: invalid JSON", "EOF"],
+    );
+
+    lines[2] = "{\"type\":\"event\",\"time\":\"2026-11-20T09:00:00Z\",\"colour\":\"blue\"}";
+    std::fs::write(dir.path().join("input.jsonl"), lines.join("\n")).expect("write");
+    fails_cleanly(
+        dir.path(),
+        &["replay", "input.jsonl"],
+        &["input.jsonl:3: invalid record", "unknown field `colour`"],
+    );
+}
+
+#[test]
+fn check_reports_each_exporter() {
+    let dir = with_config(
+        "[exporters.good]\nplugin = \"file-jsonl\"\n[exporters.bad]\nplugin = \"gone.wasm\"\n",
+    );
+    let (ok, stdout, _) = wasmtel(dir.path(), &["check", "--config", "config.toml"]);
+    assert!(!ok);
+    assert!(stdout.contains("good: ok"), "{stdout}");
+    assert!(
+        stdout.contains("bad: error: config.toml:4: exporter `bad`: plugin `"),
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = wasmtel(dir.path(), &["check"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "session: ok\n");
+}
