@@ -16,6 +16,9 @@ pub enum Error {
         origin: String,
         source: LoadError,
     },
+    /// An instance of an exporter's plugin could not be created.
+    #[error("exporter `{exporter}`: cannot instantiate its plugin: {reason}")]
+    Instantiate { exporter: String, reason: String },
     /// An exporter's plugin failed in `init`.
     #[error("{origin}exporter `{exporter}`: init failed: {reason}")]
     Init {

@@ -28,7 +28,7 @@ mod error;
 pub mod jsonl;
 mod metrics;
 mod pipeline;
-mod plugin;
+pub mod plugin;
 mod replay;
 mod stats;
 
@@ -199,7 +199,9 @@ fn load(plugins: &plugin::Runtime, exporter: &ExporterConfig) -> Result<plugin::
     };
     let what = exporter.plugin.to_string();
     let bytes = match &exporter.plugin {
-        PluginSource::Builtin(name) => std::borrow::Cow::Borrowed(builtin::bytes(name)),
+        PluginSource::Builtin(name) => std::borrow::Cow::Borrowed(
+            builtin::bytes(name).expect("config accepts only built-in names"),
+        ),
         PluginSource::File(path) => std::borrow::Cow::Owned(std::fs::read(path).map_err(|e| {
             err(LoadError {
                 plugin: what.clone(),
@@ -226,8 +228,7 @@ async fn start_instance(
     };
     let mut instance = plugin
         .instantiate(&exporter.name, &exporter.sandbox)
-        .await
-        .map_err(|e| err(format!("cannot instantiate: {e:#}")))?;
+        .await?;
     instance
         .init(&exporter.plugin_config, &exporter.name, &session_id)
         .await
@@ -263,7 +264,7 @@ pub fn check(config: &Config, cache_dir: Option<PathBuf>) -> Vec<(String, Result
     };
     let plugins = match plugin::Runtime::new(cache_dir) {
         Ok(p) => p,
-        Err(e) => return vec![("runtime".into(), Err(Error::Runtime(format!("{e:#}"))))],
+        Err(e) => return vec![("runtime".into(), Err(e))],
     };
     let session_id = config
         .session_id

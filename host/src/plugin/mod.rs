@@ -1,5 +1,19 @@
 //! The plugin runtime: compiles exporter components (with an on-disk cache), links them against
-//! the WASI subset their sandbox grants, and runs each configured exporter in its own store.
+//! the WASI subset their sandbox grants, and runs each instance in its own store.
+//!
+//! [`crate::Telemetry`] drives plugins through this module; it is public for tools that drive one
+//! plugin directly (fixture harnesses, benchmarks):
+//!
+//! ```no_run
+//! # async fn demo(batch: wasmtel::plugin::Batch) -> Result<(), wasmtel::Error> {
+//! use wasmtel::plugin::{Runtime, Sandbox, builtin};
+//! let runtime = Runtime::new(None)?;
+//! let plugin = runtime.load("file-jsonl", builtin("file-jsonl").unwrap())?;
+//! let mut instance = plugin.instantiate("demo", &Sandbox::default()).await?;
+//! instance.init("{}", "demo", "session-1").await.map_err(|e| wasmtel::Error::Runtime(e.to_string()))?;
+//! instance.export(&batch).await.map_err(|e| wasmtel::Error::Runtime(e.to_string()))?;
+//! # Ok(()) }
+//! ```
 
 mod bindings;
 mod convert;
@@ -16,7 +30,8 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::error::LoadError;
+pub use crate::builtin::bytes as builtin;
+use crate::error::{Error, LoadError};
 use convert::IntoWit;
 
 pub use bindings::Error as PluginError;
@@ -27,7 +42,8 @@ pub const EXPORTER_INTERFACE: &str = "wasmtel:exporter/exporter@0.1.0";
 /// How often the epoch advances: the granularity of call deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// What a sandboxed instance may use.
+/// What a sandboxed instance may use. The default grants no directory, 64 MiB of memory and
+/// 5 s per call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sandbox {
     /// The one host directory the plugin sees (as its current directory), if any.
@@ -36,6 +52,16 @@ pub struct Sandbox {
     pub memory_bytes: usize,
     /// The longest one call into the plugin may run.
     pub timeout: Duration,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox {
+            dir: None,
+            memory_bytes: crate::config::DEFAULT_MEMORY_MIB as usize * 1024 * 1024,
+            timeout: Duration::from_millis(crate::config::DEFAULT_TIMEOUT_MS),
+        }
+    }
 }
 
 /// Compiles and links plugins. One per [`crate::Telemetry`]; cheap to share behind an `Arc`.
@@ -135,7 +161,11 @@ fn fault(e: wasmtime::Error) -> CallError {
 
 impl Runtime {
     /// A runtime whose compiled plugins are cached in `cache_dir` (none: no cache).
-    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Runtime> {
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Runtime, Error> {
+        Runtime::with_cache(cache_dir).map_err(|e| Error::Runtime(format!("{e:#}")))
+    }
+
+    fn with_cache(cache_dir: Option<PathBuf>) -> anyhow::Result<Runtime> {
         let mut config = wasmtime::Config::new();
         config
             .wasm_component_model(true)
@@ -312,7 +342,16 @@ pub struct Instance {
 
 impl Plugin {
     /// Creates a fresh instance inside `sandbox`, named `exporter` in logs.
-    pub async fn instantiate(&self, exporter: &str, sandbox: &Sandbox) -> anyhow::Result<Instance> {
+    pub async fn instantiate(&self, exporter: &str, sandbox: &Sandbox) -> Result<Instance, Error> {
+        self.try_instantiate(exporter, sandbox)
+            .await
+            .map_err(|e| Error::Instantiate {
+                exporter: exporter.to_string(),
+                reason: format!("{e:#}"),
+            })
+    }
+
+    async fn try_instantiate(&self, exporter: &str, sandbox: &Sandbox) -> anyhow::Result<Instance> {
         let exporter: Arc<str> = exporter.into();
         let mut wasi = WasiCtxBuilder::new();
         wasi.allow_tcp(false)

@@ -4,8 +4,9 @@
 //! Config (the exporter's `config` table):
 //! - `file`: the file name; `{session_id}` is replaced by the session id.
 //!   Default `wasmtel-{session_id}.jsonl`.
-//! - `max_total_bytes`: when the files of the directory together pass this size, the oldest
-//!   files other than the one being written are deleted. `0` disables pruning. Default 100 MiB.
+//! - `max_total_bytes`: when the files of the directory together pass this size, the oldest of
+//!   this exporter's other files (names that match `file` with any session id) are deleted until
+//!   they fit; other files are counted but never deleted. `0` disables pruning. Default 100 MiB.
 //! - `dir`: the directory, inside the sandbox. Default `.`, the directory the sandbox grants.
 //!
 //! The same code runs natively (see `wasmtel-sdk`), where `dir` is an ordinary path.
@@ -46,11 +47,17 @@ impl Default for Config {
 pub struct FileJsonl {
     dir: PathBuf,
     path: PathBuf,
+    /// What the names of this exporter's files start and end with (around the session id).
+    pattern: (String, String),
     file: File,
     lines: LineWriter,
     max_total_bytes: u64,
     /// Bytes in the directory at the last scan, plus what was written since.
     dir_bytes: u64,
+    /// `dir_bytes` past which the directory is scanned again.
+    next_scan: u64,
+    /// Whether the directory was found over budget with nothing left to delete.
+    warned: bool,
 }
 
 impl Exporter for FileJsonl {
@@ -63,6 +70,10 @@ impl Exporter for FileJsonl {
             )));
         }
         let name = config.file.replace("{session_id}", &context.session_id);
+        let pattern = match config.file.split_once("{session_id}") {
+            Some((prefix, suffix)) => (prefix.to_string(), suffix.to_string()),
+            None => (name.clone(), String::new()),
+        };
         let path = config.dir.join(&name);
         let file = OpenOptions::new()
             .create(true)
@@ -72,10 +83,13 @@ impl Exporter for FileJsonl {
         let mut exporter = FileJsonl {
             dir: config.dir,
             path,
+            pattern,
             file,
             lines: LineWriter::default(),
             max_total_bytes: config.max_total_bytes,
             dir_bytes: 0,
+            next_scan: 0,
+            warned: false,
         };
         exporter.prune()?;
         Ok(exporter)
@@ -108,13 +122,13 @@ impl FileJsonl {
         let bytes = self.lines.take();
         self.file.write_all(&bytes)?;
         self.dir_bytes += bytes.len() as u64;
-        if self.max_total_bytes != 0 && self.dir_bytes > self.max_total_bytes {
+        if self.max_total_bytes != 0 && self.dir_bytes > self.next_scan {
             self.prune()?;
         }
         Ok(())
     }
 
-    /// Deletes the oldest files of the directory, other than the active one, until the
+    /// Deletes the oldest files of this exporter, other than the active one, until the
     /// directory's files fit in `max_total_bytes`.
     fn prune(&mut self) -> Result<(), Error> {
         let mut files = Vec::new();
@@ -127,7 +141,13 @@ impl FileJsonl {
             }
             total += meta.len();
             let path = entry.path();
-            if path.file_name() != self.path.file_name() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let (prefix, suffix) = &self.pattern;
+            let ours = name.len() >= prefix.len() + suffix.len()
+                && name.starts_with(prefix.as_str())
+                && name.ends_with(suffix.as_str());
+            if ours && path.file_name() != self.path.file_name() {
                 files.push((meta.modified().ok(), path, meta.len()));
             }
         }
@@ -145,6 +165,21 @@ impl FileJsonl {
                     Err(e) => log::warn(&format!("cannot prune {}: {e}", path.display())),
                 }
             }
+        }
+        // Scan again once the budget is passed; if it cannot be met, after another 1/16 of it.
+        self.next_scan = if total > self.max_total_bytes {
+            total.saturating_add(self.max_total_bytes / 16)
+        } else {
+            self.max_total_bytes
+        };
+        if self.max_total_bytes != 0 && total > self.max_total_bytes && !self.warned {
+            self.warned = true;
+            log::warn(&format!(
+                "{} holds {total} bytes, over max_total_bytes = {}, and nothing more of this \
+                 exporter's can be deleted (the file being written is kept)",
+                self.dir.display(),
+                self.max_total_bytes
+            ));
         }
         self.dir_bytes = total;
         Ok(())

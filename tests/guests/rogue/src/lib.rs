@@ -78,7 +78,11 @@ fn act(config: &Config) -> Result<(), Error> {
 
 impl Rogue {
     fn on_export(&self) -> Result<(), Error> {
-        if self.0.when == "export" { act(&self.0) } else { Ok(()) }
+        if self.0.when == "export" {
+            act(&self.0)
+        } else {
+            Ok(())
+        }
     }
 }
 

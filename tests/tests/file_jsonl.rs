@@ -1,0 +1,108 @@
+//! The built-in file-jsonl plugin, run as a component: file naming and the directory budget.
+
+use std::io::BufReader;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use wasmtel::{Telemetry, replay};
+use wasmtel_tests::{config, fixture};
+
+fn write_old(path: &Path, bytes: usize, age_hours: u64) {
+    std::fs::write(path, vec![b'x'; bytes]).expect("write");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open");
+    file.set_modified(SystemTime::now() - Duration::from_secs(age_hours * 3600))
+        .expect("set mtime");
+}
+
+#[test]
+fn over_budget_the_oldest_files_of_the_exporter_are_deleted_and_nothing_else() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    write_old(&logs.join("codex-session-a.jsonl"), 200_000, 30);
+    write_old(&logs.join("codex-session-b.jsonl"), 200_000, 20);
+    write_old(&logs.join("codex-session-c.jsonl"), 200_000, 10);
+    write_old(&logs.join("codex-tui.log"), 300_000, 40);
+    let config = config(
+        tmp.path(),
+        "[telemetry]\nsession_id = \"now\"\nmax_total_bytes = 1000000\n\
+         [exporters.session]\nplugin = \"file-jsonl\"\nconfig = { file = \"codex-session-{session_id}.jsonl\" }\n",
+    );
+    let open = || std::fs::File::open(fixture()).map(BufReader::new);
+    let summary = replay("fixture", open, Telemetry::builder(config), |_, _| {}).expect("replay");
+    assert_eq!(summary.exporters[0].dropped(), 0);
+
+    let active = std::fs::metadata(logs.join("codex-session-now.jsonl"))
+        .expect("the active file")
+        .len();
+    assert!(
+        active > 300_000,
+        "the fixture is large enough to pass the budget: {active}"
+    );
+    let exists = |name: &str| logs.join(name).exists();
+    assert!(
+        exists("codex-tui.log"),
+        "a file that is not the exporter's is never deleted"
+    );
+    assert!(
+        !exists("codex-session-a.jsonl"),
+        "the oldest of the exporter's files went first"
+    );
+    let left: u64 = std::fs::read_dir(&logs)
+        .expect("ls")
+        .map(|e| e.expect("entry").metadata().expect("meta").len())
+        .sum();
+    assert!(
+        left <= 1_000_000,
+        "the directory fits its budget again: {left}"
+    );
+    assert!(
+        exists("codex-session-c.jsonl"),
+        "only as many as needed were deleted"
+    );
+}
+
+#[test]
+fn the_file_name_takes_the_session_id_and_a_plain_name_is_required() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let good = config(
+        tmp.path(),
+        "[telemetry]\nsession_id = \"s-42\"\n[exporters.session]\nplugin = \"file-jsonl\"\nconfig = { file = \"run-{session_id}.jsonl\", max_total_bytes = 0 }\n",
+    );
+    let telemetry = Telemetry::start(good).expect("start");
+    telemetry.event(wasmtel::Event::new("hello"));
+    telemetry.shutdown();
+    let text =
+        std::fs::read_to_string(tmp.path().join("logs/run-s-42.jsonl")).expect("named by session");
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("\"name\":\"hello\"")),
+        "{text}"
+    );
+
+    for (bad, expected) in [
+        (
+            "config = { file = \"../up.jsonl\" }",
+            "`file` must be a plain file name",
+        ),
+        ("config = { flie = \"x.jsonl\" }", "unknown field `flie`"),
+    ] {
+        let bad = config(
+            tmp.path(),
+            &format!("[exporters.session]\nplugin = \"file-jsonl\"\n{bad}\n"),
+        );
+        let error = Telemetry::start(bad)
+            .err()
+            .expect("init must fail")
+            .to_string();
+        assert!(
+            error.contains("exporter `session`: init failed: permanent error: invalid config"),
+            "{error}"
+        );
+        assert!(error.contains(expected), "{error}");
+    }
+}
