@@ -1,1 +1,153 @@
-fn main() {}
+//! Benchmarks, each beside a peer measured in the same run:
+//! - the record call (an event with the fixture's attributes into a running pipeline), beside
+//!   building the same event alone;
+//! - exporting a batch of the fixture's events into file-jsonl as a Wasm component, beside the
+//!   same exporter compiled natively; the events/s of both and their ratio are printed at the end;
+//! - a whole replay of the fixture (parse, pipeline, Wasm export).
+//!
+//! The exporters write to /dev/null, so the figures are of wasmtel and the plugin, not the disk.
+
+use std::hint::black_box;
+use std::io::BufReader;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use file_jsonl::FileJsonl;
+use wasmtel::model::{Event, KeyValue, Record};
+use wasmtel::plugin::{Batch, Runtime, Sandbox, builtin};
+use wasmtel::{Config, Telemetry};
+use wasmtel_sdk::encode::event_batch;
+use wasmtel_sdk::{Context, Exporter};
+
+const DEV_NULL_CONFIG: &str = r#"{"file":"null","max_total_bytes":0}"#;
+
+fn fixture_path() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/codex-session.jsonl"))
+}
+
+fn fixture() -> (Vec<KeyValue>, Vec<Event>) {
+    let file = std::fs::File::open(fixture_path()).expect("the fixture");
+    let mut resource = Vec::new();
+    let mut events = Vec::new();
+    for record in wasmtel::jsonl::Reader::new(BufReader::new(file), "fixture") {
+        match record.expect("a valid fixture") {
+            Record::Resource(r) => resource = r,
+            Record::Event(e) => events.push(e),
+            _ => {}
+        }
+    }
+    (resource, events)
+}
+
+/// A config whose one exporter, file-jsonl, writes to /dev/null.
+fn dev_null_config() -> Config {
+    let text = "[exporters.null]\nplugin = \"file-jsonl\"\n\
+                config = { file = \"null\", max_total_bytes = 0 }\n\
+                sandbox = { dir = \"/dev\" }\nqueue = { capacity = 65536 }\n";
+    Config::parse(text, Path::new("bench.toml"), Path::new(".")).expect("a valid config")
+}
+
+fn record_call(c: &mut Criterion) {
+    let (_, events) = fixture();
+    let template = events.iter().find(|e| e.name == "codex.tool_result").expect("a tool result").clone();
+    let telemetry = Telemetry::start(dev_null_config()).expect("start");
+    let mut group = c.benchmark_group("record");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("build the event (peer)", |b| b.iter(|| black_box(template.clone())));
+    group.bench_function("build and record the event", |b| b.iter(|| telemetry.event(template.clone())));
+    group.finish();
+    for s in telemetry.shutdown() {
+        println!("record benchmark exporter: {s}");
+    }
+}
+
+struct Exporters {
+    resource: Vec<KeyValue>,
+    events: Vec<Event>,
+    rt: tokio::runtime::Runtime,
+    wasm: wasmtel::plugin::Instance,
+    native: FileJsonl,
+}
+
+impl Exporters {
+    fn new() -> Self {
+        let (resource, events) = fixture();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let runtime = Runtime::new(wasmtel::default_cache_dir()).expect("runtime");
+        let plugin = runtime.load("file-jsonl", builtin("file-jsonl").expect("built in")).expect("load");
+        let sandbox = Sandbox { dir: Some("/dev".into()), ..Sandbox::default() };
+        let wasm = rt.block_on(async {
+            let mut instance = plugin.instantiate("bench", &sandbox).await.expect("instantiate");
+            instance.init(DEV_NULL_CONFIG, "bench", "bench").await.expect("init");
+            instance
+        });
+        let context = Context { exporter_name: "bench".into(), session_id: "bench".into() };
+        let native_config = r#"{"file":"null","max_total_bytes":0,"dir":"/dev"}"#;
+        let native = FileJsonl::init(native_config, &context).unwrap_or_else(|e| panic!("{e:?}"));
+        Exporters { resource, events, rt, wasm, native }
+    }
+
+    fn wasm(&mut self) {
+        let batch = Batch::from(event_batch(&self.resource, &self.events));
+        self.rt.block_on(self.wasm.export(&batch)).expect("export");
+    }
+
+    fn native(&mut self) {
+        let batch = event_batch(&self.resource, &self.events);
+        self.native.export_events(&batch).expect("export");
+    }
+}
+
+fn export(c: &mut Criterion) {
+    let mut x = Exporters::new();
+    let n = x.events.len() as u64;
+    let mut group = c.benchmark_group(format!("export {n} events into file-jsonl"));
+    group.throughput(Throughput::Elements(n));
+    group.bench_function("native (peer)", |b| b.iter(|| x.native()));
+    group.bench_function("wasm", |b| b.iter(|| x.wasm()));
+    group.finish();
+
+    // The ratio, measured the same way for both, back to back.
+    let rate = |f: &mut dyn FnMut()| {
+        let end = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < end {
+            f();
+        }
+        let (start, mut batches) = (Instant::now(), 0u64);
+        while start.elapsed() < Duration::from_secs(2) {
+            f();
+            batches += 1;
+        }
+        (batches * n) as f64 / start.elapsed().as_secs_f64()
+    };
+    let native = rate(&mut || x.native());
+    let wasm = rate(&mut || x.wasm());
+    println!(
+        "\nexport into file-jsonl, batches of {n} fixture events (encode + export): \
+         native {native:.0} events/s, wasm {wasm:.0} events/s, wasm/native = {:.2}\n",
+        wasm / native
+    );
+}
+
+fn replay(c: &mut Criterion) {
+    let (_, events) = fixture();
+    let records = std::fs::read_to_string(fixture_path()).expect("fixture").lines().count() as u64 - 1;
+    let mut group = c.benchmark_group("replay");
+    group.throughput(Throughput::Elements(records));
+    group.bench_function(format!("the fixture ({records} records, {} events), start to shutdown", events.len()), |b| {
+        b.iter(|| {
+            let open = || std::fs::File::open(fixture_path()).map(BufReader::new);
+            let summary = wasmtel::replay("fixture", open, Telemetry::builder(dev_null_config()), |_, _| {}).expect("replay");
+            assert_eq!(summary.exporters[0].records_exported, records);
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = record_call, export, replay
+}
+criterion_main!(benches);

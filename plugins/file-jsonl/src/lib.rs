@@ -91,7 +91,9 @@ impl Exporter for FileJsonl {
             next_scan: 0,
             warned: false,
         };
-        exporter.prune()?;
+        if exporter.max_total_bytes != 0 {
+            exporter.prune()?;
+        }
         Ok(exporter)
     }
 
