@@ -23,7 +23,10 @@ use wasmtel_sdk::{Context, Exporter};
 const DEV_NULL_CONFIG: &str = r#"{"file":"null","max_total_bytes":0}"#;
 
 fn fixture_path() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/codex-session.jsonl"))
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/codex-session.jsonl"
+    ))
 }
 
 fn fixture() -> (Vec<KeyValue>, Vec<Event>) {
@@ -50,12 +53,20 @@ fn dev_null_config() -> Config {
 
 fn record_call(c: &mut Criterion) {
     let (_, events) = fixture();
-    let template = events.iter().find(|e| e.name == "codex.tool_result").expect("a tool result").clone();
+    let template = events
+        .iter()
+        .find(|e| e.name == "codex.tool_result")
+        .expect("a tool result")
+        .clone();
     let telemetry = Telemetry::start(dev_null_config()).expect("start");
     let mut group = c.benchmark_group("record");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("build the event (peer)", |b| b.iter(|| black_box(template.clone())));
-    group.bench_function("build and record the event", |b| b.iter(|| telemetry.event(template.clone())));
+    group.bench_function("build the event (peer)", |b| {
+        b.iter(|| black_box(template.clone()))
+    });
+    group.bench_function("build and record the event", |b| {
+        b.iter(|| telemetry.event(template.clone()))
+    });
     group.finish();
     for s in telemetry.shutdown() {
         println!("record benchmark exporter: {s}");
@@ -73,19 +84,42 @@ struct Exporters {
 impl Exporters {
     fn new() -> Self {
         let (resource, events) = fixture();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         let runtime = Runtime::new(wasmtel::default_cache_dir()).expect("runtime");
-        let plugin = runtime.load("file-jsonl", builtin("file-jsonl").expect("built in")).expect("load");
-        let sandbox = Sandbox { dir: Some("/dev".into()), ..Sandbox::default() };
+        let plugin = runtime
+            .load("file-jsonl", builtin("file-jsonl").expect("built in"))
+            .expect("load");
+        let sandbox = Sandbox {
+            dir: Some("/dev".into()),
+            ..Sandbox::default()
+        };
         let wasm = rt.block_on(async {
-            let mut instance = plugin.instantiate("bench", &sandbox).await.expect("instantiate");
-            instance.init(DEV_NULL_CONFIG, "bench", "bench").await.expect("init");
+            let mut instance = plugin
+                .instantiate("bench", &sandbox)
+                .await
+                .expect("instantiate");
+            instance
+                .init(DEV_NULL_CONFIG, "bench", "bench")
+                .await
+                .expect("init");
             instance
         });
-        let context = Context { exporter_name: "bench".into(), session_id: "bench".into() };
+        let context = Context {
+            exporter_name: "bench".into(),
+            session_id: "bench".into(),
+        };
         let native_config = r#"{"file":"null","max_total_bytes":0,"dir":"/dev"}"#;
         let native = FileJsonl::init(native_config, &context).unwrap_or_else(|e| panic!("{e:?}"));
-        Exporters { resource, events, rt, wasm, native }
+        Exporters {
+            resource,
+            events,
+            rt,
+            wasm,
+            native,
+        }
     }
 
     fn wasm(&mut self) {
@@ -132,16 +166,32 @@ fn export(c: &mut Criterion) {
 
 fn replay(c: &mut Criterion) {
     let (_, events) = fixture();
-    let records = std::fs::read_to_string(fixture_path()).expect("fixture").lines().count() as u64 - 1;
+    let records = std::fs::read_to_string(fixture_path())
+        .expect("fixture")
+        .lines()
+        .count() as u64
+        - 1;
     let mut group = c.benchmark_group("replay");
     group.throughput(Throughput::Elements(records));
-    group.bench_function(format!("the fixture ({records} records, {} events), start to shutdown", events.len()), |b| {
-        b.iter(|| {
-            let open = || std::fs::File::open(fixture_path()).map(BufReader::new);
-            let summary = wasmtel::replay("fixture", open, Telemetry::builder(dev_null_config()), |_, _| {}).expect("replay");
-            assert_eq!(summary.exporters[0].records_exported, records);
-        })
-    });
+    group.bench_function(
+        format!(
+            "the fixture ({records} records, {} events), start to shutdown",
+            events.len()
+        ),
+        |b| {
+            b.iter(|| {
+                let open = || std::fs::File::open(fixture_path()).map(BufReader::new);
+                let summary = wasmtel::replay(
+                    "fixture",
+                    open,
+                    Telemetry::builder(dev_null_config()),
+                    |_, _| {},
+                )
+                .expect("replay");
+                assert_eq!(summary.exporters[0].records_exported, records);
+            })
+        },
+    );
     group.finish();
 }
 

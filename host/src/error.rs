@@ -9,12 +9,12 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// An exporter's plugin could not be loaded.
-    #[error("{origin}exporter `{exporter}`: {source}")]
+    #[error("{origin}exporter `{exporter}`: {error}")]
     Load {
         exporter: String,
         /// `file:line: ` of the exporter's `plugin` key, when it comes from a file.
         origin: String,
-        source: LoadError,
+        error: LoadError,
     },
     /// An instance of an exporter's plugin could not be created.
     #[error("exporter `{exporter}`: cannot instantiate its plugin: {reason}")]

@@ -59,11 +59,15 @@ impl<R: BufRead> Iterator for Reader<R> {
             if self.line.trim().is_empty() {
                 continue;
             }
-            return Some(parse_line(&self.line).map_err(|message| Error::Record {
-                file: self.name.clone(),
-                line: self.line_number,
-                message,
-            }));
+            return Some(
+                parse_line(self.line.trim_end_matches(['\n', '\r'])).map_err(|message| {
+                    Error::Record {
+                        file: self.name.clone(),
+                        line: self.line_number,
+                        message,
+                    }
+                }),
+            );
         }
     }
 }

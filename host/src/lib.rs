@@ -195,7 +195,7 @@ fn load(plugins: &plugin::Runtime, exporter: &ExporterConfig) -> Result<plugin::
     let err = |source: LoadError| Error::Load {
         exporter: exporter.name.clone(),
         origin: exporter.origin.clone(),
-        source,
+        error: source,
     };
     let what = exporter.plugin.to_string();
     let bytes = match &exporter.plugin {

@@ -135,27 +135,15 @@ impl Worker {
             return;
         }
         let records = std::mem::take(batch);
-        let events: Vec<_> = records
-            .iter()
-            .filter_map(|r| match &**r {
-                Record::Event(e) => Some(e),
-                _ => None,
-            })
-            .collect();
-        let spans: Vec<_> = records
-            .iter()
-            .filter_map(|r| match &**r {
-                Record::Span(s) => Some(s),
-                _ => None,
-            })
-            .collect();
-        let metrics: Vec<_> = records
-            .iter()
-            .filter_map(|r| match &**r {
-                Record::Metric(m) => Some(m),
-                _ => None,
-            })
-            .collect();
+        let (mut events, mut spans, mut metrics) = (Vec::new(), Vec::new(), Vec::new());
+        for record in &records {
+            match &**record {
+                Record::Event(e) => events.push(e),
+                Record::Span(s) => spans.push(s),
+                Record::Metric(m) => metrics.push(m),
+                Record::Resource(_) => unreachable!("a resource ends the batch instead"),
+            }
+        }
         if !events.is_empty() {
             let n = events.len() as u64;
             self.deliver(Batch::from(encode::event_batch(&self.resource, events)), n)

@@ -107,20 +107,27 @@ fn with_config(text: &str) -> tempfile::TempDir {
     dir
 }
 
-#[test]
-fn an_unknown_config_key_is_named_with_file_and_line() {
-    let dir = with_config(
-        "[telemetry]\nenabled = true\n\n[exporters.session]\nplugin = \"file-jsonl\"\nmax_batch = 10\n",
-    );
+/// Replaying the fixture with the config `text` (and `files` beside it) fails cleanly with an
+/// error that contains every part of `expected`.
+fn config_fails(text: &str, files: &[(&str, &[u8])], expected: &[&str]) {
+    let dir = with_config(text);
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).expect("write");
+    }
     let fixture = fixture();
+    let input = fixture.to_str().expect("utf-8");
     fails_cleanly(
         dir.path(),
-        &[
-            "replay",
-            "--config",
-            "config.toml",
-            fixture.to_str().expect("utf-8"),
-        ],
+        &["replay", "--config", "config.toml", input],
+        expected,
+    );
+}
+
+#[test]
+fn an_unknown_config_key_is_named_with_file_and_line() {
+    config_fails(
+        "[telemetry]\nenabled = true\n\n[exporters.session]\nplugin = \"file-jsonl\"\nmax_batch = 10\n",
+        &[],
         &[
             "config.toml:6:1",
             "`exporters.session.max_batch`",
@@ -132,18 +139,9 @@ fn an_unknown_config_key_is_named_with_file_and_line() {
 
 #[test]
 fn a_wrong_type_is_named_with_its_key_path() {
-    let dir = with_config(
+    config_fails(
         "[exporters.session]\nplugin = \"file-jsonl\"\nqueue = { capacity = \"big\" }\n",
-    );
-    let fixture = fixture();
-    fails_cleanly(
-        dir.path(),
-        &[
-            "replay",
-            "--config",
-            "config.toml",
-            fixture.to_str().expect("utf-8"),
-        ],
+        &[],
         &[
             "config.toml:3:",
             "`exporters.session.queue.capacity`",
@@ -154,17 +152,9 @@ fn a_wrong_type_is_named_with_its_key_path() {
 
 #[test]
 fn a_bad_value_is_named_with_its_key_path() {
-    let dir =
-        with_config("[exporters.session]\nplugin = \"file-jsonl\"\nqueue = { max_batch = 0 }\n");
-    let fixture = fixture();
-    fails_cleanly(
-        dir.path(),
-        &[
-            "replay",
-            "--config",
-            "config.toml",
-            fixture.to_str().expect("utf-8"),
-        ],
+    config_fails(
+        "[exporters.session]\nplugin = \"file-jsonl\"\nqueue = { max_batch = 0 }\n",
+        &[],
         &[
             "config.toml:3:",
             "`exporters.session.queue.max_batch`",
@@ -175,16 +165,9 @@ fn a_bad_value_is_named_with_its_key_path() {
 
 #[test]
 fn a_missing_plugin_file_is_named() {
-    let dir = with_config("[exporters.mine]\nplugin = \"plugins/missing.wasm\"\n");
-    let fixture = fixture();
-    fails_cleanly(
-        dir.path(),
-        &[
-            "replay",
-            "--config",
-            "config.toml",
-            fixture.to_str().expect("utf-8"),
-        ],
+    config_fails(
+        "[exporters.mine]\nplugin = \"plugins/missing.wasm\"\n",
+        &[],
         &[
             "config.toml:2: exporter `mine`",
             "missing.wasm",
@@ -195,18 +178,10 @@ fn a_missing_plugin_file_is_named() {
 
 #[test]
 fn a_component_that_is_not_an_exporter_is_refused() {
-    let dir = with_config("[exporters.mine]\nplugin = \"empty.wasm\"\n");
     // The smallest valid component: a header and nothing else, so it exports nothing.
-    std::fs::write(dir.path().join("empty.wasm"), b"\0asm\x0d\0\x01\0").expect("write");
-    let fixture = fixture();
-    fails_cleanly(
-        dir.path(),
-        &[
-            "replay",
-            "--config",
-            "config.toml",
-            fixture.to_str().expect("utf-8"),
-        ],
+    config_fails(
+        "[exporters.mine]\nplugin = \"empty.wasm\"\n",
+        &[("empty.wasm", b"\0asm\x0d\0\x01\0")],
         &[
             "exporter `mine`",
             "empty.wasm",
@@ -219,24 +194,17 @@ fn a_component_that_is_not_an_exporter_is_refused() {
 
 #[test]
 fn a_core_module_or_garbage_is_refused_with_what_it_is() {
-    for (bytes, what) in [
-        (&b"\0asm\x01\0\0\0"[..], "core WebAssembly module"),
-        (&b"hello, world"[..], "not WebAssembly"),
-    ] {
-        let dir = with_config("[exporters.mine]\nplugin = \"thing.wasm\"\n");
-        std::fs::write(dir.path().join("thing.wasm"), bytes).expect("write");
-        let fixture = fixture();
-        fails_cleanly(
-            dir.path(),
-            &[
-                "replay",
-                "--config",
-                "config.toml",
-                fixture.to_str().expect("utf-8"),
-            ],
-            &[what],
-        );
-    }
+    let config = "[exporters.mine]\nplugin = \"thing.wasm\"\n";
+    config_fails(
+        config,
+        &[("thing.wasm", b"\0asm\x01\0\0\0")],
+        &["thing.wasm", "core WebAssembly module"],
+    );
+    config_fails(
+        config,
+        &[("thing.wasm", b"hello, world")],
+        &["thing.wasm", "not WebAssembly"],
+    );
 }
 
 #[test]
