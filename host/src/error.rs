@@ -25,6 +25,9 @@ pub enum Error {
         exporter: String,
         origin: String,
         reason: String,
+        /// The plugin answered with a permanent error (it refuses its config), rather than a
+        /// fault or a retryable error.
+        permanent: bool,
     },
     /// A record-format line is invalid.
     #[error("{file}:{line}: {message}")]

@@ -53,8 +53,9 @@ pub use wasmtel_sdk::model::{
 };
 
 use config::{ExporterConfig, PluginSource, Signals};
-use pipeline::{Item, Worker};
+use pipeline::{Health, Item, Worker};
 use stats::Counters;
+pub use stats::ExporterState;
 
 /// Nanoseconds since the Unix epoch, now.
 pub(crate) fn now_unix_nano() -> u64 {
@@ -127,7 +128,9 @@ impl TelemetryBuilder {
     }
 
     /// Loads every exporter's plugin, instantiates it in its sandbox, calls its `init`, and starts
-    /// its worker. Fails on the first exporter that cannot start.
+    /// its worker. Fails if a plugin cannot be loaded (a config error). A plugin that fails in
+    /// `init` does not stop the others: its exporter is parked (tried again later) or, if it
+    /// refused its config, failed; see [`Telemetry::stats`].
     pub fn start(self) -> Result<Telemetry, Error> {
         let config = self.config;
         let session_id = config
@@ -153,12 +156,41 @@ impl TelemetryBuilder {
                 .map(|exporter| Ok((load(&plugins, &exporter)?, exporter)))
                 .collect::<Result<Vec<_>, Error>>()?;
             for (plugin, exporter) in loaded {
-                let instance = block_on(
+                // An exporter that cannot start costs only its own output: it is parked (or,
+                // refusing its config, failed) and the others run.
+                let counters = Arc::new(Counters::default());
+                let started = block_on(
                     &runtime,
                     start_instance(plugin.clone(), exporter.clone(), session_id.clone()),
-                )?;
+                );
+                let (instance, health) = match started {
+                    Ok(instance) => (Some(instance), Health::Running { failures: 0 }),
+                    Err(e) => {
+                        tracing::error!(exporter = %exporter.name, "{e}");
+                        counters.set_error(e.to_string());
+                        if matches!(
+                            e,
+                            Error::Init {
+                                permanent: true,
+                                ..
+                            }
+                        ) {
+                            counters.set_state(ExporterState::Failed);
+                            (None, Health::Failed)
+                        } else {
+                            counters.set_state(ExporterState::Parked);
+                            let until = std::time::Instant::now() + pipeline::FIRST_PARK;
+                            (
+                                None,
+                                Health::Parked {
+                                    until,
+                                    backoff: pipeline::FIRST_PARK,
+                                },
+                            )
+                        }
+                    }
+                };
                 let (tx, rx) = mpsc::channel(exporter.queue.capacity);
-                let counters = Arc::new(Counters::default());
                 routes.push(Route {
                     name: exporter.name.clone(),
                     plugin: exporter.plugin.to_string(),
@@ -169,7 +201,8 @@ impl TelemetryBuilder {
                 let worker = Worker {
                     config: exporter,
                     plugin,
-                    instance: Some(instance),
+                    instance,
+                    health,
                     session_id: session_id.clone(),
                     counters,
                     resource: self.resource.clone(),
@@ -221,18 +254,21 @@ async fn start_instance(
     exporter: ExporterConfig,
     session_id: String,
 ) -> Result<plugin::Instance, Error> {
-    let err = |reason: String| Error::Init {
-        exporter: exporter.name.clone(),
-        origin: exporter.origin.clone(),
-        reason,
-    };
     let mut instance = plugin
         .instantiate(&exporter.name, &exporter.sandbox)
         .await?;
     instance
         .init(&exporter.plugin_config, &exporter.name, &session_id)
         .await
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| Error::Init {
+            exporter: exporter.name.clone(),
+            origin: exporter.origin.clone(),
+            reason: e.to_string(),
+            permanent: matches!(
+                e,
+                plugin::CallError::Plugin(plugin::PluginError::Permanent(_))
+            ),
+        })?;
     Ok(instance)
 }
 

@@ -13,7 +13,7 @@ use wasmtel_sdk::model::{KeyValue, Record, Scope};
 use crate::config::ExporterConfig;
 use crate::metrics::{Aggregator, Measurement};
 use crate::plugin::{Batch, CallError, Instance, Plugin, PluginError};
-use crate::stats::Counters;
+use crate::stats::{Counters, ExporterState};
 
 /// What travels through an exporter's queue.
 pub(crate) enum Item {
@@ -42,11 +42,27 @@ pub(crate) struct Worker {
     pub resource: Vec<KeyValue>,
     /// Cut batches by count only (replay), so that a replay is deterministic.
     pub count_only: bool,
+    pub health: Health,
+}
+
+/// Whether an exporter gets its batches.
+pub(crate) enum Health {
+    /// Batches are exported; `failures` batches in a row were given up on.
+    Running { failures: u32 },
+    /// The exporter kept failing: batches are dropped until `until`, then one is tried once.
+    Parked { until: Instant, backoff: Duration },
+    /// The plugin refused its config: every batch is dropped.
+    Failed,
 }
 
 /// The first delay after a fault before a fresh instance is made; doubled per fault in a row.
 const RESTART_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Batches given up on in a row before the exporter is parked.
+const PARK_AFTER: u32 = 3;
+/// How long an exporter is parked at first; doubled each time a trial fails.
+pub(crate) const FIRST_PARK: Duration = Duration::from_secs(5);
+const MAX_PARK: Duration = Duration::from_secs(600);
 
 fn now_unix_nano() -> u64 {
     crate::now_unix_nano()
@@ -164,17 +180,27 @@ impl Worker {
         }
     }
 
-    /// Sends one batch of `n` records, retrying per policy; counts the outcome.
+    /// Sends one batch of `n` records, retrying per policy; counts the outcome. A parked
+    /// exporter drops the batch, unless its parking time is over: then the batch is its one
+    /// trial.
     async fn deliver(&mut self, batch: Batch, n: u64) {
+        let max_retries = match self.health {
+            Health::Running { .. } => self.config.queue.max_retries,
+            Health::Parked { until, .. } if Instant::now() >= until => 0,
+            Health::Parked { .. } | Health::Failed => {
+                self.drop_batch(n);
+                return;
+            }
+        };
         let c = self.counters.clone();
         let mut attempt = 0u32;
-        loop {
+        let message = loop {
             if attempt > 0 {
                 Counters::add(&c.batches_retried, 1);
             }
-            let Some(instance) = self.live_instance().await else {
-                self.give_up(n, "the exporter has no working instance");
-                return;
+            let instance = match self.live_instance().await {
+                Ok(instance) => instance,
+                Err(e) => break e,
             };
             let started = Instant::now();
             let result = instance.export(&batch).await;
@@ -184,6 +210,7 @@ impl Worker {
                     Counters::add(&c.batches_ok, 1);
                     Counters::add(&c.records_exported, n);
                     c.pending.fetch_sub(n, Relaxed);
+                    self.recovered();
                     return;
                 }
                 Err(e) => e,
@@ -192,10 +219,7 @@ impl Worker {
             let message = format!("{} batch of {n}: {error}", batch.signal());
             c.set_error(message.clone());
             let wait = match &error {
-                CallError::Plugin(PluginError::Permanent(_)) => {
-                    self.give_up(n, &message);
-                    return;
-                }
+                CallError::Plugin(PluginError::Permanent(_)) => break message,
                 CallError::Plugin(PluginError::Retryable(r)) => r
                     .retry_after_ms
                     .map(Duration::from_millis)
@@ -206,26 +230,71 @@ impl Worker {
                     backoff(attempt)
                 }
             };
-            if attempt >= self.config.queue.max_retries {
-                self.give_up(n, &message);
-                return;
+            if attempt >= max_retries {
+                break message;
             }
             tracing::warn!(exporter = %self.config.name, "{message}; retrying in {} ms", wait.as_millis());
             attempt += 1;
             tokio::time::sleep(wait.min(MAX_BACKOFF)).await;
-        }
+        };
+        tracing::error!(exporter = %self.config.name, "dropped {n} records: {message}");
+        self.drop_batch(n);
+        self.failed();
     }
 
-    fn give_up(&self, n: u64, why: &str) {
+    /// Counts a batch of `n` records as dropped.
+    fn drop_batch(&self, n: u64) {
         let c = &self.counters;
         Counters::add(&c.batches_dropped, 1);
         Counters::add(&c.dropped_failed, n);
         c.pending.fetch_sub(n, Relaxed);
-        tracing::error!(exporter = %self.config.name, "dropped {n} records: {why}");
     }
 
-    /// The instance, made afresh (and initialized) after a fault.
-    async fn live_instance(&mut self) -> Option<&mut Instance> {
+    /// A batch was exported: a parked exporter runs again.
+    fn recovered(&mut self) {
+        if !matches!(self.health, Health::Running { failures: 0 }) {
+            if matches!(self.health, Health::Parked { .. }) {
+                tracing::info!(exporter = %self.config.name, "exporter recovered");
+            }
+            self.set_health(Health::Running { failures: 0 });
+        }
+    }
+
+    /// A batch was given up on: after a few in a row, or after a failed trial, park.
+    fn failed(&mut self) {
+        let backoff = match self.health {
+            Health::Running { failures } if failures + 1 < PARK_AFTER => {
+                self.health = Health::Running {
+                    failures: failures + 1,
+                };
+                return;
+            }
+            Health::Running { .. } => FIRST_PARK,
+            Health::Parked { backoff, .. } => (backoff * 2).min(MAX_PARK),
+            Health::Failed => return,
+        };
+        tracing::error!(
+            exporter = %self.config.name,
+            "exporter parked for {} s: its batches are dropped (and counted) until it is tried again",
+            backoff.as_secs()
+        );
+        self.set_health(Health::Parked {
+            until: Instant::now() + backoff,
+            backoff,
+        });
+    }
+
+    fn set_health(&mut self, health: Health) {
+        self.counters.set_state(match health {
+            Health::Running { .. } => ExporterState::Running,
+            Health::Parked { .. } => ExporterState::Parked,
+            Health::Failed => ExporterState::Failed,
+        });
+        self.health = health;
+    }
+
+    /// The instance, made afresh (and initialized) after a fault or a failed start.
+    async fn live_instance(&mut self) -> Result<&mut Instance, String> {
         if self.instance.is_none() {
             Counters::add(&self.counters.restarts, 1);
             let fresh = crate::start_instance(
@@ -237,13 +306,12 @@ impl Worker {
                 Ok(instance) => self.instance = Some(instance),
                 Err(e) => {
                     let message = format!("restart failed: {e}");
-                    tracing::error!(exporter = %self.config.name, "{message}");
-                    self.counters.set_error(message);
-                    return None;
+                    self.counters.set_error(message.clone());
+                    return Err(message);
                 }
             }
         }
-        self.instance.as_mut()
+        Ok(self.instance.as_mut().expect("just made"))
     }
 
     async fn flush(&mut self) {

@@ -2,7 +2,7 @@
 //! the record call and the exporter's worker; read with [`crate::Telemetry::stats`].
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 
 /// Live counters of one exporter.
 #[derive(Default)]
@@ -21,6 +21,30 @@ pub(crate) struct Counters {
     pub restarts: AtomicU64,
     pub export_nanos: AtomicU64,
     pub last_error: Mutex<Option<String>>,
+    state: AtomicU8,
+}
+
+/// Whether an exporter gets its batches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExporterState {
+    /// Exporting.
+    #[default]
+    Running,
+    /// It kept failing (or failed to start): its batches are dropped and counted, and it is tried
+    /// again now and then, waiting twice as long after each failed trial.
+    Parked,
+    /// Its plugin refused its config in `init`: its batches are dropped and counted.
+    Failed,
+}
+
+impl std::fmt::Display for ExporterState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExporterState::Running => "running",
+            ExporterState::Parked => "parked",
+            ExporterState::Failed => "failed",
+        })
+    }
 }
 
 impl Counters {
@@ -32,11 +56,24 @@ impl Counters {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
     }
 
+    pub fn set_state(&self, state: ExporterState) {
+        self.state.store(state as u8, Relaxed);
+    }
+
+    fn state(&self) -> ExporterState {
+        match self.state.load(Relaxed) {
+            s if s == ExporterState::Parked as u8 => ExporterState::Parked,
+            s if s == ExporterState::Failed as u8 => ExporterState::Failed,
+            _ => ExporterState::Running,
+        }
+    }
+
     pub fn snapshot(&self, name: &str, plugin: &str) -> ExporterStats {
         let get = |c: &AtomicU64| c.load(Relaxed);
         ExporterStats {
             name: name.to_string(),
             plugin: plugin.to_string(),
+            state: self.state(),
             records_exported: get(&self.records_exported),
             dropped_queue_full: get(&self.dropped_queue_full),
             dropped_failed: get(&self.dropped_failed),
@@ -65,6 +102,7 @@ pub struct ExporterStats {
     pub name: String,
     /// Its plugin (built-in name or path).
     pub plugin: String,
+    pub state: ExporterState,
     /// Records the plugin accepted.
     pub records_exported: u64,
     /// Records dropped by the record call because the exporter's queue was full.

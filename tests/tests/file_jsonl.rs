@@ -95,10 +95,17 @@ fn the_file_name_takes_the_session_id_and_a_plain_name_is_required() {
             tmp.path(),
             &format!("[exporters.session]\nplugin = \"file-jsonl\"\n{bad}\n"),
         );
-        let error = Telemetry::start(bad)
-            .err()
-            .expect("init must fail")
-            .to_string();
+        // A plugin that refuses its config costs only its own output: the exporter is failed,
+        // its records are dropped and counted, and the error says why.
+        let telemetry = Telemetry::start(bad).expect("start");
+        telemetry.event(wasmtel::Event::new("lost"));
+        let stats = telemetry.shutdown().remove(0);
+        assert_eq!(
+            (stats.state, stats.dropped_failed),
+            (wasmtel::ExporterState::Failed, 1),
+            "{stats}"
+        );
+        let error = stats.last_error.unwrap_or_default();
         assert!(
             error.contains("exporter `session`: init failed: permanent error: invalid config"),
             "{error}"

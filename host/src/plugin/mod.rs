@@ -5,13 +5,14 @@
 //! plugin directly (fixture harnesses, benchmarks):
 //!
 //! ```no_run
-//! # async fn demo(batch: wasmtel::plugin::Batch) -> Result<(), wasmtel::Error> {
+//! # async fn demo(batch: wasmtel::plugin::Batch) -> Result<(), Box<dyn std::error::Error>> {
 //! use wasmtel::plugin::{Runtime, Sandbox, builtin};
 //! let runtime = Runtime::new(None)?;
-//! let plugin = runtime.load("file-jsonl", builtin("file-jsonl").unwrap())?;
+//! let plugin = runtime.load("file-jsonl", builtin("file-jsonl").expect("built in"))?;
 //! let mut instance = plugin.instantiate("demo", &Sandbox::default()).await?;
-//! instance.init("{}", "demo", "session-1").await.map_err(|e| wasmtel::Error::Runtime(e.to_string()))?;
-//! instance.export(&batch).await.map_err(|e| wasmtel::Error::Runtime(e.to_string()))?;
+//! instance.init("{}", "demo", "session-1").await?;
+//! instance.export(&batch).await?;
+//! instance.shutdown().await?;
 //! # Ok(()) }
 //! ```
 
@@ -21,7 +22,6 @@ mod stdio;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -69,13 +69,6 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     cache_dir: Option<PathBuf>,
-    ticker_stop: Arc<AtomicBool>,
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
-    }
 }
 
 /// A compiled plugin, linked and ready to instantiate.
@@ -134,6 +127,8 @@ impl std::fmt::Display for CallError {
     }
 }
 
+impl std::error::Error for CallError {}
+
 /// The deadline of a call passed; raised from the epoch callback.
 #[derive(Debug)]
 struct DeadlineExceeded(Duration);
@@ -150,13 +145,17 @@ fn fault(e: wasmtime::Error) -> CallError {
     if let Some(d) = e.downcast_ref::<DeadlineExceeded>() {
         return CallError::Fault(d.to_string());
     }
-    // The root cause first (a trap code or a limit), then the context wasmtime adds.
-    let mut message = e.root_cause().to_string();
-    let full = format!("{e:#}");
-    if full != message {
-        message = format!("{message} ({full})");
-    }
-    CallError::Fault(message)
+    // The root cause (a trap code or a limit) makes one line; the wasm backtrace that wasmtime
+    // attaches goes to the debug log.
+    tracing::debug!("plugin fault: {e:?}");
+    CallError::Fault(
+        e.root_cause()
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    )
 }
 
 impl Runtime {
@@ -175,12 +174,12 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (weak, stop) = (engine.weak(), ticker_stop.clone());
+        // The epoch ticker runs as long as the engine does: every plugin and store holds it.
+        let weak = engine.weak();
         std::thread::Builder::new()
             .name("wasmtel-epoch".into())
             .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
+                loop {
                     std::thread::sleep(EPOCH_TICK);
                     match weak.upgrade() {
                         Some(engine) => engine.increment_epoch(),
@@ -192,7 +191,6 @@ impl Runtime {
             engine,
             linker,
             cache_dir,
-            ticker_stop,
         })
     }
 
@@ -405,7 +403,14 @@ fn arm(store: &mut Store<HostState>, timeout: Duration) {
 fn finish(result: wasmtime::Result<Result<(), PluginError>>) -> Result<(), CallError> {
     match result {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(CallError::Plugin(e)),
+        // A plugin's error message is cut to a bounded length before it goes anywhere.
+        Ok(Err(PluginError::Permanent(m))) => Err(CallError::Plugin(PluginError::Permanent(
+            stdio::bounded_owned(m),
+        ))),
+        Ok(Err(PluginError::Retryable(mut r))) => {
+            r.message = stdio::bounded_owned(r.message);
+            Err(CallError::Plugin(PluginError::Retryable(r)))
+        }
         Err(e) => Err(fault(e)),
     }
 }

@@ -26,6 +26,17 @@ pub fn bounded(message: &str) -> &str {
     &message[..end]
 }
 
+/// `message` cut to at most [`MAX_MESSAGE_BYTES`], saying how much was cut.
+pub fn bounded_owned(mut message: String) -> String {
+    let keep = bounded(&message).len();
+    if keep < message.len() {
+        let cut = message.len() - keep;
+        message.truncate(keep);
+        message.push_str(&format!("... ({cut} more bytes)"));
+    }
+    message
+}
+
 /// Writes a plugin's message to the host's log.
 pub fn log(exporter: &str, level: Level, message: &str) {
     let message = bounded(message);

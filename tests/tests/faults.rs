@@ -1,0 +1,241 @@
+//! Misbehaving plugins, each run beside a healthy file-jsonl exporter on the same replay: the
+//! healthy exporter's output is complete, the bad plugin's counters say what happened, and the
+//! process goes on.
+
+use std::io::BufReader;
+
+use wasmtel::{ExporterState, ExporterStats, Telemetry, replay};
+use wasmtel_tests::{ROGUE, config, fixture, only_jsonl};
+
+/// Replays the fixture into a healthy file-jsonl exporter and a rogue one configured with
+/// `rogue` (the inside of its `config` table), `sandbox` (more keys of its sandbox table) and
+/// `extra` (more keys of its exporter table).
+/// Checks the healthy exporter's output is the whole fixture; returns the rogue's counters and
+/// the number of records replayed.
+fn beside_a_healthy_exporter(rogue: &str, sandbox: &str, extra: &str) -> (ExporterStats, u64) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "[telemetry]\nsession_id = \"faults\"\n\
+         [exporters.healthy]\nplugin = \"file-jsonl\"\nsandbox = {{ dir = \"healthy\" }}\n\
+         [exporters.rogue]\nplugin = {ROGUE:?}\nconfig = {{ {rogue} }}\nsandbox = {{ dir = \"rogue\"{sandbox} }}\n{extra}\n"
+    );
+    let config = config(tmp.path(), &text);
+    let open = || std::fs::File::open(fixture()).map(BufReader::new);
+    let summary = replay("fixture", open, Telemetry::builder(config), |_, _| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    let healthy = &summary.exporters[0];
+    assert_eq!(
+        (healthy.records_exported, healthy.dropped(), healthy.faults),
+        (summary.records, 0, 0),
+        "{healthy}"
+    );
+    let written =
+        std::fs::read_to_string(only_jsonl(&tmp.path().join("healthy"))).expect("healthy output");
+    assert!(
+        written == std::fs::read_to_string(fixture()).expect("fixture"),
+        "the healthy output is complete"
+    );
+    let rogue = summary.exporters[1].clone();
+    assert_eq!(rogue.pending, 0, "every record is accounted for: {rogue}");
+    assert_eq!(
+        rogue.records_exported + rogue.dropped(),
+        summary.records,
+        "{rogue}"
+    );
+    (rogue, summary.records)
+}
+
+fn error_of(s: &ExporterStats) -> &str {
+    s.last_error.as_deref().unwrap_or_default()
+}
+
+/// Checks that a faulting rogue dropped everything, had faults and restarts, and was parked, and
+/// that its last error is one line naming the fault and one of `causes`.
+fn faulted_and_parked(s: &ExporterStats, records: u64, causes: &[&str]) {
+    assert_eq!((s.records_exported, s.dropped_failed), (0, records), "{s}");
+    assert!(
+        s.faults >= 3 && s.restarts >= s.faults - 1,
+        "each fault threw the instance away: {s}"
+    );
+    assert_eq!(
+        s.state,
+        ExporterState::Parked,
+        "it kept failing, so it is parked: {s}"
+    );
+    let error = error_of(s);
+    assert!(
+        error.contains("plugin fault") && causes.iter().any(|c| error.contains(c)),
+        "{s}"
+    );
+    assert_eq!(error.lines().count(), 1, "{error}");
+}
+
+#[test]
+fn a_panic_in_export_is_a_contained_fault() {
+    let (s, records) =
+        beside_a_healthy_exporter("action = \"panic\"", "", "queue = { max_retries = 1 }");
+    faulted_and_parked(&s, records, &["unreachable"]);
+    assert!(
+        s.batches_retried >= 3,
+        "a faulted batch is retried on a fresh instance: {s}"
+    );
+}
+
+#[test]
+fn an_infinite_loop_runs_into_its_deadline() {
+    let (s, records) = beside_a_healthy_exporter(
+        "action = \"loop\"",
+        ", timeout_ms = 100",
+        "queue = { max_retries = 0 }",
+    );
+    faulted_and_parked(&s, records, &["deadline of 100 ms"]);
+}
+
+#[test]
+fn allocating_until_out_of_memory_stops_at_the_limit() {
+    let (s, records) = beside_a_healthy_exporter(
+        "action = \"oom\"",
+        ", memory_mib = 16",
+        "queue = { max_retries = 0 }",
+    );
+    faulted_and_parked(&s, records, &["memory"]);
+}
+
+#[test]
+fn unbounded_recursion_exhausts_the_stack_not_the_host() {
+    let (s, records) =
+        beside_a_healthy_exporter("action = \"recurse\"", "", "queue = { max_retries = 0 }");
+    // The guest's own stack lives in its linear memory: overflowing it is an out-of-bounds access
+    // (or, deeper, the host's limit on wasm frames).
+    faulted_and_parked(
+        &s,
+        records,
+        &["out of bounds memory access", "call stack exhausted"],
+    );
+}
+
+#[test]
+fn a_trap_inside_init_parks_the_exporter_and_the_others_run() {
+    let (s, records) = beside_a_healthy_exporter("action = \"panic\", when = \"init\"", "", "");
+    assert_eq!(
+        (s.state, s.records_exported, s.dropped_failed),
+        (ExporterState::Parked, 0, records),
+        "{s}"
+    );
+    assert!(error_of(&s).contains("init failed: plugin fault"), "{s}");
+}
+
+#[test]
+fn a_huge_error_string_is_cut() {
+    let (s, records) = beside_a_healthy_exporter("action = \"huge_error\"", "", "");
+    assert_eq!((s.dropped_failed, s.faults), (records, 0), "{s}");
+    let error = error_of(&s);
+    assert!(
+        error.len() < 5000,
+        "cut to a bounded length, not 10 MiB: {} bytes",
+        error.len()
+    );
+    assert!(
+        error.contains("more bytes)"),
+        "says it was cut: {}",
+        &error[error.len() - 40..]
+    );
+}
+
+#[test]
+fn a_slow_export_that_finishes_in_time_delivers_everything() {
+    let (s, records) = beside_a_healthy_exporter("action = \"sleep\", ms = 150", "", "");
+    assert_eq!(
+        (s.records_exported, s.dropped(), s.faults),
+        (records, 0, 0),
+        "{s}"
+    );
+    assert!(
+        s.export_nanos >= 150_000_000,
+        "the calls took their time: {s}"
+    );
+}
+
+#[test]
+fn retryable_errors_are_retried_then_dropped_and_counted() {
+    let (s, records) = beside_a_healthy_exporter(
+        "action = \"retryable\", ms = 5",
+        "",
+        "queue = { max_retries = 2 }",
+    );
+    assert_eq!(
+        (s.records_exported, s.dropped_failed, s.faults),
+        (0, records, 0),
+        "{s}"
+    );
+    assert!(
+        s.batches_retried >= 6 && s.batches_failed >= 9,
+        "three attempts for each of three batches: {s}"
+    );
+    assert!(
+        error_of(&s).contains("retryable error (retry after 5 ms): try again"),
+        "{s}"
+    );
+}
+
+#[test]
+fn record_calls_never_wait_for_a_stuck_plugin_and_shutdown_keeps_its_deadline() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "[telemetry]\nsession_id = \"stuck\"\nshutdown_timeout_ms = 500\n\
+         [exporters.healthy]\nplugin = \"file-jsonl\"\nsandbox = {{ dir = \"healthy\" }}\nqueue = {{ capacity = 100000 }}\n\
+         [exporters.stuck]\nplugin = {ROGUE:?}\nconfig = {{ action = \"loop\" }}\n\
+         sandbox = {{ timeout_ms = 600000 }}\nqueue = {{ capacity = 100, max_batch = 10, max_delay_ms = 0 }}\n"
+    );
+    let telemetry = Telemetry::start(config(tmp.path(), &text)).expect("start");
+    let recorded = 5000u64;
+    for i in 0..recorded {
+        telemetry.event(wasmtel::Event::new("codex.tool_result").attr("i", i));
+    }
+    // Every record call has returned while the stuck plugin is still inside its first call
+    // (its deadline is ten minutes away): so none of them waited for it.
+    let stuck = telemetry.stats().remove(1);
+    assert_eq!(
+        (stuck.batches_ok, stuck.batches_failed, stuck.faults),
+        (0, 0, 0),
+        "{stuck}"
+    );
+    assert!(
+        stuck.dropped_queue_full >= recorded - 100 - 10,
+        "its full queue dropped and counted: {stuck}"
+    );
+    assert!(
+        !telemetry.flush(std::time::Duration::from_millis(100)),
+        "a flush cannot finish through it"
+    );
+
+    let stats = telemetry.shutdown();
+    let (healthy, stuck) = (&stats[0], &stats[1]);
+    assert_eq!(
+        (healthy.records_exported, healthy.dropped()),
+        (recorded, 0),
+        "{healthy}"
+    );
+    assert_eq!(
+        stuck.records_exported + stuck.dropped(),
+        recorded,
+        "{stuck}"
+    );
+    assert!(
+        stuck.dropped_shutdown > 0 && error_of(stuck).contains("shutdown deadline (500 ms)"),
+        "{stuck}"
+    );
+    let written = std::fs::read_to_string(only_jsonl(&tmp.path().join("healthy"))).expect("output");
+    assert_eq!(
+        written.lines().count() as u64,
+        recorded + 1,
+        "every event and the resource line"
+    );
+
+    // Calls after shutdown: counted, harmless.
+    telemetry.event(wasmtel::Event::new("late"));
+    telemetry.counter("late").add(1, &[]);
+    let after = telemetry.shutdown();
+    assert_eq!(after[0].dropped_shutdown, 2, "{}", after[0]);
+    assert!(!telemetry.flush(std::time::Duration::from_millis(10)));
+}
