@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 
 /// The `rogue` test plugin: misbehaves as its config says (see `guests/rogue`).
 pub const ROGUE: &str = concat!(env!("OUT_DIR"), "/rogue.wasm");
+/// A component that exports `wasmtel:exporter/exporter@9.0.0`.
+pub const FUTURE_VERSION: &str = concat!(env!("OUT_DIR"), "/future_version.wasm");
+/// A complete exporter that also imports `test:extra/telepathy`.
+pub const EXTRA_IMPORT: &str = concat!(env!("OUT_DIR"), "/extra_import.wasm");
 
 /// The recorded Codex-like session, in the record format.
 pub fn fixture() -> PathBuf {

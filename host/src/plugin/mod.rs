@@ -227,10 +227,12 @@ impl Runtime {
                 ),
             }));
         }
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| err(format!("{e:#}")))?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            err(format!(
+                "{e:#} (this host provides WASI 0.2, as far as the sandbox grants, and \
+                 `wasmtel:exporter/log@0.1.0`)"
+            ))
+        })?;
         let pre = bindings::PluginPre::new(instance_pre).map_err(|e| err(format!("{e:#}")))?;
         Ok(Plugin {
             pre,

@@ -1,0 +1,63 @@
+//! Plugins that cannot be loaded: each error says which exporter, which plugin, and what is
+//! wrong with it; nothing starts.
+
+use wasmtel::{Telemetry, check};
+use wasmtel_tests::{EXTRA_IMPORT, FUTURE_VERSION, ROGUE, config};
+
+/// Starting with `plugin` as the one exporter's plugin fails; returns the error.
+fn load_error(plugin: &str) -> String {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = config(
+        tmp.path(),
+        &format!("[exporters.odd]\nplugin = {plugin:?}\n"),
+    );
+    let from_check = check(&config, None)
+        .remove(0)
+        .1
+        .err()
+        .expect("check fails")
+        .to_string();
+    let error = Telemetry::start(config)
+        .err()
+        .expect("start fails")
+        .to_string();
+    assert_eq!(error, from_check, "check and start say the same");
+    assert!(
+        error.contains("config.toml:2: exporter `odd`: plugin `"),
+        "{error}"
+    );
+    assert!(
+        std::fs::read_dir(tmp.path()).expect("ls").count() == 1,
+        "nothing but the config"
+    );
+    error
+}
+
+#[test]
+fn another_version_of_the_interface_is_named() {
+    let error = load_error(FUTURE_VERSION);
+    assert!(
+        error.contains("it implements `wasmtel:exporter/exporter@9.0.0`, but this host implements `wasmtel:exporter/exporter@0.1.0`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_import_the_host_does_not_provide_is_named() {
+    let error = load_error(EXTRA_IMPORT);
+    assert!(error.contains("test:extra/telepathy"), "{error}");
+}
+
+#[test]
+fn corrupt_bytes_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bytes = std::fs::read(ROGUE).expect("rogue");
+    let corrupt = tmp.path().join("corrupt.wasm");
+    std::fs::write(&corrupt, &bytes[..bytes.len() / 2]).expect("write");
+    let error = load_error(corrupt.to_str().expect("utf-8"));
+    assert!(error.contains("corrupt.wasm"), "{error}");
+    assert!(
+        error.contains("unexpected end") || error.contains("failed to parse"),
+        "{error}"
+    );
+}
