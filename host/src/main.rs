@@ -26,8 +26,10 @@ enum Command {
     ///
     /// The whole input is checked first: on an invalid line nothing is exported, and the error
     /// names the line. Batches are cut by count only, so replaying the same input is
-    /// deterministic. Ends with a summary: records read, then per exporter what was exported
-    /// and dropped.
+    /// deterministic. Ends with a summary: records read, then a line per exporter: its state if
+    /// not running, records exported and dropped (and why), batches, failed calls, faults, the
+    /// last error. A broken exporter costs only its own output: the exit status is 0 unless
+    /// --strict is given and a record was dropped.
     Replay {
         /// The input file, or `-` for standard input.
         input: String,
@@ -37,6 +39,9 @@ enum Command {
         /// Print only errors, not the summary.
         #[arg(long, short)]
         quiet: bool,
+        /// Exit with status 2 if any exporter did not deliver every record.
+        #[arg(long)]
+        strict: bool,
     },
     /// Loads the config, instantiates every exporter's plugin and calls its init; prints each
     /// exporter as ok or with its error. Exits non-zero if any failed.
@@ -61,7 +66,8 @@ fn main() -> ExitCode {
             input,
             config,
             quiet,
-        } => replay(&input, config.as_deref(), quiet),
+            strict,
+        } => replay(&input, config.as_deref(), quiet, strict),
         Command::Check { config } => check(config.as_deref()),
     };
     match result {
@@ -80,7 +86,12 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     })
 }
 
-fn replay(name: &str, config: Option<&Path>, quiet: bool) -> anyhow::Result<ExitCode> {
+fn replay(
+    name: &str,
+    config: Option<&Path>,
+    quiet: bool,
+    strict: bool,
+) -> anyhow::Result<ExitCode> {
     let config = load_config(config)?;
     let builder = Telemetry::builder(config);
     let progress = if std::io::stderr().is_terminal() && !quiet {
@@ -109,7 +120,15 @@ fn replay(name: &str, config: Option<&Path>, quiet: bool) -> anyhow::Result<Exit
     if !quiet {
         println!("{summary}");
     }
-    Ok(ExitCode::SUCCESS)
+    let lost = summary
+        .exporters
+        .iter()
+        .any(|e| e.dropped() > 0 || e.records_exported < summary.records);
+    Ok(if strict && lost {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn check(config: Option<&Path>) -> anyhow::Result<ExitCode> {

@@ -141,11 +141,13 @@ impl ExporterStats {
 impl std::fmt::Display for ExporterStats {
     /// One line: `name (plugin): N exported, N dropped (...), ...`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): ", self.name, self.plugin)?;
+        if self.state != ExporterState::Running {
+            write!(f, "{}, ", self.state.to_string().to_uppercase())?;
+        }
         write!(
             f,
-            "{} ({}): {} exported, {} dropped",
-            self.name,
-            self.plugin,
+            "{} exported, {} dropped",
             self.records_exported,
             self.dropped()
         )?;

@@ -91,7 +91,10 @@ struct LineWriter {
 impl LineWriter {
     fn emit(&mut self) {
         let text = String::from_utf8_lossy(&self.line);
-        log(&self.exporter, self.level, text.trim_end_matches('\r'));
+        let text = text.trim_end_matches('\r');
+        if !text.is_empty() {
+            log(&self.exporter, self.level, text);
+        }
         self.line.clear();
     }
 }
