@@ -261,6 +261,7 @@ fn all_signals() -> Vec<SignalToml> {
 #[serde(deny_unknown_fields, default)]
 struct SandboxToml {
     dir: Option<PathBuf>,
+    allow_hosts: Vec<String>,
     memory_mib: Option<NonZeroU32>,
     timeout_ms: Option<NonZeroU64>,
 }
@@ -381,6 +382,7 @@ impl ExporterToml {
                         .timeout_ms
                         .map_or(DEFAULT_TIMEOUT_MS, NonZeroU64::get),
                 ),
+                allow_hosts: self.sandbox.allow_hosts,
             },
             queue: QueueConfig {
                 capacity: self.queue.capacity.get(),

@@ -11,7 +11,11 @@ fn load_error(plugin: &str) -> String {
         tmp.path(),
         &format!("[exporters.odd]\nplugin = {plugin:?}\n"),
     );
-    let from_check = check(&config, None).remove(0).1.expect_err("check fails").to_string();
+    let from_check = check(&config, None)
+        .remove(0)
+        .1
+        .expect_err("check fails")
+        .to_string();
     let error = Telemetry::start(config)
         .err()
         .expect("start fails")

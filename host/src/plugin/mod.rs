@@ -18,6 +18,7 @@
 
 mod bindings;
 mod convert;
+mod net;
 mod stdio;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use wasmtel_sdk::types as sdk;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 pub use crate::builtin::bytes as builtin;
 use crate::error::{Error, LoadError};
@@ -52,6 +54,8 @@ pub struct Sandbox {
     pub memory_bytes: usize,
     /// The longest one call into the plugin may run.
     pub timeout: Duration,
+    /// The hosts the plugin may send HTTP requests to (see the README); none by default.
+    pub allow_hosts: Vec<String>,
 }
 
 impl Default for Sandbox {
@@ -60,6 +64,7 @@ impl Default for Sandbox {
             dir: None,
             memory_bytes: crate::config::DEFAULT_MEMORY_MIB as usize * 1024 * 1024,
             timeout: Duration::from_millis(crate::config::DEFAULT_TIMEOUT_MS),
+            allow_hosts: Vec::new(),
         }
     }
 }
@@ -83,6 +88,8 @@ struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    http: WasiHttpCtx,
+    allow_hosts: net::AllowList,
     exporter: Arc<str>,
     /// When the call under way must end.
     deadline: Instant,
@@ -93,6 +100,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.allow_hosts,
         }
     }
 }
@@ -173,6 +190,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         // The epoch ticker runs as long as the engine does: every plugin and store holds it.
         let weak = engine.weak();
@@ -229,7 +247,7 @@ impl Runtime {
         }
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             err(format!(
-                "{e:#} (this host provides WASI 0.2, as far as the sandbox grants, and \
+                "{e:#} (this host provides WASI 0.2 with wasi:http, as far as the sandbox grants, and \
                  `wasmtel:exporter/log@0.1.0`)"
             ))
         })?;
@@ -373,6 +391,8 @@ impl Plugin {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limits,
+            http: WasiHttpCtx::new(),
+            allow_hosts: net::AllowList::new(&sandbox.allow_hosts),
             exporter,
             deadline: Instant::now(),
         };

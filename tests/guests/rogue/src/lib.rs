@@ -2,7 +2,8 @@
 //! host contains it. Config: `{"action": ACTION, "when": "init" | "export", "path": PATH,
 //! "ms": N}`.
 //!
-//! Sandbox probes (`read`, `write`; a test plants symlinks to follow with `read`) answer `Ok` if the forbidden operation
+//! Sandbox probes (`read`, `write`, `http` to the authority in `path`; a test plants symlinks to
+//! follow with `read`) answer `Ok` if the forbidden operation
 //! succeeded, and a permanent error starting with `blocked:` if the sandbox stopped it, so a test
 //! can tell an escape from containment.
 
@@ -46,6 +47,10 @@ fn act(config: &Config) -> Result<(), Error> {
         "none" => Ok(()),
         "read" => std::fs::read(&config.path).map(drop).map_err(blocked),
         "write" => std::fs::write(&config.path, b"escaped\n").map_err(blocked),
+        "http" => http_get(&config.path),
+        "tcp" => std::net::TcpStream::connect(&config.path)
+            .map(drop)
+            .map_err(blocked),
         "panic" => panic!("rogue panics on purpose"),
         "loop" => loop {
             std::hint::black_box(());
@@ -73,6 +78,36 @@ fn act(config: &Config) -> Result<(), Error> {
             Ok(())
         }
         other => Err(Error::permanent(format!("unknown action {other:?}"))),
+    }
+}
+
+/// Sends `GET http://{authority}/` through wasi:http: `Ok` if a response came back.
+fn http_get(authority: &str) -> Result<(), Error> {
+    use wasi::http::outgoing_handler;
+    use wasi::http::types::{Fields, OutgoingRequest, Scheme};
+    let refused = |e: &dyn std::fmt::Debug| Error::permanent(format!("blocked: {e:?}"));
+    let request = OutgoingRequest::new(Fields::new());
+    request
+        .set_scheme(Some(&Scheme::Http))
+        .map_err(|e| refused(&e))?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|e| refused(&e))?;
+    request
+        .set_path_with_query(Some("/rogue"))
+        .map_err(|e| refused(&e))?;
+    let response = outgoing_handler::handle(request, None).map_err(|e| refused(&e))?;
+    response.subscribe().block();
+    match response.get() {
+        Some(Ok(Ok(response))) => {
+            wasmtel_sdk::log::info(&format!(
+                "reached {authority}: status {}",
+                response.status()
+            ));
+            Ok(())
+        }
+        Some(Ok(Err(e))) => Err(refused(&e)),
+        other => Err(refused(&other.is_some())),
     }
 }
 
