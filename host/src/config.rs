@@ -30,6 +30,8 @@ pub struct Config {
     pub session_id: Option<String>,
     /// How long shutdown may take in all, flushing every exporter.
     pub shutdown_timeout: Duration,
+    /// How often wasmtel records its own `wasmtel.*` metrics; none: never.
+    pub self_metrics_interval: Option<Duration>,
     pub exporters: Vec<ExporterConfig>,
 }
 
@@ -124,6 +126,7 @@ impl Default for Config {
             enabled: true,
             session_id: None,
             shutdown_timeout: Duration::from_millis(table.shutdown_timeout_ms.get()),
+            self_metrics_interval: table.self_metrics_interval(),
             exporters: vec![
                 exporter
                     .resolve(DEFAULT_EXPORTER, &table, Path::new("."), "")
@@ -193,6 +196,7 @@ impl Config {
             enabled: table.enabled,
             session_id: table.session_id.clone(),
             shutdown_timeout: Duration::from_millis(table.shutdown_timeout_ms.get()),
+            self_metrics_interval: table.self_metrics_interval(),
             exporters,
         })
     }
@@ -215,6 +219,14 @@ struct TelemetryToml {
     max_total_bytes: u64,
     session_id: Option<String>,
     shutdown_timeout_ms: NonZeroU64,
+    self_metrics_interval_ms: u64,
+}
+
+impl TelemetryToml {
+    fn self_metrics_interval(&self) -> Option<Duration> {
+        (self.self_metrics_interval_ms > 0)
+            .then(|| Duration::from_millis(self.self_metrics_interval_ms))
+    }
 }
 
 impl Default for TelemetryToml {
@@ -225,6 +237,7 @@ impl Default for TelemetryToml {
             max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
             session_id: None,
             shutdown_timeout_ms: NonZeroU64::new(5000).expect("nonzero"),
+            self_metrics_interval_ms: 0,
         }
     }
 }

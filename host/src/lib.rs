@@ -30,6 +30,7 @@ mod metrics;
 mod pipeline;
 pub mod plugin;
 mod replay;
+mod selfmetrics;
 mod stats;
 
 use std::future::Future;
@@ -57,6 +58,45 @@ use pipeline::{Health, Item, Worker};
 use stats::Counters;
 pub use stats::ExporterState;
 
+/// Sends what `make` builds to every route that takes `signal`: waiting for room if `wait`, else
+/// dropping (and counting) where a queue is full.
+fn send(routes: &[Route], signal: Signal, make: impl FnOnce() -> Item, wait: bool) {
+    let mut routes = routes
+        .iter()
+        .filter(|r| signal.wanted_by(r.signals))
+        .peekable();
+    if routes.peek().is_none() {
+        return;
+    }
+    let item = make();
+    for route in routes {
+        let item = match &item {
+            Item::Record(r) => Item::Record(r.clone()),
+            Item::Measurement(m) => Item::Measurement(m.clone()),
+            Item::Flush(_) | Item::Shutdown => unreachable!("only records are routed"),
+        };
+        let counters = &route.counters;
+        counters.pending.fetch_add(1, Relaxed);
+        let sent = if wait {
+            route.tx.blocking_send(item).map_err(|_| false)
+        } else {
+            route
+                .tx
+                .try_send(item)
+                .map_err(|e| matches!(e, TrySendError::Full(_)))
+        };
+        if let Err(full) = sent {
+            counters.pending.fetch_sub(1, Relaxed);
+            let counter = if full {
+                &counters.dropped_queue_full
+            } else {
+                &counters.dropped_shutdown
+            };
+            Counters::add(counter, 1);
+        }
+    }
+}
+
 /// Nanoseconds since the Unix epoch, now.
 pub(crate) fn now_unix_nano() -> u64 {
     SystemTime::now()
@@ -71,6 +111,7 @@ pub struct Telemetry {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Route {
     name: String,
     plugin: String,
@@ -210,6 +251,11 @@ impl TelemetryBuilder {
                 };
                 workers.push(runtime.spawn(worker.run(rx)));
             }
+        }
+        if let Some(interval) = config.self_metrics_interval
+            && !routes.is_empty()
+        {
+            runtime.spawn(selfmetrics::run(routes.clone(), interval));
         }
         Ok(Telemetry {
             inner: Arc::new(Inner {
@@ -381,45 +427,7 @@ impl Telemetry {
 
     /// Sends what `make` builds to every exporter that takes `signal`.
     fn route(&self, signal: Signal, make: impl FnOnce() -> Item, wait: bool) {
-        let mut routes = self
-            .inner
-            .routes
-            .iter()
-            .filter(|r| signal.wanted_by(r.signals))
-            .peekable();
-        if routes.peek().is_none() {
-            return;
-        }
-        let item = make();
-        for route in routes {
-            let item = match &item {
-                Item::Record(r) => Item::Record(r.clone()),
-                Item::Measurement(m) => Item::Measurement(m.clone()),
-                Item::Flush(_) | Item::Shutdown => unreachable!("only records are routed"),
-            };
-            let counters = &route.counters;
-            counters.pending.fetch_add(1, Relaxed);
-            let sent = if wait {
-                route.tx.blocking_send(item).map_err(|_| false)
-            } else {
-                route
-                    .tx
-                    .try_send(item)
-                    .map_err(|e| matches!(e, TrySendError::Full(_)))
-            };
-            match sent {
-                Ok(()) => {}
-                Err(full) => {
-                    counters.pending.fetch_sub(1, Relaxed);
-                    let counter = if full {
-                        &counters.dropped_queue_full
-                    } else {
-                        &counters.dropped_shutdown
-                    };
-                    Counters::add(counter, 1);
-                }
-            }
-        }
+        send(&self.inner.routes, signal, make, wait);
     }
 
     /// A snapshot of every exporter's counters, in config order.

@@ -75,6 +75,7 @@ fn act(config: &Config) -> Result<(), Error> {
         "print" => {
             println!("rogue says hello on stdout");
             eprintln!("rogue says hello on stderr");
+            wasmtel_sdk::log::warn("rogue logs through the host");
             Ok(())
         }
         other => Err(Error::permanent(format!("unknown action {other:?}"))),

@@ -1,0 +1,150 @@
+//! wasmtel's own telemetry as `wasmtel.*` metrics, recorded through the normal pipeline every
+//! `[telemetry] self_metrics_interval_ms`: per exporter, records and batches by outcome, faults,
+//! restarts, time spent exporting, records pending, and its state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtel_sdk::model::{
+    KeyValue, Metric, MetricData, Number, NumberPoint, Record, Scope, Temporality,
+};
+
+use crate::stats::{ExporterState, ExporterStats};
+use crate::{Item, Route, Signal, now_unix_nano, send};
+
+/// The scope of wasmtel's own metrics.
+fn scope() -> Scope {
+    Scope {
+        name: "wasmtel".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+/// The `wasmtel.*` metrics of `stats`: cumulative since `start`, taken at `now`.
+pub(crate) fn metrics(stats: &[ExporterStats], start: u64, now: u64) -> Vec<Metric> {
+    let point = |exporter: &str, extra: Option<(&str, &str)>, value: Number| {
+        let mut attributes = vec![KeyValue::new("exporter", exporter)];
+        attributes.extend(extra.map(|(k, v)| KeyValue::new(k, v)));
+        NumberPoint {
+            attributes,
+            start_time_unix_nano: start,
+            time_unix_nano: now,
+            value,
+        }
+    };
+    let metric = |name: &str, description: &str, unit: &str, data: MetricData| Metric {
+        name: name.into(),
+        description: description.into(),
+        unit: unit.into(),
+        scope: scope(),
+        data,
+    };
+    let sum = |points| MetricData::Sum {
+        points,
+        temporality: Temporality::Cumulative,
+        monotonic: true,
+    };
+    let int = |n: u64| Number::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    let by_outcome = |outcomes: &dyn Fn(&ExporterStats) -> Vec<(&'static str, u64)>| {
+        stats
+            .iter()
+            .flat_map(|s| {
+                outcomes(s)
+                    .into_iter()
+                    .map(|(o, n)| point(&s.name, Some(("outcome", o)), int(n)))
+            })
+            .collect::<Vec<_>>()
+    };
+    let each = |value: &dyn Fn(&ExporterStats) -> Number| {
+        stats
+            .iter()
+            .map(|s| point(&s.name, None, value(s)))
+            .collect::<Vec<_>>()
+    };
+    vec![
+        metric(
+            "wasmtel.exporter.records",
+            "Records by outcome: exported, or dropped and why",
+            "{record}",
+            sum(by_outcome(&|s| {
+                vec![
+                    ("exported", s.records_exported),
+                    ("dropped_queue_full", s.dropped_queue_full),
+                    ("dropped_failed", s.dropped_failed),
+                    ("dropped_shutdown", s.dropped_shutdown),
+                ]
+            })),
+        ),
+        metric(
+            "wasmtel.exporter.batches",
+            "Export calls by outcome",
+            "{batch}",
+            sum(by_outcome(&|s| {
+                vec![
+                    ("ok", s.batches_ok),
+                    ("failed", s.batches_failed),
+                    ("retried", s.batches_retried),
+                    ("dropped", s.batches_dropped),
+                ]
+            })),
+        ),
+        metric(
+            "wasmtel.exporter.faults",
+            "Traps, deadline overruns, memory exhaustion",
+            "{fault}",
+            sum(each(&|s| int(s.faults))),
+        ),
+        metric(
+            "wasmtel.exporter.restarts",
+            "Fresh plugin instances after a fault",
+            "{restart}",
+            sum(each(&|s| int(s.restarts))),
+        ),
+        metric(
+            "wasmtel.exporter.export.time",
+            "Time spent in export calls",
+            "s",
+            sum(each(&|s| Number::Double(s.export_nanos as f64 / 1e9))),
+        ),
+        metric(
+            "wasmtel.exporter.pending",
+            "Records queued or in a batch under way",
+            "{record}",
+            MetricData::Gauge {
+                points: each(&|s| int(s.pending)),
+            },
+        ),
+        metric(
+            "wasmtel.exporter.state",
+            "0 running, 1 parked, 2 failed",
+            "",
+            MetricData::Gauge {
+                points: each(&|s| {
+                    Number::Int(match s.state {
+                        ExporterState::Running => 0,
+                        ExporterState::Parked => 1,
+                        ExporterState::Failed => 2,
+                    })
+                }),
+            },
+        ),
+    ]
+}
+
+/// Records the metrics of `routes` every `interval`, until the runtime stops.
+pub(crate) async fn run(routes: Vec<Route>, interval: Duration) {
+    let start = now_unix_nano();
+    let mut ticks = tokio::time::interval(interval);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let stats: Vec<ExporterStats> = routes
+            .iter()
+            .map(|r| r.counters.snapshot(&r.name, &r.plugin))
+            .collect();
+        for metric in metrics(&stats, start, now_unix_nano()) {
+            let record = Arc::new(Record::Metric(metric));
+            send(&routes, Signal::Metrics, || Item::Record(record), false);
+        }
+    }
+}
