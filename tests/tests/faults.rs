@@ -239,3 +239,51 @@ fn record_calls_never_wait_for_a_stuck_plugin_and_shutdown_keeps_its_deadline() 
     assert_eq!(after[0].dropped_shutdown, 2, "{}", after[0]);
     assert!(!telemetry.flush(std::time::Duration::from_millis(10)));
 }
+
+#[test]
+fn a_parked_exporter_is_tried_again_and_recovers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The rogue fails until `ok.txt` exists in its own directory.
+    let text = format!(
+        "[exporters.flaky]\nplugin = {ROGUE:?}\nconfig = {{ action = \"read\", path = \"ok.txt\" }}\n\
+         sandbox = {{ dir = \"flaky\" }}\nqueue = {{ max_retries = 0 }}\n"
+    );
+    let telemetry = Telemetry::start(config(tmp.path(), &text)).expect("start");
+    let one = |name: &str| {
+        telemetry.event(wasmtel::Event::new(name));
+        assert!(telemetry.flush(std::time::Duration::from_secs(10)));
+        telemetry.stats().remove(0)
+    };
+    for _ in 0..3 {
+        one("fails");
+    }
+    let parked_at = std::time::Instant::now();
+    let s = telemetry.stats().remove(0);
+    assert_eq!(
+        (s.state, s.batches_failed, s.dropped_failed),
+        (ExporterState::Parked, 3, 3),
+        "{s}"
+    );
+
+    std::fs::write(tmp.path().join("flaky/ok.txt"), "ok").expect("write");
+    let s = one("dropped while parked");
+    assert_eq!(
+        (s.state, s.batches_failed, s.dropped_failed),
+        (ExporterState::Parked, 3, 4),
+        "not called: {s}"
+    );
+
+    std::thread::sleep(
+        std::time::Duration::from_secs(5).saturating_sub(parked_at.elapsed())
+            + std::time::Duration::from_millis(200),
+    );
+    let s = one("the trial");
+    assert_eq!(
+        (s.state, s.records_exported, s.dropped_failed),
+        (ExporterState::Running, 1, 4),
+        "recovered: {s}"
+    );
+    let s = one("running again");
+    assert_eq!(s.records_exported, 2, "{s}");
+    telemetry.shutdown();
+}
