@@ -37,6 +37,16 @@ pub struct Instrument {
     pub kind: InstrumentKind,
 }
 
+impl Instrument {
+    /// A histogram's bucket bounds; none for other kinds.
+    fn bounds(&self) -> &[f64] {
+        match &self.kind {
+            InstrumentKind::Histogram(bounds) => bounds,
+            _ => &[],
+        }
+    }
+}
+
 /// One measurement, on its way from the record call to an exporter's aggregator.
 #[derive(Debug)]
 pub struct Measurement {
@@ -172,10 +182,7 @@ impl Aggregator {
                 counts,
             } => {
                 let v = m.value.as_f64();
-                let bounds = match &stream.instrument.kind {
-                    InstrumentKind::Histogram(b) => b.as_slice(),
-                    _ => &[],
-                };
+                let bounds = stream.instrument.bounds();
                 // Buckets are (previous bound, bound]; the last is above every bound.
                 let bucket = bounds.partition_point(|b| *b < v);
                 counts[bucket] += 1;
@@ -232,10 +239,7 @@ impl Aggregator {
                         max,
                         counts,
                     } => {
-                        let bounds = match &stream.instrument.kind {
-                            InstrumentKind::Histogram(b) => b.clone(),
-                            _ => Vec::new(),
-                        };
+                        let bounds = stream.instrument.bounds().to_vec();
                         histograms.push(HistogramPoint {
                             attributes,
                             start_time_unix_nano: start,

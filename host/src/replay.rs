@@ -22,6 +22,13 @@ pub struct ReplaySummary {
     pub exporters: Vec<ExporterStats>,
 }
 
+impl ReplaySummary {
+    /// The final counters of the exporter named `name`.
+    pub fn exporter(&self, name: &str) -> Option<&ExporterStats> {
+        self.exporters.iter().find(|e| e.name == name)
+    }
+}
+
 impl std::fmt::Display for ReplaySummary {
     /// A line for the input, then a line per exporter.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -40,6 +40,18 @@ pub fn config(dir: &Path, text: &str) -> wasmtel::Config {
     wasmtel::Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Replays the fixture through the exporters of `config`; panics on an error.
+pub fn replay_fixture(config: wasmtel::Config) -> wasmtel::ReplaySummary {
+    let open = || std::fs::File::open(fixture()).map(std::io::BufReader::new);
+    wasmtel::replay(
+        "fixture",
+        open,
+        wasmtel::Telemetry::builder(config),
+        |_, _| {},
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// A line-by-line diff of two texts, for readable assertion messages: the first differing lines.
 pub fn diff(expected: &str, actual: &str) -> String {
     let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());

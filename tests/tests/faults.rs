@@ -2,10 +2,8 @@
 //! healthy exporter's output is complete, the bad plugin's counters say what happened, and the
 //! process goes on.
 
-use std::io::BufReader;
-
-use wasmtel::{ExporterState, ExporterStats, Telemetry, replay};
-use wasmtel_tests::{ROGUE, config, fixture, only_jsonl};
+use wasmtel::{ExporterState, ExporterStats, Telemetry};
+use wasmtel_tests::{ROGUE, config, fixture, only_jsonl, replay_fixture};
 
 /// Replays the fixture into a healthy file-jsonl exporter and a rogue one configured with
 /// `rogue` (the inside of its `config` table), `sandbox` (more keys of its sandbox table) and
@@ -20,9 +18,7 @@ fn beside_a_healthy_exporter(rogue: &str, sandbox: &str, extra: &str) -> (Export
          [exporters.rogue]\nplugin = {ROGUE:?}\nconfig = {{ {rogue} }}\nsandbox = {{ dir = \"rogue\"{sandbox} }}\n{extra}\n"
     );
     let config = config(tmp.path(), &text);
-    let open = || std::fs::File::open(fixture()).map(BufReader::new);
-    let summary = replay("fixture", open, Telemetry::builder(config), |_, _| {})
-        .unwrap_or_else(|e| panic!("{e}"));
+    let summary = replay_fixture(config);
     let healthy = &summary.exporters[0];
     assert_eq!(
         (healthy.records_exported, healthy.dropped(), healthy.faults),

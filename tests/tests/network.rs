@@ -1,12 +1,10 @@
 //! Outbound network: a plugin reaches only the hosts its sandbox's `allow_hosts` lists, over
 //! wasi:http; raw sockets are closed. A real HTTP server on 127.0.0.1 counts what arrives.
 
-use std::io::BufReader;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use wasmtel::{ExporterStats, Telemetry, replay};
-use wasmtel_tests::{ROGUE, config, fixture};
+use wasmtel_tests::{ROGUE, config, replay_fixture};
 
 /// An HTTP server on 127.0.0.1 that answers 200 and counts requests, until dropped.
 struct Server {
@@ -72,15 +70,11 @@ fn http_reaches_only_allowed_hosts_and_raw_sockets_are_closed() {
     text += &rogue("other_port", "http", &target, &["127.0.0.1:1".into()]);
     text += &rogue("raw_tcp", "tcp", &target, std::slice::from_ref(&target));
     let config = config(tmp.path(), &text);
-    let open = || std::fs::File::open(fixture()).map(BufReader::new);
-    let summary = replay("fixture", open, Telemetry::builder(config), |_, _| {})
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stats = |name: &str| -> &ExporterStats {
+    let summary = replay_fixture(config);
+    let stats = |name: &str| {
         summary
-            .exporters
-            .iter()
-            .find(|s| s.name == name)
-            .expect(name)
+            .exporter(name)
+            .unwrap_or_else(|| panic!("no {name}"))
     };
 
     let healthy = stats("healthy");

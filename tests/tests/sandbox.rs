@@ -1,11 +1,9 @@
 //! A plugin that reaches outside the one directory its sandbox grants gets an error inside the
 //! sandbox; the host and the other exporters go on.
 
-use std::io::BufReader;
 use std::path::Path;
 
-use wasmtel::{ExporterStats, Telemetry, replay};
-use wasmtel_tests::{ROGUE, config, fixture, only_jsonl};
+use wasmtel_tests::{ROGUE, config, fixture, only_jsonl, replay_fixture};
 
 fn rogue(name: &str, action: &str, path: &str, dir: Option<&str>) -> String {
     let sandbox = dir
@@ -41,14 +39,10 @@ fn escapes_from_the_sandbox_directory_fail_inside_the_plugin_and_the_rest_goes_o
     text += &rogue("read_without_dir", "read", "secret.txt", None);
     let config = config(root, &text);
 
-    let open = || std::fs::File::open(fixture()).map(BufReader::new);
-    let summary = replay("fixture", open, Telemetry::builder(config), |_, _| {})
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stats = |name: &str| -> &ExporterStats {
+    let summary = replay_fixture(config);
+    let stats = |name: &str| {
         summary
-            .exporters
-            .iter()
-            .find(|s| s.name == name)
+            .exporter(name)
             .unwrap_or_else(|| panic!("no {name}"))
     };
 
@@ -121,9 +115,7 @@ fn a_probe_inside_the_directory_succeeds_so_the_escape_tests_can_fail() {
     text += &rogue("read_own", "read", "mine.txt", Some("own"));
     text += &rogue("write_own", "write", "written.txt", Some("own"));
     let config = config(tmp.path(), &text);
-    let open = || std::fs::File::open(fixture()).map(BufReader::new);
-    let summary = replay("fixture", open, Telemetry::builder(config), |_, _| {})
-        .unwrap_or_else(|e| panic!("{e}"));
+    let summary = replay_fixture(config);
     for s in &summary.exporters {
         assert_eq!(
             (s.records_exported, s.dropped()),
