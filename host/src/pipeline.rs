@@ -297,7 +297,7 @@ impl Worker {
     async fn live_instance(&mut self) -> Result<&mut Instance, String> {
         if self.instance.is_none() {
             Counters::add(&self.counters.restarts, 1);
-            let fresh = crate::start_instance(
+            let fresh = crate::telemetry::start_instance(
                 self.plugin.clone(),
                 self.config.clone(),
                 self.session_id.clone(),

@@ -9,8 +9,10 @@ use wasmtel_sdk::model::{
     KeyValue, Metric, MetricData, Number, NumberPoint, Record, Scope, Temporality,
 };
 
+use crate::now_unix_nano;
+use crate::pipeline::Item;
 use crate::stats::{ExporterState, ExporterStats};
-use crate::{Item, Route, Signal, now_unix_nano, send};
+use crate::telemetry::{Route, Signal, send};
 
 /// The scope of wasmtel's own metrics.
 fn scope() -> Scope {
@@ -138,10 +140,7 @@ pub(crate) async fn run(routes: Vec<Route>, interval: Duration) {
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        let stats: Vec<ExporterStats> = routes
-            .iter()
-            .map(|r| r.counters.snapshot(&r.name, &r.plugin))
-            .collect();
+        let stats: Vec<ExporterStats> = routes.iter().map(Route::stats).collect();
         for metric in metrics(&stats, start, now_unix_nano()) {
             let record = Arc::new(Record::Metric(metric));
             send(&routes, Signal::Metrics, || Item::Record(record), false);
