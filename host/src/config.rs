@@ -101,6 +101,8 @@ pub struct QueueConfig {
     pub capacity: usize,
     /// Records per batch, at most.
     pub max_batch: usize,
+    /// Roughly how many bytes of records a batch holds, at most (a larger record goes alone).
+    pub max_batch_bytes: usize,
     /// The longest a record waits for its batch to fill.
     pub max_delay: Duration,
     pub when_full: WhenFull,
@@ -284,6 +286,7 @@ struct SandboxToml {
 struct QueueToml {
     capacity: NonZeroUsize,
     max_batch: NonZeroUsize,
+    max_batch_bytes: NonZeroUsize,
     max_delay_ms: u64,
     when_full: WhenFull,
     max_retries: u32,
@@ -294,6 +297,7 @@ impl Default for QueueToml {
         QueueToml {
             capacity: NonZeroUsize::new(8192).expect("nonzero"),
             max_batch: NonZeroUsize::new(512).expect("nonzero"),
+            max_batch_bytes: NonZeroUsize::new(4 * 1024 * 1024).expect("nonzero"),
             max_delay_ms: 1000,
             when_full: WhenFull::DropNewest,
             max_retries: 3,
@@ -400,6 +404,7 @@ impl ExporterToml {
             queue: QueueConfig {
                 capacity: self.queue.capacity.get(),
                 max_batch: self.queue.max_batch.get(),
+                max_batch_bytes: self.queue.max_batch_bytes.get(),
                 max_delay: Duration::from_millis(self.queue.max_delay_ms),
                 when_full: self.queue.when_full,
                 max_retries: self.queue.max_retries,

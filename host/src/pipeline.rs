@@ -32,6 +32,25 @@ impl Item {
     }
 }
 
+/// The records of the batch being filled, and roughly how many bytes they take.
+#[derive(Default)]
+struct Buffer {
+    records: Vec<Arc<Record>>,
+    bytes: usize,
+}
+
+impl Buffer {
+    fn push(&mut self, record: Arc<Record>) {
+        self.bytes += record.approx_size();
+        self.records.push(record);
+    }
+
+    fn take(&mut self) -> Vec<Arc<Record>> {
+        self.bytes = 0;
+        std::mem::take(&mut self.records)
+    }
+}
+
 /// Everything a worker needs.
 pub(crate) struct Worker {
     pub config: ExporterConfig,
@@ -70,13 +89,16 @@ fn now_unix_nano() -> u64 {
 
 impl Worker {
     pub async fn run(mut self, mut rx: mpsc::Receiver<Item>) {
-        let mut batch: Vec<Arc<Record>> = Vec::new();
+        let mut batch = Buffer::default();
         let mut aggregator = Aggregator::new(self.config.metrics.temporality);
         let mut batch_deadline: Option<tokio::time::Instant> = None;
         let mut interval = tokio::time::interval(self.config.metrics.interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval.tick().await;
-        let max_batch = self.config.queue.max_batch;
+        let (max_batch, max_bytes) = (
+            self.config.queue.max_batch,
+            self.config.queue.max_batch_bytes,
+        );
         loop {
             let deadline = batch_deadline;
             tokio::select! {
@@ -88,11 +110,15 @@ impl Worker {
                             self.counters.pending.fetch_sub(1, Relaxed);
                             continue;
                         }
-                        if batch.is_empty() && !self.count_only {
+                        // A record that would take the batch past its byte cap starts the next.
+                        if !batch.records.is_empty() && batch.bytes + record.approx_size() > max_bytes {
+                            self.export(&mut batch).await;
+                        }
+                        if batch.records.is_empty() && !self.count_only {
                             batch_deadline = Some(tokio::time::Instant::now() + self.config.queue.max_delay);
                         }
                         batch.push(record);
-                        if batch.len() >= max_batch {
+                        if batch.records.len() >= max_batch || batch.bytes >= max_bytes {
                             self.export(&mut batch).await;
                             batch_deadline = None;
                         }
@@ -137,7 +163,7 @@ impl Worker {
     }
 
     /// Adds the aggregated metrics to the batch.
-    fn collect(&self, aggregator: &mut Aggregator, batch: &mut Vec<Arc<Record>>) {
+    fn collect(&self, aggregator: &mut Aggregator, batch: &mut Buffer) {
         let scope = Scope::default();
         for metric in aggregator.collect(now_unix_nano(), &scope) {
             batch.push(Arc::new(Record::Metric(metric)));
@@ -146,11 +172,11 @@ impl Worker {
     }
 
     /// Exports and empties `batch`: events, then spans, then metrics, one call each.
-    async fn export(&mut self, batch: &mut Vec<Arc<Record>>) {
-        if batch.is_empty() {
+    async fn export(&mut self, batch: &mut Buffer) {
+        if batch.records.is_empty() {
             return;
         }
-        let records = std::mem::take(batch);
+        let records = batch.take();
         let (mut events, mut spans, mut metrics) = (Vec::new(), Vec::new(), Vec::new());
         for record in &records {
             match &**record {

@@ -191,3 +191,31 @@ fn signals_and_temporality_follow_the_config() {
     });
     assert!(cumulative, "{records:?}");
 }
+
+#[test]
+fn batches_are_cut_at_their_byte_cap() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = config(
+        tmp.path(),
+        "[exporters.session]\nplugin = \"file-jsonl\"\nqueue = { max_batch = 100, max_batch_bytes = 3000 }\n",
+    );
+    let telemetry = Telemetry::builder(config)
+        .count_only_batching()
+        .start()
+        .expect("start");
+    for i in 0..10 {
+        telemetry.record_blocking(Record::Event(
+            Event::new("big")
+                .attr("output", "x".repeat(1000))
+                .attr("i", i)
+                .at(1),
+        ));
+    }
+    let stats = telemetry.shutdown().remove(0);
+    // Each event takes about 1.1 kB: two fit under 3000 bytes, a third would not.
+    assert_eq!(
+        (stats.records_exported, stats.batches_ok),
+        (10, 5),
+        "{stats}"
+    );
+}
