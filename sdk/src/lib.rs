@@ -227,3 +227,60 @@ macro_rules! export {
         };
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counting(u32);
+
+    impl Exporter for Counting {
+        fn init(config: &str, _context: &Context) -> Result<Self, Error> {
+            match config {
+                "{}" => Ok(Counting(0)),
+                other => Err(Error::permanent(format!("invalid config: {other}"))),
+            }
+        }
+        fn export_events(&mut self, batch: &EventBatch) -> Result<(), Error> {
+            self.0 += batch.events.len() as u32;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_glue_refuses_calls_out_of_order() {
+        let context = Context {
+            exporter_name: "t".into(),
+            session_id: "s".into(),
+        };
+        let batch = encode::event_batch(&[], &[model::Event::new("e")]);
+        let called = |r: Result<(), Error>| match r {
+            Err(Error::Permanent(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            called(__with(|e| e.export_events(&batch))),
+            "called before init"
+        );
+        assert_eq!(
+            called(__init::<Counting>("{\"x\":1}".into(), context.clone())),
+            "invalid config: {\"x\":1}"
+        );
+        __init::<Counting>("{}".into(), context.clone()).expect("init");
+        assert_eq!(
+            called(__init::<Counting>("{}".into(), context.clone())),
+            "init called twice"
+        );
+        __with(|e| e.export_events(&batch)).expect("export");
+        __with(|e| e.export_spans(&encode::span_batch(&[], &[]))).expect("ignored by default");
+        __shutdown().expect("shutdown");
+        assert_eq!(
+            called(__with(|e| e.export_events(&batch))),
+            "called after shutdown"
+        );
+        assert_eq!(
+            called(__init::<Counting>("{}".into(), context)),
+            "init called after shutdown"
+        );
+    }
+}

@@ -37,6 +37,7 @@ fn escapes_from_the_sandbox_directory_fail_inside_the_plugin_and_the_rest_goes_o
     );
     text += &rogue("read_symlink", "read", "link", Some("linked"));
     text += &rogue("read_without_dir", "read", "secret.txt", None);
+    text += &rogue("environment", "env", "", None);
     let config = config(root, &text);
 
     let summary = replay_fixture(config);
@@ -66,6 +67,7 @@ fn escapes_from_the_sandbox_directory_fail_inside_the_plugin_and_the_rest_goes_o
         "write_absolute",
         "read_symlink",
         "read_without_dir",
+        "environment",
     ] {
         let s = stats(name);
         assert_eq!(s.records_exported, 0, "{s}");

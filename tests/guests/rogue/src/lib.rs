@@ -48,6 +48,18 @@ fn act(config: &Config) -> Result<(), Error> {
         "read" => std::fs::read(&config.path).map(drop).map_err(blocked),
         "write" => std::fs::write(&config.path, b"escaped\n").map_err(blocked),
         "http" => http_get(&config.path),
+        "env" => match std::env::vars()
+            .next()
+            .or_else(|| std::env::args().nth(1).map(|a| ("arg".into(), a)))
+        {
+            Some((key, _)) => {
+                wasmtel_sdk::log::error(&format!("sees the host's {key}"));
+                Ok(())
+            }
+            None => Err(Error::permanent(
+                "blocked: no environment variables, no arguments",
+            )),
+        },
         "tcp" => std::net::TcpStream::connect(&config.path)
             .map(drop)
             .map_err(blocked),
