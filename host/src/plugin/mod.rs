@@ -226,7 +226,8 @@ impl Runtime {
             .exports(&self.engine)
             .map(|(name, _)| name.to_string())
             .collect();
-        if !exports.iter().any(|e| e == EXPORTER_INTERFACE) {
+        // wasmtime looks exports up by semver: 0.1.x plugins serve a 0.1.0 host.
+        if component.get_export(None, EXPORTER_INTERFACE).is_none() {
             let found = exports
                 .iter()
                 .find(|e| e.starts_with("wasmtel:exporter/exporter@"));
