@@ -60,3 +60,45 @@ fn corrupt_bytes_are_refused() {
         "{error}"
     );
 }
+
+#[test]
+fn compiled_plugins_are_cached_and_a_bad_cache_entry_is_compiled_again() {
+    use std::os::unix::fs::MetadataExt;
+    use wasmtel::plugin::Runtime;
+
+    let cache = tempfile::tempdir().expect("tempdir");
+    let bytes = std::fs::read(ROGUE).expect("rogue");
+    let load = || {
+        Runtime::new(Some(cache.path().to_path_buf()))
+            .expect("runtime")
+            .load("rogue", &bytes)
+            .map(drop)
+    };
+    let entries = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(cache.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").path())
+            .collect()
+    };
+    load().expect("compiled");
+    let cached = entries();
+    assert_eq!(cached.len(), 1, "one compiled plugin: {cached:?}");
+    assert!(cached[0].extension().is_some_and(|x| x == "cwasm"));
+    let inode = std::fs::metadata(&cached[0]).expect("meta").ino();
+
+    load().expect("loaded from the cache");
+    assert_eq!(entries(), cached);
+    assert_eq!(
+        std::fs::metadata(&cached[0]).expect("meta").ino(),
+        inode,
+        "a hit does not write"
+    );
+
+    std::fs::write(&cached[0], b"not a compiled plugin").expect("spoil");
+    load().expect("compiled again");
+    let rewritten = std::fs::read(&cached[0]).expect("read");
+    assert_ne!(
+        rewritten, b"not a compiled plugin",
+        "the bad entry is replaced"
+    );
+}
