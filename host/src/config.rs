@@ -123,7 +123,7 @@ impl Default for Config {
     /// `./logs`.
     fn default() -> Self {
         let table = TelemetryToml::default();
-        let exporter = ExporterToml::default_for(&table);
+        let exporter = ExporterToml::default_file();
         Config {
             enabled: true,
             session_id: None,
@@ -132,7 +132,9 @@ impl Default for Config {
             exporters: vec![
                 exporter
                     .resolve(DEFAULT_EXPORTER, &table, Path::new("."), "")
-                    .unwrap_or_else(|e| unreachable!("the default exporter is valid: {e}")),
+                    .unwrap_or_else(|e| {
+                        unreachable!("the default exporter is valid: {}", e.message)
+                    }),
             ],
         }
     }
@@ -174,11 +176,11 @@ impl Config {
         let table = parsed.telemetry;
         let mut exporters = Vec::new();
         if parsed.exporters.is_empty() {
-            let exporter = ExporterToml::default_for(&table);
+            let exporter = ExporterToml::default_file();
             exporters.push(
                 exporter
                     .resolve(DEFAULT_EXPORTER, &table, base, "")
-                    .map_err(|e| err(None, None, e))?,
+                    .map_err(|e| err(None, None, e.message))?,
             );
         }
         for (name, exporter) in parsed.exporters {
@@ -189,8 +191,12 @@ impl Config {
             let origin = format!("{}:{line}: ", file.display());
             let resolved = exporter
                 .resolve(&name, &table, base, &origin)
-                .map_err(|message| {
-                    err(Some(at), Some(format!("exporters.{name}.plugin")), message)
+                .map_err(|e| {
+                    err(
+                        Some(e.at),
+                        Some(format!("exporters.{name}.{}", e.key)),
+                        e.message,
+                    )
                 })?;
             exporters.push(resolved);
         }
@@ -202,6 +208,13 @@ impl Config {
             exporters,
         })
     }
+}
+
+/// A value serde accepted but the config does not: where, which key (below the exporter), why.
+struct Invalid {
+    at: usize,
+    key: String,
+    message: String,
 }
 
 #[derive(Deserialize)]
@@ -276,7 +289,7 @@ fn all_signals() -> Vec<SignalToml> {
 #[serde(deny_unknown_fields, default)]
 struct SandboxToml {
     dir: Option<PathBuf>,
-    allow_hosts: Vec<String>,
+    allow_hosts: Vec<Spanned<String>>,
     memory_mib: Option<NonZeroU32>,
     timeout_ms: Option<NonZeroU64>,
 }
@@ -333,7 +346,8 @@ pub const DEFAULT_MEMORY_MIB: u32 = 64;
 pub const DEFAULT_TIMEOUT_MS: u64 = 5000;
 
 impl ExporterToml {
-    fn default_for(_table: &TelemetryToml) -> Self {
+    /// The exporter of a config that has none: the built-in file-jsonl.
+    fn default_file() -> Self {
         ExporterToml {
             plugin: Spanned::new(0..0, "file-jsonl".to_string()),
             signals: all_signals(),
@@ -351,7 +365,8 @@ impl ExporterToml {
         table: &TelemetryToml,
         base: &Path,
         origin: &str,
-    ) -> Result<ExporterConfig, String> {
+    ) -> Result<ExporterConfig, Invalid> {
+        let plugin_at = self.plugin.span().start;
         let plugin_name = self.plugin.into_inner();
         let plugin = match BUILTIN_PLUGINS.iter().find(|b| **b == plugin_name) {
             Some(builtin) => PluginSource::Builtin(builtin),
@@ -359,12 +374,28 @@ impl ExporterToml {
                 PluginSource::File(base.join(&plugin_name))
             }
             None => {
-                return Err(format!(
-                    "unknown plugin `{plugin_name}`: name a built-in ({}) or a path to a .wasm component",
-                    BUILTIN_PLUGINS.join(", ")
-                ));
+                return Err(Invalid {
+                    at: plugin_at,
+                    key: "plugin".into(),
+                    message: format!(
+                        "unknown plugin `{plugin_name}`: name a built-in ({}) or a path to a .wasm component",
+                        BUILTIN_PLUGINS.join(", ")
+                    ),
+                });
             }
         };
+        for (i, host) in self.sandbox.allow_hosts.iter().enumerate() {
+            let text = host.get_ref();
+            if text.is_empty() || text.contains("://") || text.contains('/') || text.contains('@') {
+                return Err(Invalid {
+                    at: host.span().start,
+                    key: format!("sandbox.allow_hosts[{i}]"),
+                    message: format!(
+                        "`{text}` is not a host: write `host`, `host:port` or `*.domain`, without scheme or path"
+                    ),
+                });
+            }
+        }
         let mut config = self.config;
         let mut dir = self.sandbox.dir;
         // The built-in file exporter writes into `[telemetry] dir` within `[telemetry]
@@ -381,7 +412,11 @@ impl ExporterToml {
             metrics: self.signals.contains(&SignalToml::Metrics),
             spans: self.signals.contains(&SignalToml::Spans),
         };
-        let plugin_config = serde_json::to_string(&config).map_err(|e| format!("config: {e}"))?;
+        let plugin_config = serde_json::to_string(&config).map_err(|e| Invalid {
+            at: plugin_at,
+            key: "config".into(),
+            message: e.to_string(),
+        })?;
         let memory_mib = self
             .sandbox
             .memory_mib
@@ -399,7 +434,12 @@ impl ExporterToml {
                         .timeout_ms
                         .map_or(DEFAULT_TIMEOUT_MS, NonZeroU64::get),
                 ),
-                allow_hosts: self.sandbox.allow_hosts,
+                allow_hosts: self
+                    .sandbox
+                    .allow_hosts
+                    .into_iter()
+                    .map(Spanned::into_inner)
+                    .collect(),
             },
             queue: QueueConfig {
                 capacity: self.queue.capacity.get(),

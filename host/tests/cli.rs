@@ -245,3 +245,26 @@ fn check_reports_each_exporter() {
     assert!(ok, "{stderr}");
     assert_eq!(stdout, "session: ok\n");
 }
+
+#[test]
+fn values_serde_accepts_but_the_config_does_not_are_located() {
+    config_fails(
+        "[exporters.otlp]\nplugin = \"file-jsonl\"\nsandbox = { allow_hosts = [\"ok:4318\", \"https://c.example.com/v1/logs\"] }\n",
+        &[],
+        &[
+            "config.toml:3:39",
+            "`exporters.otlp.sandbox.allow_hosts[1]`",
+            "is not a host",
+        ],
+    );
+    config_fails(
+        "[exporters.session]\nplugin = \"filejsonl\"\n",
+        &[],
+        &[
+            "config.toml:2:10",
+            "`exporters.session.plugin`",
+            "unknown plugin `filejsonl`",
+            "file-jsonl",
+        ],
+    );
+}
