@@ -1,11 +1,11 @@
 //! config.toml: `[telemetry]` and any number of `[exporters.NAME]`. Unknown keys, wrong types and
 //! bad values are errors naming the file, line, column and key. See the README's config reference.
 
-use std::collections::BTreeMap;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -223,7 +223,8 @@ struct FileToml {
     #[serde(default)]
     telemetry: TelemetryToml,
     #[serde(default)]
-    exporters: BTreeMap<String, ExporterToml>,
+    /// In the order of the file.
+    exporters: IndexMap<String, ExporterToml>,
 }
 
 #[derive(Deserialize)]

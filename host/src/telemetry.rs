@@ -430,18 +430,30 @@ impl Inner {
         let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
         let senders: Vec<_> = self.routes.iter().map(|r| r.tx.clone()).collect();
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        // Every exporter shuts down at once, each within the deadline: one stuck exporter does
+        // not hold back the others.
         let finished = block_on(&runtime, async move {
-            for sender in senders {
-                let _ = tokio::time::timeout_at(deadline, sender.send(Item::Shutdown)).await;
-            }
+            let each: Vec<_> = senders
+                .into_iter()
+                .zip(workers)
+                .map(|(sender, worker)| {
+                    tokio::spawn(async move {
+                        let abort = worker.abort_handle();
+                        let stopped = async {
+                            let _ = sender.send(Item::Shutdown).await;
+                            let _ = worker.await;
+                        };
+                        let done = tokio::time::timeout_at(deadline, stopped).await.is_ok();
+                        if !done {
+                            abort.abort();
+                        }
+                        done
+                    })
+                })
+                .collect();
             let mut finished = Vec::new();
-            for worker in workers {
-                let abort = worker.abort_handle();
-                let done = tokio::time::timeout_at(deadline, worker).await.is_ok();
-                if !done {
-                    abort.abort();
-                }
-                finished.push(done);
+            for exporter in each {
+                finished.push(exporter.await.unwrap_or(false));
             }
             finished
         });

@@ -179,9 +179,9 @@ fn record_calls_never_wait_for_a_stuck_plugin_and_shutdown_keeps_its_deadline() 
     let tmp = tempfile::tempdir().expect("tempdir");
     let text = format!(
         "[telemetry]\nsession_id = \"stuck\"\nshutdown_timeout_ms = 500\n\
-         [exporters.healthy]\nplugin = \"file-jsonl\"\nsandbox = {{ dir = \"healthy\" }}\nqueue = {{ capacity = 100000 }}\n\
          [exporters.stuck]\nplugin = {ROGUE:?}\nconfig = {{ action = \"loop\" }}\n\
-         sandbox = {{ timeout_ms = 600000 }}\nqueue = {{ capacity = 100, max_batch = 10, max_delay_ms = 0 }}\n"
+         sandbox = {{ timeout_ms = 600000 }}\nqueue = {{ capacity = 100, max_batch = 10, max_delay_ms = 0 }}\n\
+         [exporters.healthy]\nplugin = \"file-jsonl\"\nsandbox = {{ dir = \"healthy\" }}\nqueue = {{ capacity = 100000 }}\n"
     );
     let telemetry = Telemetry::start(config(tmp.path(), &text)).expect("start");
     let recorded = 5000u64;
@@ -190,7 +190,7 @@ fn record_calls_never_wait_for_a_stuck_plugin_and_shutdown_keeps_its_deadline() 
     }
     // Every record call has returned while the stuck plugin is still inside its first call
     // (its deadline is ten minutes away): so none of them waited for it.
-    let stuck = telemetry.stats().remove(1);
+    let stuck = telemetry.stats().remove(0);
     assert_eq!(
         (stuck.batches_ok, stuck.batches_failed, stuck.faults),
         (0, 0, 0),
@@ -206,7 +206,7 @@ fn record_calls_never_wait_for_a_stuck_plugin_and_shutdown_keeps_its_deadline() 
     );
 
     let stats = telemetry.shutdown();
-    let (healthy, stuck) = (&stats[0], &stats[1]);
+    let (healthy, stuck) = (&stats[1], &stats[0]);
     assert_eq!(
         (healthy.records_exported, healthy.dropped()),
         (recorded, 0),
@@ -232,7 +232,7 @@ fn record_calls_never_wait_for_a_stuck_plugin_and_shutdown_keeps_its_deadline() 
     telemetry.event(wasmtel::Event::new("late"));
     telemetry.counter("late").add(1, &[]);
     let after = telemetry.shutdown();
-    assert_eq!(after[0].dropped_shutdown, 2, "{}", after[0]);
+    assert_eq!(after[1].dropped_shutdown, 2, "{}", after[1]);
     assert!(!telemetry.flush(std::time::Duration::from_millis(10)));
 }
 
