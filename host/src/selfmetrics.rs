@@ -98,7 +98,7 @@ pub(crate) fn metrics(stats: &[ExporterStats], start: u64, now: u64) -> Vec<Metr
         ),
         metric(
             "wasmtel.exporter.restarts",
-            "Fresh plugin instances after a fault",
+            "Fresh plugin instances after a fault or a failed start",
             "{restart}",
             sum(each(&|s| int(s.restarts))),
         ),

@@ -123,7 +123,7 @@ pub struct ExporterStats {
     pub batches_dropped: u64,
     /// Traps, deadline overruns and memory exhaustion.
     pub faults: u64,
-    /// Fresh instances created after a fault.
+    /// Fresh instances made after a fault or a failed start.
     pub restarts: u64,
     /// Time spent in export calls, in nanoseconds.
     pub export_nanos: u64,
