@@ -84,7 +84,9 @@ impl Histogram {
 /// The identity of a span, to make other spans its children.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpanContext {
+    /// The trace the span belongs to.
     pub trace_id: TraceId,
+    /// The span's own id.
     pub span_id: SpanId,
 }
 
@@ -133,16 +135,19 @@ impl SpanBuilder {
         self
     }
 
+    /// Sets the kind (default: internal).
     pub fn kind(mut self, kind: SpanKind) -> Self {
         self.kind = kind;
         self
     }
 
+    /// Adds an attribute.
     pub fn attr(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.attributes.push(KeyValue::new(key, value));
         self
     }
 
+    /// Sets the instrumentation scope (default: none).
     pub fn scope(mut self, scope: Scope) -> Self {
         self.scope = scope;
         self
@@ -200,6 +205,7 @@ impl ActiveSpan {
         }
     }
 
+    /// Adds an attribute.
     pub fn set_attr(&mut self, key: &str, value: impl Into<Value>) {
         self.span().attributes.push(KeyValue::new(key, value));
     }
@@ -213,6 +219,7 @@ impl ActiveSpan {
         });
     }
 
+    /// Sets the outcome, with a description for errors.
     pub fn set_status(&mut self, status: StatusCode, message: &str) {
         let span = self.span();
         span.status = status;

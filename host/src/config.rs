@@ -32,20 +32,26 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How often wasmtel records its own `wasmtel.*` metrics; none: never.
     pub self_metrics_interval: Option<Duration>,
+    /// The exporters, in the order of the file.
     pub exporters: Vec<ExporterConfig>,
 }
 
 /// One `[exporters.NAME]` table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExporterConfig {
+    /// `NAME` of `[exporters.NAME]`.
     pub name: String,
+    /// Its plugin.
     pub plugin: PluginSource,
     /// The signals this exporter receives.
     pub signals: Signals,
     /// The `config` table, as JSON text for the plugin's `init`.
     pub plugin_config: String,
+    /// What its plugin may use.
     pub sandbox: Sandbox,
+    /// Its queue and batching.
     pub queue: QueueConfig,
+    /// Its metric aggregation.
     pub metrics: MetricsConfig,
     /// Where the exporter is defined (`file:line: `), to prefix errors; empty for defaults.
     pub origin: String,
@@ -72,8 +78,11 @@ impl std::fmt::Display for PluginSource {
 /// Which signals an exporter receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Signals {
+    /// Events (log records).
     pub events: bool,
+    /// Metrics.
     pub metrics: bool,
+    /// Spans.
     pub spans: bool,
 }
 
@@ -105,6 +114,7 @@ pub struct QueueConfig {
     pub max_batch_bytes: usize,
     /// The longest a record waits for its batch to fill.
     pub max_delay: Duration,
+    /// What the record call does when the queue is full.
     pub when_full: WhenFull,
     /// How often a failed export is tried again before its batch is dropped.
     pub max_retries: u32,
@@ -115,6 +125,7 @@ pub struct QueueConfig {
 pub struct MetricsConfig {
     /// How often aggregated metrics are exported.
     pub interval: Duration,
+    /// Delta or cumulative.
     pub temporality: wasmtel_sdk::model::Temporality,
 }
 
@@ -342,8 +353,9 @@ impl Default for MetricsToml {
     }
 }
 
-/// Sandbox defaults.
+/// The default of `sandbox.memory_mib`.
 pub const DEFAULT_MEMORY_MIB: u32 = 64;
+/// The default of `sandbox.timeout_ms`.
 pub const DEFAULT_TIMEOUT_MS: u64 = 5000;
 
 impl ExporterToml {

@@ -11,19 +11,29 @@ pub enum Error {
     /// An exporter's plugin could not be loaded.
     #[error("{origin}exporter `{exporter}`: {error}")]
     Load {
+        /// The exporter's name.
         exporter: String,
         /// `file:line: ` of the exporter's `plugin` key, when it comes from a file.
         origin: String,
+        /// What is wrong with the plugin.
         error: LoadError,
     },
     /// An instance of an exporter's plugin could not be created.
     #[error("exporter `{exporter}`: cannot instantiate its plugin: {reason}")]
-    Instantiate { exporter: String, reason: String },
+    Instantiate {
+        /// The exporter's name.
+        exporter: String,
+        /// Why.
+        reason: String,
+    },
     /// An exporter's plugin failed in `init`.
     #[error("{origin}exporter `{exporter}`: init failed: {reason}")]
     Init {
+        /// The exporter's name.
         exporter: String,
+        /// `file:line: ` of the exporter's `plugin` key, when it comes from a file.
         origin: String,
+        /// The plugin's error or fault.
         reason: String,
         /// The plugin answered with a permanent error (it refuses its config), rather than a
         /// fault or a retryable error.
@@ -32,15 +42,20 @@ pub enum Error {
     /// A record-format line is invalid.
     #[error("{file}:{line}: {message}")]
     Record {
+        /// The input's name.
         file: String,
+        /// The 1-based line number.
         line: u64,
+        /// What is wrong with the line.
         message: String,
     },
     /// Reading input failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Io {
+        /// What was being read.
         what: String,
-        source: std::io::Error,
+        /// Why it failed.
+        error: std::io::Error,
     },
     /// The runtime could not start.
     #[error("cannot start the plugin runtime: {0}")]
@@ -51,12 +66,15 @@ pub enum Error {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}{}{}: {message}", file.display(), location(*line, *column), key_prefix(key))]
 pub struct ConfigError {
+    /// The config file.
     pub file: PathBuf,
     /// 1-based line and column, where known.
     pub line: Option<usize>,
+    /// 1-based column, where known.
     pub column: Option<usize>,
     /// The dotted key path, e.g. `exporters.session.queue.capacity`.
     pub key: Option<String>,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -108,6 +126,8 @@ impl ConfigError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("plugin `{plugin}`: {reason}")]
 pub struct LoadError {
+    /// The plugin: a built-in name or a path.
     pub plugin: String,
+    /// What is wrong with it.
     pub reason: String,
 }

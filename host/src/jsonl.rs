@@ -52,7 +52,7 @@ impl<R: BufRead> Iterator for Reader<R> {
                 Err(e) => {
                     return Some(Err(Error::Io {
                         what: format!("{}:{}", self.name, self.line_number + 1),
-                        source: e,
+                        error: e,
                     }));
                 }
             }

@@ -21,6 +21,8 @@
 //! # Ok::<(), wasmtel::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod api;
 mod builtin;
 pub mod config;

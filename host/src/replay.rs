@@ -17,6 +17,7 @@ pub struct ReplaySummary {
     pub records: u64,
     /// Resource lines read.
     pub resources: u64,
+    /// How long the replay took, from start to shutdown.
     pub elapsed: Duration,
     /// Every exporter's final counters.
     pub exporters: Vec<ExporterStats>,
@@ -62,9 +63,9 @@ pub fn replay<R: BufRead>(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ReplaySummary, Error> {
     let open = || {
-        open().map_err(|source| Error::Io {
+        open().map_err(|error| Error::Io {
             what: format!("cannot open {name}"),
-            source,
+            error,
         })
     };
     let mut total = 0u64;

@@ -102,6 +102,7 @@ pub struct ExporterStats {
     pub name: String,
     /// Its plugin (built-in name or path).
     pub plugin: String,
+    /// Whether it gets its batches.
     pub state: ExporterState,
     /// Records the plugin accepted.
     pub records_exported: u64,

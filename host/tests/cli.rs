@@ -268,3 +268,19 @@ fn values_serde_accepts_but_the_config_does_not_are_located() {
         ],
     );
 }
+
+#[test]
+fn a_missing_input_is_named_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fails_cleanly(
+        dir.path(),
+        &["replay", "missing.jsonl"],
+        &["error: cannot open missing.jsonl: "],
+    );
+    let (_, _, stderr) = wasmtel(dir.path(), &["replay", "missing.jsonl"]);
+    assert_eq!(
+        stderr.matches("No such file").count(),
+        1,
+        "the cause once: {stderr}"
+    );
+}

@@ -318,8 +318,11 @@ fn check_header(bytes: &[u8]) -> Result<(), &'static str> {
 
 /// A batch of one signal, converted once for the host bindings so that retries resend it as is.
 pub enum Batch {
+    /// Events.
     Events(bindings::types::EventBatch),
+    /// Spans.
     Spans(bindings::types::SpanBatch),
+    /// Metrics.
     Metrics(bindings::types::MetricBatch),
 }
 
