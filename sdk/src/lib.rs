@@ -31,11 +31,17 @@
 //! A batch stores its strings once in `pool.data` and nested items in flat lists; [`view`] turns
 //! the references into `&str`, slices and [`AnyValue`]s without allocating.
 
+#![warn(missing_docs)]
+
 extern crate self as wasmtel_sdk;
 
 #[doc(hidden)]
 pub mod bindings;
 pub mod encode;
+#[allow(
+    missing_docs,
+    reason = "fields mirror the WIT types of the same names, documented there"
+)]
 pub mod model;
 pub mod view;
 
@@ -139,18 +145,23 @@ pub mod log {
         eprintln!("{level:?}: {message}");
     }
 
+    /// A trace message.
     pub fn trace(message: &str) {
         write(Level::Trace, message)
     }
+    /// A debug message.
     pub fn debug(message: &str) {
         write(Level::Debug, message)
     }
+    /// An info message.
     pub fn info(message: &str) {
         write(Level::Info, message)
     }
+    /// A warning.
     pub fn warn(message: &str) {
         write(Level::Warn, message)
     }
+    /// An error.
     pub fn error(message: &str) {
         write(Level::Error, message)
     }

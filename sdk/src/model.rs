@@ -1,5 +1,9 @@
 //! The owned telemetry data model: what an application records and what a record-format line
 //! holds. [`crate::encode`] lays a list of records out as the batches that cross into a plugin.
+//!
+//! Each type and field is the owned twin of the WIT type of the same name in
+//! `wit/exporter.wit`, where they are documented: times are nanoseconds since the Unix epoch,
+//! ids are big-endian numbers, `attributes` keep their recorded order.
 
 pub use crate::bindings::wasmtel::exporter::types::{SpanKind, StatusCode, Temporality};
 

@@ -16,13 +16,21 @@ pub fn items<T>(list: &[T], range: Range) -> &[T] {
 /// A value of a batch, resolved against its pool.
 #[derive(Clone, Copy, Debug)]
 pub enum AnyValue<'a> {
+    /// No value.
     Empty,
+    /// Text.
     Str(&'a str),
+    /// A boolean.
     Bool(bool),
+    /// A signed integer.
     Int(i64),
+    /// A float.
     Double(f64),
+    /// Raw bytes.
     Bytes(&'a [u8]),
+    /// An array.
     Array(Values<'a>),
+    /// A map (key-value list).
     Map(Attributes<'a>),
 }
 
@@ -41,12 +49,15 @@ pub struct Attributes<'a> {
 }
 
 impl<'a> Values<'a> {
+    /// How many elements.
     pub fn len(&self) -> usize {
         self.items.len()
     }
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
+    /// The elements, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = AnyValue<'a>> + 'a {
         let pool = self.pool;
         self.items.iter().map(move |v| pool.value(v))
@@ -54,9 +65,11 @@ impl<'a> Values<'a> {
 }
 
 impl<'a> Attributes<'a> {
+    /// How many attributes.
     pub fn len(&self) -> usize {
         self.items.len()
     }
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
