@@ -25,7 +25,7 @@ enum Command {
     /// Replays a file in the record format (JSON lines) through the configured exporters.
     ///
     /// The whole input is checked first: on an invalid line nothing is exported, and the error
-    /// names the line. Batches are cut by count only, so replaying the same input is
+    /// names the line. Batches are cut by size only, never by time, so replaying the same input is
     /// deterministic. Ends with a summary: records read, then a line per exporter: its state if
     /// not running, records exported and dropped (and why), batches, failed calls, faults, the
     /// last error. A broken exporter costs only its own output: the exit status is 0 unless

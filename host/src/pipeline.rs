@@ -59,8 +59,8 @@ pub(crate) struct Worker {
     pub session_id: String,
     pub counters: Arc<Counters>,
     pub resource: Vec<KeyValue>,
-    /// Cut batches by count only (replay), so that a replay is deterministic.
-    pub count_only: bool,
+    /// Cut batches by size only, never by delay (replay), so that a replay is deterministic.
+    pub deterministic: bool,
     pub health: Health,
 }
 
@@ -114,7 +114,7 @@ impl Worker {
                         if !batch.records.is_empty() && batch.bytes + record.approx_size() > max_bytes {
                             self.export(&mut batch).await;
                         }
-                        if batch.records.is_empty() && !self.count_only {
+                        if batch.records.is_empty() && !self.deterministic {
                             batch_deadline = Some(tokio::time::Instant::now() + self.config.queue.max_delay);
                         }
                         batch.push(record);

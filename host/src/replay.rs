@@ -54,7 +54,7 @@ impl std::fmt::Display for ReplaySummary {
 
 /// Replays the input that `open` opens (it is opened twice): first every line is checked, so
 /// that an invalid input exports nothing; then the pipeline of `builder` starts, with batches cut
-/// by count only, and every record is recorded, waiting for room rather than dropping. `progress`
+/// by size only, and every record is recorded, waiting for room rather than dropping. `progress`
 /// is called now and then with the records done and the total.
 pub fn replay<R: BufRead>(
     name: &str,
@@ -73,7 +73,7 @@ pub fn replay<R: BufRead>(
         record?;
         total += 1;
     }
-    let telemetry = builder.count_only_batching().start()?;
+    let telemetry = builder.deterministic_batching().start()?;
     let started = Instant::now();
     let (mut records, mut resources) = (0u64, 0u64);
     for record in Reader::new(open()?, name) {

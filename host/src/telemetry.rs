@@ -89,7 +89,7 @@ struct Inner {
 pub struct TelemetryBuilder {
     config: Config,
     resource: Vec<KeyValue>,
-    count_only: bool,
+    deterministic: bool,
     cache_dir: Option<PathBuf>,
 }
 
@@ -100,10 +100,10 @@ impl TelemetryBuilder {
         self
     }
 
-    /// Cut batches by count only, never by delay: replaying the same input then makes the same
+    /// Cut batches by size only (records and bytes), never by delay: replaying the same input then makes the same
     /// batches. For replays, not for live recording.
-    pub fn count_only_batching(mut self) -> Self {
-        self.count_only = true;
+    pub fn deterministic_batching(mut self) -> Self {
+        self.deterministic = true;
         self
     }
 
@@ -192,7 +192,7 @@ impl TelemetryBuilder {
                     session_id: session_id.clone(),
                     counters,
                     resource: self.resource.clone(),
-                    count_only: self.count_only,
+                    deterministic: self.deterministic,
                 };
                 workers.push(runtime.spawn(worker.run(rx)));
             }
@@ -327,7 +327,7 @@ impl Telemetry {
         TelemetryBuilder {
             config,
             resource: Vec::new(),
-            count_only: false,
+            deterministic: false,
             cache_dir: default_cache_dir(),
         }
     }

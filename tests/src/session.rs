@@ -547,7 +547,7 @@ pub fn records() -> Vec<Record> {
     s.records
 }
 
-/// Records the session through wasmtel (count-only batches, session id `fixture`) into the
+/// Records the session through wasmtel (deterministic batches, session id `fixture`) into the
 /// built-in file-jsonl exporter writing under `dir`; returns the file it wrote.
 pub fn record_into(dir: &std::path::Path) -> std::path::PathBuf {
     let config = crate::config(
@@ -555,7 +555,7 @@ pub fn record_into(dir: &std::path::Path) -> std::path::PathBuf {
         "[telemetry]\nsession_id = \"fixture\"\n[exporters.session]\nplugin = \"file-jsonl\"\nsandbox = { dir = \"out\" }\n",
     );
     let telemetry = wasmtel::Telemetry::builder(config)
-        .count_only_batching()
+        .deterministic_batching()
         .start()
         .expect("start");
     for record in records() {

@@ -200,7 +200,7 @@ fn batches_are_cut_at_their_byte_cap() {
         "[exporters.session]\nplugin = \"file-jsonl\"\nqueue = { max_batch = 100, max_batch_bytes = 3000 }\n",
     );
     let telemetry = Telemetry::builder(config)
-        .count_only_batching()
+        .deterministic_batching()
         .start()
         .expect("start");
     for i in 0..10 {
