@@ -12,6 +12,7 @@ use wasmtel_sdk::model::{KeyValue, Record, Scope};
 
 use crate::config::ExporterConfig;
 use crate::metrics::{Aggregator, Measurement};
+use crate::now_unix_nano;
 use crate::plugin::{Batch, CallError, Instance, Plugin, PluginError};
 use crate::stats::{Counters, ExporterState};
 
@@ -40,8 +41,9 @@ struct Buffer {
 }
 
 impl Buffer {
-    fn push(&mut self, record: Arc<Record>) {
-        self.bytes += record.approx_size();
+    /// Adds a record that takes `bytes`.
+    fn push(&mut self, record: Arc<Record>, bytes: usize) {
+        self.bytes += bytes;
         self.records.push(record);
     }
 
@@ -83,10 +85,6 @@ const PARK_AFTER: u32 = 3;
 pub(crate) const FIRST_PARK: Duration = Duration::from_secs(5);
 const MAX_PARK: Duration = Duration::from_secs(600);
 
-fn now_unix_nano() -> u64 {
-    crate::now_unix_nano()
-}
-
 impl Worker {
     pub async fn run(mut self, mut rx: mpsc::Receiver<Item>) {
         let mut batch = Buffer::default();
@@ -111,13 +109,14 @@ impl Worker {
                             continue;
                         }
                         // A record that would take the batch past its byte cap starts the next.
-                        if !batch.records.is_empty() && batch.bytes + record.approx_size() > max_bytes {
+                        let bytes = record.approx_size();
+                        if !batch.records.is_empty() && batch.bytes + bytes > max_bytes {
                             self.export(&mut batch).await;
                         }
                         if batch.records.is_empty() && !self.deterministic {
                             batch_deadline = Some(tokio::time::Instant::now() + self.config.queue.max_delay);
                         }
-                        batch.push(record);
+                        batch.push(record, bytes);
                         if batch.records.len() >= max_batch || batch.bytes >= max_bytes {
                             self.export(&mut batch).await;
                             batch_deadline = None;
@@ -166,7 +165,9 @@ impl Worker {
     fn collect(&self, aggregator: &mut Aggregator, batch: &mut Buffer) {
         let scope = Scope::default();
         for metric in aggregator.collect(now_unix_nano(), &scope) {
-            batch.push(Arc::new(Record::Metric(metric)));
+            let record = Record::Metric(metric);
+            let bytes = record.approx_size();
+            batch.push(Arc::new(record), bytes);
             self.counters.pending.fetch_add(1, Relaxed);
         }
     }
