@@ -79,6 +79,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// Inputs of at least this many records show a progress bar on a terminal.
+const PROGRESS_FROM: u64 = 10_000;
+
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     Ok(match path {
         Some(path) => Config::from_file(path)?,
@@ -94,14 +97,21 @@ fn replay(
 ) -> anyhow::Result<ExitCode> {
     let config = load_config(config)?;
     let builder = Telemetry::builder(config);
-    let progress = if std::io::stderr().is_terminal() && !quiet {
-        indicatif::ProgressBar::new(0)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    // A progress bar on a terminal, for inputs long enough to wait for.
+    let progress = indicatif::ProgressBar::hidden();
+    let terminal = std::io::stderr().is_terminal() && !quiet;
     let show = |done: u64, total: u64| {
-        if total >= 10_000 {
-            progress.set_length(total);
+        if terminal && total >= PROGRESS_FROM {
+            if progress.is_hidden() {
+                progress.set_length(total);
+                progress.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:40} {human_pos}/{human_len} records, {eta} left",
+                    )
+                    .expect("a valid template"),
+                );
+                progress.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
             progress.set_position(done);
         }
     };
