@@ -178,7 +178,7 @@ fn retryable_errors_are_retried_then_dropped_and_counted() {
 fn record_calls_never_wait_for_a_stuck_plugin_and_shutdown_keeps_its_deadline() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let text = format!(
-        "[telemetry]\nsession_id = \"stuck\"\nshutdown_timeout_ms = 500\n\
+        "[telemetry]\nsession_id = \"stuck\"\nshutdown_timeout_ms = 2000\n\
          [exporters.stuck]\nplugin = {ROGUE:?}\nconfig = {{ action = \"loop\" }}\n\
          sandbox = {{ timeout_ms = 600000 }}\nqueue = {{ capacity = 100, max_batch = 10, max_delay_ms = 0 }}\n\
          [exporters.healthy]\nplugin = \"file-jsonl\"\nsandbox = {{ dir = \"healthy\" }}\nqueue = {{ capacity = 100000 }}\n"
@@ -218,7 +218,7 @@ fn record_calls_never_wait_for_a_stuck_plugin_and_shutdown_keeps_its_deadline() 
         "{stuck}"
     );
     assert!(
-        stuck.dropped_shutdown > 0 && error_of(stuck).contains("shutdown deadline (500 ms)"),
+        stuck.dropped_shutdown > 0 && error_of(stuck).contains("shutdown deadline (2000 ms)"),
         "{stuck}"
     );
     let written = std::fs::read_to_string(only_jsonl(&tmp.path().join("healthy"))).expect("output");
