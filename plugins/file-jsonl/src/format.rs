@@ -20,9 +20,14 @@ pub struct LineWriter {
 }
 
 impl LineWriter {
-    /// The lines written since the last call.
-    pub fn take(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.buf)
+    /// The lines added since the last [`LineWriter::clear`].
+    pub fn lines(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Forgets the lines added, keeping the buffer's capacity for the next batch.
+    pub fn clear(&mut self) {
+        self.buf.clear();
     }
 
     fn resource(&mut self, attributes: Attributes<'_>) {

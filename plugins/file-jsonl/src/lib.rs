@@ -121,9 +121,11 @@ impl Exporter for FileJsonl {
 impl FileJsonl {
     /// Appends the lines of the last batch to the file, then prunes if over budget.
     fn write(&mut self) -> Result<(), Error> {
-        let bytes = self.lines.take();
-        self.file.write_all(&bytes)?;
-        self.dir_bytes += bytes.len() as u64;
+        let written = self.file.write_all(self.lines.lines());
+        let len = self.lines.lines().len() as u64;
+        self.lines.clear();
+        written?;
+        self.dir_bytes += len;
         if self.max_total_bytes != 0 && self.dir_bytes > self.next_scan {
             self.prune()?;
         }
