@@ -313,3 +313,32 @@ impl Record {
             }
     }
 }
+
+impl Record {
+    /// The event, if the record is one.
+    pub fn as_event(&self) -> Option<&Event> {
+        if let Record::Event(e) = self {
+            Some(e)
+        } else {
+            None
+        }
+    }
+
+    /// The span, if the record is one.
+    pub fn as_span(&self) -> Option<&Span> {
+        if let Record::Span(s) = self {
+            Some(s)
+        } else {
+            None
+        }
+    }
+
+    /// The metric, if the record is one.
+    pub fn as_metric(&self) -> Option<&Metric> {
+        if let Record::Metric(m) = self {
+            Some(m)
+        } else {
+            None
+        }
+    }
+}

@@ -52,6 +52,22 @@ pub fn replay_fixture(config: wasmtel::Config) -> wasmtel::ReplaySummary {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The final counters of the exporter named `name`.
+pub fn exporter<'a>(summary: &'a wasmtel::ReplaySummary, name: &str) -> &'a wasmtel::ExporterStats {
+    summary
+        .exporter(name)
+        .unwrap_or_else(|| panic!("no exporter {name} in {summary}"))
+}
+
+/// Asserts that an exporter exported `records` records and dropped none.
+pub fn assert_delivered_all(stats: &wasmtel::ExporterStats, records: u64) {
+    assert_eq!(
+        (stats.records_exported, stats.dropped()),
+        (records, 0),
+        "{stats}"
+    );
+}
+
 /// A line-by-line diff of two texts, for readable assertion messages: the first differing lines.
 pub fn diff(expected: &str, actual: &str) -> String {
     let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());

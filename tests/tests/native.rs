@@ -17,36 +17,9 @@ fn file_jsonl_natively_and_as_a_component_writes_the_same_bytes() {
     let Record::Resource(resource) = &records[0] else {
         panic!("a resource first")
     };
-    let events: Vec<&Event> = records
-        .iter()
-        .filter_map(|r| {
-            if let Record::Event(e) = r {
-                Some(e)
-            } else {
-                None
-            }
-        })
-        .collect();
-    let spans: Vec<&Span> = records
-        .iter()
-        .filter_map(|r| {
-            if let Record::Span(s) = r {
-                Some(s)
-            } else {
-                None
-            }
-        })
-        .collect();
-    let metrics: Vec<&Metric> = records
-        .iter()
-        .filter_map(|r| {
-            if let Record::Metric(m) = r {
-                Some(m)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let events: Vec<&Event> = records.iter().filter_map(Record::as_event).collect();
+    let spans: Vec<&Span> = records.iter().filter_map(Record::as_span).collect();
+    let metrics: Vec<&Metric> = records.iter().filter_map(Record::as_metric).collect();
     let config = r#"{"file":"out.jsonl","max_total_bytes":0}"#;
     let context = Context {
         exporter_name: "same".into(),

@@ -57,16 +57,7 @@ fn recorded(text: &str) -> (Vec<KeyValue>, Vec<Record>) {
     let Record::Resource(resource) = &records[0] else {
         panic!("a resource first: {text}")
     };
-    let spans: Vec<_> = records
-        .iter()
-        .filter_map(|r| {
-            if let Record::Span(s) = r {
-                Some(s)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let spans: Vec<_> = records.iter().filter_map(Record::as_span).collect();
     assert_eq!(spans.len(), 2);
     let (child, turn) = (spans[0], spans[1]);
     assert_eq!(
@@ -96,16 +87,7 @@ fn events_instruments_and_spans_come_out_as_recorded() {
         resource,
         vec![KeyValue::new("service.name", "codex_cli_rs")]
     );
-    let event = records
-        .iter()
-        .find_map(|r| {
-            if let Record::Event(e) = r {
-                Some(e)
-            } else {
-                None
-            }
-        })
-        .expect("an event");
+    let event = records.iter().find_map(Record::as_event).expect("an event");
     assert_eq!(
         (event.name.as_str(), event.severity_number, &event.body),
         ("codex.user_prompt", 9, &Value::String("hi".into()))

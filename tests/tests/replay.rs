@@ -5,7 +5,7 @@ use std::io::BufReader;
 use wasmtel::jsonl::parse_line;
 use wasmtel::model::Record;
 use wasmtel::{Telemetry, replay};
-use wasmtel_tests::{config, diff, fixture, only_jsonl};
+use wasmtel_tests::{assert_delivered_all, config, diff, fixture, only_jsonl};
 
 fn records(text: &str) -> Vec<Record> {
     text.lines()
@@ -46,11 +46,7 @@ fn the_fixture_replays_every_record_and_its_output_replays_byte_for_byte() {
         .count() as u64;
     assert_eq!((summary.records, summary.resources), (data, 1));
     let exporter = &summary.exporters[0];
-    assert_eq!(
-        (exporter.records_exported, exporter.dropped()),
-        (data, 0),
-        "{exporter}"
-    );
+    assert_delivered_all(exporter, data);
     assert_eq!(
         records(&written),
         expected,
