@@ -144,7 +144,9 @@ fn replay(
 fn check(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = load_config(config)?;
     if !config.enabled {
-        println!("telemetry is disabled ([telemetry] enabled = false): no exporter runs");
+        println!(
+            "telemetry is disabled ([telemetry] enabled = false): no exporter runs; checking them anyway"
+        );
     }
     let mut failed = false;
     for (name, result) in wasmtel::check(&config, wasmtel::default_cache_dir()) {

@@ -48,6 +48,12 @@ impl std::fmt::Display for ReplaySummary {
         for exporter in &self.exporters {
             write!(f, "\n  {exporter}")?;
         }
+        if self.exporters.is_empty() {
+            write!(
+                f,
+                "\n  no exporter ran: telemetry is disabled ([telemetry] enabled = false)"
+            )?;
+        }
         Ok(())
     }
 }

@@ -55,7 +55,8 @@ pub(crate) fn send(routes: &[Route], signal: Signal, make: impl FnOnce() -> Item
 }
 
 /// The telemetry host. Cheap to clone; every clone records into the same pipeline. Dropping the
-/// last clone shuts down as [`Telemetry::shutdown`] does.
+/// last clone shuts down as [`Telemetry::shutdown`] does, blocking the dropping thread for at most
+/// the config's `shutdown_timeout_ms`.
 #[derive(Clone)]
 pub struct Telemetry {
     inner: Arc<Inner>,

@@ -284,3 +284,24 @@ fn a_missing_input_is_named_once() {
         "the cause once: {stderr}"
     );
 }
+
+#[test]
+fn a_disabled_config_says_that_nothing_ran() {
+    let dir = with_config("[telemetry]\nenabled = false\n");
+    let fixture = fixture();
+    let (ok, stdout, stderr) = wasmtel(
+        dir.path(),
+        &[
+            "replay",
+            "--config",
+            "config.toml",
+            fixture.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("no exporter ran: telemetry is disabled"),
+        "{stdout}"
+    );
+    assert!(!dir.path().join("logs").exists(), "nothing written");
+}
