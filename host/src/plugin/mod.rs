@@ -285,8 +285,32 @@ impl Runtime {
         if let Err(e) = write_atomically(dir, &path, &compiled) {
             tracing::debug!("cannot cache compiled plugin in {}: {e}", dir.display());
         }
+        prune_cache(dir, CACHE_ENTRIES);
         // SAFETY: `compiled` was just produced by this engine.
         unsafe { Component::deserialize(&self.engine, &compiled) }
+    }
+}
+
+/// How many compiled plugins the cache keeps: the most recently written.
+const CACHE_ENTRIES: usize = 32;
+
+/// Deletes all but the `keep` most recently written `.cwasm` files of `dir`.
+fn prune_cache(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut compiled: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    if compiled.len() <= keep {
+        return;
+    }
+    compiled.sort();
+    for (_, path) in &compiled[..compiled.len() - keep] {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -481,5 +505,33 @@ impl Instance {
         arm(&mut self.store, self.timeout);
         let api = self.plugin.wasmtel_exporter_exporter();
         finish(api.call_shutdown(&mut self.store).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn the_cache_keeps_the_newest_compiled_plugins_and_nothing_else_is_touched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for age in 0..5u64 {
+            let path = dir.path().join(format!("{age}.cwasm"));
+            std::fs::write(&path, b"x").expect("write");
+            let file = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .expect("open");
+            file.set_modified(SystemTime::now() - Duration::from_secs(age * 60))
+                .expect("mtime");
+        }
+        std::fs::write(dir.path().join("notes.txt"), b"kept").expect("write");
+        super::prune_cache(dir.path(), 3);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["0.cwasm", "1.cwasm", "2.cwasm", "notes.txt"]);
     }
 }
