@@ -4,5 +4,8 @@
 mod wasm_build;
 
 fn main() {
-    wasm_build::build_workspace("guests", &["rogue", "future_version", "extra_import"]);
+    wasm_build::build_workspace(
+        "guests",
+        &["rogue", "future_version", "extra_import", "incomplete"],
+    );
 }

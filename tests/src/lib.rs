@@ -11,6 +11,8 @@ pub const ROGUE: &str = concat!(env!("OUT_DIR"), "/rogue.wasm");
 pub const FUTURE_VERSION: &str = concat!(env!("OUT_DIR"), "/future_version.wasm");
 /// A complete exporter that also imports `test:extra/telepathy`.
 pub const EXTRA_IMPORT: &str = concat!(env!("OUT_DIR"), "/extra_import.wasm");
+/// A component that exports `wasmtel:exporter/exporter@0.1.0` with `init` alone.
+pub const INCOMPLETE: &str = concat!(env!("OUT_DIR"), "/incomplete.wasm");
 
 /// The recorded Codex-like session, in the record format.
 pub fn fixture() -> PathBuf {

@@ -2,7 +2,7 @@
 //! wrong with it; nothing starts.
 
 use wasmtel::{Telemetry, check};
-use wasmtel_tests::{EXTRA_IMPORT, FUTURE_VERSION, ROGUE, config};
+use wasmtel_tests::{EXTRA_IMPORT, FUTURE_VERSION, INCOMPLETE, ROGUE, config};
 
 /// Starting with `plugin` as the one exporter's plugin fails; returns the error.
 fn load_error(plugin: &str) -> String {
@@ -45,6 +45,16 @@ fn another_version_of_the_interface_is_named() {
 fn an_import_the_host_does_not_provide_is_named() {
     let error = load_error(EXTRA_IMPORT);
     assert!(error.contains("test:extra/telepathy"), "{error}");
+}
+
+#[test]
+fn missing_export_functions_are_named() {
+    let error = load_error(INCOMPLETE);
+    assert!(
+        error.contains("it does not implement all of `wasmtel:exporter/exporter@0.1.0`"),
+        "{error}"
+    );
+    assert!(error.contains("export-events"), "{error}");
 }
 
 #[test]

@@ -252,7 +252,11 @@ impl Runtime {
                  `wasmtel:exporter/log@0.1.0`)"
             ))
         })?;
-        let pre = bindings::PluginPre::new(instance_pre).map_err(|e| err(format!("{e:#}")))?;
+        let pre = bindings::PluginPre::new(instance_pre).map_err(|e| {
+            err(format!(
+                "it does not implement all of `{EXPORTER_INTERFACE}`: {e:#}"
+            ))
+        })?;
         Ok(Plugin {
             pre,
             engine: self.engine.clone(),
