@@ -271,12 +271,20 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    try_block_on(runtime.handle(), future).expect("the telemetry runtime runs until shutdown")
+}
+
+/// [`block_on`] through a handle: `None` if the runtime stopped before `future` finished.
+fn try_block_on<F>(handle: &tokio::runtime::Handle, future: F) -> Option<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     let (tx, rx) = std::sync::mpsc::channel();
-    runtime.spawn(async move {
+    handle.spawn(async move {
         let _ = tx.send(future.await);
     });
-    rx.recv()
-        .expect("the telemetry runtime runs until shutdown")
+    rx.recv().ok()
 }
 
 /// Loads, instantiates and initializes every exporter of `config`, then shuts it down: what
@@ -388,19 +396,18 @@ impl Telemetry {
             return false;
         };
         let senders: Vec<_> = self.inner.routes.iter().map(|r| r.tx.clone()).collect();
-        let (tx, rx) = std::sync::mpsc::channel();
-        handle.spawn(async move {
-            let all = async {
-                for sender in senders {
-                    let (done, wait) = tokio::sync::oneshot::channel();
-                    if sender.send(Item::Flush(done)).await.is_ok() {
-                        let _ = wait.await;
-                    }
+        let all = async move {
+            for sender in senders {
+                let (done, wait) = tokio::sync::oneshot::channel();
+                if sender.send(Item::Flush(done)).await.is_ok() {
+                    let _ = wait.await;
                 }
-            };
-            let _ = tx.send(tokio::time::timeout(timeout, all).await.is_ok());
-        });
-        rx.recv().unwrap_or(false)
+            }
+        };
+        try_block_on(&handle, async move {
+            tokio::time::timeout(timeout, all).await.is_ok()
+        })
+        .unwrap_or(false)
     }
 
     fn runtime_handle(&self) -> Option<tokio::runtime::Handle> {
