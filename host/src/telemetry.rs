@@ -396,12 +396,21 @@ impl Telemetry {
             return false;
         };
         let senders: Vec<_> = self.inner.routes.iter().map(|r| r.tx.clone()).collect();
+        // Every exporter flushes at once: a stuck one holds back no other.
         let all = async move {
-            for sender in senders {
-                let (done, wait) = tokio::sync::oneshot::channel();
-                if sender.send(Item::Flush(done)).await.is_ok() {
-                    let _ = wait.await;
-                }
+            let each: Vec<_> = senders
+                .into_iter()
+                .map(|sender| {
+                    tokio::spawn(async move {
+                        let (done, wait) = tokio::sync::oneshot::channel();
+                        if sender.send(Item::Flush(done)).await.is_ok() {
+                            let _ = wait.await;
+                        }
+                    })
+                })
+                .collect();
+            for exporter in each {
+                let _ = exporter.await;
             }
         };
         try_block_on(&handle, async move {
