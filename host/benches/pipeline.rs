@@ -20,17 +20,13 @@ use wasmtel::{Config, Telemetry};
 use wasmtel_sdk::encode::event_batch;
 use wasmtel_sdk::{Context, Exporter};
 
+#[path = "../../tests/src/fixture.rs"]
+mod fixture;
+
 const DEV_NULL_CONFIG: &str = r#"{"file":"null","max_total_bytes":0}"#;
 
-fn fixture_path() -> &'static Path {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/codex-session.jsonl"
-    ))
-}
-
 fn fixture() -> (Vec<KeyValue>, Vec<Event>) {
-    let file = std::fs::File::open(fixture_path()).expect("the fixture");
+    let file = std::fs::File::open(fixture::fixture()).expect("the fixture");
     let mut resource = Vec::new();
     let mut events = Vec::new();
     for record in wasmtel::jsonl::Reader::new(BufReader::new(file), "fixture") {
@@ -76,6 +72,8 @@ fn record_call(c: &mut Criterion) {
 struct Exporters {
     resource: Vec<KeyValue>,
     events: Vec<Event>,
+    /// The events as one batch for the plugin, which lays it out (encodes it) at every export.
+    batch: Batch,
     rt: tokio::runtime::Runtime,
     wasm: wasmtel::plugin::Instance,
     native: FileJsonl,
@@ -114,6 +112,7 @@ impl Exporters {
         let native_config = r#"{"file":"null","max_total_bytes":0,"dir":"/dev"}"#;
         let native = FileJsonl::init(native_config, &context).unwrap_or_else(|e| panic!("{e:?}"));
         Exporters {
+            batch: Batch::events(&resource, events.iter().cloned()),
             resource,
             events,
             rt,
@@ -123,8 +122,9 @@ impl Exporters {
     }
 
     fn wasm(&mut self) {
-        let batch = Batch::from(event_batch(&self.resource, &self.events));
-        self.rt.block_on(self.wasm.export(&batch)).expect("export");
+        self.rt
+            .block_on(self.wasm.export(&self.batch))
+            .expect("export");
     }
 
     fn native(&mut self) {
@@ -166,7 +166,7 @@ fn export(c: &mut Criterion) {
 
 fn replay(c: &mut Criterion) {
     let (_, events) = fixture();
-    let records = std::fs::read_to_string(fixture_path())
+    let records = std::fs::read_to_string(fixture::fixture())
         .expect("fixture")
         .lines()
         .count() as u64
@@ -180,7 +180,7 @@ fn replay(c: &mut Criterion) {
         ),
         |b| {
             b.iter(|| {
-                let open = || std::fs::File::open(fixture_path()).map(BufReader::new);
+                let open = || std::fs::File::open(fixture::fixture()).map(BufReader::new);
                 let summary = wasmtel::replay(
                     "fixture",
                     open,

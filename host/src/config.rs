@@ -9,74 +9,77 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::error::ConfigError;
-use crate::plugin::Sandbox;
+use crate::builtin;
+use crate::error::{ConfigError, Error, Location};
+use crate::exporter::Signal;
+use crate::jsonl::TemporalityText;
+use crate::plugin::{self, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT, Plugin, Sandbox, Source};
 
 /// The name of the exporter used when the config has none.
-pub const DEFAULT_EXPORTER: &str = "session";
-/// The built-in plugins, by name.
-pub const BUILTIN_PLUGINS: &[&str] = &["file-jsonl"];
-
+const DEFAULT_EXPORTER: &str = "session";
 const DEFAULT_DIR: &str = "logs";
-const DEFAULT_MAX_TOTAL_BYTES: u64 = 100 * 1024 * 1024;
 
 /// A loaded, validated configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// `[telemetry] enabled`: when false, records are accepted and discarded, and no plugin runs.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// The session id handed to every plugin (`{session_id}` in file names); a fresh UUID v7
     /// unless set.
-    pub session_id: Option<String>,
+    pub(crate) session_id: Option<String>,
     /// How long shutdown may take in all, flushing every exporter.
-    pub shutdown_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
     /// How often wasmtel records its own `wasmtel.*` metrics; none: never.
-    pub self_metrics_interval: Option<Duration>,
+    pub(crate) self_metrics_interval: Option<Duration>,
     /// The exporters, in the order of the file.
-    pub exporters: Vec<ExporterConfig>,
+    pub(crate) exporters: Vec<ExporterConfig>,
 }
 
 /// One `[exporters.NAME]` table.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ExporterConfig {
+pub(crate) struct ExporterConfig {
     /// `NAME` of `[exporters.NAME]`.
     pub name: String,
     /// Its plugin.
-    pub plugin: PluginSource,
+    pub plugin: Source,
     /// The signals this exporter receives.
     pub signals: Signals,
     /// The `config` table, as JSON text for the plugin's `init`.
     pub plugin_config: String,
     /// What its plugin may use.
     pub sandbox: Sandbox,
-    /// Its queue and batching.
-    pub queue: QueueConfig,
-    /// Its metric aggregation.
-    pub metrics: MetricsConfig,
-    /// Where the exporter is defined (`file:line: `), to prefix errors; empty for defaults.
-    pub origin: String,
+    /// Its queue, batching and metric aggregation.
+    pub pipeline: PipelineConfig,
+    /// Where the exporter's `plugin` key is, to prefix errors; none for defaults.
+    pub location: Option<Location>,
 }
 
-/// Where a plugin's component comes from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PluginSource {
-    /// Embedded in the binary.
-    Builtin(&'static str),
-    /// A `.wasm` component file.
-    File(PathBuf),
-}
+impl ExporterConfig {
+    /// Loads (compiles, or finds in the cache) this exporter's plugin.
+    pub fn load(&self, runtime: &plugin::Runtime) -> Result<Plugin, Error> {
+        runtime
+            .load_source(&self.plugin)
+            .map_err(|source| Error::Load {
+                exporter: self.name.clone(),
+                location: self.location.clone(),
+                source: Box::new(source),
+            })
+    }
 
-impl std::fmt::Display for PluginSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PluginSource::Builtin(name) => f.write_str(name),
-            PluginSource::File(path) => write!(f, "{}", path.display()),
-        }
+    /// What starts instances of `plugin`, this exporter's, in its sandbox with its config.
+    pub fn setup(self, plugin: Plugin, session_id: &str) -> plugin::Setup {
+        plugin.setup(
+            &self.name,
+            self.sandbox,
+            self.plugin_config,
+            session_id.to_string(),
+        )
     }
 }
 
 /// Which signals an exporter receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Signals {
     /// Events (log records).
     pub events: bool,
@@ -93,19 +96,28 @@ impl Signals {
         metrics: true,
         spans: true,
     };
+
+    /// Whether `signal` is one of them.
+    pub fn wants(self, signal: Signal) -> bool {
+        match signal {
+            Signal::Events => self.events,
+            Signal::Spans => self.spans,
+            Signal::Metrics => self.metrics,
+        }
+    }
 }
 
-/// What the record call does when an exporter's queue is full.
+/// What the record call does when an exporter's queue is full: the one value there is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum WhenFull {
+enum WhenFull {
     /// Drop the new record and count it.
     DropNewest,
 }
 
-/// An exporter's queue and batching.
+/// An exporter's queue, batching and metric aggregation: what its worker needs.
 #[derive(Clone, Debug, PartialEq)]
-pub struct QueueConfig {
+pub(crate) struct PipelineConfig {
     /// Records waiting for the exporter, at most.
     pub capacity: usize,
     /// Records per batch, at most.
@@ -114,19 +126,18 @@ pub struct QueueConfig {
     pub max_batch_bytes: usize,
     /// The longest a record waits for its batch to fill.
     pub max_delay: Duration,
-    /// What the record call does when the queue is full.
-    pub when_full: WhenFull,
     /// How often a failed export is tried again before its batch is dropped.
     pub max_retries: u32,
-}
-
-/// How an exporter aggregates metric measurements.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MetricsConfig {
     /// How often aggregated metrics are exported.
-    pub interval: Duration,
+    pub metrics_interval: Duration,
     /// Delta or cumulative.
     pub temporality: wasmtel_sdk::model::Temporality,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        QueueToml::default().resolve(&MetricsToml::default())
+    }
 }
 
 impl Default for Config {
@@ -134,20 +145,10 @@ impl Default for Config {
     /// `./logs`.
     fn default() -> Self {
         let table = TelemetryToml::default();
-        let exporter = ExporterToml::default_file();
-        Config {
-            enabled: true,
-            session_id: None,
-            shutdown_timeout: Duration::from_millis(table.shutdown_timeout_ms.get()),
-            self_metrics_interval: table.self_metrics_interval(),
-            exporters: vec![
-                exporter
-                    .resolve(DEFAULT_EXPORTER, &table, Path::new("."), "")
-                    .unwrap_or_else(|e| {
-                        unreachable!("the default exporter is valid: {}", e.message)
-                    }),
-            ],
-        }
+        let exporter = ExporterToml::default_exporter()
+            .resolve(DEFAULT_EXPORTER, &table, Path::new("."), None)
+            .unwrap_or_else(|e| unreachable!("the default exporter is valid: {}", e.message));
+        table.config(vec![exporter])
     }
 }
 
@@ -156,8 +157,7 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_path_buf(),
-            line: None,
-            column: None,
+            location: None,
             key: None,
             message: format!("cannot read: {e}"),
         })?;
@@ -187,21 +187,18 @@ impl Config {
         let table = parsed.telemetry;
         let mut exporters = Vec::new();
         if parsed.exporters.is_empty() {
-            let exporter = ExporterToml::default_file();
+            let exporter = ExporterToml::default_exporter();
             exporters.push(
                 exporter
-                    .resolve(DEFAULT_EXPORTER, &table, base, "")
+                    .resolve(DEFAULT_EXPORTER, &table, base, None)
                     .map_err(|e| err(None, None, e.message))?,
             );
         }
         for (name, exporter) in parsed.exporters {
             let at = exporter.plugin.span().start;
-            let line = ConfigError::at(file, text, Some(at), None, String::new())
-                .line
-                .unwrap_or(0);
-            let origin = format!("{}:{line}: ", file.display());
+            let location = Location::of(file, text, at).line_only();
             let resolved = exporter
-                .resolve(&name, &table, base, &origin)
+                .resolve(&name, &table, base, Some(location))
                 .map_err(|e| {
                     err(
                         Some(e.at),
@@ -211,13 +208,25 @@ impl Config {
                 })?;
             exporters.push(resolved);
         }
-        Ok(Config {
-            enabled: table.enabled,
-            session_id: table.session_id.clone(),
-            shutdown_timeout: Duration::from_millis(table.shutdown_timeout_ms.get()),
-            self_metrics_interval: table.self_metrics_interval(),
-            exporters,
-        })
+        Ok(table.config(exporters))
+    }
+
+    /// A config with no exporter at all: records are accepted and discarded (but for exporters
+    /// added to the [`crate::TelemetryBuilder`]).
+    pub fn empty() -> Config {
+        TelemetryToml::default().config(Vec::new())
+    }
+
+    /// `[telemetry] enabled`: when false, records are accepted and discarded, and no plugin runs.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The configured session id, or a fresh UUID v7.
+    pub(crate) fn session_id_or_new(&self) -> String {
+        self.session_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
     }
 }
 
@@ -243,16 +252,23 @@ struct FileToml {
 struct TelemetryToml {
     enabled: bool,
     dir: PathBuf,
-    max_total_bytes: u64,
+    max_total_bytes: Option<u64>,
     session_id: Option<String>,
     shutdown_timeout_ms: NonZeroU64,
     self_metrics_interval_ms: u64,
 }
 
 impl TelemetryToml {
-    fn self_metrics_interval(&self) -> Option<Duration> {
-        (self.self_metrics_interval_ms > 0)
-            .then(|| Duration::from_millis(self.self_metrics_interval_ms))
+    /// The config of this table and `exporters`.
+    fn config(self, exporters: Vec<ExporterConfig>) -> Config {
+        Config {
+            enabled: self.enabled,
+            session_id: self.session_id,
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms.get()),
+            self_metrics_interval: (self.self_metrics_interval_ms > 0)
+                .then(|| Duration::from_millis(self.self_metrics_interval_ms)),
+            exporters,
+        }
     }
 }
 
@@ -261,7 +277,8 @@ impl Default for TelemetryToml {
         TelemetryToml {
             enabled: true,
             dir: DEFAULT_DIR.into(),
-            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
+            // Unset: file-jsonl's own default.
+            max_total_bytes: None,
             session_id: None,
             shutdown_timeout_ms: NonZeroU64::new(5000).expect("nonzero"),
             self_metrics_interval_ms: 0,
@@ -313,8 +330,24 @@ struct QueueToml {
     max_batch: NonZeroUsize,
     max_batch_bytes: NonZeroUsize,
     max_delay_ms: u64,
-    when_full: WhenFull,
+    /// Accepted so that a config can say so; [`WhenFull`] has one value.
+    #[serde(rename = "when_full")]
+    _when_full: WhenFull,
     max_retries: u32,
+}
+
+impl QueueToml {
+    fn resolve(&self, metrics: &MetricsToml) -> PipelineConfig {
+        PipelineConfig {
+            capacity: self.capacity.get(),
+            max_batch: self.max_batch.get(),
+            max_batch_bytes: self.max_batch_bytes.get(),
+            max_delay: Duration::from_millis(self.max_delay_ms),
+            max_retries: self.max_retries,
+            metrics_interval: Duration::from_millis(metrics.interval_ms.get()),
+            temporality: metrics.temporality.into(),
+        }
+    }
 }
 
 impl Default for QueueToml {
@@ -324,45 +357,33 @@ impl Default for QueueToml {
             max_batch: NonZeroUsize::new(512).expect("nonzero"),
             max_batch_bytes: NonZeroUsize::new(4 * 1024 * 1024).expect("nonzero"),
             max_delay_ms: 1000,
-            when_full: WhenFull::DropNewest,
+            _when_full: WhenFull::DropNewest,
             max_retries: 3,
         }
     }
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "snake_case")]
-enum TemporalityToml {
-    Delta,
-    Cumulative,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct MetricsToml {
     interval_ms: NonZeroU64,
-    temporality: TemporalityToml,
+    temporality: TemporalityText,
 }
 
 impl Default for MetricsToml {
     fn default() -> Self {
         MetricsToml {
             interval_ms: NonZeroU64::new(60_000).expect("nonzero"),
-            temporality: TemporalityToml::Delta,
+            temporality: TemporalityText::Delta,
         }
     }
 }
 
-/// The default of `sandbox.memory_mib`.
-pub const DEFAULT_MEMORY_MIB: u32 = 64;
-/// The default of `sandbox.timeout_ms`.
-pub const DEFAULT_TIMEOUT_MS: u64 = 5000;
-
 impl ExporterToml {
-    /// The exporter of a config that has none: the built-in file-jsonl.
-    fn default_file() -> Self {
+    /// The exporter of a config that has none: the default built-in.
+    fn default_exporter() -> Self {
         ExporterToml {
-            plugin: Spanned::new(0..0, "file-jsonl".to_string()),
+            plugin: Spanned::new(0..0, builtin::DEFAULT.name.to_string()),
             signals: all_signals(),
             config: toml::Table::new(),
             sandbox: SandboxToml::default(),
@@ -377,14 +398,14 @@ impl ExporterToml {
         name: &str,
         table: &TelemetryToml,
         base: &Path,
-        origin: &str,
+        location: Option<Location>,
     ) -> Result<ExporterConfig, Invalid> {
         let plugin_at = self.plugin.span().start;
         let plugin_name = self.plugin.into_inner();
-        let plugin = match BUILTIN_PLUGINS.iter().find(|b| **b == plugin_name) {
-            Some(builtin) => PluginSource::Builtin(builtin),
+        let plugin = match builtin::find(&plugin_name) {
+            Some(builtin) => Source::Builtin(builtin),
             None if plugin_name.ends_with(".wasm") || plugin_name.contains('/') => {
-                PluginSource::File(base.join(&plugin_name))
+                Source::File(base.join(&plugin_name))
             }
             None => {
                 return Err(Invalid {
@@ -392,7 +413,7 @@ impl ExporterToml {
                     key: "plugin".into(),
                     message: format!(
                         "unknown plugin `{plugin_name}`: name a built-in ({}) or a path to a .wasm component",
-                        BUILTIN_PLUGINS.join(", ")
+                        builtin::names()
                     ),
                 });
             }
@@ -411,14 +432,12 @@ impl ExporterToml {
         }
         let mut config = self.config;
         let mut dir = self.sandbox.dir;
-        // The built-in file exporter writes into `[telemetry] dir` within `[telemetry]
-        // max_total_bytes` unless its own tables say otherwise.
-        if plugin == PluginSource::Builtin("file-jsonl") {
-            dir.get_or_insert_with(|| table.dir.clone());
-            if !config.contains_key("max_total_bytes") {
-                let budget = i64::try_from(table.max_total_bytes).unwrap_or(i64::MAX);
-                config.insert("max_total_bytes".into(), toml::Value::Integer(budget));
-            }
+        if let Source::Builtin(builtin) = &plugin {
+            let shared = builtin::Shared {
+                dir: &table.dir,
+                max_total_bytes: table.max_total_bytes,
+            };
+            (builtin.defaults)(&shared, &mut dir, &mut config);
         }
         let signals = Signals {
             events: self.signals.contains(&SignalToml::Events),
@@ -442,11 +461,10 @@ impl ExporterToml {
             sandbox: Sandbox {
                 dir: dir.map(|d| base.join(d)),
                 memory_bytes: usize::try_from(u64::from(memory_mib) << 20).unwrap_or(usize::MAX),
-                timeout: Duration::from_millis(
-                    self.sandbox
-                        .timeout_ms
-                        .map_or(DEFAULT_TIMEOUT_MS, NonZeroU64::get),
-                ),
+                timeout: self
+                    .sandbox
+                    .timeout_ms
+                    .map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(ms.get())),
                 allow_hosts: self
                     .sandbox
                     .allow_hosts
@@ -454,22 +472,8 @@ impl ExporterToml {
                     .map(Spanned::into_inner)
                     .collect(),
             },
-            queue: QueueConfig {
-                capacity: self.queue.capacity.get(),
-                max_batch: self.queue.max_batch.get(),
-                max_batch_bytes: self.queue.max_batch_bytes.get(),
-                max_delay: Duration::from_millis(self.queue.max_delay_ms),
-                when_full: self.queue.when_full,
-                max_retries: self.queue.max_retries,
-            },
-            metrics: MetricsConfig {
-                interval: Duration::from_millis(self.metrics.interval_ms.get()),
-                temporality: match self.metrics.temporality {
-                    TemporalityToml::Delta => wasmtel_sdk::model::Temporality::Delta,
-                    TemporalityToml::Cumulative => wasmtel_sdk::model::Temporality::Cumulative,
-                },
-            },
-            origin: origin.to_string(),
+            pipeline: self.queue.resolve(&self.metrics),
+            location,
         })
     }
 }

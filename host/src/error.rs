@@ -1,43 +1,42 @@
-//! The library's errors: each says where (file, line, key, exporter, plugin) and what.
+//! The library's errors. Each says where (file, line, key, exporter, plugin) and what; its cause,
+//! where it has one, is its [`std::error::Error::source`], so that `{}` gives one level and
+//! [`Error::chain`] (or anyhow's `{:#}`) the whole story on one line.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// A cause from a library whose errors are not one type (wasmtime's, the I/O of a thread).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Anything that stops [`crate::Telemetry`] from starting or a replay from running.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The config file is unreadable or invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// An exporter's plugin could not be loaded.
-    #[error("{origin}exporter `{exporter}`: {error}")]
+    #[error("{}exporter `{exporter}`", prefix(location))]
     Load {
         /// The exporter's name.
         exporter: String,
-        /// `file:line: ` of the exporter's `plugin` key, when it comes from a file.
-        origin: String,
+        /// The exporter's `plugin` key, when it comes from a file.
+        location: Option<Location>,
         /// What is wrong with the plugin.
-        error: LoadError,
+        #[source]
+        source: Box<LoadError>,
     },
-    /// An instance of an exporter's plugin could not be created.
-    #[error("exporter `{exporter}`: cannot instantiate its plugin: {reason}")]
-    Instantiate {
+    /// An exporter's plugin could not be instantiated or failed in `init`.
+    #[error("{}exporter `{exporter}`", prefix(location))]
+    Start {
         /// The exporter's name.
         exporter: String,
-        /// Why.
-        reason: String,
-    },
-    /// An exporter's plugin failed in `init`.
-    #[error("{origin}exporter `{exporter}`: init failed: {reason}")]
-    Init {
-        /// The exporter's name.
-        exporter: String,
-        /// `file:line: ` of the exporter's `plugin` key, when it comes from a file.
-        origin: String,
-        /// The plugin's error or fault.
-        reason: String,
-        /// The plugin answered with a permanent error (it refuses its config), rather than a
-        /// fault or a retryable error.
-        permanent: bool,
+        /// The exporter's `plugin` key, when it comes from a file.
+        location: Option<Location>,
+        /// What failed.
+        #[source]
+        source: Box<StartError>,
     },
     /// A record-format line is invalid.
     #[error("{file}:{line}: {message}")]
@@ -50,39 +49,101 @@ pub enum Error {
         message: String,
     },
     /// Reading input failed.
-    #[error("{what}: {error}")]
+    #[error("{what}")]
     Io {
         /// What was being read.
         what: String,
         /// Why it failed.
-        error: std::io::Error,
+        #[source]
+        source: std::io::Error,
     },
     /// The runtime could not start.
-    #[error("cannot start the plugin runtime: {0}")]
-    Runtime(String),
+    #[error("cannot start the plugin runtime")]
+    Runtime(#[source] BoxError),
+}
+
+impl Error {
+    /// The error and its causes on one line, each after a `: `.
+    pub fn chain(&self) -> String {
+        chain(self)
+    }
+}
+
+/// `error` and its causes on one line, each after a `: ` (as anyhow's `{:#}`).
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+
+fn prefix(location: &Option<Location>) -> String {
+    location
+        .as_ref()
+        .map_or(String::new(), |l| format!("{l}: "))
+}
+
+/// A place in a config file: `file:line` or `file:line:column`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The config file.
+    pub file: PathBuf,
+    /// The 1-based line.
+    pub line: usize,
+    /// The 1-based column, where it matters.
+    pub column: Option<usize>,
+}
+
+impl Location {
+    /// The location of byte `offset` of `text`, the contents of `file`.
+    pub(crate) fn of(file: &std::path::Path, text: &str, offset: usize) -> Location {
+        let before = &text[..offset.min(text.len())];
+        Location {
+            file: file.to_path_buf(),
+            line: before.matches('\n').count() + 1,
+            column: Some(before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1),
+        }
+    }
+
+    /// The same place, without its column.
+    pub(crate) fn line_only(mut self) -> Location {
+        self.column = None;
+        self
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)?;
+        if let Some(column) = self.column {
+            write!(f, ":{column}")?;
+        }
+        Ok(())
+    }
 }
 
 /// A config file error, located.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{}{}{}: {message}", file.display(), location(*line, *column), key_prefix(key))]
+#[error("{}{}: {message}", where_(file, location), key_prefix(key))]
 pub struct ConfigError {
     /// The config file.
     pub file: PathBuf,
-    /// 1-based line and column, where known.
-    pub line: Option<usize>,
-    /// 1-based column, where known.
-    pub column: Option<usize>,
+    /// Where in it, when known.
+    pub location: Option<Location>,
     /// The dotted key path, e.g. `exporters.session.queue.capacity`.
     pub key: Option<String>,
     /// What is wrong.
     pub message: String,
 }
 
-fn location(line: Option<usize>, column: Option<usize>) -> String {
-    match (line, column) {
-        (Some(l), Some(c)) => format!(":{l}:{c}"),
-        (Some(l), None) => format!(":{l}"),
-        _ => String::new(),
+fn where_(file: &std::path::Path, location: &Option<Location>) -> String {
+    match location {
+        Some(l) => l.to_string(),
+        None => file.display().to_string(),
     }
 }
 
@@ -102,32 +163,125 @@ impl ConfigError {
         key: Option<String>,
         message: String,
     ) -> Self {
-        let (line, column) = match at {
-            Some(offset) => {
-                let before = &text[..offset.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-                (Some(line), Some(column))
-            }
-            None => (None, None),
-        };
         ConfigError {
             file: file.to_path_buf(),
-            line,
-            column,
+            location: at.map(|offset| Location::of(file, text, offset)),
             key,
             message,
         }
     }
 }
 
-/// A plugin that cannot be loaded: not found, not a component, not an exporter, or importing
-/// what the host does not provide.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("plugin `{plugin}`: {reason}")]
+/// A plugin that cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin `{plugin}`")]
 pub struct LoadError {
     /// The plugin: a built-in name or a path.
     pub plugin: String,
     /// What is wrong with it.
-    pub reason: String,
+    #[source]
+    pub cause: LoadCause,
+}
+
+/// Why a plugin cannot be loaded: not found, not a component, not an exporter, or importing what
+/// the host does not provide.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadCause {
+    /// The file does not exist.
+    #[error("no such file")]
+    NotFound,
+    /// The file cannot be read.
+    #[error("cannot read")]
+    Read(#[source] std::io::Error),
+    /// The bytes are not a WebAssembly component.
+    #[error("{0}")]
+    NotAComponent(&'static str),
+    /// wasmtime cannot compile it.
+    #[error("cannot compile")]
+    Compile(#[source] BoxError),
+    /// It exports another version of the exporter interface.
+    #[error("it implements `{found}`, but this host implements `{expected}`")]
+    OtherVersion {
+        /// What it exports.
+        found: String,
+        /// What this host implements.
+        expected: String,
+    },
+    /// It does not export the exporter interface at all.
+    #[error(
+        "it is not a wasmtel exporter: it does not export `{expected}` (its exports: {exports})"
+    )]
+    NotAnExporter {
+        /// What this host implements.
+        expected: String,
+        /// What it exports, comma-separated, or `none`.
+        exports: String,
+    },
+    /// It imports what the host does not provide.
+    #[error(
+        "it imports what this host does not provide (WASI 0.2 with wasi:http, as far as the \
+         sandbox grants, and `{log}`)"
+    )]
+    Imports {
+        /// The host's log interface, with its version.
+        log: String,
+        /// wasmtime's error, naming the import.
+        #[source]
+        source: BoxError,
+    },
+    /// It exports the interface without all of its functions.
+    #[error("it does not implement all of `{expected}`")]
+    Incomplete {
+        /// What this host implements.
+        expected: String,
+        /// wasmtime's error, naming what is missing.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// Why an exporter's plugin did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The sandbox or the instance could not be created.
+    #[error("cannot instantiate its plugin")]
+    Instantiate(#[source] BoxError),
+    /// The plugin's `init` failed.
+    #[error("init failed")]
+    Init(#[source] CallError),
+}
+
+impl StartError {
+    /// The plugin refused its config: starting it again would fail the same way.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, StartError::Init(CallError::Permanent(_)))
+    }
+}
+
+/// Why a call into an exporter failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The exporter refused: the batch is dropped (or, from `init`, the exporter is failed).
+    #[error("permanent error: {0}")]
+    Permanent(String),
+    /// Worth trying again, after `retry_after` if the exporter says.
+    #[error("retryable error{}: {message}", retry_after_text(retry_after))]
+    Retryable {
+        /// What went wrong.
+        message: String,
+        /// How long to wait before the next try.
+        retry_after: Option<Duration>,
+    },
+    /// The exporter trapped, ran past its deadline or out of memory: the instance is unusable.
+    #[error("plugin fault: {0}")]
+    Fault(String),
+}
+
+fn retry_after_text(retry_after: &Option<Duration>) -> String {
+    retry_after.map_or(String::new(), |d| {
+        format!(" (retry after {} ms)", d.as_millis())
+    })
 }

@@ -13,7 +13,7 @@ use wasmtel_sdk::model::{
     SpanEvent, SpanKind, SpanLink, StatusCode, Temporality, Value,
 };
 
-use crate::Error;
+use crate::error::Error;
 
 /// The records of a record-format stream, one per non-blank line, each with its line number.
 pub struct Reader<R> {
@@ -33,11 +33,6 @@ impl<R: BufRead> Reader<R> {
             line: String::new(),
         }
     }
-
-    /// The number of the line read last.
-    pub fn line_number(&self) -> u64 {
-        self.line_number
-    }
 }
 
 impl<R: BufRead> Iterator for Reader<R> {
@@ -52,7 +47,7 @@ impl<R: BufRead> Iterator for Reader<R> {
                 Err(e) => {
                     return Some(Err(Error::Io {
                         what: format!("{}:{}", self.name, self.line_number + 1),
-                        error: e,
+                        source: e,
                     }));
                 }
             }
@@ -203,11 +198,21 @@ enum MetricKind {
     Histogram,
 }
 
+/// A temporality as the record format and the config write it: `delta` or `cumulative`.
 #[derive(Deserialize, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
-enum TemporalityLine {
+pub(crate) enum TemporalityText {
     Delta,
     Cumulative,
+}
+
+impl From<TemporalityText> for Temporality {
+    fn from(t: TemporalityText) -> Temporality {
+        match t {
+            TemporalityText::Delta => Temporality::Delta,
+            TemporalityText::Cumulative => Temporality::Cumulative,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -220,7 +225,7 @@ struct MetricLine {
     unit: String,
     scope: Option<ScopeLine>,
     kind: MetricKind,
-    temporality: Option<TemporalityLine>,
+    temporality: Option<TemporalityText>,
     monotonic: Option<bool>,
     points: Vec<PointLine>,
 }
@@ -314,10 +319,7 @@ impl MetricLine {
     fn into_metric(self) -> Result<Metric, String> {
         let name = self.name;
         let err = |what: &str| format!("metric `{name}`: {what}");
-        let temporality = self.temporality.map(|t| match t {
-            TemporalityLine::Delta => Temporality::Delta,
-            TemporalityLine::Cumulative => Temporality::Cumulative,
-        });
+        let temporality = self.temporality.map(Temporality::from);
         let histogram = self.kind == MetricKind::Histogram;
         for p in &self.points {
             let has_histogram_fields = p.count.is_some()

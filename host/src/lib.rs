@@ -23,50 +23,38 @@
 
 #![warn(missing_docs)]
 
-mod api;
+// The modules, bottom layer first: each uses only those above it in this list (checked by
+// `tests/layers.rs`).
 mod builtin;
-pub mod config;
+mod clock;
+mod config;
 mod error;
+mod exporter;
+mod instrument;
 pub mod jsonl;
 mod metrics;
 mod pipeline;
 pub mod plugin;
 mod replay;
+mod routing;
 mod selfmetrics;
 mod stats;
 mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-pub use api::{ActiveSpan, Counter, Gauge, Histogram, SpanBuilder, SpanContext, UpDownCounter};
-pub use config::Config;
-pub use error::{ConfigError, Error, LoadError};
-pub use replay::{ReplaySummary, replay};
-pub use stats::ExporterState;
-pub use stats::ExporterStats;
-pub use telemetry::{Telemetry, TelemetryBuilder, check};
+pub use config::{Config, Signals};
+pub use error::{CallError, ConfigError, Error, LoadCause, LoadError, Location, StartError};
+pub use exporter::Signal;
+pub use instrument::{
+    ActiveSpan, Counter, Gauge, Histogram, SpanBuilder, SpanContext, UpDownCounter,
+};
+pub use plugin::default_cache_dir;
+pub use replay::{ReplaySummary, check, replay};
+pub use stats::{ExporterState, ExporterStats};
+pub use telemetry::{Telemetry, TelemetryBuilder};
 pub use wasmtel_sdk::model;
 pub use wasmtel_sdk::model::{
     Event, KeyValue, Metric, MetricData, Number, Scope, Span, SpanKind, StatusCode, Temporality,
     Value,
 };
-
-/// Nanoseconds since the Unix epoch, now.
-pub(crate) fn now_unix_nano() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// Where compiled plugins are cached: `$WASMTEL_CACHE_DIR`, else `$XDG_CACHE_HOME/wasmtel`, else
-/// `$HOME/.cache/wasmtel`. `WASMTEL_CACHE_DIR=` (empty) turns the cache off.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("WASMTEL_CACHE_DIR") {
-        return (!dir.is_empty()).then(|| PathBuf::from(dir));
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("wasmtel"))
-}

@@ -143,7 +143,7 @@ fn replay(
 
 fn check(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = load_config(config)?;
-    if !config.enabled {
+    if !config.enabled() {
         println!(
             "telemetry is disabled ([telemetry] enabled = false): no exporter runs; checking them anyway"
         );
@@ -154,7 +154,7 @@ fn check(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             Ok(()) => println!("{name}: ok"),
             Err(e) => {
                 failed = true;
-                println!("{name}: error: {e}");
+                println!("{name}: error: {}", e.chain());
             }
         }
     }

@@ -3,10 +3,11 @@
 //! export interval, with delta or cumulative temporality.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use wasmtel_sdk::model::{
-    HistogramPoint, KeyValue, Metric, MetricData, Number, NumberPoint, Scope, Temporality,
+    HistogramPoint, KeyValue, Metric, MetricData, Number, NumberPoint, Scope, Temporality, Value,
 };
 
 /// The default bucket bounds of histograms (OpenTelemetry's).
@@ -69,7 +70,6 @@ enum PointState {
 }
 
 struct Point {
-    attributes: Vec<KeyValue>,
     state: PointState,
     /// Updated since the last collection.
     fresh: bool,
@@ -79,10 +79,96 @@ struct Stream {
     instrument: Arc<Instrument>,
     /// Start of the current interval (delta) or of the stream (cumulative).
     start_unix_nano: u64,
-    /// Points by their attribute set (order-insensitive).
-    points: HashMap<String, Point>,
-    /// First-seen order of the attribute sets, so output order is stable.
-    order: Vec<String>,
+    /// Points by their attribute set, in first-seen order, so output order is stable.
+    points: indexmap::IndexMap<AttributeSet, Point>,
+    /// Whether a clash with another instrument of the same name was warned about.
+    warned: bool,
+}
+
+/// An attribute set as the identity of a point: the same keys with the same values, in any
+/// order, are one set. Doubles are compared (and hashed) by their bits, so NaN is one value.
+#[derive(Clone, Debug)]
+struct AttributeSet {
+    /// As first recorded: what the point is exported with.
+    attributes: Vec<KeyValue>,
+    /// Indices into `attributes`, sorted by key.
+    sorted: Vec<usize>,
+}
+
+impl AttributeSet {
+    fn new(attributes: &[KeyValue]) -> Self {
+        let mut sorted: Vec<usize> = (0..attributes.len()).collect();
+        sorted.sort_by(|a, b| attributes[*a].key.cmp(&attributes[*b].key));
+        AttributeSet {
+            attributes: attributes.to_vec(),
+            sorted,
+        }
+    }
+
+    fn by_key(&self) -> impl Iterator<Item = &KeyValue> {
+        self.sorted.iter().map(|i| &self.attributes[*i])
+    }
+}
+
+impl PartialEq for AttributeSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.sorted.len() == other.sorted.len()
+            && self
+                .by_key()
+                .zip(other.by_key())
+                .all(|(a, b)| a.key == b.key && same_value(&a.value, &b.value))
+    }
+}
+
+impl Eq for AttributeSet {}
+
+impl Hash for AttributeSet {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_usize(self.sorted.len());
+        for kv in self.by_key() {
+            kv.key.hash(state);
+            hash_value(&kv.value, state);
+        }
+    }
+}
+
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Double(x), Value::Double(y)) => x.to_bits() == y.to_bits(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
+        }
+        (Value::Map(x), Value::Map(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|(a, b)| a.key == b.key && same_value(&a.value, &b.value))
+        }
+        _ => a == b,
+    }
+}
+
+fn hash_value<H: Hasher>(value: &Value, state: &mut H) {
+    std::mem::discriminant(value).hash(state);
+    match value {
+        Value::Empty => {}
+        Value::String(s) => s.hash(state),
+        Value::Bool(b) => b.hash(state),
+        Value::Int(i) => i.hash(state),
+        Value::Double(d) => d.to_bits().hash(state),
+        Value::Bytes(b) => b.hash(state),
+        Value::Array(items) => {
+            state.write_usize(items.len());
+            items.iter().for_each(|v| hash_value(v, state));
+        }
+        Value::Map(entries) => {
+            state.write_usize(entries.len());
+            for kv in entries {
+                kv.key.hash(state);
+                hash_value(&kv.value, state);
+            }
+        }
+    }
 }
 
 /// Folds measurements into points; one per exporter.
@@ -97,13 +183,6 @@ fn add(a: Number, b: Number) -> Number {
         (Number::Int(x), Number::Int(y)) => Number::Int(x.saturating_add(y)),
         _ => Number::Double(a.as_f64() + b.as_f64()),
     }
-}
-
-/// The identity of an attribute set: its attributes sorted by key, rendered.
-fn attribute_key(attributes: &[KeyValue]) -> String {
-    let mut sorted: Vec<&KeyValue> = attributes.iter().collect();
-    sorted.sort_by(|a, b| a.key.cmp(&b.key));
-    format!("{sorted:?}")
 }
 
 impl Aggregator {
@@ -122,8 +201,8 @@ impl Aggregator {
             .all(|s| s.points.values().all(|p| !p.fresh))
     }
 
-    /// Folds in one measurement. A measurement whose instrument has the same name as an earlier
-    /// one but another kind or unit is folded into the first (and logged once per kind).
+    /// Folds in one measurement. A measurement whose instrument has the same name as the first
+    /// one measured but another kind or unit is dropped, with a warning once per instrument name.
     pub fn record(&mut self, m: &Measurement) {
         let index = match self.by_name.get(&m.instrument.name) {
             Some(i) => *i,
@@ -131,8 +210,8 @@ impl Aggregator {
                 self.streams.push(Stream {
                     instrument: m.instrument.clone(),
                     start_unix_nano: m.time_unix_nano,
-                    points: HashMap::new(),
-                    order: Vec::new(),
+                    points: indexmap::IndexMap::new(),
+                    warned: false,
                 });
                 self.by_name
                     .insert(m.instrument.name.clone(), self.streams.len() - 1);
@@ -140,20 +219,26 @@ impl Aggregator {
             }
         };
         let stream = &mut self.streams[index];
-        if stream.instrument.kind != m.instrument.kind {
-            tracing::warn!(
-                metric = %m.instrument.name,
-                "measurement of a {:?} ignored: the instrument was first used as a {:?}",
-                m.instrument.kind,
-                stream.instrument.kind
-            );
+        let (first, this) = (&stream.instrument, &m.instrument);
+        if first.kind != this.kind || first.unit != this.unit {
+            if !stream.warned {
+                stream.warned = true;
+                tracing::warn!(
+                    metric = %this.name,
+                    "measurements of a {:?} in `{}` are dropped: the instrument was first used as \
+                     a {:?} in `{}`",
+                    this.kind,
+                    this.unit,
+                    first.kind,
+                    first.unit
+                );
+            }
             return;
         }
-        let key = attribute_key(&m.attributes);
-        let point = stream.points.entry(key.clone()).or_insert_with(|| {
-            stream.order.push(key);
-            Point {
-                attributes: m.attributes.clone(),
+        let point = stream
+            .points
+            .entry(AttributeSet::new(&m.attributes))
+            .or_insert_with(|| Point {
                 state: match &stream.instrument.kind {
                     InstrumentKind::Counter | InstrumentKind::UpDownCounter => {
                         PointState::Sum(Number::Int(0))
@@ -168,8 +253,7 @@ impl Aggregator {
                     },
                 },
                 fresh: true,
-            }
-        });
+            });
         point.fresh = true;
         match &mut point.state {
             PointState::Sum(total) => *total = add(*total, m.value),
@@ -204,16 +288,12 @@ impl Aggregator {
             let start = stream.start_unix_nano;
             let mut numbers = Vec::new();
             let mut histograms = Vec::new();
-            for key in &stream.order {
-                let point = stream
-                    .points
-                    .get_mut(key)
-                    .expect("every ordered key has a point");
+            for (set, point) in &mut stream.points {
                 if delta && !point.fresh {
                     continue;
                 }
                 point.fresh = false;
-                let attributes = point.attributes.clone();
+                let attributes = set.attributes.clone();
                 match &mut point.state {
                     PointState::Sum(total) => {
                         numbers.push(NumberPoint {

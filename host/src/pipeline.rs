@@ -1,78 +1,94 @@
 //! One exporter's worker: takes records from the exporter's bounded queue, cuts batches (by
-//! size, by delay, at a change of resource), aggregates measurements per interval, and exports
-//! through the exporter's own plugin instance, retrying and restarting it per policy.
+//! count, by bytes, by delay, at a change of resource), aggregates measurements per interval, and
+//! exports through its [`Exporter`], retrying, restarting and parking it per policy. It owns every
+//! change of the exporter's health, the first included.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use wasmtel_sdk::encode;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use wasmtel_sdk::model::{KeyValue, Record, Scope};
 
-use crate::config::ExporterConfig;
+use crate::clock::now_unix_nano;
+use crate::config::PipelineConfig;
+use crate::error::{CallError, Error, Location};
+use crate::exporter::{Batch, Exporter, Signal, Start};
 use crate::metrics::{Aggregator, Measurement};
-use crate::now_unix_nano;
-use crate::plugin::{Batch, CallError, Instance, Plugin, PluginError};
 use crate::stats::{Counters, ExporterState};
 
-/// What travels through an exporter's queue.
+/// A record or a measurement, on its way to an exporter. Cheap to clone.
+#[derive(Clone)]
 pub(crate) enum Item {
     Record(Arc<Record>),
     Measurement(Arc<Measurement>),
-    /// Export what is buffered, flush the plugin, then answer.
+}
+
+/// What travels through an exporter's queue.
+pub(crate) enum Message {
+    Item(Item),
+    /// Export what is buffered, flush the exporter, then answer.
     Flush(oneshot::Sender<()>),
-    /// Export what is buffered, shut the plugin down, and stop.
+    /// Export what is buffered, shut the exporter down, and stop.
     Shutdown,
 }
 
-impl Item {
-    /// How many records the item stands for, in the counters.
-    pub fn records(&self) -> u64 {
-        matches!(self, Item::Record(_) | Item::Measurement(_)) as u64
+impl Message {
+    /// How many records the message stands for, in the counters.
+    fn records(&self) -> u64 {
+        matches!(self, Message::Item(_)) as u64
     }
 }
 
-/// The records of the batch being filled, and roughly how many bytes they take.
+/// The records of the batch being filled, by signal, and roughly how many bytes they take.
 #[derive(Default)]
 struct Buffer {
-    records: Vec<Arc<Record>>,
+    events: Vec<Arc<Record>>,
+    spans: Vec<Arc<Record>>,
+    metrics: Vec<Arc<Record>>,
     bytes: usize,
 }
 
 impl Buffer {
-    /// Adds a record that takes `bytes`.
-    fn push(&mut self, record: Arc<Record>, bytes: usize) {
+    fn len(&self) -> usize {
+        self.events.len() + self.spans.len() + self.metrics.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds a record of `signal` that takes `bytes`.
+    fn push(&mut self, signal: Signal, record: Arc<Record>, bytes: usize) {
         self.bytes += bytes;
-        self.records.push(record);
+        match signal {
+            Signal::Events => self.events.push(record),
+            Signal::Spans => self.spans.push(record),
+            Signal::Metrics => self.metrics.push(record),
+        }
     }
 
-    fn take(&mut self) -> Vec<Arc<Record>> {
+    /// Empties the buffer: its records by signal, events then spans then metrics.
+    fn take(&mut self) -> [(Signal, Vec<Arc<Record>>); 3] {
         self.bytes = 0;
-        std::mem::take(&mut self.records)
+        [
+            (Signal::Events, std::mem::take(&mut self.events)),
+            (Signal::Spans, std::mem::take(&mut self.spans)),
+            (Signal::Metrics, std::mem::take(&mut self.metrics)),
+        ]
     }
-}
-
-/// Everything a worker needs.
-pub(crate) struct Worker {
-    pub config: ExporterConfig,
-    pub plugin: Plugin,
-    pub instance: Option<Instance>,
-    pub session_id: String,
-    pub counters: Arc<Counters>,
-    pub resource: Vec<KeyValue>,
-    /// Cut batches by size only, never by delay (replay), so that a replay is deterministic.
-    pub deterministic: bool,
-    pub health: Health,
 }
 
 /// Whether an exporter gets its batches.
-pub(crate) enum Health {
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Health {
     /// Batches are exported; `failures` batches in a row were given up on.
     Running { failures: u32 },
     /// The exporter kept failing: batches are dropped until `until`, then one is tried once.
     Parked { until: Instant, backoff: Duration },
-    /// The plugin refused its config: every batch is dropped.
+    /// The exporter refused its config: every batch is dropped.
     Failed,
 }
 
@@ -82,78 +98,147 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Batches given up on in a row before the exporter is parked.
 const PARK_AFTER: u32 = 3;
 /// How long an exporter is parked at first; doubled each time a trial fails.
-pub(crate) const FIRST_PARK: Duration = Duration::from_secs(5);
+const FIRST_PARK: Duration = Duration::from_secs(5);
 const MAX_PARK: Duration = Duration::from_secs(600);
 
-impl Worker {
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Item>) {
-        let mut batch = Buffer::default();
-        let mut aggregator = Aggregator::new(self.config.metrics.temporality);
-        let mut batch_deadline: Option<tokio::time::Instant> = None;
-        let mut interval = tokio::time::interval(self.config.metrics.interval);
+/// One exporter's worker.
+pub(crate) struct Worker<S: Start> {
+    name: String,
+    location: Option<Location>,
+    config: PipelineConfig,
+    starter: S,
+    exporter: Option<S::Exporter>,
+    health: Health,
+    counters: Arc<Counters>,
+    resource: Arc<[KeyValue]>,
+    /// Cut batches by size only, never by delay (replay), so that a replay is deterministic.
+    deterministic: bool,
+}
+
+impl<S: Start> Worker<S> {
+    /// A worker for the exporter `name` (defined at `location`), whose exporters `starter`
+    /// makes; it counts into `counters`. Batches carry `resource` until a record changes it.
+    pub fn new(
+        name: &str,
+        location: Option<Location>,
+        config: PipelineConfig,
+        starter: S,
+        counters: Arc<Counters>,
+        resource: &[KeyValue],
+        deterministic: bool,
+    ) -> Self {
+        Worker {
+            name: name.to_string(),
+            location,
+            config,
+            starter,
+            exporter: None,
+            health: Health::Running { failures: 0 },
+            counters,
+            resource: resource.into(),
+            deterministic,
+        }
+    }
+
+    /// Makes the first exporter. If that fails, the exporter is parked (tried again later) or,
+    /// if it refused its config, failed.
+    pub async fn start(&mut self) {
+        match self.starter.start().await {
+            Ok(exporter) => self.exporter = Some(exporter),
+            Err(e) => {
+                let permanent = e.is_permanent();
+                let message = self.start_error(e);
+                tracing::error!(exporter = %self.name, "{message}");
+                self.counters.set_error(message);
+                if permanent {
+                    self.set_health(Health::Failed);
+                } else {
+                    self.park(FIRST_PARK);
+                }
+            }
+        }
+    }
+
+    fn start_error(&self, source: crate::error::StartError) -> String {
+        Error::Start {
+            exporter: self.name.clone(),
+            location: self.location.clone(),
+            source: Box::new(source),
+        }
+        .chain()
+    }
+
+    /// Works until it is told to shut down or every sender is gone.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
+        let mut buffer = Buffer::default();
+        let mut aggregator = Aggregator::new(self.config.temporality);
+        let mut batch_deadline: Option<Instant> = None;
+        let mut interval = tokio::time::interval(self.config.metrics_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval.tick().await;
-        let (max_batch, max_bytes) = (
-            self.config.queue.max_batch,
-            self.config.queue.max_batch_bytes,
-        );
+        let (max_batch, max_bytes) = (self.config.max_batch, self.config.max_batch_bytes);
         loop {
             let deadline = batch_deadline;
             tokio::select! {
-                item = rx.recv() => match item {
-                    Some(Item::Record(record)) => {
-                        if let Record::Resource(attributes) = &*record {
-                            self.export(&mut batch).await;
-                            self.resource = attributes.clone();
+                message = rx.recv() => match message {
+                    Some(Message::Item(Item::Record(record))) => {
+                        let Some(signal) = Signal::of(&record) else {
+                            // A change of resource: the batch so far goes with the old one.
+                            self.export(&mut buffer).await;
+                            batch_deadline = None;
+                            if let Record::Resource(attributes) = &*record {
+                                self.resource = attributes.as_slice().into();
+                            }
                             self.counters.pending.fetch_sub(1, Relaxed);
                             continue;
-                        }
+                        };
                         // A record that would take the batch past its byte cap starts the next.
                         let bytes = record.approx_size();
-                        if !batch.records.is_empty() && batch.bytes + bytes > max_bytes {
-                            self.export(&mut batch).await;
+                        if !buffer.is_empty() && buffer.bytes + bytes > max_bytes {
+                            self.export(&mut buffer).await;
+                            batch_deadline = None;
                         }
-                        if batch.records.is_empty() && !self.deterministic {
-                            batch_deadline = Some(tokio::time::Instant::now() + self.config.queue.max_delay);
+                        if buffer.is_empty() && !self.deterministic {
+                            batch_deadline = Some(Instant::now() + self.config.max_delay);
                         }
-                        batch.push(record, bytes);
-                        if batch.records.len() >= max_batch || batch.bytes >= max_bytes {
-                            self.export(&mut batch).await;
+                        buffer.push(signal, record, bytes);
+                        if buffer.len() >= max_batch || buffer.bytes >= max_bytes {
+                            self.export(&mut buffer).await;
                             batch_deadline = None;
                         }
                     }
-                    Some(Item::Measurement(m)) => {
+                    Some(Message::Item(Item::Measurement(m))) => {
                         aggregator.record(&m);
                         self.counters.pending.fetch_sub(1, Relaxed);
                     }
-                    Some(Item::Flush(done)) => {
-                        self.collect(&mut aggregator, &mut batch);
-                        self.export(&mut batch).await;
+                    Some(Message::Flush(done)) => {
+                        self.collect(&mut aggregator, &mut buffer);
+                        self.export(&mut buffer).await;
                         batch_deadline = None;
                         self.flush().await;
                         let _ = done.send(());
                     }
-                    Some(Item::Shutdown) | None => {
-                        self.collect(&mut aggregator, &mut batch);
-                        self.export(&mut batch).await;
+                    Some(Message::Shutdown) | None => {
+                        self.collect(&mut aggregator, &mut buffer);
+                        self.export(&mut buffer).await;
                         self.shutdown().await;
                         rx.close();
-                        while let Ok(item) = rx.try_recv() {
-                            let n = item.records();
+                        while let Ok(message) = rx.try_recv() {
+                            let n = message.records();
                             Counters::add(&self.counters.dropped_shutdown, n);
                             self.counters.pending.fetch_sub(n, Relaxed);
                         }
                         return;
                     }
                 },
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
-                    self.export(&mut batch).await;
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    self.export(&mut buffer).await;
                     batch_deadline = None;
                 }
                 _ = interval.tick() => {
                     if !aggregator.is_idle() {
-                        self.collect(&mut aggregator, &mut batch);
-                        self.export(&mut batch).await;
+                        self.collect(&mut aggregator, &mut buffer);
+                        self.export(&mut buffer).await;
                         batch_deadline = None;
                     }
                 }
@@ -161,58 +246,36 @@ impl Worker {
         }
     }
 
-    /// Adds the aggregated metrics to the batch.
-    fn collect(&self, aggregator: &mut Aggregator, batch: &mut Buffer) {
+    /// Adds the aggregated metrics to the buffer.
+    fn collect(&self, aggregator: &mut Aggregator, buffer: &mut Buffer) {
         let scope = Scope::default();
         for metric in aggregator.collect(now_unix_nano(), &scope) {
             let record = Record::Metric(metric);
             let bytes = record.approx_size();
-            batch.push(Arc::new(record), bytes);
+            buffer.push(Signal::Metrics, Arc::new(record), bytes);
             self.counters.pending.fetch_add(1, Relaxed);
         }
     }
 
-    /// Exports and empties `batch`: events, then spans, then metrics, one call each.
-    async fn export(&mut self, batch: &mut Buffer) {
-        if batch.records.is_empty() {
+    /// Exports and empties `buffer`: a batch per signal, events, then spans, then metrics.
+    async fn export(&mut self, buffer: &mut Buffer) {
+        if buffer.is_empty() {
             return;
         }
-        let records = batch.take();
-        let (mut events, mut spans, mut metrics) = (Vec::new(), Vec::new(), Vec::new());
-        for record in &records {
-            match &**record {
-                Record::Event(e) => events.push(e),
-                Record::Span(s) => spans.push(s),
-                Record::Metric(m) => metrics.push(m),
-                Record::Resource(_) => unreachable!("a resource ends the batch instead"),
+        for (signal, records) in buffer.take() {
+            if !records.is_empty() {
+                let batch = Batch::new(signal, self.resource.clone(), records);
+                self.deliver(&batch).await;
             }
-        }
-        if !events.is_empty() {
-            let n = events.len() as u64;
-            self.deliver(Batch::from(encode::event_batch(&self.resource, events)), n)
-                .await;
-        }
-        if !spans.is_empty() {
-            let n = spans.len() as u64;
-            self.deliver(Batch::from(encode::span_batch(&self.resource, spans)), n)
-                .await;
-        }
-        if !metrics.is_empty() {
-            let n = metrics.len() as u64;
-            self.deliver(
-                Batch::from(encode::metric_batch(&self.resource, metrics)),
-                n,
-            )
-            .await;
         }
     }
 
-    /// Sends one batch of `n` records, retrying per policy; counts the outcome. A parked
-    /// exporter drops the batch, unless its parking time is over: then the batch is its one
-    /// trial.
-    async fn deliver(&mut self, batch: Batch, n: u64) {
+    /// Sends one batch, retrying per policy; counts the outcome. A parked exporter drops the
+    /// batch, unless its parking time is over: then the batch is its one trial.
+    async fn deliver(&mut self, batch: &Batch) {
+        let n = batch.len() as u64;
         let max_retries = match self.health {
-            Health::Running { .. } => self.config.queue.max_retries,
+            Health::Running { .. } => self.config.max_retries,
             Health::Parked { until, .. } if Instant::now() >= until => 0,
             Health::Parked { .. } | Health::Failed => {
                 self.drop_batch(n);
@@ -225,12 +288,12 @@ impl Worker {
             if attempt > 0 {
                 Counters::add(&c.batches_retried, 1);
             }
-            let instance = match self.live_instance().await {
-                Ok(instance) => instance,
+            let exporter = match self.live_exporter().await {
+                Ok(exporter) => exporter,
                 Err(e) => break e,
             };
-            let started = Instant::now();
-            let result = instance.export(&batch).await;
+            let started = std::time::Instant::now();
+            let result = exporter.export(batch).await;
             Counters::add(&c.export_nanos, started.elapsed().as_nanos() as u64);
             let error = match result {
                 Ok(()) => {
@@ -243,28 +306,27 @@ impl Worker {
                 Err(e) => e,
             };
             Counters::add(&c.batches_failed, 1);
-            let message = format!("{} batch of {n}: {error}", batch.signal());
+            let message = format!("{} batch of {n}: {error}", batch.signal().noun());
             c.set_error(message.clone());
             let wait = match &error {
-                CallError::Plugin(PluginError::Permanent(_)) => break message,
-                CallError::Plugin(PluginError::Retryable(r)) => r
-                    .retry_after_ms
-                    .map(Duration::from_millis)
-                    .unwrap_or_else(|| backoff(attempt)),
+                CallError::Permanent(_) => break message,
+                CallError::Retryable { retry_after, .. } => {
+                    retry_after.unwrap_or_else(|| backoff(attempt))
+                }
                 CallError::Fault(_) => {
                     Counters::add(&c.faults, 1);
-                    self.instance = None;
+                    self.exporter = None;
                     backoff(attempt)
                 }
             };
             if attempt >= max_retries {
                 break message;
             }
-            tracing::warn!(exporter = %self.config.name, "{message}; retrying in {} ms", wait.as_millis());
+            tracing::warn!(exporter = %self.name, "{message}; retrying in {} ms", wait.as_millis());
             attempt += 1;
             tokio::time::sleep(wait.min(MAX_BACKOFF)).await;
         };
-        tracing::error!(exporter = %self.config.name, "dropped {n} records: {message}");
+        tracing::error!(exporter = %self.name, "dropped {n} records: {message}");
         self.drop_batch(n);
         self.failed();
     }
@@ -279,9 +341,9 @@ impl Worker {
 
     /// A batch was exported: a parked exporter runs again.
     fn recovered(&mut self) {
-        if !matches!(self.health, Health::Running { failures: 0 }) {
+        if self.health != (Health::Running { failures: 0 }) {
             if matches!(self.health, Health::Parked { .. }) {
-                tracing::info!(exporter = %self.config.name, "exporter recovered");
+                tracing::info!(exporter = %self.name, "exporter recovered");
             }
             self.set_health(Health::Running { failures: 0 });
         }
@@ -300,8 +362,13 @@ impl Worker {
             Health::Parked { backoff, .. } => (backoff * 2).min(MAX_PARK),
             Health::Failed => return,
         };
+        self.park(backoff);
+    }
+
+    /// Drops batches for `backoff`, then tries one.
+    fn park(&mut self, backoff: Duration) {
         tracing::error!(
-            exporter = %self.config.name,
+            exporter = %self.name,
             "exporter parked for {} s: its batches are dropped (and counted) until it is tried again",
             backoff.as_secs()
         );
@@ -320,50 +387,45 @@ impl Worker {
         self.health = health;
     }
 
-    /// The instance, made afresh (and initialized) after a fault or a failed start.
-    async fn live_instance(&mut self) -> Result<&mut Instance, String> {
-        if self.instance.is_none() {
+    /// The exporter, made afresh after a fault or a failed start.
+    async fn live_exporter(&mut self) -> Result<&mut S::Exporter, String> {
+        if self.exporter.is_none() {
             Counters::add(&self.counters.restarts, 1);
-            let fresh = crate::telemetry::start_instance(
-                self.plugin.clone(),
-                self.config.clone(),
-                self.session_id.clone(),
-            );
-            match fresh.await {
-                Ok(instance) => self.instance = Some(instance),
+            match self.starter.start().await {
+                Ok(exporter) => self.exporter = Some(exporter),
                 Err(e) => {
-                    let message = format!("restart failed: {e}");
+                    let message = format!("restart failed: {}", self.start_error(e));
                     self.counters.set_error(message.clone());
                     return Err(message);
                 }
             }
         }
-        Ok(self.instance.as_mut().expect("just made"))
+        Ok(self.exporter.as_mut().expect("just made"))
     }
 
     async fn flush(&mut self) {
-        if let Some(instance) = &mut self.instance
-            && let Err(e) = instance.flush().await
+        if let Some(exporter) = &mut self.exporter
+            && let Err(e) = exporter.flush().await
         {
             self.note_call_error("flush", e);
         }
     }
 
     async fn shutdown(&mut self) {
-        if let Some(instance) = &mut self.instance
-            && let Err(e) = instance.shutdown().await
+        if let Some(exporter) = &mut self.exporter
+            && let Err(e) = exporter.shutdown().await
         {
             self.note_call_error("shutdown", e);
         }
-        self.instance = None;
+        self.exporter = None;
     }
 
     fn note_call_error(&mut self, call: &str, e: CallError) {
         let message = format!("{call}: {e}");
-        tracing::warn!(exporter = %self.config.name, "{message}");
+        tracing::warn!(exporter = %self.name, "{message}");
         if matches!(e, CallError::Fault(_)) {
             Counters::add(&self.counters.faults, 1);
-            self.instance = None;
+            self.exporter = None;
         }
         self.counters.set_error(message);
     }
@@ -374,4 +436,502 @@ fn backoff(attempt: u32) -> Duration {
     RESTART_BACKOFF
         .saturating_mul(1u32 << attempt.min(16))
         .min(MAX_BACKOFF)
+}
+
+/// Asks the worker behind `tx` to export what it holds and flush its exporter; resolves when it
+/// has (or when the worker is gone).
+pub(crate) async fn flush(tx: mpsc::Sender<Message>) {
+    let (done, wait) = oneshot::channel();
+    if tx.send(Message::Flush(done)).await.is_ok() {
+        let _ = wait.await;
+    }
+}
+
+/// Asks the worker behind `tx` to export what it holds and shut its exporter down, and waits for
+/// it at most `timeout`. Past it the worker is aborted and the records it still held are counted
+/// as dropped at shutdown. Returns whether it finished in time.
+pub(crate) async fn stop(
+    tx: mpsc::Sender<Message>,
+    worker: JoinHandle<()>,
+    counters: &Counters,
+    timeout: Duration,
+) -> bool {
+    let abort = worker.abort_handle();
+    let stopped = async {
+        let _ = tx.send(Message::Shutdown).await;
+        let _ = worker.await;
+    };
+    if tokio::time::timeout(timeout, stopped).await.is_ok() {
+        return true;
+    }
+    abort.abort();
+    let undelivered = counters.pending.swap(0, Relaxed);
+    Counters::add(&counters.dropped_shutdown, undelivered);
+    counters.set_error(format!(
+        "shutdown deadline ({} ms) passed with {undelivered} records undelivered",
+        timeout.as_millis()
+    ));
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    //! The worker against the in-memory exporter, on tokio's paused clock: time moves only when
+    //! every task waits, so delays, backoffs and parking are exact and cost no real time.
+
+    use tokio::time::sleep;
+    use wasmtel_sdk::model::{Event, Number};
+
+    use super::*;
+    use crate::config::Signals;
+    use crate::metrics::{Instrument, InstrumentKind};
+    use crate::routing::{Route, Routes};
+    use crate::stats::ExporterStats;
+    use crate::testing::{Call, InMemoryExporter, Outcome};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Lets `d` pass, then lets the worker act on whatever came due at that instant.
+    async fn pass(d: Duration) {
+        sleep(d).await;
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// A running worker over an in-memory exporter, and what the record call sends through.
+    struct Harness {
+        routes: Routes,
+        exporter: InMemoryExporter,
+        worker: Option<JoinHandle<()>>,
+        t0: Instant,
+    }
+
+    fn config(max_batch: usize, max_retries: u32) -> PipelineConfig {
+        PipelineConfig {
+            capacity: 16,
+            max_batch,
+            max_delay: Duration::from_secs(1),
+            max_retries,
+            ..PipelineConfig::default()
+        }
+    }
+
+    impl Harness {
+        /// Starts a worker with `config` over `exporter` (scripted beforehand).
+        async fn start(config: PipelineConfig, exporter: &InMemoryExporter) -> Harness {
+            let t0 = Instant::now();
+            let counters = Arc::new(Counters::default());
+            let capacity = config.capacity;
+            let mut worker = Worker::new(
+                "test",
+                None,
+                config,
+                exporter.clone(),
+                counters.clone(),
+                &[],
+                false,
+            );
+            worker.start().await;
+            let (tx, rx) = mpsc::channel(capacity);
+            let route = Route {
+                name: "test".into(),
+                plugin: "in-memory".into(),
+                signals: Signals::ALL,
+                tx,
+                counters,
+            };
+            Harness {
+                routes: Routes::new(vec![route]),
+                exporter: exporter.clone(),
+                worker: Some(tokio::spawn(worker.run(rx))),
+                t0,
+            }
+        }
+
+        /// Records `n` events (never waiting), then lets the worker take them.
+        async fn events(&self, n: usize) {
+            for i in 0..n {
+                self.routes
+                    .record(Record::Event(Event::new("e").attr("i", i).at(1)), false);
+            }
+            tokio::task::yield_now().await;
+        }
+
+        fn stats(&self) -> ExporterStats {
+            self.routes.stats().remove(0)
+        }
+
+        fn route(&self) -> &Route {
+            self.routes.iter().next().expect("one route")
+        }
+
+        /// The calls so far, each with its time since the start.
+        fn calls(&self) -> Vec<(Duration, Call)> {
+            self.exporter
+                .calls()
+                .into_iter()
+                .map(|(at, call)| (at - self.t0, call))
+                .collect()
+        }
+
+        /// The export calls so far: their time since the start and their size.
+        fn exports(&self) -> Vec<(Duration, usize)> {
+            self.calls()
+                .into_iter()
+                .filter_map(|(at, call)| match call {
+                    Call::Export { records, .. } => Some((at, records)),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        async fn flush(&self) {
+            flush(self.route().tx.clone()).await;
+        }
+
+        /// Stops the worker within `timeout`; whether it finished in time.
+        async fn stop(&mut self, timeout: Duration) -> bool {
+            let route = self.route().clone();
+            let worker = self.worker.take().expect("running");
+            stop(route.tx, worker, &route.counters, timeout).await
+        }
+    }
+
+    fn retryable(retry_after: Option<Duration>) -> Outcome {
+        Outcome::Fail(CallError::Retryable {
+            message: "busy".into(),
+            retry_after,
+        })
+    }
+
+    fn permanent() -> Outcome {
+        Outcome::Fail(CallError::Permanent("no".into()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_are_cut_by_count_and_the_rest_after_the_delay() {
+        let h = Harness::start(config(3, 0), &InMemoryExporter::new()).await;
+        h.events(7).await;
+        assert_eq!(h.exports(), [(Duration::ZERO, 3), (Duration::ZERO, 3)]);
+        pass(999 * MS).await;
+        assert_eq!(h.exports().len(), 2, "the last record waits for its batch");
+        pass(MS).await;
+        assert_eq!(h.exports()[2], (1000 * MS, 1), "cut by delay");
+        assert_eq!((h.stats().records_exported, h.stats().pending), (7, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_are_cut_by_bytes() {
+        let config = PipelineConfig {
+            max_batch_bytes: 3000,
+            ..config(100, 0)
+        };
+        let h = Harness::start(config, &InMemoryExporter::new()).await;
+        for _ in 0..5 {
+            h.routes.record(
+                Record::Event(Event::new("big").attr("output", "x".repeat(1000)).at(1)),
+                false,
+            );
+        }
+        tokio::task::yield_now().await;
+        // Each takes about 1.1 kB: two fit under 3000 bytes, a third starts the next batch.
+        assert_eq!(h.exports(), [(Duration::ZERO, 2), (Duration::ZERO, 2)]);
+        h.flush().await;
+        assert_eq!(
+            h.exports()[2],
+            (Duration::ZERO, 1),
+            "flush exports the rest at once"
+        );
+        assert_eq!(h.calls().last().map(|c| &c.1), Some(&Call::Flush));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_of_resource_ends_the_batch() {
+        let h = Harness::start(config(100, 0), &InMemoryExporter::new()).await;
+        h.events(2).await;
+        h.routes.record(
+            Record::Resource(vec![KeyValue::new("service.name", "b")]),
+            false,
+        );
+        h.events(1).await;
+        h.flush().await;
+        let batches = h.exporter.batches();
+        assert_eq!(batches.iter().map(Batch::len).collect::<Vec<_>>(), [2, 1]);
+        assert!(batches[0].resource().is_empty());
+        assert_eq!(batches[1].resource()[0].key, "service.name");
+        assert_eq!(
+            h.stats().pending,
+            0,
+            "the resource record is accounted for too"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retryable_errors_are_retried_with_doubling_backoff() {
+        let exporter = InMemoryExporter::new();
+        exporter.script([retryable(None), retryable(None), Outcome::Ok]);
+        let h = Harness::start(config(1, 3), &exporter).await;
+        h.events(1).await;
+        pass(Duration::from_secs(1)).await;
+        assert_eq!(
+            h.exports(),
+            [(Duration::ZERO, 1), (50 * MS, 1), (150 * MS, 1)]
+        );
+        let s = h.stats();
+        assert_eq!(
+            (
+                s.batches_failed,
+                s.batches_retried,
+                s.batches_ok,
+                s.records_exported
+            ),
+            (2, 2, 1, 1),
+            "{s}"
+        );
+        assert_eq!(s.state, ExporterState::Running);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_plugins_retry_after_is_obeyed() {
+        let exporter = InMemoryExporter::new();
+        exporter.script([retryable(Some(700 * MS)), Outcome::Ok]);
+        let h = Harness::start(config(1, 3), &exporter).await;
+        h.events(1).await;
+        pass(Duration::from_secs(1)).await;
+        assert_eq!(h.exports(), [(Duration::ZERO, 1), (700 * MS, 1)]);
+        assert_eq!(h.stats().records_exported, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_is_dropped_and_counted_when_retries_are_spent_or_the_error_is_permanent() {
+        let exporter = InMemoryExporter::new();
+        exporter.script([retryable(None), retryable(None), permanent()]);
+        let h = Harness::start(config(1, 1), &exporter).await;
+        h.events(2).await;
+        pass(Duration::from_secs(1)).await;
+        assert_eq!(
+            h.exports().len(),
+            3,
+            "two tries for the first, one for the permanent"
+        );
+        let s = h.stats();
+        assert_eq!(
+            (
+                s.dropped_failed,
+                s.batches_dropped,
+                s.records_exported,
+                s.pending
+            ),
+            (2, 2, 0, 0),
+            "{s}"
+        );
+        assert!(
+            s.last_error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("permanent error: no")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fault_throws_the_instance_away_and_a_fresh_one_takes_the_retry() {
+        let exporter = InMemoryExporter::new();
+        exporter.script([Outcome::Fail(CallError::Fault("trap".into()))]);
+        let h = Harness::start(config(1, 1), &exporter).await;
+        h.events(1).await;
+        pass(Duration::from_secs(1)).await;
+        let calls: Vec<Call> = h.calls().into_iter().map(|c| c.1).collect();
+        let export = Call::Export {
+            signal: Signal::Events,
+            records: 1,
+        };
+        assert_eq!(calls, [Call::Start, export.clone(), Call::Start, export]);
+        let s = h.stats();
+        assert_eq!((s.faults, s.restarts, s.records_exported), (1, 1, 1), "{s}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_exporter_that_keeps_failing_is_parked_longer_each_time_and_recovers() {
+        let exporter = InMemoryExporter::new();
+        // Three batches given up on, then a failed trial; the next trial succeeds.
+        exporter.script([permanent(), permanent(), permanent(), permanent()]);
+        let h = Harness::start(config(1, 0), &exporter).await;
+        h.events(3).await;
+        assert_eq!(h.stats().state, ExporterState::Parked);
+        // Parked: batches are dropped without a call until 5 s have passed.
+        pass(Duration::from_secs(1)).await;
+        h.events(1).await;
+        assert_eq!(h.exports().len(), 3);
+        pass(Duration::from_secs(4)).await;
+        h.events(1).await;
+        assert_eq!(h.exports()[3].0, 5000 * MS, "the trial after 5 s fails");
+        assert_eq!(h.stats().state, ExporterState::Parked);
+        // Now parked for 10 s.
+        pass(Duration::from_millis(9999)).await;
+        h.events(1).await;
+        assert_eq!(h.exports().len(), 4, "still parked after 9.999 s");
+        pass(MS).await;
+        h.events(1).await;
+        assert_eq!(
+            h.exports()[4].0,
+            15000 * MS,
+            "tried again after twice as long"
+        );
+        let s = h.stats();
+        assert_eq!(s.state, ExporterState::Running, "{s}");
+        assert_eq!(
+            (s.records_exported, s.dropped_failed, s.batches_dropped),
+            (1, 6, 6),
+            "{s}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_start_parks_and_a_refused_config_fails_for_good() {
+        let retry = InMemoryExporter::new();
+        retry.script_starts([Some(CallError::Fault("trap in init".into()))]);
+        let h = Harness::start(config(1, 0), &retry).await;
+        assert_eq!(h.stats().state, ExporterState::Parked);
+        assert!(
+            h.stats()
+                .last_error
+                .unwrap_or_default()
+                .contains("init failed: plugin fault")
+        );
+        h.events(1).await;
+        assert!(h.exports().is_empty(), "parked: dropped without a call");
+        pass(Duration::from_secs(5)).await;
+        h.events(1).await;
+        let s = h.stats();
+        assert_eq!(
+            (s.state, s.restarts, s.records_exported, s.dropped_failed),
+            (ExporterState::Running, 1, 1, 1),
+            "{s}"
+        );
+
+        let refuse = InMemoryExporter::new();
+        refuse.script_starts([Some(CallError::Permanent("bad config".into()))]);
+        let h = Harness::start(config(1, 0), &refuse).await;
+        pass(Duration::from_secs(60)).await;
+        h.events(2).await;
+        let s = h.stats();
+        assert_eq!(
+            (s.state, s.dropped_failed, s.restarts),
+            (ExporterState::Failed, 2, 0),
+            "{s}"
+        );
+        assert_eq!(refuse.calls().len(), 1, "never started again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_drops_at_the_record_call_and_after_shutdown_records_are_dropped() {
+        let exporter = InMemoryExporter::new();
+        exporter.script([Outcome::Stall(Duration::from_secs(3600))]);
+        let config = PipelineConfig {
+            capacity: 2,
+            ..config(1, 0)
+        };
+        let mut h = Harness::start(config, &exporter).await;
+        h.events(1).await; // taken, its export stalls
+        h.events(3).await; // two fit the queue, one does not
+        let s = h.stats();
+        assert_eq!((s.dropped_queue_full, s.pending), (1, 3), "{s}");
+        assert!(
+            !h.stop(Duration::from_secs(5)).await,
+            "stuck past the deadline"
+        );
+        h.route().tx.closed().await;
+        h.events(1).await;
+        let s = h.stats();
+        assert_eq!(
+            (s.dropped_queue_full, s.dropped_shutdown, s.pending),
+            (1, 4, 0),
+            "three undelivered at the deadline, one recorded after: {s}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_keeps_its_deadline_with_a_stuck_exporter() {
+        let exporter = InMemoryExporter::new();
+        exporter.script([Outcome::Stall(Duration::MAX)]);
+        let mut h = Harness::start(config(1, 0), &exporter).await;
+        h.events(1).await;
+        let started = Instant::now();
+        assert!(!h.stop(Duration::from_secs(5)).await);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        let s = h.stats();
+        assert_eq!((s.dropped_shutdown, s.pending), (1, 0), "{s}");
+        assert!(
+            s.last_error
+                .unwrap_or_default()
+                .contains("shutdown deadline (5000 ms)")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_exports_what_is_buffered_then_shuts_the_exporter_down() {
+        let mut h = Harness::start(config(100, 0), &InMemoryExporter::new()).await;
+        h.events(3).await;
+        assert!(h.stop(Duration::from_secs(5)).await);
+        let calls: Vec<Call> = h.calls().into_iter().map(|c| c.1).collect();
+        assert_eq!(
+            calls[1..],
+            [
+                Call::Export {
+                    signal: Signal::Events,
+                    records: 3
+                },
+                Call::Shutdown
+            ]
+        );
+        assert_eq!(h.stats().records_exported, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flush_waits_for_a_slow_exporter() {
+        let exporter = InMemoryExporter::new();
+        exporter.script([Outcome::Stall(Duration::from_secs(2))]);
+        let h = Harness::start(config(100, 0), &exporter).await;
+        h.events(2).await;
+        let started = Instant::now();
+        h.flush().await;
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        assert_eq!(h.stats().records_exported, 2);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), h.flush())
+                .await
+                .is_ok(),
+            "an idle flush is immediate"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn measurements_are_aggregated_and_exported_each_interval() {
+        let h = Harness::start(config(100, 0), &InMemoryExporter::new()).await;
+        let counter = Arc::new(Instrument {
+            name: "calls".into(),
+            description: String::new(),
+            unit: String::new(),
+            kind: InstrumentKind::Counter,
+        });
+        for n in [2, 3] {
+            h.routes.measure(Measurement {
+                instrument: counter.clone(),
+                value: Number::Int(n),
+                attributes: vec![],
+                time_unix_nano: 1,
+            });
+        }
+        tokio::task::yield_now().await;
+        assert!(h.exports().is_empty());
+        pass(PipelineConfig::default().metrics_interval).await;
+        let metrics = h.exporter.metrics();
+        assert_eq!(metrics.len(), 1, "one metric, at the interval");
+        let wasmtel_sdk::model::MetricData::Sum { points, .. } = &metrics[0].data else {
+            panic!("{metrics:?}")
+        };
+        assert_eq!(points[0].value, Number::Int(5));
+        assert_eq!(h.stats().pending, 0);
+    }
 }

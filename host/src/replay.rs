@@ -1,12 +1,19 @@
-//! Replays a record-format stream through a telemetry pipeline: what `wasmtel replay` does.
+//! What the `wasmtel` command does: replay a record-format stream through a telemetry pipeline,
+//! and check a config.
 
 use std::io::BufRead;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use wasmtel_sdk::model::Record;
 
+use crate::config::Config;
+use crate::error::Error;
+use crate::exporter::{Exporter, Start};
 use crate::jsonl::Reader;
-use crate::{Error, ExporterStats, TelemetryBuilder};
+use crate::plugin;
+use crate::stats::ExporterStats;
+use crate::telemetry::{TelemetryBuilder, block_on};
 
 /// What a replay did.
 #[derive(Debug)]
@@ -69,9 +76,9 @@ pub fn replay<R: BufRead>(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ReplaySummary, Error> {
     let open = || {
-        open().map_err(|error| Error::Io {
+        open().map_err(|source| Error::Io {
             what: format!("cannot open {name}"),
-            error,
+            source,
         })
     };
     let mut total = 0u64;
@@ -103,4 +110,44 @@ pub fn replay<R: BufRead>(
         elapsed: started.elapsed(),
         exporters,
     })
+}
+
+/// Loads, instantiates and initializes every exporter of `config`, then shuts it down: what
+/// `wasmtel check` prints. One result per exporter, in config order.
+pub fn check(config: &Config, cache_dir: Option<PathBuf>) -> Vec<(String, Result<(), Error>)> {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return vec![("runtime".into(), Err(Error::Runtime(e.into())))],
+    };
+    let plugins = match plugin::Runtime::new(cache_dir) {
+        Ok(p) => p,
+        Err(e) => return vec![("runtime".into(), Err(e))],
+    };
+    let session_id = config.session_id_or_new();
+    let results = config
+        .exporters
+        .iter()
+        .map(|exporter| {
+            let result = exporter.load(&plugins).and_then(|plugin| {
+                let (name, location) = (exporter.name.clone(), exporter.location.clone());
+                let setup = exporter.clone().setup(plugin, &session_id);
+                block_on(&runtime, async move {
+                    let mut instance = setup.start().await.map_err(|source| Error::Start {
+                        exporter: name,
+                        location,
+                        source: Box::new(source),
+                    })?;
+                    let _ = Exporter::shutdown(&mut instance).await;
+                    Ok(())
+                })
+            });
+            (exporter.name.clone(), result)
+        })
+        .collect();
+    runtime.shutdown_background();
+    results
 }

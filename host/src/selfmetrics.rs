@@ -2,17 +2,15 @@
 //! `[telemetry] self_metrics_interval_ms`: per exporter, records and batches by outcome, faults,
 //! restarts, time spent exporting, records pending, and its state.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtel_sdk::model::{
     KeyValue, Metric, MetricData, Number, NumberPoint, Record, Scope, Temporality,
 };
 
-use crate::now_unix_nano;
-use crate::pipeline::Item;
+use crate::clock::now_unix_nano;
+use crate::routing::Routes;
 use crate::stats::{ExporterState, ExporterStats};
-use crate::telemetry::{Route, Signal, send};
 
 /// The scope of wasmtel's own metrics.
 fn scope() -> Scope {
@@ -134,16 +132,14 @@ pub(crate) fn metrics(stats: &[ExporterStats], start: u64, now: u64) -> Vec<Metr
 }
 
 /// Records the metrics of `routes` every `interval`, until the runtime stops.
-pub(crate) async fn run(routes: Vec<Route>, interval: Duration) {
+pub(crate) async fn run(routes: Routes, interval: Duration) {
     let start = now_unix_nano();
     let mut ticks = tokio::time::interval(interval);
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        let stats: Vec<ExporterStats> = routes.iter().map(Route::stats).collect();
-        for metric in metrics(&stats, start, now_unix_nano()) {
-            let record = Arc::new(Record::Metric(metric));
-            send(&routes, Signal::Metrics, || Item::Record(record), false);
+        for metric in metrics(&routes.stats(), start, now_unix_nano()) {
+            routes.record(Record::Metric(metric), false);
         }
     }
 }

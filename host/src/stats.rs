@@ -20,12 +20,13 @@ pub(crate) struct Counters {
     pub faults: AtomicU64,
     pub restarts: AtomicU64,
     pub export_nanos: AtomicU64,
-    pub last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<String>>,
     state: AtomicU8,
 }
 
 /// Whether an exporter gets its batches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExporterState {
     /// Exporting.
     #[default]
@@ -97,6 +98,7 @@ impl Counters {
 
 /// A snapshot of one exporter's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExporterStats {
     /// The exporter's name in the config.
     pub name: String,

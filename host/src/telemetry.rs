@@ -1,88 +1,41 @@
-//! The telemetry host: starts every exporter's plugin and worker, routes records to their
-//! queues, flushes and shuts down.
+//! The telemetry host: the builder that loads every exporter's plugin and starts its worker, the
+//! record API, flush and shutdown.
 
+use std::any::Any;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use wasmtel_sdk::model::{Event, KeyValue, Record};
 
-use crate::config::{Config, ExporterConfig, PluginSource, Signals};
-use crate::error::{Error, LoadError};
-use crate::pipeline::{self, Health, Item, Worker};
-use crate::stats::{Counters, ExporterState, ExporterStats};
-use crate::{builtin, default_cache_dir, metrics, now_unix_nano, plugin, selfmetrics};
-/// Sends what `make` builds to every route that takes `signal`: waiting for room if `wait`, else
-/// dropping (and counting) where a queue is full.
-pub(crate) fn send(routes: &[Route], signal: Signal, make: impl FnOnce() -> Item, wait: bool) {
-    let mut routes = routes
-        .iter()
-        .filter(|r| signal.wanted_by(r.signals))
-        .peekable();
-    if routes.peek().is_none() {
-        return;
-    }
-    let item = make();
-    for route in routes {
-        let item = match &item {
-            Item::Record(r) => Item::Record(r.clone()),
-            Item::Measurement(m) => Item::Measurement(m.clone()),
-            Item::Flush(_) | Item::Shutdown => unreachable!("only records are routed"),
-        };
-        let counters = &route.counters;
-        counters.pending.fetch_add(1, Relaxed);
-        let sent = if wait {
-            route.tx.blocking_send(item).map_err(|_| false)
-        } else {
-            route
-                .tx
-                .try_send(item)
-                .map_err(|e| matches!(e, TrySendError::Full(_)))
-        };
-        if let Err(full) = sent {
-            counters.pending.fetch_sub(1, Relaxed);
-            let counter = if full {
-                &counters.dropped_queue_full
-            } else {
-                &counters.dropped_shutdown
-            };
-            Counters::add(counter, 1);
-        }
-    }
-}
+use crate::clock::now_unix_nano;
+use crate::config::{Config, PipelineConfig, Signals};
+use crate::error::{Error, Location};
+use crate::exporter::Start;
+use crate::instrument::{Counter, Gauge, Histogram, SpanBuilder, UpDownCounter};
+use crate::pipeline::{self, Worker};
+use crate::plugin::{self, default_cache_dir};
+use crate::routing::{Recorder, Route, Routes};
+use crate::selfmetrics;
+use crate::stats::{Counters, ExporterStats};
 
 /// The telemetry host. Cheap to clone; every clone records into the same pipeline. Dropping the
-/// last clone shuts down as [`Telemetry::shutdown`] does, blocking the dropping thread for at most
-/// the config's `shutdown_timeout_ms`.
+/// last clone (and the last instrument and span made from it) shuts down as
+/// [`Telemetry::shutdown`] does, blocking the dropping thread for at most the config's
+/// `shutdown_timeout_ms`.
 #[derive(Clone)]
 pub struct Telemetry {
     inner: Arc<Inner>,
 }
 
-#[derive(Clone)]
-pub(crate) struct Route {
-    name: String,
-    plugin: String,
-    signals: Signals,
-    tx: mpsc::Sender<Item>,
-    counters: Arc<Counters>,
-}
-
-impl Route {
-    /// A snapshot of the exporter's counters.
-    pub(crate) fn stats(&self) -> ExporterStats {
-        self.counters.snapshot(&self.name, &self.plugin)
-    }
-}
-
 struct Inner {
-    routes: Vec<Route>,
+    routes: Routes,
     session_id: String,
     shutdown_timeout: Duration,
-    workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
 }
 
@@ -92,6 +45,18 @@ pub struct TelemetryBuilder {
     resource: Vec<KeyValue>,
     deterministic: bool,
     cache_dir: Option<PathBuf>,
+    #[cfg(feature = "testing")]
+    in_memory: Vec<(String, Signals, crate::testing::InMemoryExporter)>,
+}
+
+/// What a worker is started with, whatever it exports to.
+struct Plan {
+    name: String,
+    /// The plugin, as the summary names it.
+    plugin: String,
+    signals: Signals,
+    location: Option<Location>,
+    pipeline: PipelineConfig,
 }
 
 impl TelemetryBuilder {
@@ -101,8 +66,8 @@ impl TelemetryBuilder {
         self
     }
 
-    /// Cut batches by size only (records and bytes), never by delay: replaying the same input then makes the same
-    /// batches. For replays, not for live recording.
+    /// Cut batches by size only (records and bytes), never by delay: replaying the same input
+    /// then makes the same batches. For replays, not for live recording.
     pub fn deterministic_batching(mut self) -> Self {
         self.deterministic = true;
         self
@@ -114,92 +79,82 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Adds an exporter named `name` that keeps what it is given in `exporter`, with the default
+    /// queue and batching, after the config's exporters.
+    #[cfg(feature = "testing")]
+    pub fn in_memory(
+        mut self,
+        name: &str,
+        signals: Signals,
+        exporter: &crate::testing::InMemoryExporter,
+    ) -> Self {
+        self.in_memory
+            .push((name.to_string(), signals, exporter.clone()));
+        self
+    }
+
     /// Loads every exporter's plugin, instantiates it in its sandbox, calls its `init`, and starts
     /// its worker. Fails if a plugin cannot be loaded (a config error). A plugin that fails in
     /// `init` does not stop the others: its exporter is parked (tried again later) or, if it
     /// refused its config, failed; see [`Telemetry::stats`].
     pub fn start(self) -> Result<Telemetry, Error> {
         let config = self.config;
-        let session_id = config
-            .session_id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let session_id = config.session_id_or_new();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("wasmtel")
             .enable_all()
             .build()
-            .map_err(|e| Error::Runtime(e.to_string()))?;
-        let mut routes = Vec::new();
-        let mut workers = Vec::new();
+            .map_err(|e| Error::Runtime(e.into()))?;
+        let mut launched = Vec::new();
         if config.enabled {
-            let plugins = plugin::Runtime::new(self.cache_dir)
-                .map_err(|e| Error::Runtime(format!("{e:#}")))?;
+            let plugins = plugin::Runtime::new(self.cache_dir)?;
             // Load every plugin before starting any, so a bad one stops the start before any
             // plugin has run (and, say, created a file).
             let loaded = config
                 .exporters
                 .into_iter()
-                .map(|exporter| Ok((load(&plugins, &exporter)?, exporter)))
+                .map(|exporter| Ok((exporter.load(&plugins)?, exporter)))
                 .collect::<Result<Vec<_>, Error>>()?;
             for (plugin, exporter) in loaded {
-                // An exporter that cannot start costs only its own output: it is parked (or,
-                // refusing its config, failed) and the others run.
-                let counters = Arc::new(Counters::default());
-                let started = block_on(
-                    &runtime,
-                    start_instance(plugin.clone(), exporter.clone(), session_id.clone()),
-                );
-                let (instance, health) = match started {
-                    Ok(instance) => (Some(instance), Health::Running { failures: 0 }),
-                    Err(e) => {
-                        tracing::error!(exporter = %exporter.name, "{e}");
-                        counters.set_error(e.to_string());
-                        if matches!(
-                            e,
-                            Error::Init {
-                                permanent: true,
-                                ..
-                            }
-                        ) {
-                            counters.set_state(ExporterState::Failed);
-                            (None, Health::Failed)
-                        } else {
-                            counters.set_state(ExporterState::Parked);
-                            let until = std::time::Instant::now() + pipeline::FIRST_PARK;
-                            (
-                                None,
-                                Health::Parked {
-                                    until,
-                                    backoff: pipeline::FIRST_PARK,
-                                },
-                            )
-                        }
-                    }
-                };
-                let (tx, rx) = mpsc::channel(exporter.queue.capacity);
-                routes.push(Route {
+                let plan = Plan {
                     name: exporter.name.clone(),
                     plugin: exporter.plugin.to_string(),
                     signals: exporter.signals,
-                    tx,
-                    counters: counters.clone(),
-                });
-                let worker = Worker {
-                    config: exporter,
-                    plugin,
-                    instance,
-                    health,
-                    session_id: session_id.clone(),
-                    counters,
-                    resource: self.resource.clone(),
-                    deterministic: self.deterministic,
+                    location: exporter.location.clone(),
+                    pipeline: exporter.pipeline.clone(),
                 };
-                workers.push(runtime.spawn(worker.run(rx)));
+                let setup = exporter.setup(plugin, &session_id);
+                launched.push(launch(
+                    &runtime,
+                    plan,
+                    setup,
+                    &self.resource,
+                    self.deterministic,
+                ));
+            }
+            #[cfg(feature = "testing")]
+            for (name, signals, exporter) in self.in_memory {
+                let plan = Plan {
+                    name,
+                    plugin: "in-memory".into(),
+                    signals,
+                    location: None,
+                    pipeline: PipelineConfig::default(),
+                };
+                launched.push(launch(
+                    &runtime,
+                    plan,
+                    exporter,
+                    &self.resource,
+                    self.deterministic,
+                ));
             }
         }
+        let (routes, workers): (Vec<Route>, Vec<JoinHandle<()>>) = launched.into_iter().unzip();
+        let routes = Routes::new(routes);
         if let Some(interval) = config.self_metrics_interval
-            && !routes.is_empty()
+            && !workers.is_empty()
         {
             runtime.spawn(selfmetrics::run(routes.clone(), interval));
         }
@@ -215,58 +170,45 @@ impl TelemetryBuilder {
     }
 }
 
-/// Loads an exporter's plugin: the embedded bytes of a built-in, or a component file.
-fn load(plugins: &plugin::Runtime, exporter: &ExporterConfig) -> Result<plugin::Plugin, Error> {
-    let err = |source: LoadError| Error::Load {
-        exporter: exporter.name.clone(),
-        origin: exporter.origin.clone(),
-        error: source,
+/// Starts the worker of `plan` on `runtime`: makes its first exporter with `starter` (waiting for
+/// it), then spawns it. Returns its route and its task.
+fn launch<S: Start>(
+    runtime: &tokio::runtime::Runtime,
+    plan: Plan,
+    starter: S,
+    resource: &[KeyValue],
+    deterministic: bool,
+) -> (Route, JoinHandle<()>) {
+    let counters = Arc::new(Counters::default());
+    let mut worker = Worker::new(
+        &plan.name,
+        plan.location,
+        plan.pipeline.clone(),
+        starter,
+        counters.clone(),
+        resource,
+        deterministic,
+    );
+    // An exporter that cannot start costs only its own output: the worker parks it (or, refusing
+    // its config, fails it) and the others run.
+    let worker = block_on(runtime, async move {
+        worker.start().await;
+        worker
+    });
+    let (tx, rx) = mpsc::channel(plan.pipeline.capacity);
+    let route = Route {
+        name: plan.name,
+        plugin: plan.plugin,
+        signals: plan.signals,
+        tx,
+        counters,
     };
-    let what = exporter.plugin.to_string();
-    let bytes = match &exporter.plugin {
-        PluginSource::Builtin(name) => std::borrow::Cow::Borrowed(
-            builtin::bytes(name).expect("config accepts only built-in names"),
-        ),
-        PluginSource::File(path) => std::borrow::Cow::Owned(std::fs::read(path).map_err(|e| {
-            err(LoadError {
-                plugin: what.clone(),
-                reason: if e.kind() == std::io::ErrorKind::NotFound {
-                    "no such file".to_string()
-                } else {
-                    format!("cannot read: {e}")
-                },
-            })
-        })?),
-    };
-    plugins.load(&what, &bytes).map_err(err)
-}
-
-pub(crate) async fn start_instance(
-    plugin: plugin::Plugin,
-    exporter: ExporterConfig,
-    session_id: String,
-) -> Result<plugin::Instance, Error> {
-    let mut instance = plugin
-        .instantiate(&exporter.name, &exporter.sandbox)
-        .await?;
-    instance
-        .init(&exporter.plugin_config, &exporter.name, &session_id)
-        .await
-        .map_err(|e| Error::Init {
-            exporter: exporter.name.clone(),
-            origin: exporter.origin.clone(),
-            reason: e.to_string(),
-            permanent: matches!(
-                e,
-                plugin::CallError::Plugin(plugin::PluginError::Permanent(_))
-            ),
-        })?;
-    Ok(instance)
+    (route, runtime.spawn(worker.run(rx)))
 }
 
 /// Runs `future` on `runtime` and waits for it, from any thread (also from inside another
 /// async runtime, where `Runtime::block_on` would panic).
-fn block_on<F>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
+pub(crate) fn block_on<F>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -287,44 +229,6 @@ where
     rx.recv().ok()
 }
 
-/// Loads, instantiates and initializes every exporter of `config`, then shuts it down: what
-/// `wasmtel check` prints. One result per exporter, in config order.
-pub fn check(config: &Config, cache_dir: Option<PathBuf>) -> Vec<(String, Result<(), Error>)> {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return vec![("runtime".into(), Err(Error::Runtime(e.to_string())))],
-    };
-    let plugins = match plugin::Runtime::new(cache_dir) {
-        Ok(p) => p,
-        Err(e) => return vec![("runtime".into(), Err(e))],
-    };
-    let session_id = config
-        .session_id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let results = config
-        .exporters
-        .iter()
-        .map(|exporter| {
-            let result = load(&plugins, exporter).and_then(|plugin| {
-                let (exporter, session_id) = (exporter.clone(), session_id.clone());
-                block_on(&runtime, async move {
-                    let mut instance = start_instance(plugin, exporter, session_id).await?;
-                    let _ = instance.shutdown().await;
-                    Ok(())
-                })
-            });
-            (exporter.name.clone(), result)
-        })
-        .collect();
-    runtime.shutdown_background();
-    results
-}
-
 impl Telemetry {
     /// Starts the pipeline of `config` with an empty resource and the default plugin cache.
     pub fn start(config: Config) -> Result<Telemetry, Error> {
@@ -338,6 +242,8 @@ impl Telemetry {
             resource: Vec::new(),
             deterministic: false,
             cache_dir: default_cache_dir(),
+            #[cfg(feature = "testing")]
+            in_memory: Vec::new(),
         }
     }
 
@@ -350,21 +256,13 @@ impl Telemetry {
     /// resource. Never blocks: a record that does not fit an exporter's queue is dropped there
     /// and counted.
     pub fn record(&self, record: Record) {
-        self.route(
-            record_signal(&record),
-            || Item::Record(Arc::new(record)),
-            false,
-        );
+        self.inner.routes.record(record, false);
     }
 
     /// Records `record`, waiting for room in every queue instead of dropping: for replays.
     /// Must not be called from inside an async runtime.
     pub fn record_blocking(&self, record: Record) {
-        self.route(
-            record_signal(&record),
-            || Item::Record(Arc::new(record)),
-            true,
-        );
+        self.inner.routes.record(record, true);
     }
 
     /// Records an event; a time of 0 is set to now.
@@ -375,22 +273,44 @@ impl Telemetry {
         self.record(Record::Event(event));
     }
 
-    pub(crate) fn measure(&self, m: metrics::Measurement) {
-        self.route(Signal::Metrics, || Item::Measurement(Arc::new(m)), false);
+    /// What instruments and spans record through; they keep this telemetry running.
+    fn recorder(&self) -> Recorder {
+        let owner: Arc<dyn Any + Send + Sync> = self.inner.clone();
+        Recorder::new(self.inner.routes.clone(), owner)
     }
 
-    /// Sends what `make` builds to every exporter that takes `signal`.
-    fn route(&self, signal: Signal, make: impl FnOnce() -> Item, wait: bool) {
-        send(&self.inner.routes, signal, make, wait);
+    /// A [`Counter`] named `name`: a monotonic sum.
+    pub fn counter(&self, name: &str) -> Counter {
+        Counter::new(self.recorder(), name)
+    }
+
+    /// An [`UpDownCounter`] named `name`: a sum that goes up and down.
+    pub fn up_down_counter(&self, name: &str) -> UpDownCounter {
+        UpDownCounter::new(self.recorder(), name)
+    }
+
+    /// A [`Histogram`] named `name`, with OpenTelemetry's default buckets.
+    pub fn histogram(&self, name: &str) -> Histogram {
+        Histogram::new(self.recorder(), name)
+    }
+
+    /// A [`Gauge`] named `name`: the last value recorded.
+    pub fn gauge(&self, name: &str) -> Gauge {
+        Gauge::new(self.recorder(), name)
+    }
+
+    /// A new span named `name`: a root span unless given a parent.
+    pub fn span(&self, name: &str) -> SpanBuilder {
+        SpanBuilder::new(self.recorder(), name)
     }
 
     /// A snapshot of every exporter's counters, in config order.
     pub fn stats(&self) -> Vec<ExporterStats> {
-        self.inner.routes.iter().map(Route::stats).collect()
+        self.inner.routes.stats()
     }
 
     /// Exports everything recorded so far (aggregated metrics included) and flushes every
-    /// plugin; waits at most `timeout`. Returns false if it timed out.
+    /// exporter; waits at most `timeout`. Returns false if it timed out.
     pub fn flush(&self, timeout: Duration) -> bool {
         let Some(handle) = self.runtime_handle() else {
             return false;
@@ -400,14 +320,7 @@ impl Telemetry {
         let all = async move {
             let each: Vec<_> = senders
                 .into_iter()
-                .map(|sender| {
-                    tokio::spawn(async move {
-                        let (done, wait) = tokio::sync::oneshot::channel();
-                        if sender.send(Item::Flush(done)).await.is_ok() {
-                            let _ = wait.await;
-                        }
-                    })
-                })
+                .map(|tx| tokio::spawn(pipeline::flush(tx)))
                 .collect();
             for exporter in each {
                 let _ = exporter.await;
@@ -424,7 +337,7 @@ impl Telemetry {
         runtime.as_ref().map(|rt| rt.handle().clone())
     }
 
-    /// Exports what is queued, shuts every plugin down, and stops, within the config's
+    /// Exports what is queued, shuts every exporter down, and stops, within the config's
     /// `shutdown_timeout_ms`. Records not delivered by then are counted as dropped. Returns every
     /// exporter's final counters. Later calls return the counters again; records recorded after
     /// shutdown are dropped and counted.
@@ -445,46 +358,25 @@ impl Inner {
             return;
         };
         let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
-        let senders: Vec<_> = self.routes.iter().map(|r| r.tx.clone()).collect();
-        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        let routes = self.routes.clone();
+        let timeout = self.shutdown_timeout;
         // Every exporter shuts down at once, each within the deadline: one stuck exporter does
         // not hold back the others.
-        let finished = block_on(&runtime, async move {
-            let each: Vec<_> = senders
-                .into_iter()
+        block_on(&runtime, async move {
+            let each: Vec<_> = routes
+                .iter()
                 .zip(workers)
-                .map(|(sender, worker)| {
-                    tokio::spawn(async move {
-                        let abort = worker.abort_handle();
-                        let stopped = async {
-                            let _ = sender.send(Item::Shutdown).await;
-                            let _ = worker.await;
-                        };
-                        let done = tokio::time::timeout_at(deadline, stopped).await.is_ok();
-                        if !done {
-                            abort.abort();
-                        }
-                        done
-                    })
+                .map(|(route, worker)| {
+                    let (tx, counters) = (route.tx.clone(), route.counters.clone());
+                    tokio::spawn(
+                        async move { pipeline::stop(tx, worker, &counters, timeout).await },
+                    )
                 })
                 .collect();
-            let mut finished = Vec::new();
             for exporter in each {
-                finished.push(exporter.await.unwrap_or(false));
+                let _ = exporter.await;
             }
-            finished
         });
-        for (route, done) in self.routes.iter().zip(finished) {
-            if !done {
-                let c = &route.counters;
-                let undelivered = c.pending.swap(0, Relaxed);
-                Counters::add(&c.dropped_shutdown, undelivered);
-                c.set_error(format!(
-                    "shutdown deadline ({} ms) passed with {undelivered} records undelivered",
-                    self.shutdown_timeout.as_millis()
-                ));
-            }
-        }
         runtime.shutdown_background();
     }
 }
@@ -492,34 +384,5 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-#[derive(Clone, Copy)]
-pub(crate) enum Signal {
-    Events,
-    Spans,
-    Metrics,
-    /// A change of resource goes to every exporter.
-    All,
-}
-
-impl Signal {
-    fn wanted_by(self, signals: Signals) -> bool {
-        match self {
-            Signal::Events => signals.events,
-            Signal::Spans => signals.spans,
-            Signal::Metrics => signals.metrics,
-            Signal::All => true,
-        }
-    }
-}
-
-fn record_signal(record: &Record) -> Signal {
-    match record {
-        Record::Resource(_) => Signal::All,
-        Record::Event(_) => Signal::Events,
-        Record::Span(_) => Signal::Spans,
-        Record::Metric(_) => Signal::Metrics,
     }
 }

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/codex-session.jsonl")
-}
+#[path = "../../tests/src/fixture.rs"]
+mod fixture;
+use fixture::fixture;
 
 /// Runs `wasmtel args` in `dir`; returns (success, stdout, stderr).
 fn wasmtel(dir: &Path, args: &[&str]) -> (bool, String, String) {

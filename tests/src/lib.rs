@@ -1,9 +1,12 @@
 //! Support for wasmtel's integration tests: the misbehaving guest plugins, the recorded Codex-like
 //! session of `fixtures/`, and helpers to run configs in temporary directories.
 
+mod fixture;
 pub mod session;
 
 use std::path::{Path, PathBuf};
+
+pub use fixture::fixture;
 
 /// The `rogue` test plugin: misbehaves as its config says (see `guests/rogue`).
 pub const ROGUE: &str = concat!(env!("OUT_DIR"), "/rogue.wasm");
@@ -13,11 +16,6 @@ pub const FUTURE_VERSION: &str = concat!(env!("OUT_DIR"), "/future_version.wasm"
 pub const EXTRA_IMPORT: &str = concat!(env!("OUT_DIR"), "/extra_import.wasm");
 /// A component that exports `wasmtel:exporter/exporter@0.1.0` with `init` alone.
 pub const INCOMPLETE: &str = concat!(env!("OUT_DIR"), "/incomplete.wasm");
-
-/// The recorded Codex-like session, in the record format.
-pub fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/codex-session.jsonl")
-}
 
 /// The one `.jsonl` file in `dir`.
 pub fn only_jsonl(dir: &Path) -> PathBuf {

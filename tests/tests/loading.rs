@@ -15,11 +15,8 @@ fn load_error(plugin: &str) -> String {
         .remove(0)
         .1
         .expect_err("check fails")
-        .to_string();
-    let error = Telemetry::start(config)
-        .err()
-        .expect("start fails")
-        .to_string();
+        .chain();
+    let error = Telemetry::start(config).err().expect("start fails").chain();
     assert_eq!(error, from_check, "check and start say the same");
     assert!(
         error.contains("config.toml:2: exporter `odd`: plugin `"),

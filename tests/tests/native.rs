@@ -64,18 +64,18 @@ fn file_jsonl_natively_and_as_a_component_writes_the_same_bytes() {
             .expect("instantiate");
         instance.init(config, "same", "same").await.expect("init");
         instance
-            .export(&Batch::from(event_batch(resource, events.iter().copied())))
+            .export(&Batch::events(resource, events.iter().map(|&e| e.clone())))
             .await
             .expect("events");
         instance
-            .export(&Batch::from(span_batch(resource, spans.iter().copied())))
+            .export(&Batch::spans(resource, spans.iter().map(|&s| s.clone())))
             .await
             .expect("spans");
         instance
-            .export(&Batch::from(metric_batch(
+            .export(&Batch::metrics(
                 resource,
-                metrics.iter().copied(),
-            )))
+                metrics.iter().map(|&m| m.clone()),
+            ))
             .await
             .expect("metrics");
         instance.shutdown().await.expect("shutdown");

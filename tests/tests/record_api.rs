@@ -162,16 +162,28 @@ fn signals_and_temporality_follow_the_config() {
         !records.iter().any(|r| matches!(r, Record::Event(_))),
         "events were not asked for"
     );
-    let cumulative = records.iter().all(|r| match r {
-        Record::Metric(m) => match &m.data {
+    let temporalities: Vec<Temporality> = records
+        .iter()
+        .filter_map(Record::as_metric)
+        .filter_map(|m| match &m.data {
             MetricData::Sum { temporality, .. } | MetricData::Histogram { temporality, .. } => {
-                *temporality == Temporality::Cumulative
+                Some(*temporality)
             }
-            MetricData::Gauge { .. } => true,
-        },
-        _ => true,
-    });
-    assert!(cumulative, "{records:?}");
+            MetricData::Gauge { .. } => None,
+        })
+        .collect();
+    assert!(
+        temporalities.len() >= 3,
+        "the sums and the histogram were written: {records:?}"
+    );
+    assert!(
+        temporalities.iter().all(|t| *t == Temporality::Cumulative),
+        "{temporalities:?}"
+    );
+    assert!(
+        records.iter().any(|r| matches!(r, Record::Span(_))),
+        "spans were asked for"
+    );
 }
 
 #[test]

@@ -83,7 +83,9 @@ fn the_fixture_is_what_the_session_generator_records() {
 
 #[test]
 fn replay_covers_the_codex_event_catalog() {
-    let text = std::fs::read_to_string(fixture()).expect("the fixture");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (summary, text) = replay_into(tmp.path(), &fixture());
+    assert_delivered_all(&summary.exporters[0], summary.records);
     let names: std::collections::BTreeSet<String> = records(&text)
         .into_iter()
         .filter_map(|r| match r {

@@ -1,5 +1,6 @@
 //! The plugin runtime: compiles exporter components (with an on-disk cache), links them against
-//! the WASI subset their sandbox grants, and runs each instance in its own store.
+//! the WASI subset their sandbox grants, and runs each instance in its own store, where it is an
+//! [`Exporter`]. It owns starting an instance (instantiate, then `init`) and the sandbox defaults.
 //!
 //! [`crate::Telemetry`] drives plugins through this module; it is public for tools that drive one
 //! plugin directly (fixture harnesses, benchmarks):
@@ -26,20 +27,50 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtel_sdk::types as sdk;
+use wasmtel_sdk::encode;
+use wasmtel_sdk::model::Record;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-pub use crate::builtin::bytes as builtin;
-use crate::error::{Error, LoadError};
+use crate::builtin::{self, Builtin};
+use crate::error::{Error, LoadCause, LoadError};
+pub use crate::exporter::{Batch, CallError, Exporter, Signal, Start, StartError};
 use convert::IntoWit;
 
-pub use bindings::Error as PluginError;
+/// The component of the built-in plugin `name`.
+pub fn builtin(name: &str) -> Option<&'static [u8]> {
+    builtin::find(name).map(|b| b.component)
+}
 
-/// The exporter interface a plugin must export, with the version this host implements.
-pub const EXPORTER_INTERFACE: &str = "wasmtel:exporter/exporter@0.1.0";
+/// Where a plugin's component comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Source {
+    /// Embedded in the binary.
+    Builtin(&'static Builtin),
+    /// A `.wasm` component file.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Builtin(builtin) => f.write_str(builtin.name),
+            Source::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// The interface `name` of the WIT package, at the version this host implements.
+fn interface(name: &str) -> String {
+    format!("wasmtel:exporter/{name}@{}", wasmtel_sdk::WIT_VERSION)
+}
+
+/// The default of `sandbox.memory_mib`.
+pub(crate) const DEFAULT_MEMORY_MIB: u32 = 64;
+/// The default of `sandbox.timeout_ms`.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often the epoch advances: the granularity of call deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -62,8 +93,8 @@ impl Default for Sandbox {
     fn default() -> Self {
         Sandbox {
             dir: None,
-            memory_bytes: crate::config::DEFAULT_MEMORY_MIB as usize * 1024 * 1024,
-            timeout: Duration::from_millis(crate::config::DEFAULT_TIMEOUT_MS),
+            memory_bytes: DEFAULT_MEMORY_MIB as usize * 1024 * 1024,
+            timeout: DEFAULT_TIMEOUT,
             allow_hosts: Vec::new(),
         }
     }
@@ -122,41 +153,10 @@ impl bindings::wasmtel::exporter::log::Host for HostState {
 
 impl bindings::wasmtel::exporter::types::Host for HostState {}
 
-/// Why a call into a plugin failed.
-#[derive(Debug)]
-pub enum CallError {
-    /// The plugin answered with an error.
-    Plugin(PluginError),
-    /// The plugin trapped, ran past its deadline or out of memory: the instance is unusable.
-    Fault(String),
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallError::Plugin(PluginError::Permanent(m)) => write!(f, "permanent error: {m}"),
-            CallError::Plugin(PluginError::Retryable(r)) => match r.retry_after_ms {
-                Some(ms) => write!(f, "retryable error (retry after {ms} ms): {}", r.message),
-                None => write!(f, "retryable error: {}", r.message),
-            },
-            CallError::Fault(m) => write!(f, "plugin fault: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for CallError {}
-
 /// The deadline of a call passed; raised from the epoch callback.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("call ran past its deadline of {} ms", .0.as_millis())]
 struct DeadlineExceeded(Duration);
-
-impl std::fmt::Display for DeadlineExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "call ran past its deadline of {} ms", self.0.as_millis())
-    }
-}
-
-impl std::error::Error for DeadlineExceeded {}
 
 fn fault(e: wasmtime::Error) -> CallError {
     if let Some(d) = e.downcast_ref::<DeadlineExceeded>() {
@@ -178,7 +178,7 @@ fn fault(e: wasmtime::Error) -> CallError {
 impl Runtime {
     /// A runtime whose compiled plugins are cached in `cache_dir` (none: no cache).
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Runtime, Error> {
-        Runtime::with_cache(cache_dir).map_err(|e| Error::Runtime(format!("{e:#}")))
+        Runtime::with_cache(cache_dir).map_err(|e| Error::Runtime(e.into()))
     }
 
     fn with_cache(cache_dir: Option<PathBuf>) -> anyhow::Result<Runtime> {
@@ -212,50 +212,73 @@ impl Runtime {
         })
     }
 
+    /// Loads the component of `source`: a built-in's embedded bytes, or a file.
+    pub(crate) fn load_source(&self, source: &Source) -> Result<Plugin, LoadError> {
+        let what = source.to_string();
+        match source {
+            Source::Builtin(builtin) => self.load(&what, builtin.component),
+            Source::File(path) => match std::fs::read(path) {
+                Ok(bytes) => self.load(&what, &bytes),
+                Err(e) => Err(LoadError {
+                    plugin: what,
+                    cause: if e.kind() == std::io::ErrorKind::NotFound {
+                        LoadCause::NotFound
+                    } else {
+                        LoadCause::Read(e)
+                    },
+                }),
+            },
+        }
+    }
+
     /// Compiles (or loads from the cache) and links the component in `bytes`. `what` names it in
     /// errors: a built-in plugin's name or a file path.
     pub fn load(&self, what: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
-        let err = |reason: String| LoadError {
+        let err = |cause: LoadCause| LoadError {
             plugin: what.to_string(),
-            reason,
+            cause,
         };
-        check_header(bytes).map_err(|r| err(r.to_string()))?;
-        let component = self.compile(bytes).map_err(|e| err(format!("{e:#}")))?;
-        let ty = component.component_type();
-        let exports: Vec<String> = ty
-            .exports(&self.engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
+        check_header(bytes).map_err(|r| err(LoadCause::NotAComponent(r)))?;
+        let component = self
+            .compile(bytes)
+            .map_err(|e| err(LoadCause::Compile(e.into())))?;
+        let expected = interface("exporter");
         // wasmtime looks exports up by semver: 0.1.x plugins serve a 0.1.0 host.
-        if component.get_export(None, EXPORTER_INTERFACE).is_none() {
+        if component.get_export(None, &expected).is_none() {
+            let exports: Vec<String> = component
+                .component_type()
+                .exports(&self.engine)
+                .map(|(name, _)| name.to_string())
+                .collect();
             let found = exports
                 .iter()
                 .find(|e| e.starts_with("wasmtel:exporter/exporter@"));
             return Err(err(match found {
-                Some(other) => format!(
-                    "it implements `{other}`, but this host implements `{EXPORTER_INTERFACE}`"
-                ),
-                None => format!(
-                    "it is not a wasmtel exporter: it does not export `{EXPORTER_INTERFACE}` \
-                     (its exports: {})",
-                    if exports.is_empty() {
+                Some(other) => LoadCause::OtherVersion {
+                    found: other.clone(),
+                    expected,
+                },
+                None => LoadCause::NotAnExporter {
+                    expected,
+                    exports: if exports.is_empty() {
                         "none".to_string()
                     } else {
                         exports.join(", ")
-                    }
-                ),
+                    },
+                },
             }));
         }
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
-            err(format!(
-                "{e:#} (this host provides WASI 0.2 with wasi:http, as far as the sandbox grants, and \
-                 `wasmtel:exporter/log@0.1.0`)"
-            ))
+            err(LoadCause::Imports {
+                log: interface("log"),
+                source: e.into(),
+            })
         })?;
         let pre = bindings::PluginPre::new(instance_pre).map_err(|e| {
-            err(format!(
-                "it does not implement all of `{EXPORTER_INTERFACE}`: {e:#}"
-            ))
+            err(LoadCause::Incomplete {
+                expected,
+                source: e.into(),
+            })
         })?;
         Ok(Plugin {
             pre,
@@ -293,6 +316,18 @@ impl Runtime {
         // SAFETY: `compiled` was just produced by this engine.
         unsafe { Component::deserialize(&self.engine, &compiled) }
     }
+}
+
+/// Where compiled plugins are cached: `$WASMTEL_CACHE_DIR`, else `$XDG_CACHE_HOME/wasmtel`, else
+/// `$HOME/.cache/wasmtel`. `WASMTEL_CACHE_DIR=` (empty) turns the cache off.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("WASMTEL_CACHE_DIR") {
+        return (!dir.is_empty()).then(|| PathBuf::from(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("wasmtel"))
 }
 
 /// How many compiled plugins the cache keeps: the most recently written.
@@ -344,42 +379,28 @@ fn check_header(bytes: &[u8]) -> Result<(), &'static str> {
     }
 }
 
-/// A batch of one signal, converted once for the host bindings so that retries resend it as is.
-pub enum Batch {
-    /// Events.
+/// A batch laid out for the host bindings.
+enum WitBatch {
     Events(bindings::types::EventBatch),
-    /// Spans.
     Spans(bindings::types::SpanBatch),
-    /// Metrics.
     Metrics(bindings::types::MetricBatch),
 }
 
-impl Batch {
-    /// The batch's signal, for messages.
-    pub fn signal(&self) -> &'static str {
-        match self {
-            Batch::Events(_) => "event",
-            Batch::Spans(_) => "span",
-            Batch::Metrics(_) => "metric",
+impl WitBatch {
+    /// Encodes `batch` (strings interned into its pool) and moves it into the bindings' types.
+    fn of(batch: &Batch) -> WitBatch {
+        let (resource, records) = (batch.resource(), batch.records());
+        match batch.signal() {
+            Signal::Events => WitBatch::Events(
+                encode::event_batch(resource, records.filter_map(Record::as_event)).into_wit(),
+            ),
+            Signal::Spans => WitBatch::Spans(
+                encode::span_batch(resource, records.filter_map(Record::as_span)).into_wit(),
+            ),
+            Signal::Metrics => WitBatch::Metrics(
+                encode::metric_batch(resource, records.filter_map(Record::as_metric)).into_wit(),
+            ),
         }
-    }
-}
-
-impl From<sdk::EventBatch> for Batch {
-    fn from(b: sdk::EventBatch) -> Self {
-        Batch::Events(b.into_wit())
-    }
-}
-
-impl From<sdk::SpanBatch> for Batch {
-    fn from(b: sdk::SpanBatch) -> Self {
-        Batch::Spans(b.into_wit())
-    }
-}
-
-impl From<sdk::MetricBatch> for Batch {
-    fn from(b: sdk::MetricBatch) -> Self {
-        Batch::Metrics(b.into_wit())
     }
 }
 
@@ -392,13 +413,32 @@ pub struct Instance {
 
 impl Plugin {
     /// Creates a fresh instance inside `sandbox`, named `exporter` in logs.
-    pub async fn instantiate(&self, exporter: &str, sandbox: &Sandbox) -> Result<Instance, Error> {
+    pub async fn instantiate(
+        &self,
+        exporter: &str,
+        sandbox: &Sandbox,
+    ) -> Result<Instance, StartError> {
         self.try_instantiate(exporter, sandbox)
             .await
-            .map_err(|e| Error::Instantiate {
-                exporter: exporter.to_string(),
-                reason: format!("{e:#}"),
-            })
+            .map_err(|e| StartError::Instantiate(e.into()))
+    }
+
+    /// What starts instances of this plugin for the exporter `exporter`: instantiate in
+    /// `sandbox`, then `init` with `config` (JSON text) and `session_id`.
+    pub(crate) fn setup(
+        self,
+        exporter: &str,
+        sandbox: Sandbox,
+        config: String,
+        session_id: String,
+    ) -> Setup {
+        Setup {
+            plugin: self,
+            exporter: exporter.to_string(),
+            sandbox,
+            config,
+            session_id,
+        }
     }
 
     async fn try_instantiate(&self, exporter: &str, sandbox: &Sandbox) -> anyhow::Result<Instance> {
@@ -454,17 +494,17 @@ fn arm(store: &mut Store<HostState>, timeout: Duration) {
     store.set_epoch_deadline(1);
 }
 
-fn finish(result: wasmtime::Result<Result<(), PluginError>>) -> Result<(), CallError> {
+fn finish(result: wasmtime::Result<Result<(), bindings::Error>>) -> Result<(), CallError> {
     match result {
         Ok(Ok(())) => Ok(()),
         // A plugin's error message is cut to a bounded length before it goes anywhere.
-        Ok(Err(PluginError::Permanent(m))) => Err(CallError::Plugin(PluginError::Permanent(
-            stdio::bounded_owned(m),
-        ))),
-        Ok(Err(PluginError::Retryable(mut r))) => {
-            r.message = stdio::bounded_owned(r.message);
-            Err(CallError::Plugin(PluginError::Retryable(r)))
+        Ok(Err(bindings::Error::Permanent(m))) => {
+            Err(CallError::Permanent(stdio::bounded_owned(m)))
         }
+        Ok(Err(bindings::Error::Retryable(r))) => Err(CallError::Retryable {
+            message: stdio::bounded_owned(r.message),
+            retry_after: r.retry_after_ms.map(Duration::from_millis),
+        }),
         Err(e) => Err(fault(e)),
     }
 }
@@ -486,14 +526,15 @@ impl Instance {
         finish(api.call_init(&mut self.store, config, &context).await)
     }
 
-    /// Exports one batch.
+    /// Exports one batch: lays it out for the plugin, then calls it.
     pub async fn export(&mut self, batch: &Batch) -> Result<(), CallError> {
         arm(&mut self.store, self.timeout);
+        let batch = WitBatch::of(batch);
         let api = self.plugin.wasmtel_exporter_exporter();
-        finish(match batch {
-            Batch::Events(b) => api.call_export_events(&mut self.store, b).await,
-            Batch::Spans(b) => api.call_export_spans(&mut self.store, b).await,
-            Batch::Metrics(b) => api.call_export_metrics(&mut self.store, b).await,
+        finish(match &batch {
+            WitBatch::Events(b) => api.call_export_events(&mut self.store, b).await,
+            WitBatch::Spans(b) => api.call_export_spans(&mut self.store, b).await,
+            WitBatch::Metrics(b) => api.call_export_metrics(&mut self.store, b).await,
         })
     }
 
@@ -509,6 +550,45 @@ impl Instance {
         arm(&mut self.store, self.timeout);
         let api = self.plugin.wasmtel_exporter_exporter();
         finish(api.call_shutdown(&mut self.store).await)
+    }
+}
+
+impl Exporter for Instance {
+    async fn export(&mut self, batch: &Batch) -> Result<(), CallError> {
+        Instance::export(self, batch).await
+    }
+
+    async fn flush(&mut self) -> Result<(), CallError> {
+        Instance::flush(self).await
+    }
+
+    async fn shutdown(&mut self) -> Result<(), CallError> {
+        Instance::shutdown(self).await
+    }
+}
+
+/// Starts instances of one plugin for one exporter: instantiate, then `init`.
+pub(crate) struct Setup {
+    plugin: Plugin,
+    exporter: String,
+    sandbox: Sandbox,
+    config: String,
+    session_id: String,
+}
+
+impl Start for Setup {
+    type Exporter = Instance;
+
+    async fn start(&self) -> Result<Instance, StartError> {
+        let mut instance = self
+            .plugin
+            .instantiate(&self.exporter, &self.sandbox)
+            .await?;
+        instance
+            .init(&self.config, &self.exporter, &self.session_id)
+            .await
+            .map_err(StartError::Init)?;
+        Ok(instance)
     }
 }
 

@@ -70,7 +70,7 @@ impl IsTerminal for LogStream {
 
 impl StdoutStream for LogStream {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter {
+        Box::new(LineLogger {
             exporter: self.exporter.clone(),
             level: if self.stream == "stderr" {
                 Level::Warn
@@ -82,13 +82,13 @@ impl StdoutStream for LogStream {
     }
 }
 
-struct LineWriter {
+struct LineLogger {
     exporter: Arc<str>,
     level: Level,
     line: Vec<u8>,
 }
 
-impl LineWriter {
+impl LineLogger {
     fn emit(&mut self) {
         let text = String::from_utf8_lossy(&self.line);
         let text = text.trim_end_matches('\r');
@@ -99,7 +99,7 @@ impl LineWriter {
     }
 }
 
-impl AsyncWrite for LineWriter {
+impl AsyncWrite for LineLogger {
     fn poll_write(
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,

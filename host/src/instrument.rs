@@ -1,4 +1,5 @@
-//! The record API beyond plain events: metric instruments and spans.
+//! The record API's handles beyond plain events: metric instruments and spans. Each records
+//! through a [`Recorder`] and keeps the telemetry that made it running.
 
 use std::sync::Arc;
 
@@ -6,22 +7,32 @@ use wasmtel_sdk::model::{
     KeyValue, Number, Record, Scope, Span, SpanEvent, SpanId, SpanKind, StatusCode, TraceId, Value,
 };
 
+use crate::clock::now_unix_nano;
 use crate::metrics::{DEFAULT_BOUNDS, Instrument, InstrumentKind, Measurement};
-use crate::{Telemetry, now_unix_nano};
+use crate::routing::Recorder;
 
 macro_rules! instruments {
-    ($($(#[$doc:meta])* $ty:ident, $ctor:ident, $method:ident, $value:ty, $kind:expr;)*) => {$(
+    ($($(#[$doc:meta])* $ty:ident, $method:ident, $value:ty, $kind:expr;)*) => {$(
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $ty {
-            telemetry: Telemetry,
+            recorder: Recorder,
             instrument: Arc<Instrument>,
         }
 
         impl $ty {
+            pub(crate) fn new(recorder: Recorder, name: &str) -> Self {
+                $ty { recorder, instrument: Arc::new(Instrument {
+                    name: name.into(),
+                    description: String::new(),
+                    unit: String::new(),
+                    kind: $kind,
+                }) }
+            }
+
             /// Records `value` with `attributes`. Never blocks.
             pub fn $method(&self, value: $value, attributes: &[KeyValue]) {
-                self.telemetry.measure(Measurement {
+                self.recorder.routes.measure(Measurement {
                     instrument: self.instrument.clone(),
                     value: Number::from(value),
                     attributes: attributes.to_vec(),
@@ -44,30 +55,18 @@ macro_rules! instruments {
                 self
             }
         }
-
-        impl Telemetry {
-            #[doc = concat!("A [`", stringify!($ty), "`] named `name`.")]
-            pub fn $ctor(&self, name: &str) -> $ty {
-                $ty { telemetry: self.clone(), instrument: Arc::new(Instrument {
-                    name: name.into(),
-                    description: String::new(),
-                    unit: String::new(),
-                    kind: $kind,
-                }) }
-            }
-        }
     )*};
 }
 
 instruments! {
     /// A monotonic sum, e.g. `codex.tool.call`.
-    Counter, counter, add, u64, InstrumentKind::Counter;
+    Counter, add, u64, InstrumentKind::Counter;
     /// A sum that goes up and down, e.g. running processes.
-    UpDownCounter, up_down_counter, add, i64, InstrumentKind::UpDownCounter;
+    UpDownCounter, add, i64, InstrumentKind::UpDownCounter;
     /// A distribution in explicit buckets, e.g. `codex.api_request.duration_ms`.
-    Histogram, histogram, record, f64, InstrumentKind::Histogram(DEFAULT_BOUNDS.to_vec());
+    Histogram, record, f64, InstrumentKind::Histogram(DEFAULT_BOUNDS.to_vec());
     /// The last value seen, e.g. memory in use.
-    Gauge, gauge, record, f64, InstrumentKind::Gauge;
+    Gauge, record, f64, InstrumentKind::Gauge;
 }
 
 impl Histogram {
@@ -106,7 +105,7 @@ fn random_u64() -> u64 {
 
 /// A span being set up; [`SpanBuilder::start`] starts it.
 pub struct SpanBuilder {
-    telemetry: Telemetry,
+    recorder: Recorder,
     name: String,
     kind: SpanKind,
     parent: Option<SpanContext>,
@@ -114,11 +113,11 @@ pub struct SpanBuilder {
     scope: Scope,
 }
 
-impl Telemetry {
-    /// A new span named `name`: a root span unless given a parent.
-    pub fn span(&self, name: &str) -> SpanBuilder {
+impl SpanBuilder {
+    /// A root span named `name`, unless given a parent.
+    pub(crate) fn new(recorder: Recorder, name: &str) -> Self {
         SpanBuilder {
-            telemetry: self.clone(),
+            recorder,
             name: name.into(),
             kind: SpanKind::Internal,
             parent: None,
@@ -126,9 +125,7 @@ impl Telemetry {
             scope: Scope::default(),
         }
     }
-}
 
-impl SpanBuilder {
     /// Makes the span a child of `parent` (same trace).
     pub fn parent(mut self, parent: SpanContext) -> Self {
         self.parent = Some(parent);
@@ -160,7 +157,7 @@ impl SpanBuilder {
             |p| p.trace_id,
         );
         ActiveSpan {
-            telemetry: self.telemetry,
+            recorder: self.recorder,
             span: Some(Span {
                 trace_id,
                 span_id: random_u64(),
@@ -182,7 +179,7 @@ impl SpanBuilder {
 
 /// A started span. It is recorded when it ends: by [`ActiveSpan::end`] or when dropped.
 pub struct ActiveSpan {
-    telemetry: Telemetry,
+    recorder: Recorder,
     span: Option<Span>,
 }
 
@@ -234,7 +231,7 @@ impl ActiveSpan {
     fn finish(&mut self) {
         if let Some(mut span) = self.span.take() {
             span.end_time_unix_nano = now_unix_nano();
-            self.telemetry.record(Record::Span(span));
+            self.recorder.routes.record(Record::Span(span), false);
         }
     }
 }
