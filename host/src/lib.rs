@@ -23,25 +23,30 @@
 
 #![warn(missing_docs)]
 
-// The modules, bottom layer first: each uses only those above it in this list (checked by
-// `tests/layers.rs`).
-mod builtin;
+// The modules are layers, declared bottom first: each uses only those declared before it
+// (`tests/layers.rs` checks the `crate::` paths).
+// Data, errors and the exporter seam:
 mod clock;
-mod config;
 mod error;
-mod exporter;
-mod instrument;
-pub mod jsonl;
-mod metrics;
-mod pipeline;
-pub mod plugin;
-mod replay;
-mod routing;
-mod selfmetrics;
 mod stats;
-mod telemetry;
+mod builtin;
+pub mod jsonl;
+mod exporter;
+// What a worker exports to: plugin instances, and the in-memory twin.
+pub mod plugin;
 #[cfg(feature = "testing")]
 pub mod testing;
+// Aggregation and config.
+mod metrics;
+mod config;
+// The worker, the routes to it, and what records through them.
+mod pipeline;
+mod routing;
+mod selfmetrics;
+mod instrument;
+// The telemetry host, and the commands built on it.
+mod telemetry;
+mod replay;
 
 pub use config::{Config, Signals};
 pub use error::{CallError, ConfigError, Error, LoadCause, LoadError, Location, StartError};

@@ -504,4 +504,70 @@ mod tests {
         };
         assert_eq!((points[0].value, *monotonic), (Number::Double(1.5), false));
     }
+
+    fn points(metric: &Metric) -> Vec<(Vec<KeyValue>, Number)> {
+        let MetricData::Sum { points, .. } = &metric.data else {
+            panic!("{metric:?}")
+        };
+        points
+            .iter()
+            .map(|p| (p.attributes.clone(), p.value))
+            .collect()
+    }
+
+    #[test]
+    fn an_attribute_set_is_its_keys_and_values_in_any_order() {
+        let c = instrument("c", InstrumentKind::Counter);
+        let mut agg = Aggregator::new(Temporality::Delta);
+        let record = |agg: &mut Aggregator, attributes: Vec<KeyValue>| {
+            agg.record(&Measurement {
+                instrument: c.clone(),
+                value: Number::Int(1),
+                attributes,
+                time_unix_nano: 1,
+            })
+        };
+        let nan = || KeyValue::new("x", f64::NAN);
+        let list = |v: i64| KeyValue::new("l", Value::Array(vec![Value::Int(v)]));
+        record(&mut agg, vec![nan(), list(1)]);
+        record(&mut agg, vec![list(1), nan()]);
+        record(&mut agg, vec![list(2), nan()]);
+        record(&mut agg, vec![KeyValue::new("x", 1i64)]);
+        record(&mut agg, vec![KeyValue::new("x", 1.0)]);
+        record(&mut agg, vec![KeyValue::new("x", "1")]);
+        let got = points(&agg.collect(2, &Scope::default())[0]);
+        let values: Vec<Number> = got.iter().map(|p| p.1).collect();
+        assert_eq!(
+            values,
+            [
+                Number::Int(2),
+                Number::Int(1),
+                Number::Int(1),
+                Number::Int(1),
+                Number::Int(1)
+            ],
+            "NaN equals itself, nested values count, 1 and 1.0 and \"1\" differ: {got:?}"
+        );
+        assert_eq!(
+            got[0].0[1].key, "l",
+            "a point keeps its first-seen attribute order"
+        );
+    }
+
+    #[test]
+    fn a_measurement_that_clashes_in_kind_or_unit_with_the_first_is_dropped() {
+        let mut agg = Aggregator::new(Temporality::Delta);
+        let calls = instrument("calls", InstrumentKind::Counter);
+        let as_histogram = instrument("calls", InstrumentKind::Histogram(vec![1.0]));
+        let mut in_ms = (*calls).clone();
+        in_ms.unit = "ms".into();
+        agg.record(&measure(&calls, 1u64, &[], 1));
+        agg.record(&measure(&as_histogram, 5.0, &[], 2));
+        agg.record(&measure(&Arc::new(in_ms), 7u64, &[], 3));
+        agg.record(&measure(&calls, 2u64, &[], 4));
+        let metrics = agg.collect(5, &Scope::default());
+        assert_eq!(metrics.len(), 1);
+        assert_eq!(points(&metrics[0]), [(vec![], Number::Int(3))]);
+        assert!(agg.streams[0].warned, "warned, once per instrument");
+    }
 }

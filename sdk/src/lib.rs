@@ -35,8 +35,11 @@
 
 extern crate self as wasmtel_sdk;
 
-#[doc(hidden)]
-pub mod bindings;
+#[allow(
+    missing_docs,
+    reason = "generated; the WIT documents every item, and authors use the re-exports below"
+)]
+mod bindings;
 pub mod encode;
 #[allow(
     missing_docs,
@@ -47,8 +50,11 @@ pub mod view;
 
 use std::cell::RefCell;
 
+/// The generated bindings, for [`export!`]'s expansion only.
 #[doc(hidden)]
-pub use bindings as __bindings;
+pub mod __bindings {
+    pub use crate::bindings::*;
+}
 #[doc(hidden)]
 pub use wit_bindgen::rt as __rt;
 
@@ -60,7 +66,8 @@ pub use bindings::exports::wasmtel::exporter::exporter::{Context, Error, Retryab
 pub use types::{EventBatch, MetricBatch, SpanBatch};
 pub use view::{AnyValue, Attributes, Values};
 
-/// The version of the WIT package this SDK implements.
+/// The version of the WIT package (`wasmtel:exporter`) this SDK implements; the host looks
+/// plugins' exports up at this version.
 pub const WIT_VERSION: &str = "0.1.0";
 
 /// An exporter plugin. Every method but [`Exporter::init`] has a default: a plugin implements the
@@ -256,6 +263,16 @@ mod tests {
             self.0 += batch.events.len() as u32;
             Ok(())
         }
+    }
+
+    #[test]
+    fn wit_version_is_the_packages() {
+        let wit = include_str!("../../wit/exporter.wit");
+        let package = format!("\npackage wasmtel:exporter@{WIT_VERSION};\n");
+        assert!(
+            wit.contains(&package),
+            "wit/exporter.wit declares {package:?}"
+        );
     }
 
     #[test]

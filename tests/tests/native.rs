@@ -42,6 +42,7 @@ fn file_jsonl_natively_and_as_a_component_writes_the_same_bytes() {
     native
         .export_metrics(&metric_batch(resource, metrics.iter().copied()))
         .expect("metrics");
+    native.flush().expect("flush syncs the file");
     native.shutdown().expect("shutdown");
 
     let wasm_dir = tempfile::tempdir().expect("tempdir");

@@ -112,9 +112,14 @@ impl Exporter for FileJsonl {
         self.write()
     }
 
+    /// Makes what was written durable: the file's data reaches the disk.
     fn flush(&mut self) -> Result<(), Error> {
         self.file.flush()?;
-        Ok(())
+        match self.file.sync_data() {
+            // A file that cannot be synced (a device such as /dev/null) has nothing to keep.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+            other => Ok(other?),
+        }
     }
 }
 
