@@ -5,5 +5,5 @@
 mod wasm_build;
 
 fn main() {
-    wasm_build::build_workspace("../plugins", &["file_jsonl"]);
+    wasm_build::build_workspace("../plugins");
 }

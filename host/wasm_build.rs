@@ -1,5 +1,6 @@
-//! Shared by the build scripts of `host` and `tests` (which includes it by path): builds a cargo workspace of plugins for
-//! `wasm32-wasip2` and copies the listed components into OUT_DIR as `<name>.wasm`.
+//! Shared by the build scripts of `host` and `tests` (which includes it by path): builds a cargo
+//! workspace of plugins for `wasm32-wasip2` and copies each member's component into OUT_DIR as
+//! `<name>.wasm`, the member's directory name with `_` for `-`.
 //!
 //! The nested build uses one target directory beside the outer one (`target/wasm-plugins`), so
 //! plugins are built once whatever the outer profile, and share their dependencies.
@@ -9,7 +10,7 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 
-pub fn build_workspace(workspace: &str, artifacts: &[&str]) {
+pub fn build_workspace(workspace: &str) {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let workspace = manifest_dir
         .join(workspace)
@@ -19,12 +20,14 @@ pub fn build_workspace(workspace: &str, artifacts: &[&str]) {
     for dir in ["src", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
+    let mut members = Vec::new();
     for entry in std::fs::read_dir(&workspace)
         .expect("the plugin workspace is readable")
         .flatten()
     {
         if entry.path().join("Cargo.toml").exists() {
             println!("cargo:rerun-if-changed={}", entry.path().display());
+            members.push(entry.file_name().to_string_lossy().replace('-', "_"));
         }
     }
     let repo = workspace
@@ -77,7 +80,7 @@ pub fn build_workspace(workspace: &str, artifacts: &[&str]) {
             workspace.display()
         );
     }
-    for name in artifacts {
+    for name in &members {
         let built = target_dir
             .join(TARGET)
             .join("release")

@@ -4,8 +4,5 @@
 mod wasm_build;
 
 fn main() {
-    wasm_build::build_workspace(
-        "guests",
-        &["rogue", "future_version", "extra_import", "incomplete"],
-    );
+    wasm_build::build_workspace("guests");
 }

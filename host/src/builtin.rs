@@ -1,6 +1,6 @@
 //! The registry of built-in plugins: the one place that knows them. Each is a component embedded
-//! at build time (see build.rs) with the defaults it takes from `[telemetry]`. Adding a built-in is
-//! one entry in [`BUILTINS`].
+//! at build time with the defaults it takes from `[telemetry]`. Adding a built-in is a crate in
+//! `plugins/` (build.rs builds every member of that workspace) and one entry in [`BUILTINS`].
 
 use std::path::{Path, PathBuf};
 

@@ -79,7 +79,6 @@ impl ExporterConfig {
 
 /// Which signals an exporter receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Signals {
     /// Events (log records).
     pub events: bool,

@@ -1,6 +1,6 @@
 //! The library's errors. Each says where (file, line, key, exporter, plugin) and what; its cause,
-//! where it has one, is its [`std::error::Error::source`], so that `{}` gives one level and
-//! [`Error::chain`] (or anyhow's `{:#}`) the whole story on one line.
+//! where it has one, is its [`std::error::Error::source`]: `{}` shows one level, and
+//! [`Error::chain`] (or anyhow's `{:#}`) the error with every cause, on one line.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -89,6 +89,7 @@ fn prefix(location: &Option<Location>) -> String {
 
 /// A place in a config file: `file:line` or `file:line:column`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Location {
     /// The config file.
     pub file: PathBuf,
@@ -129,6 +130,7 @@ impl fmt::Display for Location {
 /// A config file error, located.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}{}: {message}", where_(file, location), key_prefix(key))]
+#[non_exhaustive]
 pub struct ConfigError {
     /// The config file.
     pub file: PathBuf,
@@ -175,6 +177,7 @@ impl ConfigError {
 /// A plugin that cannot be loaded.
 #[derive(Debug, thiserror::Error)]
 #[error("plugin `{plugin}`")]
+#[non_exhaustive]
 pub struct LoadError {
     /// The plugin: a built-in name or a path.
     pub plugin: String,
@@ -255,7 +258,7 @@ pub enum StartError {
 
 impl StartError {
     /// The plugin refused its config: starting it again would fail the same way.
-    pub fn is_permanent(&self) -> bool {
+    pub(crate) fn is_permanent(&self) -> bool {
         matches!(self, StartError::Init(CallError::Permanent(_)))
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use wasmtel_sdk::model::{Event, KeyValue, Metric, Record, Span};
 
-pub use crate::error::{CallError, StartError};
+use crate::error::{CallError, StartError};
 
 /// The three signals an exporter can take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,7 +24,7 @@ pub enum Signal {
 
 impl Signal {
     /// The signal of a record; none for a change of resource, which goes to every exporter.
-    pub fn of(record: &Record) -> Option<Signal> {
+    pub(crate) fn of(record: &Record) -> Option<Signal> {
         match record {
             Record::Resource(_) => None,
             Record::Event(_) => Some(Signal::Events),
@@ -34,7 +34,7 @@ impl Signal {
     }
 
     /// The singular name, for messages: `event`, `span`, `metric`.
-    pub fn noun(self) -> &'static str {
+    pub(crate) fn noun(self) -> &'static str {
         match self {
             Signal::Events => "event",
             Signal::Spans => "span",
@@ -113,6 +113,11 @@ impl Batch {
         self.records.is_empty()
     }
 
+    /// Whether `other` is this very batch (a clone of it), not just an equal one.
+    pub(crate) fn same(&self, other: &Batch) -> bool {
+        Arc::ptr_eq(&self.records, &other.records)
+    }
+
     /// Its records, in order.
     pub fn records(&self) -> impl ExactSizeIterator<Item = &Record> {
         self.records.iter().map(|r| &**r)
@@ -120,7 +125,7 @@ impl Batch {
 }
 
 /// What a worker exports to: one live instance of an exporter.
-pub trait Exporter: Send + 'static {
+pub(crate) trait Exporter: Send + 'static {
     /// Exports one batch.
     fn export(&mut self, batch: &Batch) -> impl Future<Output = Result<(), CallError>> + Send;
 
@@ -132,7 +137,7 @@ pub trait Exporter: Send + 'static {
 }
 
 /// Makes a fresh, initialized [`Exporter`]: once at start, and again after each fault.
-pub trait Start: Send + Sync + 'static {
+pub(crate) trait Start: Send + Sync + 'static {
     /// What it makes.
     type Exporter: Exporter;
 

@@ -34,7 +34,7 @@ pub mod jsonl;
 mod exporter;
 // What a worker exports to: plugin instances, and the in-memory twin.
 pub mod plugin;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 // Aggregation and config.
 mod metrics;

@@ -201,9 +201,9 @@ impl Aggregator {
             .all(|s| s.points.values().all(|p| !p.fresh))
     }
 
-    /// Folds in one measurement. A measurement whose instrument has the same name as the first
-    /// one measured but another kind or unit is dropped, with a warning once per instrument name.
-    pub fn record(&mut self, m: &Measurement) {
+    /// Folds in one measurement; false if it was dropped: a measurement whose instrument has the
+    /// same name as the first one measured but another kind or unit (warned about once per name).
+    pub fn record(&mut self, m: &Measurement) -> bool {
         let index = match self.by_name.get(&m.instrument.name) {
             Some(i) => *i,
             None => {
@@ -233,7 +233,7 @@ impl Aggregator {
                     first.unit
                 );
             }
-            return;
+            return false;
         }
         let point = stream
             .points
@@ -276,6 +276,7 @@ impl Aggregator {
                 *max = max.max(v);
             }
         }
+        true
     }
 
     /// The metrics measured in the interval ending `now` (delta), or since each stream started
@@ -561,10 +562,16 @@ mod tests {
         let as_histogram = instrument("calls", InstrumentKind::Histogram(vec![1.0]));
         let mut in_ms = (*calls).clone();
         in_ms.unit = "ms".into();
-        agg.record(&measure(&calls, 1u64, &[], 1));
-        agg.record(&measure(&as_histogram, 5.0, &[], 2));
-        agg.record(&measure(&Arc::new(in_ms), 7u64, &[], 3));
-        agg.record(&measure(&calls, 2u64, &[], 4));
+        assert!(agg.record(&measure(&calls, 1u64, &[], 1)));
+        assert!(
+            !agg.record(&measure(&as_histogram, 5.0, &[], 2)),
+            "another kind"
+        );
+        assert!(
+            !agg.record(&measure(&Arc::new(in_ms), 7u64, &[], 3)),
+            "another unit"
+        );
+        assert!(agg.record(&measure(&calls, 2u64, &[], 4)));
         let metrics = agg.collect(5, &Scope::default());
         assert_eq!(metrics.len(), 1);
         assert_eq!(points(&metrics[0]), [(vec![], Number::Int(3))]);

@@ -208,7 +208,9 @@ impl<S: Start> Worker<S> {
                         }
                     }
                     Some(Message::Item(Item::Measurement(m))) => {
-                        aggregator.record(&m);
+                        if !aggregator.record(&m) {
+                            Counters::add(&self.counters.dropped_invalid, 1);
+                        }
                         self.counters.pending.fetch_sub(1, Relaxed);
                     }
                     Some(Message::Flush(done)) => {
@@ -362,16 +364,16 @@ impl<S: Start> Worker<S> {
             Health::Parked { backoff, .. } => (backoff * 2).min(MAX_PARK),
             Health::Failed => return,
         };
-        self.park(backoff);
-    }
-
-    /// Drops batches for `backoff`, then tries one.
-    fn park(&mut self, backoff: Duration) {
         tracing::error!(
             exporter = %self.name,
             "exporter parked for {} s: its batches are dropped (and counted) until it is tried again",
             backoff.as_secs()
         );
+        self.park(backoff);
+    }
+
+    /// Drops batches for `backoff`, then tries one.
+    fn park(&mut self, backoff: Duration) {
         self.set_health(Health::Parked {
             until: Instant::now() + backoff,
             backoff,
@@ -447,29 +449,35 @@ pub(crate) async fn flush(tx: mpsc::Sender<Message>) {
     }
 }
 
+/// How long an aborted worker may take to notice; it is stopped at its next await.
+const ABORT_GRACE: Duration = Duration::from_millis(100);
+
 /// Asks the worker behind `tx` to export what it holds and shut its exporter down, and waits for
-/// it at most `timeout`. Past it the worker is aborted and the records it still held are counted
-/// as dropped at shutdown. Returns whether it finished in time.
+/// it until `deadline` (the end of shutdown's budget of `budget`). Past it the worker is aborted
+/// and the records it still held are counted as dropped at shutdown. Returns whether it finished
+/// in time.
 pub(crate) async fn stop(
     tx: mpsc::Sender<Message>,
-    worker: JoinHandle<()>,
+    mut worker: JoinHandle<()>,
     counters: &Counters,
-    timeout: Duration,
+    deadline: Instant,
+    budget: Duration,
 ) -> bool {
-    let abort = worker.abort_handle();
     let stopped = async {
         let _ = tx.send(Message::Shutdown).await;
-        let _ = worker.await;
+        let _ = (&mut worker).await;
     };
-    if tokio::time::timeout(timeout, stopped).await.is_ok() {
+    if tokio::time::timeout_at(deadline, stopped).await.is_ok() {
         return true;
     }
-    abort.abort();
+    worker.abort();
+    // Once it is gone it counts nothing more: what it held is counted here, once.
+    let _ = tokio::time::timeout(ABORT_GRACE, worker).await;
     let undelivered = counters.pending.swap(0, Relaxed);
     Counters::add(&counters.dropped_shutdown, undelivered);
     counters.set_error(format!(
         "shutdown deadline ({} ms) passed with {undelivered} records undelivered",
-        timeout.as_millis()
+        budget.as_millis()
     ));
     false
 }
@@ -594,7 +602,8 @@ mod tests {
         async fn stop(&mut self, timeout: Duration) -> bool {
             let route = self.route().clone();
             let worker = self.worker.take().expect("running");
-            stop(route.tx, worker, &route.counters, timeout).await
+            let deadline = Instant::now() + timeout;
+            stop(route.tx, worker, &route.counters, deadline, timeout).await
         }
     }
 

@@ -39,7 +39,7 @@ impl Route {
 }
 
 /// Every exporter's route, in config order. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Routes(Arc<[Route]>);
 
 impl Routes {

@@ -72,6 +72,7 @@ pub(crate) fn metrics(stats: &[ExporterStats], start: u64, now: u64) -> Vec<Metr
                     ("dropped_queue_full", s.dropped_queue_full),
                     ("dropped_failed", s.dropped_failed),
                     ("dropped_shutdown", s.dropped_shutdown),
+                    ("dropped_invalid", s.dropped_invalid),
                 ]
             })),
         ),
@@ -102,7 +103,7 @@ pub(crate) fn metrics(stats: &[ExporterStats], start: u64, now: u64) -> Vec<Metr
         ),
         metric(
             "wasmtel.exporter.export.time",
-            "Time spent in export calls",
+            "Time spent in export calls, laying out the batch included",
             "s",
             sum(each(&|s| Number::Double(s.export_nanos as f64 / 1e9))),
         ),

@@ -11,6 +11,7 @@ pub(crate) struct Counters {
     pub dropped_queue_full: AtomicU64,
     pub dropped_failed: AtomicU64,
     pub dropped_shutdown: AtomicU64,
+    pub dropped_invalid: AtomicU64,
     /// Records accepted into the queue and not yet exported or dropped.
     pub pending: AtomicU64,
     pub batches_ok: AtomicU64,
@@ -79,6 +80,7 @@ impl Counters {
             dropped_queue_full: get(&self.dropped_queue_full),
             dropped_failed: get(&self.dropped_failed),
             dropped_shutdown: get(&self.dropped_shutdown),
+            dropped_invalid: get(&self.dropped_invalid),
             pending: get(&self.pending),
             batches_ok: get(&self.batches_ok),
             batches_failed: get(&self.batches_failed),
@@ -114,6 +116,9 @@ pub struct ExporterStats {
     pub dropped_failed: u64,
     /// Records dropped because they were recorded after shutdown or not delivered by its deadline.
     pub dropped_shutdown: u64,
+    /// Measurements dropped because their instrument clashes in kind or unit with the first
+    /// instrument of the same name.
+    pub dropped_invalid: u64,
     /// Records in the queue or in a batch under way.
     pub pending: u64,
     /// Export calls that succeeded.
@@ -128,7 +133,7 @@ pub struct ExporterStats {
     pub faults: u64,
     /// Fresh instances made after a fault or a failed start.
     pub restarts: u64,
-    /// Time spent in export calls, in nanoseconds.
+    /// Time spent in export calls (laying out the batch for the plugin included), in nanoseconds.
     pub export_nanos: u64,
     /// The last error or fault, if any.
     pub last_error: Option<String>,
@@ -137,7 +142,7 @@ pub struct ExporterStats {
 impl ExporterStats {
     /// Every record dropped, whatever the reason.
     pub fn dropped(&self) -> u64 {
-        self.dropped_queue_full + self.dropped_failed + self.dropped_shutdown
+        self.dropped_queue_full + self.dropped_failed + self.dropped_shutdown + self.dropped_invalid
     }
 }
 
@@ -157,9 +162,13 @@ impl std::fmt::Display for ExporterStats {
         if self.dropped() > 0 {
             write!(
                 f,
-                " (queue full {}, failed {}, at shutdown {})",
+                " (queue full {}, failed {}, at shutdown {}",
                 self.dropped_queue_full, self.dropped_failed, self.dropped_shutdown
             )?;
+            if self.dropped_invalid > 0 {
+                write!(f, ", invalid {}", self.dropped_invalid)?;
+            }
+            f.write_str(")")?;
         }
         write!(f, ", {} batches ok", self.batches_ok)?;
         if self.batches_failed > 0 {

@@ -45,7 +45,7 @@ pub struct TelemetryBuilder {
     resource: Vec<KeyValue>,
     deterministic: bool,
     cache_dir: Option<PathBuf>,
-    #[cfg(feature = "testing")]
+    #[cfg(any(test, feature = "testing"))]
     in_memory: Vec<(String, Signals, crate::testing::InMemoryExporter)>,
 }
 
@@ -80,8 +80,9 @@ impl TelemetryBuilder {
     }
 
     /// Adds an exporter named `name` that keeps what it is given in `exporter`, with the default
-    /// queue and batching, after the config's exporters.
-    #[cfg(feature = "testing")]
+    /// queue and batching, after the config's exporters. Like them, it runs only when the
+    /// config's telemetry is enabled.
+    #[cfg(any(test, feature = "testing"))]
     pub fn in_memory(
         mut self,
         name: &str,
@@ -133,7 +134,7 @@ impl TelemetryBuilder {
                     self.deterministic,
                 ));
             }
-            #[cfg(feature = "testing")]
+            #[cfg(any(test, feature = "testing"))]
             for (name, signals, exporter) in self.in_memory {
                 let plan = Plan {
                     name,
@@ -242,7 +243,7 @@ impl Telemetry {
             resource: Vec::new(),
             deterministic: false,
             cache_dir: default_cache_dir(),
-            #[cfg(feature = "testing")]
+            #[cfg(any(test, feature = "testing"))]
             in_memory: Vec::new(),
         }
     }
@@ -359,18 +360,19 @@ impl Inner {
         };
         let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
         let routes = self.routes.clone();
-        let timeout = self.shutdown_timeout;
-        // Every exporter shuts down at once, each within the deadline: one stuck exporter does
+        let budget = self.shutdown_timeout;
+        // Every exporter shuts down at once, all within one deadline: one stuck exporter does
         // not hold back the others.
         block_on(&runtime, async move {
+            let deadline = tokio::time::Instant::now() + budget;
             let each: Vec<_> = routes
                 .iter()
                 .zip(workers)
                 .map(|(route, worker)| {
                     let (tx, counters) = (route.tx.clone(), route.counters.clone());
-                    tokio::spawn(
-                        async move { pipeline::stop(tx, worker, &counters, timeout).await },
-                    )
+                    tokio::spawn(async move {
+                        pipeline::stop(tx, worker, &counters, deadline, budget).await
+                    })
                 })
                 .collect();
             for exporter in each {

@@ -49,7 +49,7 @@ pub fn replay_fixture(config: wasmtel::Config) -> wasmtel::ReplaySummary {
         wasmtel::Telemetry::builder(config),
         |_, _| {},
     )
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap_or_else(|e| panic!("{}", e.chain()))
 }
 
 /// The final counters of the exporter named `name`.

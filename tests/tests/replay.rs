@@ -24,7 +24,7 @@ fn replay_into(dir: &std::path::Path, input: &std::path::Path) -> (wasmtel::Repl
         Telemetry::builder(config),
         |_, _| {},
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap_or_else(|e| panic!("{}", e.chain()));
     let written = std::fs::read_to_string(only_jsonl(&dir.join("out"))).expect("read output");
     (summary, written)
 }

@@ -35,8 +35,10 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::builtin::{self, Builtin};
+pub use crate::error::{CallError, StartError};
 use crate::error::{Error, LoadCause, LoadError};
-pub use crate::exporter::{Batch, CallError, Exporter, Signal, Start, StartError};
+pub use crate::exporter::{Batch, Signal};
+use crate::exporter::{Exporter, Start};
 use convert::IntoWit;
 
 /// The component of the built-in plugin `name`.
@@ -409,6 +411,8 @@ pub struct Instance {
     store: Store<HostState>,
     plugin: bindings::Plugin,
     timeout: Duration,
+    /// The last batch that failed, laid out, so that its retry sends it as it is.
+    laid_out: Option<(Batch, WitBatch)>,
 }
 
 impl Plugin {
@@ -484,6 +488,7 @@ impl Plugin {
             store,
             plugin,
             timeout,
+            laid_out: None,
         })
     }
 }
@@ -526,16 +531,24 @@ impl Instance {
         finish(api.call_init(&mut self.store, config, &context).await)
     }
 
-    /// Exports one batch: lays it out for the plugin, then calls it.
+    /// Exports one batch: lays it out for the plugin, then calls it within the deadline. The
+    /// layout of a batch that failed is kept, so that its retry sends it as it is.
     pub async fn export(&mut self, batch: &Batch) -> Result<(), CallError> {
+        let laid_out = match self.laid_out.take() {
+            Some((failed, laid_out)) if failed.same(batch) => laid_out,
+            _ => WitBatch::of(batch),
+        };
         arm(&mut self.store, self.timeout);
-        let batch = WitBatch::of(batch);
         let api = self.plugin.wasmtel_exporter_exporter();
-        finish(match &batch {
+        let result = finish(match &laid_out {
             WitBatch::Events(b) => api.call_export_events(&mut self.store, b).await,
             WitBatch::Spans(b) => api.call_export_spans(&mut self.store, b).await,
             WitBatch::Metrics(b) => api.call_export_metrics(&mut self.store, b).await,
-        })
+        });
+        if result.is_err() {
+            self.laid_out = Some((batch.clone(), laid_out));
+        }
+        result
     }
 
     /// Asks the plugin to make what it has durable.

@@ -1,0 +1,71 @@
+//! The in-memory exporter of `wasmtel::testing` behind a real `Telemetry`: what an application's
+//! own tests see of the records it makes, and the flush deadline with a stuck exporter.
+
+use std::time::Duration;
+
+use wasmtel::testing::{InMemoryExporter, Outcome};
+use wasmtel::{Config, Event, KeyValue, MetricData, Number, Signals, Telemetry};
+
+#[test]
+fn events_spans_and_aggregated_metrics_reach_the_in_memory_exporter() {
+    let exporter = InMemoryExporter::new();
+    let telemetry = Telemetry::builder(Config::empty())
+        .resource(vec![KeyValue::new("service.name", "test")])
+        .in_memory("memory", Signals::ALL, &exporter)
+        .start()
+        .expect("start");
+    telemetry.event(Event::new("codex.user_prompt").attr("prompt_length", 42));
+    let calls = telemetry.counter("codex.tool.call");
+    calls.add(2, &[KeyValue::new("tool", "shell")]);
+    calls.add(3, &[KeyValue::new("tool", "shell")]);
+    telemetry.span("turn").start().end();
+    assert!(telemetry.flush(Duration::from_secs(10)));
+
+    let events = exporter.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].name, "codex.user_prompt");
+    assert_ne!(
+        events[0].time_unix_nano, 0,
+        "stamped with the time of the call"
+    );
+    assert_eq!(exporter.spans()[0].name, "turn");
+    let metrics = exporter.metrics();
+    let MetricData::Sum { points, .. } = &metrics[0].data else {
+        panic!("{metrics:?}")
+    };
+    assert_eq!(points[0].value, Number::Int(5), "folded into one point");
+    assert!(
+        exporter
+            .batches()
+            .iter()
+            .all(|b| b.resource()[0].value == "test".into()),
+        "every batch carries the resource"
+    );
+    let stats = telemetry.shutdown().remove(0);
+    assert_eq!((stats.records_exported, stats.dropped()), (3, 0), "{stats}");
+}
+
+#[test]
+fn flush_gives_up_at_its_deadline_on_a_stuck_exporter_and_says_so() {
+    let stuck = InMemoryExporter::new();
+    // Stuck for longer than the flush may take, not so long that shutdown waits for it.
+    stuck.script([Outcome::Stall(Duration::from_secs(1))]);
+    let healthy = InMemoryExporter::new();
+    let telemetry = Telemetry::builder(Config::empty())
+        .in_memory("stuck", Signals::ALL, &stuck)
+        .in_memory("healthy", Signals::ALL, &healthy)
+        .start()
+        .expect("start");
+    telemetry.event(Event::new("e"));
+    assert!(
+        !telemetry.flush(Duration::from_millis(200)),
+        "the stuck exporter holds the flush past its deadline"
+    );
+    assert_eq!(
+        healthy.events().len(),
+        1,
+        "the healthy one flushed all the same"
+    );
+    let stats = telemetry.shutdown();
+    assert_eq!(stats[0].records_exported, 1, "{}", stats[0]);
+}
