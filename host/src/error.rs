@@ -48,6 +48,20 @@ pub enum Error {
         /// What is wrong with the line.
         message: String,
     },
+    /// A replay's input is a file that an exporter writes: replaying it would read its own output.
+    #[error(
+        "{input} is the file that exporter `{exporter}` writes ({}): a replay must not read its own \
+         output; replay a copy, or give the exporter another file or directory",
+        output.display()
+    )]
+    InputIsOutput {
+        /// The input.
+        input: String,
+        /// The exporter that writes it.
+        exporter: String,
+        /// The path through the exporter's sandbox directory.
+        output: PathBuf,
+    },
     /// Reading input failed.
     #[error("{what}")]
     Io {

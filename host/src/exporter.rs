@@ -13,6 +13,7 @@ use crate::error::{CallError, StartError};
 /// The three signals an exporter can take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
+#[repr(u8)]
 pub enum Signal {
     /// Events (log records).
     Events,

@@ -22,8 +22,25 @@ use crate::stats::{Counters, ExporterState};
 /// A record or a measurement, on its way to an exporter. Cheap to clone.
 #[derive(Clone)]
 pub(crate) enum Item {
-    Record(Arc<Record>),
+    /// A record, and roughly how many bytes it takes in a batch.
+    Record(Arc<Record>, usize),
     Measurement(Arc<Measurement>),
+}
+
+impl Item {
+    /// A record, sized once for every exporter.
+    pub fn record(record: Record) -> Item {
+        let bytes = record.approx_size();
+        Item::Record(Arc::new(record), bytes)
+    }
+
+    /// Roughly how many bytes it takes in a batch; none for a measurement, which is aggregated.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Item::Record(_, bytes) => *bytes,
+            Item::Measurement(_) => 0,
+        }
+    }
 }
 
 /// What travels through an exporter's queue.
@@ -42,42 +59,50 @@ impl Message {
     }
 }
 
-/// The records of the batch being filled, by signal, and roughly how many bytes they take.
+/// The records of the batch being filled, in arrival order, and roughly how many bytes they
+/// take.
 #[derive(Default)]
 struct Buffer {
-    events: Vec<Arc<Record>>,
-    spans: Vec<Arc<Record>>,
-    metrics: Vec<Arc<Record>>,
+    records: Vec<(Signal, Arc<Record>)>,
     bytes: usize,
 }
 
 impl Buffer {
     fn len(&self) -> usize {
-        self.events.len() + self.spans.len() + self.metrics.len()
+        self.records.len()
     }
 
     fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.records.is_empty()
     }
 
     /// Adds a record of `signal` that takes `bytes`.
     fn push(&mut self, signal: Signal, record: Arc<Record>, bytes: usize) {
         self.bytes += bytes;
-        match signal {
-            Signal::Events => self.events.push(record),
-            Signal::Spans => self.spans.push(record),
-            Signal::Metrics => self.metrics.push(record),
-        }
+        self.records.push((signal, record));
     }
 
-    /// Empties the buffer: its records by signal, events then spans then metrics.
-    fn take(&mut self) -> [(Signal, Vec<Arc<Record>>); 3] {
+    /// Empties the buffer into batches of one signal each. In order, a batch per run of one
+    /// signal, if `in_order`; else a batch per signal, events then spans then metrics, which
+    /// makes fewer calls.
+    fn take(&mut self, in_order: bool) -> Vec<(Signal, Vec<Arc<Record>>)> {
         self.bytes = 0;
-        [
-            (Signal::Events, std::mem::take(&mut self.events)),
-            (Signal::Spans, std::mem::take(&mut self.spans)),
-            (Signal::Metrics, std::mem::take(&mut self.metrics)),
-        ]
+        let mut batches: Vec<(Signal, Vec<Arc<Record>>)> = Vec::new();
+        for (signal, record) in self.records.drain(..) {
+            let batch = if in_order {
+                batches.last_mut().filter(|(s, _)| *s == signal)
+            } else {
+                batches.iter_mut().find(|(s, _)| *s == signal)
+            };
+            match batch {
+                Some((_, records)) => records.push(record),
+                None => batches.push((signal, vec![record])),
+            }
+        }
+        if !in_order {
+            batches.sort_by_key(|(signal, _)| *signal as u8);
+        }
+        batches
     }
 }
 
@@ -181,19 +206,21 @@ impl<S: Start> Worker<S> {
             let deadline = batch_deadline;
             tokio::select! {
                 message = rx.recv() => match message {
-                    Some(Message::Item(Item::Record(record))) => {
+                    Some(Message::Item(Item::Record(record, bytes))) => {
                         let Some(signal) = Signal::of(&record) else {
-                            // A change of resource: the batch so far goes with the old one.
-                            self.export(&mut buffer).await;
-                            batch_deadline = None;
-                            if let Record::Resource(attributes) = &*record {
+                            // A change of resource: the batch so far goes with the old one. The
+                            // same resource again changes nothing.
+                            if let Record::Resource(attributes) = &*record
+                                && **attributes != *self.resource
+                            {
+                                self.export(&mut buffer).await;
+                                batch_deadline = None;
                                 self.resource = attributes.as_slice().into();
                             }
                             self.counters.pending.fetch_sub(1, Relaxed);
                             continue;
                         };
                         // A record that would take the batch past its byte cap starts the next.
-                        let bytes = record.approx_size();
                         if !buffer.is_empty() && buffer.bytes + bytes > max_bytes {
                             self.export(&mut buffer).await;
                             batch_deadline = None;
@@ -259,16 +286,13 @@ impl<S: Start> Worker<S> {
         }
     }
 
-    /// Exports and empties `buffer`: a batch per signal, events, then spans, then metrics.
+    /// Exports and empties `buffer`: a batch per signal, events, then spans, then metrics; or,
+    /// when deterministic, a batch per run of one signal, so that the records keep their order
+    /// (and a replay of the output makes the same batches again).
     async fn export(&mut self, buffer: &mut Buffer) {
-        if buffer.is_empty() {
-            return;
-        }
-        for (signal, records) in buffer.take() {
-            if !records.is_empty() {
-                let batch = Batch::new(signal, self.resource.clone(), records);
-                self.deliver(&batch).await;
-            }
+        for (signal, records) in buffer.take(self.deterministic) {
+            let batch = Batch::new(signal, self.resource.clone(), records);
+            self.deliver(&batch).await;
         }
     }
 
@@ -528,9 +552,18 @@ mod tests {
     impl Harness {
         /// Starts a worker with `config` over `exporter` (scripted beforehand).
         async fn start(config: PipelineConfig, exporter: &InMemoryExporter) -> Harness {
+            Harness::start_with(config, exporter, false).await
+        }
+
+        /// [`Harness::start`], cutting batches by size only if `deterministic`.
+        async fn start_with(
+            config: PipelineConfig,
+            exporter: &InMemoryExporter,
+            deterministic: bool,
+        ) -> Harness {
             let t0 = Instant::now();
             let counters = Arc::new(Counters::default());
-            let capacity = config.capacity;
+            let (capacity, max_record_bytes) = (config.capacity, config.max_batch_bytes);
             let mut worker = Worker::new(
                 "test",
                 None,
@@ -538,7 +571,7 @@ mod tests {
                 exporter.clone(),
                 counters.clone(),
                 &[],
-                false,
+                deterministic,
             );
             worker.start().await;
             let (tx, rx) = mpsc::channel(capacity);
@@ -546,6 +579,7 @@ mod tests {
                 name: "test".into(),
                 plugin: "in-memory".into(),
                 signals: Signals::ALL,
+                max_record_bytes,
                 tx,
                 counters,
             };
@@ -674,6 +708,88 @@ mod tests {
             0,
             "the resource record is accounted for too"
         );
+    }
+
+    fn span(name: &str) -> Record {
+        Record::Span(wasmtel_sdk::model::Span {
+            trace_id: 1,
+            span_id: 1,
+            parent_span_id: None,
+            name: name.into(),
+            kind: wasmtel_sdk::model::SpanKind::Internal,
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
+            attributes: Vec::new(),
+            events: Vec::new(),
+            links: Vec::new(),
+            status: wasmtel_sdk::model::StatusCode::Unset,
+            status_message: String::new(),
+            scope: Scope::default(),
+        })
+    }
+
+    /// Records events and spans in this order (`e` or `s`), then flushes; returns the batches'
+    /// signals and sizes.
+    async fn mixed(h: &Harness, order: &str) -> Vec<(Signal, usize)> {
+        for c in order.chars() {
+            let record = match c {
+                'e' => Record::Event(Event::new("e").at(1)),
+                _ => span("s"),
+            };
+            h.routes.record(record, false);
+        }
+        h.flush().await;
+        h.exporter
+            .batches()
+            .iter()
+            .map(|b| (b.signal(), b.len()))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn live_batches_go_one_per_signal_and_replays_keep_the_order_of_signals() {
+        use Signal::{Events, Spans};
+        let live = Harness::start(config(100, 0), &InMemoryExporter::new()).await;
+        assert_eq!(mixed(&live, "eesee").await, [(Events, 4), (Spans, 1)]);
+        let replay = Harness::start_with(config(100, 0), &InMemoryExporter::new(), true).await;
+        assert_eq!(
+            mixed(&replay, "eesee").await,
+            [(Events, 2), (Spans, 1), (Events, 2)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_same_resource_again_does_not_cut_the_batch() {
+        let h = Harness::start(config(100, 0), &InMemoryExporter::new()).await;
+        let resource = || Record::Resource(vec![KeyValue::new("service.name", "a")]);
+        h.routes.record(resource(), false);
+        h.events(2).await;
+        h.routes.record(resource(), false);
+        h.events(1).await;
+        h.flush().await;
+        let sizes: Vec<usize> = h.exporter.batches().iter().map(Batch::len).collect();
+        assert_eq!(sizes, [3]);
+        assert_eq!(h.stats().pending, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_record_larger_than_any_batch_is_dropped_at_the_record_call() {
+        let config = PipelineConfig {
+            max_batch_bytes: 3000,
+            ..config(100, 0)
+        };
+        let h = Harness::start(config, &InMemoryExporter::new()).await;
+        let big = |n: usize| Record::Event(Event::new("big").attr("output", "x".repeat(n)).at(1));
+        h.routes.record(big(2000), false);
+        h.routes.record(big(3000), false);
+        h.flush().await;
+        let s = h.stats();
+        assert_eq!(
+            (s.records_exported, s.dropped_too_large, s.pending),
+            (1, 1, 0),
+            "{s}"
+        );
+        assert!(s.to_string().contains("too large 1"), "{s}");
     }
 
     #[tokio::test(start_paused = true)]

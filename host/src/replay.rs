@@ -24,7 +24,7 @@ pub struct ReplaySummary {
     pub records: u64,
     /// Resource lines read.
     pub resources: u64,
-    /// How long the replay took, from start to shutdown.
+    /// How long the replay took, from reading the input to shutdown.
     pub elapsed: Duration,
     /// Every exporter's final counters.
     pub exporters: Vec<ExporterStats>,
@@ -81,13 +81,19 @@ pub fn replay<R: BufRead>(
             source,
         })
     };
+    let started = Instant::now();
     let mut total = 0u64;
     for record in Reader::new(open()?, name) {
         record?;
         total += 1;
     }
+    let outputs = builder.sandbox_dirs();
     let telemetry = builder.deterministic_batching().start()?;
-    let started = Instant::now();
+    // Every exporter has started: a plugin that writes files has opened (or made) them.
+    if let Err(e) = refuse_own_output(name, &outputs) {
+        telemetry.shutdown();
+        return Err(e);
+    }
     let (mut records, mut resources) = (0u64, 0u64);
     for record in Reader::new(open()?, name) {
         let record = record?;
@@ -112,8 +118,46 @@ pub fn replay<R: BufRead>(
     })
 }
 
+/// Fails if the file `input` is in one of the exporters' sandbox directories (`outputs`, by
+/// exporter), found by its identity (device and inode), so whatever the path says.
+fn refuse_own_output(input: &str, outputs: &[(String, PathBuf)]) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(input) else {
+        return Ok(()); // standard input, or a name that is not a path
+    };
+    let same = |path: &std::path::Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
+    };
+    for (exporter, dir) in outputs {
+        // The directory and the one below it, where a plugin's own `dir` may lead.
+        let mut dirs = vec![dir.clone()];
+        let mut i = 0;
+        while i < dirs.len() {
+            let Ok(entries) = std::fs::read_dir(&dirs[i]) else {
+                i += 1;
+                continue;
+            };
+            for path in entries.flatten().map(|e| e.path()) {
+                if same(&path) {
+                    return Err(Error::InputIsOutput {
+                        input: input.to_string(),
+                        exporter: exporter.clone(),
+                        output: path,
+                    });
+                }
+                if i == 0 && path.is_dir() {
+                    dirs.push(path);
+                }
+            }
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
 /// Loads, instantiates and initializes every exporter of `config`, then shuts it down: what
-/// `wasmtel check` prints. One result per exporter, in config order.
+/// `wasmtel check` prints. One result per exporter, in config order. It writes nothing: each
+/// plugin sees an empty temporary directory in place of its sandbox directory.
 pub fn check(config: &Config, cache_dir: Option<PathBuf>) -> Vec<(String, Result<(), Error>)> {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -132,9 +176,18 @@ pub fn check(config: &Config, cache_dir: Option<PathBuf>) -> Vec<(String, Result
         .exporters
         .iter()
         .map(|exporter| {
-            let result = exporter.load(&plugins).and_then(|plugin| {
+            let scratch = tempfile::tempdir().map_err(|source| Error::Io {
+                what: "cannot make a temporary directory".into(),
+                source,
+            });
+            let result = scratch.and_then(|scratch| {
+                let plugin = exporter.load(&plugins)?;
                 let (name, location) = (exporter.name.clone(), exporter.location.clone());
-                let setup = exporter.clone().setup(plugin, &session_id);
+                let mut exporter = exporter.clone();
+                if exporter.sandbox.dir.is_some() {
+                    exporter.sandbox.dir = Some(scratch.path().to_path_buf());
+                }
+                let setup = exporter.setup(plugin, &session_id);
                 block_on(&runtime, async move {
                     let mut instance = setup.start().await.map_err(|source| Error::Start {
                         exporter: name,

@@ -22,6 +22,8 @@ pub(crate) struct Route {
     /// The plugin, as the summary names it.
     pub plugin: String,
     pub signals: Signals,
+    /// A record larger than this fits no batch: it is dropped at the record call.
+    pub max_record_bytes: usize,
     pub tx: mpsc::Sender<Message>,
     pub counters: Arc<Counters>,
 }
@@ -57,8 +59,9 @@ impl Routes {
     }
 
     /// Sends what `make` builds to every route that takes `signal`: waiting for room if `wait`,
-    /// else dropping (and counting) where a queue is full. `make` is called only if some route
-    /// takes the signal.
+    /// else dropping (and counting) where a queue is full. A record too large for any of a
+    /// route's batches is dropped (and counted) there. `make` is called only if some route takes
+    /// the signal.
     pub fn send(&self, signal: Option<Signal>, make: impl FnOnce() -> Item, wait: bool) {
         let mut routes = self.iter().filter(|r| r.takes(signal)).peekable();
         if routes.peek().is_none() {
@@ -67,6 +70,10 @@ impl Routes {
         let item = make();
         for route in routes {
             let counters = &route.counters;
+            if item.bytes() > route.max_record_bytes {
+                Counters::add(&counters.dropped_too_large, 1);
+                continue;
+            }
             counters.pending.fetch_add(1, Relaxed);
             let message = Message::Item(item.clone());
             let sent = if wait {
@@ -91,7 +98,7 @@ impl Routes {
 
     /// Sends `record`, dropping it where a queue is full (or waiting, if `wait`).
     pub fn record(&self, record: Record, wait: bool) {
-        self.send(Signal::of(&record), || Item::Record(Arc::new(record)), wait);
+        self.send(Signal::of(&record), || Item::record(record), wait);
     }
 
     /// Sends a measurement to every exporter that takes metrics.

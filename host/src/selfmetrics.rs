@@ -73,6 +73,7 @@ pub(crate) fn metrics(stats: &[ExporterStats], start: u64, now: u64) -> Vec<Metr
                     ("dropped_failed", s.dropped_failed),
                     ("dropped_shutdown", s.dropped_shutdown),
                     ("dropped_invalid", s.dropped_invalid),
+                    ("dropped_too_large", s.dropped_too_large),
                 ]
             })),
         ),

@@ -12,6 +12,7 @@ pub(crate) struct Counters {
     pub dropped_failed: AtomicU64,
     pub dropped_shutdown: AtomicU64,
     pub dropped_invalid: AtomicU64,
+    pub dropped_too_large: AtomicU64,
     /// Records accepted into the queue and not yet exported or dropped.
     pub pending: AtomicU64,
     pub batches_ok: AtomicU64,
@@ -81,6 +82,7 @@ impl Counters {
             dropped_failed: get(&self.dropped_failed),
             dropped_shutdown: get(&self.dropped_shutdown),
             dropped_invalid: get(&self.dropped_invalid),
+            dropped_too_large: get(&self.dropped_too_large),
             pending: get(&self.pending),
             batches_ok: get(&self.batches_ok),
             batches_failed: get(&self.batches_failed),
@@ -119,6 +121,9 @@ pub struct ExporterStats {
     /// Measurements dropped because their instrument clashes in kind or unit with the first
     /// instrument of the same name.
     pub dropped_invalid: u64,
+    /// Records dropped at the record call because they are larger than any of the exporter's
+    /// batches may be (`queue.max_batch_bytes`).
+    pub dropped_too_large: u64,
     /// Records in the queue or in a batch under way.
     pub pending: u64,
     /// Export calls that succeeded.
@@ -142,7 +147,11 @@ pub struct ExporterStats {
 impl ExporterStats {
     /// Every record dropped, whatever the reason.
     pub fn dropped(&self) -> u64 {
-        self.dropped_queue_full + self.dropped_failed + self.dropped_shutdown + self.dropped_invalid
+        self.dropped_queue_full
+            + self.dropped_failed
+            + self.dropped_shutdown
+            + self.dropped_invalid
+            + self.dropped_too_large
     }
 }
 
@@ -167,6 +176,9 @@ impl std::fmt::Display for ExporterStats {
             )?;
             if self.dropped_invalid > 0 {
                 write!(f, ", invalid {}", self.dropped_invalid)?;
+            }
+            if self.dropped_too_large > 0 {
+                write!(f, ", too large {}", self.dropped_too_large)?;
             }
             f.write_str(")")?;
         }

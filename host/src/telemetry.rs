@@ -94,6 +94,15 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Every exporter's sandbox directory, by exporter name.
+    pub(crate) fn sandbox_dirs(&self) -> Vec<(String, PathBuf)> {
+        self.config
+            .exporters
+            .iter()
+            .filter_map(|e| Some((e.name.clone(), e.sandbox.dir.clone()?)))
+            .collect()
+    }
+
     /// Loads every exporter's plugin, instantiates it in its sandbox, calls its `init`, and starts
     /// its worker. Fails if a plugin cannot be loaded (a config error). A plugin that fails in
     /// `init` does not stop the others: its exporter is parked (tried again later) or, if it
@@ -201,6 +210,7 @@ fn launch<S: Start>(
         name: plan.name,
         plugin: plan.plugin,
         signals: plan.signals,
+        max_record_bytes: plan.pipeline.max_batch_bytes,
         tx,
         counters,
     };

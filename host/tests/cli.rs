@@ -305,3 +305,56 @@ fn a_disabled_config_says_that_nothing_ran() {
     );
     assert!(!dir.path().join("logs").exists(), "nothing written");
 }
+
+#[test]
+fn strict_counts_drops_only_not_signals_an_exporter_leaves_out() {
+    let dir =
+        with_config("[exporters.events_only]\nplugin = \"file-jsonl\"\nsignals = [\"events\"]\n");
+    let fixture = fixture();
+    let args = ["replay", "--strict", "--config", "config.toml"];
+    let (ok, stdout, stderr) = wasmtel(
+        dir.path(),
+        &[&args[..], &[fixture.to_str().expect("utf-8")]].concat(),
+    );
+    assert!(ok, "nothing was dropped: {stdout}{stderr}");
+    assert!(stdout.contains("444 exported, 0 dropped"), "{stdout}");
+}
+
+#[test]
+fn check_writes_nothing_and_deletes_nothing() {
+    let dir = with_config(
+        "[telemetry]\nsession_id = \"new\"\nmax_total_bytes = 10\n\
+         [exporters.session]\nplugin = \"file-jsonl\"\n",
+    );
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    std::fs::write(logs.join("wasmtel-old.jsonl"), "x".repeat(1000)).expect("an old log");
+    let (ok, stdout, stderr) = wasmtel(dir.path(), &["check", "--config", "config.toml"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(stdout, "session: ok\n");
+    assert_eq!(
+        files_under(&logs),
+        [logs.join("wasmtel-old.jsonl")],
+        "no new file, and the old one, over budget, is kept"
+    );
+}
+
+#[test]
+fn a_replay_of_the_file_an_exporter_writes_is_refused_naming_both() {
+    let dir = with_config("[telemetry]\nsession_id = \"X\"\n");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    let log = logs.join("wasmtel-X.jsonl");
+    std::fs::copy(fixture(), &log).expect("a log of session X");
+    let before = std::fs::read(&log).expect("read");
+    let (ok, stdout, stderr) = wasmtel(
+        dir.path(),
+        &["replay", "--config", "config.toml", "logs/wasmtel-X.jsonl"],
+    );
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains("logs/wasmtel-X.jsonl is the file that exporter `session` writes"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&log).expect("read"), before, "left as it was");
+}
