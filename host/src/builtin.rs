@@ -21,6 +21,9 @@ pub(crate) struct Builtin {
     /// Fills in what an exporter of this plugin leaves unset: its sandbox directory and keys of
     /// its `config` table.
     pub defaults: fn(&Shared, &mut Option<PathBuf>, &mut toml::Table),
+    /// The keys of its `config` table that, with its sandbox directory, name the files it
+    /// writes: two exporters alike in all of them would write the same files.
+    pub file_keys: &'static [&'static str],
 }
 
 impl std::fmt::Debug for Builtin {
@@ -49,6 +52,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[Builtin {
             config.insert("max_total_bytes".into(), toml::Value::Integer(budget));
         }
     },
+    file_keys: &["dir", "file"],
 }];
 
 /// The plugin of the exporter a config gets when it names none.

@@ -55,6 +55,31 @@ pub(crate) struct ExporterConfig {
 }
 
 impl ExporterConfig {
+    /// What names the files this exporter writes, for a built-in that writes files: its plugin,
+    /// its sandbox directory (without `.` parts) and the values of the plugin's file keys (`"."`
+    /// as none, the default directory).
+    fn files(&self) -> Option<(&'static str, PathBuf, Vec<Option<serde_json::Value>>)> {
+        let Source::Builtin(builtin) = &self.plugin else {
+            return None;
+        };
+        if builtin.file_keys.is_empty() {
+            return None;
+        }
+        let dir = self.sandbox.dir.as_ref()?;
+        let dir: PathBuf = dir
+            .components()
+            .filter(|c| *c != std::path::Component::CurDir)
+            .collect();
+        let config: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&self.plugin_config).unwrap_or_default();
+        let keys = builtin
+            .file_keys
+            .iter()
+            .map(|k| config.get(*k).filter(|v| v.as_str() != Some(".")).cloned())
+            .collect();
+        Some((builtin.name, dir, keys))
+    }
+
     /// Loads (compiles, or finds in the cache) this exporter's plugin.
     pub fn load(&self, runtime: &plugin::Runtime) -> Result<Plugin, Error> {
         runtime
@@ -193,6 +218,7 @@ impl Config {
                     .map_err(|e| err(None, None, e.message))?,
             );
         }
+        let mut writers = std::collections::HashMap::new();
         for (name, exporter) in parsed.exporters {
             let at = exporter.plugin.span().start;
             let location = Location::of(file, text, at).line_only();
@@ -205,6 +231,20 @@ impl Config {
                         e.message,
                     )
                 })?;
+            // One writer per file: two exporters must not append to the same files.
+            if let Some(files) = resolved.files()
+                && let Some(first) = writers.insert(files, name.clone())
+            {
+                return Err(err(
+                    Some(at),
+                    Some(format!("exporters.{name}")),
+                    format!(
+                        "it would write the same files as exporter `{first}` (the same plugin, \
+                         sandbox directory and file names): give one of them another \
+                         `sandbox.dir` or `config.file`"
+                    ),
+                ));
+            }
             exporters.push(resolved);
         }
         Ok(table.config(exporters))

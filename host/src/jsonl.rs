@@ -51,24 +51,45 @@ impl<R: BufRead> Iterator for Reader<R> {
                     }));
                 }
             }
-            if self.line.trim().is_empty() {
+            // A byte-order mark may start the input; it is not part of the first record.
+            let line = match self.line_number {
+                1 => self.line.strip_prefix('\u{feff}').unwrap_or(&self.line),
+                _ => &self.line,
+            };
+            if line.trim().is_empty() {
                 continue;
             }
             return Some(
-                parse_line(self.line.trim_end_matches(['\n', '\r'])).map_err(|message| {
-                    Error::Record {
-                        file: self.name.clone(),
-                        line: self.line_number,
-                        message,
-                    }
+                parse_line(line.trim_end_matches(['\n', '\r'])).map_err(|message| Error::Record {
+                    file: self.name.clone(),
+                    line: self.line_number,
+                    message,
                 }),
             );
         }
     }
 }
 
+/// The longest error message about a line: a long value is not echoed whole.
+const MAX_MESSAGE: usize = 300;
+
 /// Parses one line of the record format.
 pub fn parse_line(line: &str) -> Result<Record, String> {
+    parse(line).map_err(|mut message| {
+        if message.len() > MAX_MESSAGE {
+            let mut end = MAX_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str("...");
+        }
+        message
+    })
+}
+
+fn parse(line: &str) -> Result<Record, String> {
+    check_numbers(line)?;
     let parsed: Line = serde_json::from_str(line).map_err(|e| {
         let text = e.to_string();
         let text = text.replace(" at line 1 column", " at column");
@@ -80,6 +101,57 @@ pub fn parse_line(line: &str) -> Result<Record, String> {
         }
     })?;
     parsed.into_record()
+}
+
+/// Checks every number of a line before it is parsed, so that none changes silently: an integer
+/// must fit a signed 64-bit integer, and a number with a fraction or exponent must be a finite
+/// double that is not a non-zero number rounded to zero. Malformed numbers are left to the JSON
+/// parser.
+fn check_numbers(line: &str) -> Result<(), String> {
+    let bytes = line.as_bytes();
+    let (mut i, mut in_string) = (0, false);
+    while i < bytes.len() {
+        match (in_string, bytes[i]) {
+            (true, b'\\') => i += 1,
+            (true, b'"') | (false, b'"') => in_string = !in_string,
+            (false, b'-' | b'0'..=b'9') => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let column = line[..start].chars().count() + 1;
+                check_number(&line[start..i]).map_err(|m| format!("{m} at column {column}"))?;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+fn check_number(text: &str) -> Result<(), String> {
+    let shown: String = text.chars().take(40).collect();
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if !text.contains(['.', 'e', 'E']) {
+        let integer = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+        if integer && text.parse::<i64>().is_err() {
+            return Err(format!(
+                "integer {shown} does not fit a signed 64-bit integer"
+            ));
+        }
+        return Ok(());
+    }
+    let mantissa = digits.split(['e', 'E']).next().unwrap_or_default();
+    match text.parse::<f64>() {
+        Ok(x) if x.is_infinite() => Err(format!("number {shown} is too large for a double")),
+        Ok(x) if x == 0.0 && mantissa.bytes().any(|b| matches!(b, b'1'..=b'9')) => Err(format!(
+            "number {shown} is too small for a double (it would read as 0)"
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -258,6 +330,12 @@ impl Line {
     fn into_record(self) -> Result<Record, String> {
         Ok(match self {
             Line::Resource(r) => Record::Resource(r.attributes.0),
+            Line::Event(e) if e.severity_number > 24 => {
+                return Err(format!(
+                    "severity_number {} is out of range: OpenTelemetry's are 1 to 24 (0: unset)",
+                    e.severity_number
+                ));
+            }
             Line::Event(e) => Record::Event(Event {
                 time_unix_nano: e.time.0,
                 name: e.name,
@@ -426,6 +504,19 @@ struct Time(u64);
 impl<'de> Deserialize<'de> for Time {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        // Digits past the ninth of the fraction would be cut: only zeros may stand there.
+        let beyond_nanos = text
+            .split_once('.')
+            .map(|(_, fraction)| {
+                let digits = fraction.bytes().take_while(u8::is_ascii_digit);
+                digits.skip(9).any(|b| b != b'0')
+            })
+            .unwrap_or(false);
+        if beyond_nanos {
+            return Err(de::Error::custom(format!(
+                "time {text:?} is more precise than a nanosecond"
+            )));
+        }
         let time = humantime::parse_rfc3339(&text)
             .map_err(|e| de::Error::custom(format!("invalid time {text:?}: {e} (expected RFC 3339 UTC, e.g. 2026-01-02T03:04:05.123456789Z)")))?;
         let nanos = time
@@ -614,4 +705,92 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
                 .and_then(|b| u8::from_str_radix(b, 16).ok())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(attributes: &str) -> String {
+        format!(
+            r#"{{"type":"event","time":"2026-11-20T09:00:00.000000000Z","name":"e","attributes":{attributes}}}"#
+        )
+    }
+
+    fn value(line: &str) -> Value {
+        match parse_line(line) {
+            Ok(Record::Event(e)) => e.attributes[0].value.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn values_are_kept_exactly_or_refused_with_their_column() {
+        assert_eq!(
+            value(&event(r#"{"x":7.370437700706685e208}"#)),
+            Value::Double(7.370437700706685e208)
+        );
+        assert_eq!(value(&event(r#"{"x":5e-324}"#)), Value::Double(5e-324));
+        assert_eq!(
+            value(&event(r#"{"x":-9223372036854775808}"#)),
+            Value::Int(i64::MIN)
+        );
+        for (attributes, expected) in [
+            (
+                r#"{"x":18446744073709551616}"#,
+                "integer 18446744073709551616 does not fit a signed 64-bit integer at column",
+            ),
+            (
+                r#"{"x":9223372036854775808}"#,
+                "does not fit a signed 64-bit integer",
+            ),
+            (
+                r#"{"x":1e-400}"#,
+                "number 1e-400 is too small for a double (it would read as 0) at column 86",
+            ),
+            (r#"{"x":1e400}"#, "number 1e400 is too large for a double"),
+        ] {
+            let error = parse_line(&event(attributes)).expect_err(attributes);
+            assert!(error.contains(expected), "{error}");
+        }
+        assert_eq!(
+            value(&event(r#"{"x":"1e-400 in a string"}"#)),
+            "1e-400 in a string".into()
+        );
+        assert_eq!(
+            value(&event(r#"{"x":0.0e-999}"#)),
+            Value::Double(0.0),
+            "zero is zero"
+        );
+    }
+
+    #[test]
+    fn severity_and_time_beyond_their_ranges_are_refused() {
+        let line = r#"{"type":"event","time":"2026-11-20T09:00:00Z","severity_number":25}"#;
+        assert!(parse_line(line).expect_err("25").contains("1 to 24"));
+        let precise = r#"{"type":"event","time":"2026-11-20T09:00:00.0000000001Z"}"#;
+        assert!(
+            parse_line(precise)
+                .expect_err("too precise")
+                .contains("more precise than a nanosecond")
+        );
+        let zeros = r#"{"type":"event","time":"2026-11-20T09:00:00.1000000000Z"}"#;
+        assert!(parse_line(zeros).is_ok(), "trailing zeros lose nothing");
+    }
+
+    #[test]
+    fn a_long_bad_value_is_not_echoed_whole() {
+        let line = format!(r#"{{"type":"event","time":"{}"}}"#, "x".repeat(1 << 20));
+        let error = parse_line(&line).expect_err("a bad time");
+        assert!(error.len() < 400, "{} bytes", error.len());
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_first_line_is_skipped() {
+        let input = "\u{feff}{\"type\":\"resource\"}\n";
+        let records: Vec<Record> = Reader::new(input.as_bytes(), "bom")
+            .map(|r| r.expect("valid"))
+            .collect();
+        assert_eq!(records, [Record::Resource(Vec::new())]);
+    }
 }

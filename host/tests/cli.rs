@@ -358,3 +358,20 @@ fn a_replay_of_the_file_an_exporter_writes_is_refused_naming_both() {
     );
     assert_eq!(std::fs::read(&log).expect("read"), before, "left as it was");
 }
+
+#[test]
+fn two_exporters_that_would_write_one_file_are_a_config_error() {
+    config_fails(
+        "[exporters.events]\nplugin = \"file-jsonl\"\nsignals = [\"events\"]\n\
+         [exporters.rest]\nplugin = \"file-jsonl\"\nsignals = [\"spans\", \"metrics\"]\n",
+        &[],
+        &["config.toml:5:10: `exporters.rest`: it would write the same files as exporter `events`"],
+    );
+    let dir = with_config(
+        "[exporters.events]\nplugin = \"file-jsonl\"\nsignals = [\"events\"]\n\
+         [exporters.rest]\nplugin = \"file-jsonl\"\nsignals = [\"spans\", \"metrics\"]\n\
+         config = { file = \"rest-{session_id}.jsonl\" }\n",
+    );
+    let (ok, stdout, stderr) = wasmtel(dir.path(), &["check", "--config", "config.toml"]);
+    assert!(ok, "another file name is another file: {stdout}{stderr}");
+}

@@ -7,14 +7,72 @@ use std::time::{Duration, SystemTime};
 use wasmtel::{Telemetry, replay};
 use wasmtel_tests::{config, fixture};
 
-fn write_old(path: &Path, bytes: usize, age_hours: u64) {
-    std::fs::write(path, vec![b'x'; bytes]).expect("write");
+/// Writes `bytes` bytes at `path`, starting as file-jsonl's files do if `like_a_log`, and makes
+/// the file `age_hours` old.
+fn write_old_file(path: &Path, bytes: usize, age_hours: u64, like_a_log: bool) {
+    let mut content = if like_a_log {
+        b"{\"type\":\"resource\",\"attributes\":{}}\n".to_vec()
+    } else {
+        Vec::new()
+    };
+    content.resize(bytes, b'x');
+    std::fs::write(path, content).expect("write");
     let file = std::fs::File::options()
         .write(true)
         .open(path)
         .expect("open");
     file.set_modified(SystemTime::now() - Duration::from_secs(age_hours * 3600))
         .expect("set mtime");
+}
+
+/// An old log of file-jsonl's.
+fn write_old(path: &Path, bytes: usize, age_hours: u64) {
+    write_old_file(path, bytes, age_hours, true);
+}
+
+/// Replays the fixture with `text` as the config; returns the log directory.
+fn replay_with(dir: &Path, text: &str) -> std::path::PathBuf {
+    let config = config(dir, text);
+    let open = || std::fs::File::open(fixture()).map(BufReader::new);
+    let summary = replay("fixture", open, Telemetry::builder(config), |_, _| {}).expect("replay");
+    assert_eq!(summary.exporters[0].dropped(), 0, "{summary}");
+    dir.join("logs")
+}
+
+#[test]
+fn only_files_named_exactly_as_the_exporters_and_written_by_it_are_pruned() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    // Named as `{session_id}.jsonl` would name them; only the first is a log of file-jsonl's.
+    write_old(&logs.join("old.jsonl"), 1000, 30);
+    write_old_file(&logs.join("important.jsonl"), 1000, 40, false);
+    // Named as `telemetry.jsonl` begins, though not that name.
+    write_old(&logs.join("telemetry.jsonl.bak"), 1000, 50);
+    replay_with(
+        tmp.path(),
+        "[telemetry]\nsession_id = \"now\"\nmax_total_bytes = 10\n\
+         [exporters.session]\nplugin = \"file-jsonl\"\nconfig = { file = \"{session_id}.jsonl\" }\n",
+    );
+    let exists = |name: &str| logs.join(name).exists();
+    assert!(!exists("old.jsonl"), "the exporter's own old log goes");
+    assert!(exists("important.jsonl"), "not written by it: kept");
+    assert!(
+        exists("telemetry.jsonl.bak"),
+        "not named by its pattern: kept"
+    );
+    assert!(exists("now.jsonl"));
+
+    replay_with(
+        tmp.path(),
+        "[telemetry]\nsession_id = \"x\"\nmax_total_bytes = 10\n\
+         [exporters.session]\nplugin = \"file-jsonl\"\nconfig = { file = \"telemetry.jsonl\" }\n",
+    );
+    assert!(
+        exists("telemetry.jsonl.bak"),
+        "a fixed name matches itself only"
+    );
+    assert!(exists("telemetry.jsonl"));
 }
 
 #[test]

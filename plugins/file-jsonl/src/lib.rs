@@ -5,8 +5,10 @@
 //! - `file`: the file name; `{session_id}` is replaced by the session id.
 //!   Default `wasmtel-{session_id}.jsonl`.
 //! - `max_total_bytes`: when the files of the directory together pass this size, the oldest of
-//!   this exporter's other files (names that match `file` with any session id) are deleted until
-//!   they fit; other files are counted but never deleted. `0` disables pruning. Default 100 MiB.
+//!   this exporter's other files are deleted until they fit; other files are counted but never
+//!   deleted. A file is this exporter's when its name is `file` with some session id in place of
+//!   `{session_id}` (exactly `file`, if it has no `{session_id}`) and it starts with the
+//!   `resource` line this exporter writes first. `0` disables pruning. Default 100 MiB.
 //! - `dir`: the directory, inside the sandbox. Default `.`, the directory the sandbox grants.
 //!
 //! The same code runs natively (see `wasmtel-sdk`), where `dir` is an ordinary path.
@@ -14,8 +16,8 @@
 mod format;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use wasmtel_sdk::{Context, Error, EventBatch, Exporter, MetricBatch, SpanBatch, log};
@@ -24,6 +26,9 @@ pub use format::LineWriter;
 
 /// The default size budget of the directory: 100 MiB.
 pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 100 * 1024 * 1024;
+
+/// How every file this exporter writes starts: the first resource line.
+const FIRST_LINE: &[u8] = br#"{"type":"resource""#;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -47,8 +52,9 @@ impl Default for Config {
 pub struct FileJsonl {
     dir: PathBuf,
     path: PathBuf,
-    /// What the names of this exporter's files start and end with (around the session id).
-    pattern: (String, String),
+    /// What the names of this exporter's files start and end with, around a session id; none:
+    /// the name is fixed (`file` has no `{session_id}`).
+    pattern: Option<(String, String)>,
     file: File,
     lines: LineWriter,
     max_total_bytes: u64,
@@ -70,10 +76,10 @@ impl Exporter for FileJsonl {
             )));
         }
         let name = config.file.replace("{session_id}", &context.session_id);
-        let pattern = match config.file.split_once("{session_id}") {
-            Some((prefix, suffix)) => (prefix.to_string(), suffix.to_string()),
-            None => (name.clone(), String::new()),
-        };
+        let pattern = config
+            .file
+            .split_once("{session_id}")
+            .map(|(prefix, suffix)| (prefix.to_string(), suffix.to_string()));
         let path = config.dir.join(&name);
         let file = OpenOptions::new()
             .create(true)
@@ -137,6 +143,27 @@ impl FileJsonl {
         Ok(())
     }
 
+    /// Whether `path` is one of this exporter's files: named as `file` says, and starting with
+    /// the `resource` line it writes first (so a file someone else named alike is not).
+    fn is_ours(&self, path: &Path) -> bool {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return false;
+        };
+        let named = match &self.pattern {
+            Some((prefix, suffix)) => {
+                name.len() > prefix.len() + suffix.len()
+                    && name.starts_with(prefix.as_str())
+                    && name.ends_with(suffix.as_str())
+            }
+            None => self.path.file_name().is_some_and(|own| own == name),
+        };
+        let mut start = [0u8; FIRST_LINE.len()];
+        named
+            && File::open(path)
+                .and_then(|mut f| f.read_exact(&mut start))
+                .is_ok_and(|()| start == *FIRST_LINE)
+    }
+
     /// Deletes the oldest files of this exporter, other than the active one, until the
     /// directory's files fit in `max_total_bytes`.
     fn prune(&mut self) -> Result<(), Error> {
@@ -150,13 +177,7 @@ impl FileJsonl {
             }
             total += meta.len();
             let path = entry.path();
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let (prefix, suffix) = &self.pattern;
-            let ours = name.len() >= prefix.len() + suffix.len()
-                && name.starts_with(prefix.as_str())
-                && name.ends_with(suffix.as_str());
-            if ours && path.file_name() != self.path.file_name() {
+            if path.file_name() != self.path.file_name() && self.is_ours(&path) {
                 files.push((meta.modified().ok(), path, meta.len()));
             }
         }
