@@ -186,7 +186,7 @@ fn a_component_that_is_not_an_exporter_is_refused() {
             "exporter `mine`",
             "empty.wasm",
             "not a wasmtel exporter",
-            "wasmtel:exporter/exporter@0.1.0",
+            "wasmtel:exporter/exporter@0.1.1",
             "its exports: none",
         ],
     );
@@ -374,4 +374,104 @@ fn two_exporters_that_would_write_one_file_are_a_config_error() {
     );
     let (ok, stdout, stderr) = wasmtel(dir.path(), &["check", "--config", "config.toml"]);
     assert!(ok, "another file name is another file: {stdout}{stderr}");
+}
+
+#[test]
+fn concurrent_replays_into_one_directory_with_a_tiny_budget_delete_no_live_file() {
+    let text = "[telemetry]\nmax_total_bytes = 1000\n\
+                [exporters.session]\nplugin = \"file-jsonl\"\nconfig = { max_file_bytes = 0 }\n";
+    let dir = with_config(text);
+    // A long input, so that the processes overlap: the fixture five times over.
+    let fixture = std::fs::read_to_string(fixture()).expect("fixture");
+    std::fs::write(dir.path().join("long.jsonl"), fixture.repeat(5)).expect("input");
+    let records = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with("{\"type\":\"resource\""))
+            .map(str::to_string)
+            .collect()
+    };
+    // This process writes a session of its own there too, live all along.
+    let config = wasmtel::Config::from_file(&dir.path().join("config.toml")).expect("config");
+    let live = wasmtel::Telemetry::builder(config)
+        .cache_dir(None)
+        .start()
+        .expect("start");
+    live.event(wasmtel::Event::new("before"));
+    assert!(live.flush(std::time::Duration::from_secs(10)));
+    // Each process records its own session (a fresh id) into the same directory.
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_wasmtel"))
+            .args(["replay", "--config", "config.toml", "long.jsonl"])
+            .current_dir(dir.path())
+            .env_remove("WASMTEL_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run wasmtel")
+    };
+    let (a, b) = (start(), start());
+    for child in [a, b] {
+        let out = child.wait_with_output().expect("wait");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(" 0 dropped"), "{stdout}");
+    }
+    live.event(wasmtel::Event::new("after"));
+    let stats = live.shutdown().remove(0);
+    assert_eq!((stats.records_exported, stats.dropped()), (2, 0), "{stats}");
+    let logs = dir.path().join("logs");
+    let own = logs.join(format!("wasmtel-{}.jsonl", live.session_id()));
+    let own = std::fs::read_to_string(&own).expect("the live file was not deleted");
+    assert_eq!(
+        records(&own).len(),
+        2,
+        "both events, in the file that was live: {own}"
+    );
+    // The last process to finish wrote a live file to the end: it is there, whole. (The first
+    // one's file, closed, may go to the budget.)
+    let expected = records(&fixture.repeat(5));
+    let complete = files_under(&logs)
+        .iter()
+        .filter(|p| records(&std::fs::read_to_string(p).expect("read")) == expected)
+        .count();
+    assert!(complete >= 1, "{:?}", files_under(&logs));
+}
+
+#[test]
+fn a_second_process_writing_a_live_file_is_refused_naming_it() {
+    let dir = with_config("[telemetry]\nsession_id = \"X\"\n");
+    let config = wasmtel::Config::from_file(&dir.path().join("config.toml")).expect("config");
+    let live = wasmtel::Telemetry::builder(config)
+        .cache_dir(None)
+        .start()
+        .expect("start");
+    let fixture = fixture();
+    let (ok, stdout, stderr) = wasmtel(
+        dir.path(),
+        &[
+            "replay",
+            "--config",
+            "config.toml",
+            fixture.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(ok, "a broken exporter costs only its own output: {stderr}");
+    assert!(
+        stdout.contains("session (file-jsonl): FAILED, 0 exported, 583 dropped")
+            && stdout.contains("wasmtel-X.jsonl")
+            && stdout.contains("another writer"),
+        "{stdout}"
+    );
+    live.event(wasmtel::Event::new("mine"));
+    assert_eq!(live.shutdown()[0].records_exported, 1);
+    let written = std::fs::read_to_string(dir.path().join("logs/wasmtel-X.jsonl")).expect("log");
+    assert_eq!(
+        written.lines().count(),
+        2,
+        "only the live writer's lines: {written}"
+    );
 }

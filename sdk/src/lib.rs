@@ -68,7 +68,7 @@ pub use view::{AnyValue, Attributes, Values};
 
 /// The version of the WIT package (`wasmtel:exporter`) this SDK implements; the host looks
 /// plugins' exports up at this version.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.1.1";
 
 /// An exporter plugin. Every method but [`Exporter::init`] has a default: a plugin implements the
 /// signals it exports; batches of the others are accepted and ignored.
@@ -171,6 +171,71 @@ pub mod log {
     /// An error.
     pub fn error(message: &str) {
         write(Level::Error, message)
+    }
+}
+
+/// Files of the sandbox directory that the exporter writes alone (the host's
+/// `wasmtel:exporter/files`): a lock keeps every other writer, in this process or another, away
+/// from a file until it is dropped, and a file that a writer holds is never deleted. Natively,
+/// the same with the system's advisory locks.
+pub mod files {
+    use std::path::Path;
+
+    /// The hold of one file; dropping it lets the file go.
+    pub struct Lock(#[allow(dead_code, reason = "held for its lock")] Held);
+
+    #[cfg(target_arch = "wasm32")]
+    type Held = crate::bindings::wasmtel::exporter::files::Lock;
+    #[cfg(not(target_arch = "wasm32"))]
+    type Held = std::fs::File;
+
+    /// Takes the lock of `path` (the file is created, empty, if missing). Fails, saying why, if
+    /// another writer holds it.
+    pub fn try_lock(path: &Path) -> Result<Lock, String> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            crate::bindings::wasmtel::exporter::files::try_lock(&text(path)?).map(Lock)
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            file.try_lock()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(Lock(file))
+        }
+    }
+
+    /// Deletes `path` unless a writer holds its lock: `false` if one does (the file is live).
+    pub fn remove_unlocked(path: &Path) -> Result<bool, String> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            crate::bindings::wasmtel::exporter::files::remove_unlocked(&text(path)?)
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+            let file = std::fs::File::open(path).map_err(|e| err(&e))?;
+            match file.try_lock() {
+                Ok(()) => std::fs::remove_file(path)
+                    .map(|()| true)
+                    .map_err(|e| err(&e)),
+                Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+                Err(std::fs::TryLockError::Error(e)) => Err(err(&e)),
+            }
+        }
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn text(path: &Path) -> Result<String, String> {
+        path.to_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("{}: not UTF-8", path.display()))
     }
 }
 

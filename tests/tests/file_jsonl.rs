@@ -52,7 +52,7 @@ fn only_files_named_exactly_as_the_exporters_and_written_by_it_are_pruned() {
     replay_with(
         tmp.path(),
         "[telemetry]\nsession_id = \"now\"\nmax_total_bytes = 10\n\
-         [exporters.session]\nplugin = \"file-jsonl\"\nconfig = { file = \"{session_id}.jsonl\" }\n",
+         [exporters.session]\nplugin = \"file-jsonl\"\nconfig = { file = \"{session_id}.jsonl\", max_file_bytes = 0 }\n",
     );
     let exists = |name: &str| logs.join(name).exists();
     assert!(!exists("old.jsonl"), "the exporter's own old log goes");
@@ -66,7 +66,7 @@ fn only_files_named_exactly_as_the_exporters_and_written_by_it_are_pruned() {
     replay_with(
         tmp.path(),
         "[telemetry]\nsession_id = \"x\"\nmax_total_bytes = 10\n\
-         [exporters.session]\nplugin = \"file-jsonl\"\nconfig = { file = \"telemetry.jsonl\" }\n",
+         [exporters.session]\nplugin = \"file-jsonl\"\nconfig = { file = \"telemetry.jsonl\", max_file_bytes = 0 }\n",
     );
     assert!(
         exists("telemetry.jsonl.bak"),
@@ -87,7 +87,7 @@ fn over_budget_the_oldest_files_of_the_exporter_are_deleted_and_nothing_else() {
     let config = config(
         tmp.path(),
         "[telemetry]\nsession_id = \"now\"\nmax_total_bytes = 1000000\n\
-         [exporters.session]\nplugin = \"file-jsonl\"\nconfig = { file = \"codex-session-{session_id}.jsonl\" }\n",
+         [exporters.session]\nplugin = \"file-jsonl\"\nconfig = { file = \"codex-session-{session_id}.jsonl\", max_file_bytes = 0 }\n",
     );
     let open = || std::fs::File::open(fixture()).map(BufReader::new);
     let summary = replay("fixture", open, Telemetry::builder(config), |_, _| {}).expect("replay");
@@ -170,4 +170,87 @@ fn the_file_name_takes_the_session_id_and_a_plain_name_is_required() {
         );
         assert!(error.contains(expected), "{error}");
     }
+}
+
+#[test]
+fn a_long_session_goes_on_in_numbered_files_and_the_budget_holds() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The fixture writes about 250 kB: with a 100 kB budget, files of 25 kB.
+    let logs = replay_with(
+        tmp.path(),
+        "[telemetry]\nsession_id = \"long\"\nmax_total_bytes = 100000\n",
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&logs)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort_by_key(|n| {
+        n.trim_start_matches("wasmtel-long")
+            .trim_end_matches(".jsonl")
+            .trim_start_matches('.')
+            .parse::<u64>()
+            .unwrap_or(0)
+    });
+    assert!(names.len() > 1, "{names:?}");
+    let last = names.last().expect("a file");
+    assert!(
+        last.starts_with("wasmtel-long.") && last.ends_with(".jsonl"),
+        "numbered before the extension: {names:?}"
+    );
+    let mut total = 0;
+    let mut kept = String::new();
+    for name in &names {
+        let text = std::fs::read_to_string(logs.join(name)).expect("read");
+        assert!(
+            text.starts_with("{\"type\":\"resource\""),
+            "{name} starts a file: {text:.80}"
+        );
+        for line in text.lines() {
+            wasmtel::jsonl::parse_line(line).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        total += text.len();
+        kept += &text;
+    }
+    assert!(
+        total <= 100_000 + 25_000,
+        "within the budget but for the file being written: {total}"
+    );
+    // What is kept is the newest part of the session, whole.
+    let fixture = std::fs::read_to_string(fixture()).expect("fixture");
+    let events: Vec<&str> = kept
+        .lines()
+        .filter(|l| !l.contains("\"type\":\"resource\""))
+        .collect();
+    assert!(
+        fixture.ends_with(&(events.join("\n") + "\n")),
+        "the newest records, in order"
+    );
+}
+
+#[test]
+fn a_second_writer_of_a_file_is_refused_and_the_first_writes_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = "[telemetry]\nsession_id = \"same\"\n";
+    let first = Telemetry::start(config(tmp.path(), text)).expect("start");
+    let second = Telemetry::start(config(tmp.path(), text)).expect("start");
+    first.event(wasmtel::Event::new("one"));
+    second.event(wasmtel::Event::new("two"));
+    let (first, second) = (first.shutdown().remove(0), second.shutdown().remove(0));
+    assert_eq!(first.records_exported, 1, "{first}");
+    assert_eq!(
+        (second.state, second.dropped_failed),
+        (wasmtel::ExporterState::Failed, 1),
+        "{second}"
+    );
+    let error = second.last_error.unwrap_or_default();
+    assert!(
+        error.contains("wasmtel-same.jsonl") && error.contains("another writer"),
+        "{error}"
+    );
+    let written = std::fs::read_to_string(tmp.path().join("logs/wasmtel-same.jsonl")).expect("log");
+    assert_eq!(
+        written.lines().count(),
+        2,
+        "the resource and the first writer's event: {written}"
+    );
 }

@@ -4,6 +4,7 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
     exports: { default: async },
+    with: { "wasmtel:exporter/files.lock": super::files::HeldFile },
 });
 
 pub use self::wasmtel::exporter::log::Level;

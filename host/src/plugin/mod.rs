@@ -19,6 +19,7 @@
 
 mod bindings;
 mod convert;
+mod files;
 mod net;
 mod stdio;
 
@@ -126,6 +127,10 @@ struct HostState {
     exporter: Arc<str>,
     /// When the call under way must end.
     deadline: Instant,
+    /// The sandbox directory, for `wasmtel:exporter/files`.
+    dir: Option<cap_std::fs::Dir>,
+    /// Files held through `wasmtel:exporter/files`.
+    locks: usize,
 }
 
 impl WasiView for HostState {
@@ -459,6 +464,12 @@ impl Plugin {
             })?;
             wasi.preopened_dir(dir, ".", FsPerms::ReadWrite)?;
         }
+        let dir = match &sandbox.dir {
+            Some(path) => Some(files::open_dir(path).map_err(|e| {
+                anyhow::anyhow!("cannot open sandbox directory {}: {e}", path.display())
+            })?),
+            None => None,
+        };
         let limits = StoreLimitsBuilder::new()
             .memory_size(sandbox.memory_bytes)
             .trap_on_grow_failure(true)
@@ -471,6 +482,8 @@ impl Plugin {
             allow_hosts: net::AllowList::new(&sandbox.allow_hosts),
             exporter,
             deadline: Instant::now(),
+            dir,
+            locks: 0,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);

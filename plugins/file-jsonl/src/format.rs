@@ -30,6 +30,11 @@ impl LineWriter {
         self.buf.clear();
     }
 
+    /// The next lines go to a new file: it starts with the resource line again.
+    pub fn new_file(&mut self) {
+        self.resource = None;
+    }
+
     fn resource(&mut self, attributes: Attributes<'_>) {
         let mut line = Vec::new();
         serde_json::to_writer(

@@ -9,7 +9,14 @@
 //!   deleted. A file is this exporter's when its name is `file` with some session id in place of
 //!   `{session_id}` (exactly `file`, if it has no `{session_id}`) and it starts with the
 //!   `resource` line this exporter writes first. `0` disables pruning. Default 100 MiB.
+//! - `max_file_bytes`: once the file being written passes this size, the next batch goes to a
+//!   new file, named as `file` with `.1`, `.2`, ... before its extension; so the budget holds for
+//!   one long session too. `0`: never. Default: a quarter of `max_total_bytes`.
 //! - `dir`: the directory, inside the sandbox. Default `.`, the directory the sandbox grants.
+//!
+//! One writer per file: the exporter holds the lock of the file it writes (through the host's
+//! `wasmtel:exporter/files`), so another exporter, of this process or another, cannot write it
+//! too; and it deletes only files that no writer holds.
 //!
 //! The same code runs natively (see `wasmtel-sdk`), where `dir` is an ordinary path.
 
@@ -20,6 +27,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use wasmtel_sdk::files::{self, Lock};
 use wasmtel_sdk::{Context, Error, EventBatch, Exporter, MetricBatch, SpanBatch, log};
 
 pub use format::LineWriter;
@@ -35,6 +43,7 @@ const FIRST_LINE: &[u8] = br#"{"type":"resource""#;
 struct Config {
     file: String,
     max_total_bytes: u64,
+    max_file_bytes: Option<u64>,
     dir: PathBuf,
 }
 
@@ -43,21 +52,90 @@ impl Default for Config {
         Config {
             file: "wasmtel-{session_id}.jsonl".into(),
             max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
+            max_file_bytes: None,
             dir: ".".into(),
         }
     }
 }
 
+/// The file being written: the handle, its lock, how large it is.
+struct Active {
+    path: PathBuf,
+    file: File,
+    /// None for a file that is not a regular one (a device such as /dev/null): nothing to keep.
+    _lock: Option<Lock>,
+    bytes: u64,
+}
+
+impl Active {
+    /// Opens `path` for appending, holding its lock first.
+    fn open(path: PathBuf) -> Result<Active, Error> {
+        let regular = fs::metadata(&path).map_or(true, |m| m.is_file());
+        let lock =
+            match regular {
+                true => Some(files::try_lock(&path).map_err(|e| {
+                    Error::permanent(format!("cannot write {}: {e}", path.display()))
+                })?),
+                false => None,
+            };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::permanent(format!("cannot open {}: {e}", path.display())))?;
+        let bytes = match regular {
+            true => file.metadata()?.len(),
+            false => 0,
+        };
+        Ok(Active {
+            path,
+            file,
+            _lock: lock,
+            bytes,
+        })
+    }
+}
+
+/// What a numbered name of `name` has before and after its number.
+fn around_number(name: &str) -> (String, String) {
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (format!("{stem}."), format!(".{ext}")),
+        _ => (format!("{name}."), String::new()),
+    }
+}
+
+/// `name` with `.n` before its extension: `a.jsonl` gives `a.1.jsonl`; `a` gives `a.1`.
+fn numbered(name: &str, n: u64) -> String {
+    let (head, tail) = around_number(name);
+    format!("{head}{n}{tail}")
+}
+
+/// The number of `candidate`, if it is `name` numbered.
+fn number_of(candidate: &str, name: &str) -> Option<u64> {
+    let (head, tail) = around_number(name);
+    let n = candidate
+        .strip_prefix(head.as_str())?
+        .strip_suffix(tail.as_str())?;
+    n.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| n.parse().ok())
+        .flatten()
+}
+
 /// The exporter: one open file, appended to batch by batch.
 pub struct FileJsonl {
     dir: PathBuf,
-    path: PathBuf,
+    /// The name of the session's first file; later ones are numbered.
+    name: String,
+    /// The number of the last numbered file: numbers only grow, so they follow time.
+    number: u64,
     /// What the names of this exporter's files start and end with, around a session id; none:
     /// the name is fixed (`file` has no `{session_id}`).
     pattern: Option<(String, String)>,
-    file: File,
+    active: Active,
     lines: LineWriter,
     max_total_bytes: u64,
+    max_file_bytes: u64,
     /// Bytes in the directory at the last scan, plus what was written since.
     dir_bytes: u64,
     /// `dir_bytes` past which the directory is scanned again.
@@ -80,19 +158,22 @@ impl Exporter for FileJsonl {
             .file
             .split_once("{session_id}")
             .map(|(prefix, suffix)| (prefix.to_string(), suffix.to_string()));
-        let path = config.dir.join(&name);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::permanent(format!("cannot open {}: {e}", path.display())))?;
+        let active = Active::open(config.dir.join(&name))?;
+        // A session that goes on after a restart goes on after its last numbered file.
+        let number = fs::read_dir(&config.dir)?
+            .flatten()
+            .filter_map(|e| number_of(e.file_name().to_str()?, &name))
+            .max()
+            .unwrap_or(0);
         let mut exporter = FileJsonl {
             dir: config.dir,
-            path,
+            name,
+            number,
             pattern,
-            file,
+            active,
             lines: LineWriter::default(),
             max_total_bytes: config.max_total_bytes,
+            max_file_bytes: config.max_file_bytes.unwrap_or(config.max_total_bytes / 4),
             dir_bytes: 0,
             next_scan: 0,
             warned: false,
@@ -120,8 +201,8 @@ impl Exporter for FileJsonl {
 
     /// Makes what was written durable: the file's data reaches the disk.
     fn flush(&mut self) -> Result<(), Error> {
-        self.file.flush()?;
-        match self.file.sync_data() {
+        self.active.file.flush()?;
+        match self.active.file.sync_data() {
             // A file that cannot be synced (a device such as /dev/null) has nothing to keep.
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
             other => Ok(other?),
@@ -130,21 +211,45 @@ impl Exporter for FileJsonl {
 }
 
 impl FileJsonl {
-    /// Appends the lines of the last batch to the file, then prunes if over budget.
+    /// Appends the lines of the last batch to the file, then moves on to a new file if this one
+    /// is full, and prunes if over budget.
     fn write(&mut self) -> Result<(), Error> {
-        let written = self.file.write_all(self.lines.lines());
+        let written = self.active.file.write_all(self.lines.lines());
         let len = self.lines.lines().len() as u64;
         self.lines.clear();
         written?;
+        self.active.bytes += len;
         self.dir_bytes += len;
+        if self.max_file_bytes != 0
+            && self.active.bytes >= self.max_file_bytes
+            && self.active._lock.is_some()
+        {
+            self.next_file()?;
+        }
         if self.max_total_bytes != 0 && self.dir_bytes > self.next_scan {
             self.prune()?;
         }
         Ok(())
     }
 
-    /// Whether `path` is one of this exporter's files: named as `file` says, and starting with
-    /// the `resource` line it writes first (so a file someone else named alike is not).
+    /// Writes on in the next numbered file of the session, which starts with its resource line.
+    fn next_file(&mut self) -> Result<(), Error> {
+        self.active.file.flush()?;
+        let next = loop {
+            self.number += 1;
+            let path = self.dir.join(numbered(&self.name, self.number));
+            if !path.exists() {
+                break path;
+            }
+        };
+        self.active = Active::open(next)?;
+        self.lines.new_file();
+        Ok(())
+    }
+
+    /// Whether `path` is one of this exporter's files: named as `file` says (numbered, or not),
+    /// and starting with the `resource` line it writes first (so a file someone else named alike
+    /// is not).
     fn is_ours(&self, path: &Path) -> bool {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             return false;
@@ -155,7 +260,7 @@ impl FileJsonl {
                     && name.starts_with(prefix.as_str())
                     && name.ends_with(suffix.as_str())
             }
-            None => self.path.file_name().is_some_and(|own| own == name),
+            None => name == self.name || number_of(name, &self.name).is_some(),
         };
         let mut start = [0u8; FIRST_LINE.len()];
         named
@@ -164,8 +269,8 @@ impl FileJsonl {
                 .is_ok_and(|()| start == *FIRST_LINE)
     }
 
-    /// Deletes the oldest files of this exporter, other than the active one, until the
-    /// directory's files fit in `max_total_bytes`.
+    /// Deletes the oldest files of this exporter that no writer holds (the one being written is
+    /// held), until the directory's files fit in `max_total_bytes`.
     fn prune(&mut self) -> Result<(), Error> {
         let mut files = Vec::new();
         let mut total = 0u64;
@@ -177,7 +282,7 @@ impl FileJsonl {
             }
             total += meta.len();
             let path = entry.path();
-            if path.file_name() != self.path.file_name() && self.is_ours(&path) {
+            if path.file_name() != self.active.path.file_name() && self.is_ours(&path) {
                 files.push((meta.modified().ok(), path, meta.len()));
             }
         }
@@ -187,12 +292,15 @@ impl FileJsonl {
                 if total <= self.max_total_bytes {
                     break;
                 }
-                match fs::remove_file(&path) {
-                    Ok(()) => {
+                match files::remove_unlocked(&path) {
+                    Ok(true) => {
                         log::info(&format!("pruned {} ({len} bytes)", path.display()));
                         total -= len;
                     }
-                    Err(e) => log::warn(&format!("cannot prune {}: {e}", path.display())),
+                    Ok(false) => {
+                        log::debug(&format!("kept {}: another writer holds it", path.display()))
+                    }
+                    Err(e) => log::warn(&format!("cannot prune {e}")),
                 }
             }
         }
@@ -206,7 +314,7 @@ impl FileJsonl {
             self.warned = true;
             log::warn(&format!(
                 "{} holds {total} bytes, over max_total_bytes = {}, and nothing more of this \
-                 exporter's can be deleted (the file being written is kept)",
+                 exporter's can be deleted (files being written are kept)",
                 self.dir.display(),
                 self.max_total_bytes
             ));

@@ -9,7 +9,7 @@ wit_bindgen::generate!({
         }
         world plugin {
             import telepathy;
-            export wasmtel:exporter/exporter@0.1.0;
+            export wasmtel:exporter/exporter@0.1.1;
         }
     ",
     world: "test:extra/plugin",
