@@ -48,19 +48,17 @@ pub enum Error {
         /// What is wrong with the line.
         message: String,
     },
-    /// A replay's input is a file that an exporter writes: replaying it would read its own output.
+    /// A replay's input is a file being written: by one of the replay's exporters (which would
+    /// read its own output), or by another process.
     #[error(
-        "{input} is the file that exporter `{exporter}` writes ({}): a replay must not read its own \
-         output; replay a copy, or give the exporter another file or directory",
-        output.display()
+        "{input} is being written by {writer}: a replay must not read a file being written; \
+         replay a copy, or give the exporter another file or directory"
     )]
     InputIsOutput {
         /// The input.
         input: String,
-        /// The exporter that writes it.
-        exporter: String,
-        /// The path through the exporter's sandbox directory.
-        output: PathBuf,
+        /// Who writes it: an exporter and its path, or another process.
+        writer: String,
     },
     /// Reading input failed.
     #[error("{what}")]

@@ -121,8 +121,8 @@ fn check_numbers(line: &str) -> Result<(), String> {
                 {
                     i += 1;
                 }
-                let column = line[..start].chars().count() + 1;
-                check_number(&line[start..i]).map_err(|m| format!("{m} at column {column}"))?;
+                check_number(&line[start..i])
+                    .map_err(|m| format!("{m} at column {}", line[..start].chars().count() + 1))?;
                 continue;
             }
             _ => {}

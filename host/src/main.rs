@@ -1,7 +1,7 @@
 //! The `wasmtel` command: replay recorded telemetry through the configured exporter plugins, and
 //! check a configuration.
 
-use std::io::{BufReader, IsTerminal};
+use std::io::{BufReader, IsTerminal, Seek};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -124,7 +124,16 @@ fn replay(
         let open = || std::fs::File::open(spool.path()).map(BufReader::new);
         wasmtel::replay(name, open, builder, show)?
     } else {
-        let open = || std::fs::File::open(name).map(BufReader::new);
+        // One handle for both passes: the input stays readable whatever happens to its name.
+        let file = std::fs::File::open(name).map_err(|source| wasmtel::Error::Io {
+            what: format!("cannot open {name}"),
+            source,
+        })?;
+        let open = || {
+            let mut file = file.try_clone()?;
+            file.seek(std::io::SeekFrom::Start(0))?;
+            Ok(BufReader::new(file))
+        };
         wasmtel::replay(name, open, builder, show)?
     };
     progress.finish_and_clear();

@@ -793,6 +793,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_change_of_resource_is_never_too_large() {
+        let config = PipelineConfig {
+            max_batch_bytes: 500,
+            ..config(100, 0)
+        };
+        let h = Harness::start(config, &InMemoryExporter::new()).await;
+        let big = vec![KeyValue::new("service.name", "x".repeat(1000))];
+        h.routes.record(Record::Resource(big.clone()), false);
+        h.events(1).await;
+        h.flush().await;
+        assert_eq!(h.stats().dropped(), 0);
+        assert_eq!(h.exporter.batches()[0].resource(), &big[..]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn retryable_errors_are_retried_with_doubling_backoff() {
         let exporter = InMemoryExporter::new();
         exporter.script([retryable(None), retryable(None), Outcome::Ok]);

@@ -118,46 +118,80 @@ pub fn replay<R: BufRead>(
     })
 }
 
-/// Fails if the file `input` is in one of the exporters' sandbox directories (`outputs`, by
-/// exporter), found by its identity (device and inode), so whatever the path says.
+/// Fails if the file `input` is being written: if a writer holds its lock (file-jsonl holds the
+/// file it writes, from its start). The writer is named when it is one of `outputs`' exporters
+/// (found by the file's device and inode in their sandbox directories).
 fn refuse_own_output(input: &str, outputs: &[(String, PathBuf)]) -> Result<(), Error> {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(input) else {
+    let Ok(file) = std::fs::File::open(input) else {
         return Ok(()); // standard input, or a name that is not a path
     };
+    if !matches!(
+        file.try_lock_shared(),
+        Err(std::fs::TryLockError::WouldBlock)
+    ) {
+        return Ok(());
+    }
+    let writer = writer_of(&file, outputs).unwrap_or_else(|| "another process".to_string());
+    Err(Error::InputIsOutput {
+        input: input.to_string(),
+        writer,
+    })
+}
+
+/// The exporter of `outputs` whose sandbox directory (or a directory in it) holds `file`.
+#[cfg(unix)]
+fn writer_of(file: &std::fs::File, outputs: &[(String, PathBuf)]) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().ok()?;
     let same = |path: &std::path::Path| {
         std::fs::metadata(path).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
     };
     for (exporter, dir) in outputs {
-        // The directory and the one below it, where a plugin's own `dir` may lead.
         let mut dirs = vec![dir.clone()];
-        let mut i = 0;
-        while i < dirs.len() {
-            let Ok(entries) = std::fs::read_dir(&dirs[i]) else {
-                i += 1;
-                continue;
-            };
-            for path in entries.flatten().map(|e| e.path()) {
+        while let Some(dir) = dirs.pop() {
+            for path in std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+            {
                 if same(&path) {
-                    return Err(Error::InputIsOutput {
-                        input: input.to_string(),
-                        exporter: exporter.clone(),
-                        output: path,
-                    });
+                    return Some(format!("exporter `{exporter}` ({})", path.display()));
                 }
-                if i == 0 && path.is_dir() {
+                if path.is_dir() && path.starts_with(&dir) && dirs.len() < 64 {
                     dirs.push(path);
                 }
             }
-            i += 1;
         }
     }
-    Ok(())
+    None
+}
+
+#[cfg(not(unix))]
+fn writer_of(_: &std::fs::File, _: &[(String, PathBuf)]) -> Option<String> {
+    None
+}
+
+/// Makes in `to` the directories of `from`, `depth` levels down, without their files: what a
+/// plugin's config may name inside its sandbox directory.
+fn mirror_dirs(from: &std::path::Path, to: &std::path::Path, depth: u32) {
+    if depth == 0 {
+        return;
+    }
+    for entry in std::fs::read_dir(from).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let made = to.join(entry.file_name());
+            if std::fs::create_dir(&made).is_ok() {
+                mirror_dirs(&entry.path(), &made, depth - 1);
+            }
+        }
+    }
 }
 
 /// Loads, instantiates and initializes every exporter of `config`, then shuts it down: what
-/// `wasmtel check` prints. One result per exporter, in config order. It writes nothing: each
-/// plugin sees an empty temporary directory in place of its sandbox directory.
+/// `wasmtel check` prints. One result per exporter, in config order. It writes nothing in the
+/// sandbox directories: each plugin sees a temporary directory in their place, with the same
+/// subdirectories and no files.
 pub fn check(config: &Config, cache_dir: Option<PathBuf>) -> Vec<(String, Result<(), Error>)> {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -184,7 +218,8 @@ pub fn check(config: &Config, cache_dir: Option<PathBuf>) -> Vec<(String, Result
                 let plugin = exporter.load(&plugins)?;
                 let (name, location) = (exporter.name.clone(), exporter.location.clone());
                 let mut exporter = exporter.clone();
-                if exporter.sandbox.dir.is_some() {
+                if let Some(dir) = &exporter.sandbox.dir {
+                    mirror_dirs(dir, scratch.path(), 3);
                     exporter.sandbox.dir = Some(scratch.path().to_path_buf());
                 }
                 let setup = exporter.setup(plugin, &session_id);

@@ -60,8 +60,8 @@ impl Routes {
 
     /// Sends what `make` builds to every route that takes `signal`: waiting for room if `wait`,
     /// else dropping (and counting) where a queue is full. A record too large for any of a
-    /// route's batches is dropped (and counted) there. `make` is called only if some route takes
-    /// the signal.
+    /// route's batches is dropped (and counted) there; a change of resource never is. `make` is
+    /// called only if some route takes the signal.
     pub fn send(&self, signal: Option<Signal>, make: impl FnOnce() -> Item, wait: bool) {
         let mut routes = self.iter().filter(|r| r.takes(signal)).peekable();
         if routes.peek().is_none() {
@@ -70,7 +70,7 @@ impl Routes {
         let item = make();
         for route in routes {
             let counters = &route.counters;
-            if item.bytes() > route.max_record_bytes {
+            if signal.is_some() && item.bytes() > route.max_record_bytes {
                 Counters::add(&counters.dropped_too_large, 1);
                 continue;
             }

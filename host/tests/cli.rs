@@ -353,10 +353,31 @@ fn a_replay_of_the_file_an_exporter_writes_is_refused_naming_both() {
     );
     assert!(!ok, "{stdout}");
     assert!(
-        stderr.contains("logs/wasmtel-X.jsonl is the file that exporter `session` writes"),
+        stderr.contains("logs/wasmtel-X.jsonl is being written by exporter `session` (")
+            && stderr.contains("wasmtel-X.jsonl)"),
         "{stderr}"
     );
     assert_eq!(std::fs::read(&log).expect("read"), before, "left as it was");
+}
+
+#[test]
+fn an_old_log_replays_from_the_log_directory_even_under_budget_pressure() {
+    // The old log is the exporter's and over budget: pruning may take its name, not the replay.
+    let dir = with_config("[telemetry]\nsession_id = \"new\"\nmax_total_bytes = 1000\n");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    std::fs::copy(fixture(), logs.join("wasmtel-old.jsonl")).expect("an old log");
+    let (ok, stdout, stderr) = wasmtel(
+        dir.path(),
+        &[
+            "replay",
+            "--config",
+            "config.toml",
+            "logs/wasmtel-old.jsonl",
+        ],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("583 exported, 0 dropped"), "{stdout}");
 }
 
 #[test]
@@ -473,5 +494,56 @@ fn a_second_process_writing_a_live_file_is_refused_naming_it() {
         written.lines().count(),
         2,
         "only the live writer's lines: {written}"
+    );
+}
+
+#[test]
+fn standard_input_is_read_in_bounded_memory() {
+    use std::io::Write;
+    // 64 lines of 1 MiB each, then an invalid line: the check fails at the end, after reading it
+    // all, before any plugin starts.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("big.jsonl");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&input).expect("create"));
+    let big = "x".repeat(1 << 20);
+    for _ in 0..64 {
+        writeln!(
+            file,
+            r#"{{"type":"event","time":"2026-11-20T09:00:00Z","name":"big","body":"{big}"}}"#
+        )
+        .expect("write");
+    }
+    writeln!(file, "not a record").expect("write");
+    drop(file);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
+        .args(["replay", "-"])
+        .current_dir(dir.path())
+        .stdin(std::fs::File::open(&input).expect("input"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run wasmtel");
+    // The peak resident size, as the kernel keeps it, read until the process ends.
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    while child.try_wait().expect("wait").is_none() {
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("-:65: invalid JSON"), "{stderr}");
+    assert!(peak_kib > 0, "the peak was read");
+    assert!(
+        peak_kib < 40 * 1024,
+        "64 MiB of input, but a peak of {} MiB: it must not be held in memory",
+        peak_kib / 1024
     );
 }

@@ -1,7 +1,7 @@
 //! `wasmtel:exporter/files`: advisory locks on files of the sandbox directory, taken by the host
 //! for the plugin, so that two writers never append to one file and a live file is never
 //! deleted. Paths are resolved inside the directory (cap-std): no `..`, absolute path or link
-//! leads out.
+//! leads out; and only regular files are taken (no link, FIFO or device, which could block).
 
 use std::fs::TryLockError;
 
@@ -30,6 +30,25 @@ impl HostState {
     }
 }
 
+/// The device and inode of `path` if it is a regular file (not following a link), none if it
+/// does not exist; an error if it is anything else.
+fn regular(dir: &Dir, path: &str) -> Result<Option<(u64, u64)>, String> {
+    use cap_std::fs::MetadataExt;
+    match dir.symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(Some((meta.dev(), meta.ino()))),
+        Ok(_) => Err(format!("{path}: not a regular file")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{path}: {e}")),
+    }
+}
+
+/// Whether `file` is the file of `identity` (device, inode).
+fn is(file: &std::fs::File, identity: (u64, u64)) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata()
+        .is_ok_and(|m| (m.dev(), m.ino()) == identity)
+}
+
 fn held(e: TryLockError) -> String {
     match e {
         TryLockError::WouldBlock => {
@@ -46,12 +65,15 @@ impl Host for HostState {
                 "{path}: at most {MAX_LOCKS} files may be held at once"
             ));
         }
-        let file = self
-            .dir()?
-            .open_with(
-                &path,
-                OpenOptions::new().read(true).write(true).create(true),
-            )
+        let dir = self.dir()?;
+        regular(dir, &path)?;
+        let options = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .clone();
+        let file = dir
+            .open_with(&path, &options)
             .map_err(|e| format!("{path}: {e}"))?
             .into_std();
         file.try_lock()
@@ -66,13 +88,20 @@ impl Host for HostState {
 
     fn remove_unlocked(&mut self, path: String) -> Result<bool, String> {
         let dir = self.dir()?;
+        let Some(identity) = regular(dir, &path)? else {
+            return Err(format!("{path}: no such file"));
+        };
         let file = dir
             .open(&path)
             .map_err(|e| format!("{path}: {e}"))?
             .into_std();
         match file.try_lock() {
-            // Deleted while held, so no writer takes it in between.
-            Ok(()) => dir.remove_file(&path).map(|()| true),
+            // Deleted while held, and only if the name still leads to the file that was locked,
+            // so no writer takes it in between and no other file goes in its place.
+            Ok(()) if is(&file, identity) && regular(dir, &path)? == Some(identity) => {
+                dir.remove_file(&path).map(|()| true)
+            }
+            Ok(()) => return Err(format!("{path}: changed while being removed")),
             Err(TryLockError::WouldBlock) => Ok(false),
             Err(TryLockError::Error(e)) => Err(e),
         }

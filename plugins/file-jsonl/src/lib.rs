@@ -65,12 +65,15 @@ struct Active {
     /// None for a file that is not a regular one (a device such as /dev/null): nothing to keep.
     _lock: Option<Lock>,
     bytes: u64,
+    /// Whether this exporter made the file (it did not exist before).
+    made: bool,
 }
 
 impl Active {
     /// Opens `path` for appending, holding its lock first.
     fn open(path: PathBuf) -> Result<Active, Error> {
-        let regular = fs::metadata(&path).map_or(true, |m| m.is_file());
+        let existing = fs::metadata(&path).ok();
+        let regular = existing.as_ref().is_none_or(|m| m.is_file());
         let lock =
             match regular {
                 true => Some(files::try_lock(&path).map_err(|e| {
@@ -92,6 +95,7 @@ impl Active {
             file,
             _lock: lock,
             bytes,
+            made: existing.is_none(),
         })
     }
 }
@@ -158,13 +162,16 @@ impl Exporter for FileJsonl {
             .file
             .split_once("{session_id}")
             .map(|(prefix, suffix)| (prefix.to_string(), suffix.to_string()));
-        let active = Active::open(config.dir.join(&name))?;
-        // A session that goes on after a restart goes on after its last numbered file.
+        // A session that goes on after a restart goes on in its last file.
         let number = fs::read_dir(&config.dir)?
             .flatten()
             .filter_map(|e| number_of(e.file_name().to_str()?, &name))
             .max()
             .unwrap_or(0);
+        let active = Active::open(config.dir.join(match number {
+            0 => name.clone(),
+            n => numbered(&name, n),
+        }))?;
         let mut exporter = FileJsonl {
             dir: config.dir,
             name,
@@ -179,7 +186,7 @@ impl Exporter for FileJsonl {
             warned: false,
         };
         if exporter.max_total_bytes != 0 {
-            exporter.prune()?;
+            exporter.prune();
         }
         Ok(exporter)
     }
@@ -199,6 +206,15 @@ impl Exporter for FileJsonl {
         self.write()
     }
 
+    /// Flushes; a file this exporter made and never wrote to is not left behind.
+    fn shutdown(&mut self) -> Result<(), Error> {
+        self.flush()?;
+        if self.active.made && self.active.bytes == 0 {
+            let _ = fs::remove_file(&self.active.path);
+        }
+        Ok(())
+    }
+
     /// Makes what was written durable: the file's data reaches the disk.
     fn flush(&mut self) -> Result<(), Error> {
         self.active.file.flush()?;
@@ -212,7 +228,8 @@ impl Exporter for FileJsonl {
 
 impl FileJsonl {
     /// Appends the lines of the last batch to the file, then moves on to a new file if this one
-    /// is full, and prunes if over budget.
+    /// is full, and prunes if over budget. Once the batch is written, nothing fails it: trouble
+    /// with the next file or with pruning is logged.
     fn write(&mut self) -> Result<(), Error> {
         let written = self.active.file.write_all(self.lines.lines());
         let len = self.lines.lines().len() as u64;
@@ -223,11 +240,15 @@ impl FileJsonl {
         if self.max_file_bytes != 0
             && self.active.bytes >= self.max_file_bytes
             && self.active._lock.is_some()
+            && let Err(e) = self.next_file()
         {
-            self.next_file()?;
+            log::warn(&format!(
+                "writing on in {}: {e:?}",
+                self.active.path.display()
+            ));
         }
         if self.max_total_bytes != 0 && self.dir_bytes > self.next_scan {
-            self.prune()?;
+            self.prune();
         }
         Ok(())
     }
@@ -270,13 +291,19 @@ impl FileJsonl {
     }
 
     /// Deletes the oldest files of this exporter that no writer holds (the one being written is
-    /// held), until the directory's files fit in `max_total_bytes`.
-    fn prune(&mut self) -> Result<(), Error> {
+    /// held), until the directory's files fit in `max_total_bytes`. Files that vanish while it
+    /// looks (another process pruned them) are passed over.
+    fn prune(&mut self) {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) => return log::warn(&format!("cannot prune {}: {e}", self.dir.display())),
+        };
         let mut files = Vec::new();
         let mut total = 0u64;
-        for entry in fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let meta = entry.metadata()?;
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
             if !meta.is_file() {
                 continue;
             }
@@ -320,7 +347,6 @@ impl FileJsonl {
             ));
         }
         self.dir_bytes = total;
-        Ok(())
     }
 }
 
