@@ -189,25 +189,63 @@ pub mod files {
     #[cfg(not(target_arch = "wasm32"))]
     type Held = std::fs::File;
 
-    /// Takes the lock of `path` (the file is created, empty, if missing). Fails, saying why, if
-    /// another writer holds it.
-    pub fn try_lock(path: &Path) -> Result<Lock, String> {
+    /// Why a lock was not taken.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum LockError {
+        /// Another writer, of this process or another, holds the file.
+        Held,
+        /// The file system keeps no such locks (some network file systems).
+        Unsupported(String),
+        /// Anything else, said.
+        Failed(String),
+    }
+
+    impl std::fmt::Display for LockError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                LockError::Held => {
+                    f.write_str("another writer (an exporter of this or another process) holds it")
+                }
+                LockError::Unsupported(m) => write!(f, "its file system keeps no locks: {m}"),
+                LockError::Failed(m) => f.write_str(m),
+            }
+        }
+    }
+
+    /// Takes the lock of `path` (the file is created, empty, if missing; only a regular file can
+    /// be locked).
+    pub fn try_lock(path: &Path) -> Result<Lock, LockError> {
         #[cfg(target_arch = "wasm32")]
         {
-            crate::bindings::wasmtel::exporter::files::try_lock(&text(path)?).map(Lock)
+            use crate::bindings::wasmtel::exporter::files::{self as host, LockError as E};
+            let path = text(path).map_err(LockError::Failed)?;
+            host::try_lock(&path).map(Lock).map_err(|e| match e {
+                E::Held => LockError::Held,
+                E::Unsupported(m) => LockError::Unsupported(m),
+                E::Failed(m) => LockError::Failed(m),
+            })
         }
         #[cfg(not(target_arch = "wasm32"))]
         {
+            let failed =
+                |e: &dyn std::fmt::Display| LockError::Failed(format!("{}: {e}", path.display()));
             let file = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
                 .open(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            file.try_lock()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            Ok(Lock(file))
+                .map_err(|e| failed(&e))?;
+            match file.try_lock() {
+                Ok(()) => Ok(Lock(file)),
+                Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Held),
+                Err(std::fs::TryLockError::Error(e))
+                    if e.kind() == std::io::ErrorKind::Unsupported =>
+                {
+                    Err(LockError::Unsupported(format!("{}: {e}", path.display())))
+                }
+                Err(std::fs::TryLockError::Error(e)) => Err(failed(&e)),
+            }
         }
     }
 

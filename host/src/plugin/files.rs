@@ -9,7 +9,7 @@ use cap_std::fs::{Dir, OpenOptions};
 use wasmtime::component::Resource;
 
 use super::HostState;
-use super::bindings::wasmtel::exporter::files::{Host, HostLock};
+use super::bindings::wasmtel::exporter::files::{Host, HostLock, LockError};
 
 /// How many files one instance may hold at once.
 const MAX_LOCKS: usize = 64;
@@ -44,29 +44,39 @@ fn regular(dir: &Dir, path: &str) -> Result<Option<(u64, u64)>, String> {
 
 /// Whether `file` is the file of `identity` (device, inode).
 fn is(file: &std::fs::File, identity: (u64, u64)) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    file.metadata()
+    use cap_std::fs::MetadataExt;
+    let Ok(file) = file.try_clone() else {
+        return false;
+    };
+    cap_std::fs::File::from_std(file)
+        .metadata()
         .is_ok_and(|m| (m.dev(), m.ino()) == identity)
 }
 
-fn held(e: TryLockError) -> String {
+/// A lock that could not be taken, as the plugin sees it.
+fn lock_error(path: &str, e: TryLockError) -> LockError {
     match e {
-        TryLockError::WouldBlock => {
-            "another writer (an exporter of this or of another process) holds it".to_string()
+        TryLockError::WouldBlock => LockError::Held,
+        // ENOLCK: the file system keeps no locks (some network file systems).
+        TryLockError::Error(e)
+            if e.kind() == std::io::ErrorKind::Unsupported || e.raw_os_error() == Some(37) =>
+        {
+            LockError::Unsupported(format!("{path}: {e}"))
         }
-        TryLockError::Error(e) => e.to_string(),
+        TryLockError::Error(e) => LockError::Failed(format!("{path}: {e}")),
     }
 }
 
 impl Host for HostState {
-    fn try_lock(&mut self, path: String) -> Result<Resource<HeldFile>, String> {
+    fn try_lock(&mut self, path: String) -> Result<Resource<HeldFile>, LockError> {
+        let failed = |e: &dyn std::fmt::Display| LockError::Failed(format!("{path}: {e}"));
         if self.locks >= MAX_LOCKS {
-            return Err(format!(
-                "{path}: at most {MAX_LOCKS} files may be held at once"
-            ));
+            return Err(failed(&format!(
+                "at most {MAX_LOCKS} files may be held at once"
+            )));
         }
-        let dir = self.dir()?;
-        regular(dir, &path)?;
+        let dir = self.dir().map_err(LockError::Failed)?;
+        regular(dir, &path).map_err(LockError::Failed)?;
         let options = OpenOptions::new()
             .read(true)
             .write(true)
@@ -74,14 +84,10 @@ impl Host for HostState {
             .clone();
         let file = dir
             .open_with(&path, &options)
-            .map_err(|e| format!("{path}: {e}"))?
+            .map_err(|e| failed(&e))?
             .into_std();
-        file.try_lock()
-            .map_err(|e| format!("{path}: {}", held(e)))?;
-        let lock = self
-            .table
-            .push(HeldFile(file))
-            .map_err(|e| format!("{path}: {e}"))?;
+        file.try_lock().map_err(|e| lock_error(&path, e))?;
+        let lock = self.table.push(HeldFile(file)).map_err(|e| failed(&e))?;
         self.locks += 1;
         Ok(lock)
     }

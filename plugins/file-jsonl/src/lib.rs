@@ -27,7 +27,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use wasmtel_sdk::files::{self, Lock};
+use wasmtel_sdk::files::{self, Lock, LockError};
 use wasmtel_sdk::{Context, Error, EventBatch, Exporter, MetricBatch, SpanBatch, log};
 
 pub use format::LineWriter;
@@ -62,8 +62,10 @@ impl Default for Config {
 struct Active {
     path: PathBuf,
     file: File,
-    /// None for a file that is not a regular one (a device such as /dev/null): nothing to keep.
+    /// Its lock; none for a device (such as /dev/null), or where the file system keeps no locks.
     _lock: Option<Lock>,
+    /// A regular file, not a device: it grows, so it is rotated.
+    regular: bool,
     bytes: u64,
     /// Whether this exporter made the file (it did not exist before).
     made: bool,
@@ -74,13 +76,24 @@ impl Active {
     fn open(path: PathBuf) -> Result<Active, Error> {
         let existing = fs::metadata(&path).ok();
         let regular = existing.as_ref().is_none_or(|m| m.is_file());
-        let lock =
-            match regular {
-                true => Some(files::try_lock(&path).map_err(|e| {
-                    Error::permanent(format!("cannot write {}: {e}", path.display()))
-                })?),
-                false => None,
-            };
+        let lock = match regular {
+            true => match files::try_lock(&path) {
+                Ok(lock) => Some(lock),
+                // Writing without the lock beats not writing; the guarantee is lost, and said so.
+                Err(LockError::Unsupported(why)) => {
+                    log::warn(&format!(
+                        "writing {} without a lock: no other writer is kept out ({why})",
+                        path.display()
+                    ));
+                    None
+                }
+                Err(e) => {
+                    let path = path.display();
+                    return Err(Error::permanent(format!("cannot write {path}: {e}")));
+                }
+            },
+            false => None,
+        };
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -94,6 +107,7 @@ impl Active {
             path,
             file,
             _lock: lock,
+            regular,
             bytes,
             made: existing.is_none(),
         })
@@ -239,7 +253,7 @@ impl FileJsonl {
         self.dir_bytes += len;
         if self.max_file_bytes != 0
             && self.active.bytes >= self.max_file_bytes
-            && self.active._lock.is_some()
+            && self.active.regular
             && let Err(e) = self.next_file()
         {
             log::warn(&format!(
