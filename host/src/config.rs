@@ -13,7 +13,9 @@ use crate::builtin;
 use crate::error::{ConfigError, Error, Location};
 use crate::exporter::Signal;
 use crate::jsonl::TemporalityText;
-use crate::plugin::{self, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT, Plugin, Sandbox, Source};
+use crate::plugin::{
+    self, DEFAULT_LOG_RATE, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT, LogRate, Plugin, Sandbox, Source,
+};
 
 /// The name of the exporter used when the config has none.
 const DEFAULT_EXPORTER: &str = "session";
@@ -360,6 +362,8 @@ struct SandboxToml {
     allow_hosts: Vec<Spanned<String>>,
     memory_mib: Option<NonZeroU32>,
     timeout_ms: Option<NonZeroU64>,
+    log_lines_per_sec: Option<u32>,
+    log_bytes_per_sec: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -510,6 +514,16 @@ impl ExporterToml {
                     .into_iter()
                     .map(Spanned::into_inner)
                     .collect(),
+                log_rate: LogRate {
+                    lines: self
+                        .sandbox
+                        .log_lines_per_sec
+                        .unwrap_or(DEFAULT_LOG_RATE.lines),
+                    bytes: self
+                        .sandbox
+                        .log_bytes_per_sec
+                        .unwrap_or(DEFAULT_LOG_RATE.bytes),
+                },
             },
             pipeline: self.queue.resolve(&self.metrics),
             location,

@@ -233,3 +233,51 @@ fn record_calls_never_wait_for_a_stuck_plugin_and_shutdown_keeps_its_deadline() 
     assert_eq!(after[1].dropped_shutdown, 2, "{}", after[1]);
     assert!(!telemetry.flush(std::time::Duration::from_millis(10)));
 }
+
+#[test]
+fn a_plugin_blocked_in_a_host_call_is_stopped_at_its_deadline() {
+    // 20 s asleep through WASI in every export, with 300 ms a call: each call is cut off at its
+    // deadline, the exporter is parked after three, and the replay ends in a few deadlines.
+    let started = std::time::Instant::now();
+    let (s, records) = beside_a_healthy_exporter(
+        "action = \"sleep\", ms = 20000",
+        ", timeout_ms = 300",
+        "queue = { max_retries = 0 }",
+    );
+    faulted_and_parked(&s, records, &["deadline of 300 ms"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "not 20 s a call: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_plugin_asleep_forever_in_init_stops_neither_start_nor_check() {
+    let started = std::time::Instant::now();
+    let (s, records) = beside_a_healthy_exporter(
+        "action = \"sleep\", ms = 9223372036854775807, when = \"init\"",
+        ", timeout_ms = 300",
+        "",
+    );
+    assert_eq!(
+        (s.state, s.dropped_failed),
+        (ExporterState::Parked, records),
+        "{s}"
+    );
+    assert!(error_of(&s).contains("deadline of 300 ms"), "{s}");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "[exporters.asleep]\nplugin = {ROGUE:?}\n\
+         config = {{ action = \"sleep\", ms = 9223372036854775807, when = \"init\" }}\n\
+         sandbox = {{ timeout_ms = 300 }}\n"
+    );
+    let (name, result) = wasmtel::check(&config(tmp.path(), &text), None).remove(0);
+    let error = result.expect_err("init cannot finish").chain();
+    assert!(error.contains("deadline of 300 ms"), "{name}: {error}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "a few deadlines, not forever: {:?}",
+        started.elapsed()
+    );
+}

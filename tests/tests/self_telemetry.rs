@@ -1,14 +1,12 @@
 //! What wasmtel tells about itself: `wasmtel.*` metrics through the normal pipeline, and plugin
 //! diagnostics (the log import, stdout, stderr) in the host's log.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtel::jsonl::parse_line;
 use wasmtel::model::Record;
 use wasmtel::{Event, MetricData, Number, Telemetry};
-use wasmtel_tests::{ROGUE, config, only_jsonl};
+use wasmtel_tests::{ROGUE, capture_log, config, only_jsonl};
 
 /// The value of the point of `metric` whose attributes include every pair of `want`.
 fn value(metric: &wasmtel::Metric, want: &[(&str, &str)]) -> Option<Number> {
@@ -77,27 +75,9 @@ fn self_metrics_count_every_exporters_outcomes() {
     telemetry.shutdown();
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn plugin_output_goes_to_the_host_log_tagged_with_the_exporter() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let captured = capture_log();
     let tmp = tempfile::tempdir().expect("tempdir");
     let text =
         format!("[exporters.chatty]\nplugin = {ROGUE:?}\nconfig = {{ action = \"print\" }}\n");
@@ -105,7 +85,7 @@ fn plugin_output_goes_to_the_host_log_tagged_with_the_exporter() {
     telemetry.event(Event::new("hello"));
     let stats = telemetry.shutdown();
     assert_eq!(stats[0].records_exported, 1, "{}", stats[0]);
-    let log = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let log = captured.text();
     for (level, line) in [
         ("INFO", "rogue says hello on stdout"),
         ("WARN", "rogue says hello on stderr"),

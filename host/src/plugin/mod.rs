@@ -41,6 +41,7 @@ use crate::error::{Error, LoadCause, LoadError};
 pub use crate::exporter::{Batch, Signal};
 use crate::exporter::{Exporter, Start};
 use convert::IntoWit;
+pub use stdio::LogRate;
 
 /// The component of the built-in plugin `name`.
 pub fn builtin(name: &str) -> Option<&'static [u8]> {
@@ -74,6 +75,11 @@ fn interface(name: &str) -> String {
 pub(crate) const DEFAULT_MEMORY_MIB: u32 = 64;
 /// The default of `sandbox.timeout_ms`.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The defaults of `sandbox.log_lines_per_sec` and `sandbox.log_bytes_per_sec`.
+pub(crate) const DEFAULT_LOG_RATE: LogRate = LogRate {
+    lines: 100,
+    bytes: 64 * 1024,
+};
 
 /// How often the epoch advances: the granularity of call deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -90,6 +96,8 @@ pub struct Sandbox {
     pub timeout: Duration,
     /// The hosts the plugin may send HTTP requests to (see the README); none by default.
     pub allow_hosts: Vec<String>,
+    /// How much of its output (log, stdout, stderr) reaches the host's log.
+    pub log_rate: LogRate,
 }
 
 impl Default for Sandbox {
@@ -99,6 +107,7 @@ impl Default for Sandbox {
             memory_bytes: DEFAULT_MEMORY_MIB as usize * 1024 * 1024,
             timeout: DEFAULT_TIMEOUT,
             allow_hosts: Vec::new(),
+            log_rate: DEFAULT_LOG_RATE,
         }
     }
 }
@@ -124,7 +133,8 @@ struct HostState {
     limits: StoreLimits,
     http: WasiHttpCtx,
     allow_hosts: net::AllowList,
-    exporter: Arc<str>,
+    /// Its messages into the host's log, within their rate.
+    log: Arc<stdio::PluginLog>,
     /// When the call under way must end.
     deadline: Instant,
     /// The sandbox directory, for `wasmtel:exporter/files`.
@@ -154,7 +164,7 @@ impl WasiHttpView for HostState {
 
 impl bindings::wasmtel::exporter::log::Host for HostState {
     fn log(&mut self, level: bindings::Level, message: String) {
-        stdio::log(&self.exporter, level, &message);
+        self.log.log(level, &message);
     }
 }
 
@@ -451,13 +461,13 @@ impl Plugin {
     }
 
     async fn try_instantiate(&self, exporter: &str, sandbox: &Sandbox) -> anyhow::Result<Instance> {
-        let exporter: Arc<str> = exporter.into();
+        let log = Arc::new(stdio::PluginLog::new(exporter.into(), sandbox.log_rate));
         let mut wasi = WasiCtxBuilder::new();
         wasi.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .stdout(stdio::LogStream::new(exporter.clone(), "stdout"))
-            .stderr(stdio::LogStream::new(exporter.clone(), "stderr"));
+            .stdout(stdio::LogStream::new(log.clone(), "stdout"))
+            .stderr(stdio::LogStream::new(log.clone(), "stderr"));
         if let Some(dir) = &sandbox.dir {
             std::fs::create_dir_all(dir).map_err(|e| {
                 anyhow::anyhow!("cannot create sandbox directory {}: {e}", dir.display())
@@ -480,7 +490,7 @@ impl Plugin {
             limits,
             http: WasiHttpCtx::new(),
             allow_hosts: net::AllowList::new(&sandbox.allow_hosts),
-            exporter,
+            log,
             deadline: Instant::now(),
             dir,
             locks: 0,
@@ -496,13 +506,29 @@ impl Plugin {
             }
         });
         arm(&mut store, timeout);
-        let plugin = self.pre.instantiate_async(&mut store).await?;
+        let plugin = within(timeout, self.pre.instantiate_async(&mut store)).await?;
         Ok(Instance {
             store,
             plugin,
             timeout,
             laid_out: None,
         })
+    }
+}
+
+/// How long past its deadline a call blocked in a host call (a sleep, a poll, I/O) is given to
+/// end by itself; running code is stopped at the deadline by the epoch check.
+const BLOCKED_GRACE: Duration = Duration::from_millis(50);
+
+/// Runs a call into the plugin within its deadline, which also holds while the plugin waits in a
+/// host call: past it the call is abandoned (a fault: the instance is not used again).
+async fn within<T>(
+    timeout: Duration,
+    call: impl Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    match tokio::time::timeout(timeout + BLOCKED_GRACE, call).await {
+        Ok(result) => result,
+        Err(_) => Err(DeadlineExceeded(timeout).into()),
     }
 }
 
@@ -541,7 +567,8 @@ impl Instance {
             session_id: session_id.into(),
         };
         let api = self.plugin.wasmtel_exporter_exporter();
-        finish(api.call_init(&mut self.store, config, &context).await)
+        let call = api.call_init(&mut self.store, config, &context);
+        finish(within(self.timeout, call).await)
     }
 
     /// Exports one batch: lays it out for the plugin, then calls it within the deadline. The
@@ -553,10 +580,11 @@ impl Instance {
         };
         arm(&mut self.store, self.timeout);
         let api = self.plugin.wasmtel_exporter_exporter();
+        let (store, timeout) = (&mut self.store, self.timeout);
         let result = finish(match &laid_out {
-            WitBatch::Events(b) => api.call_export_events(&mut self.store, b).await,
-            WitBatch::Spans(b) => api.call_export_spans(&mut self.store, b).await,
-            WitBatch::Metrics(b) => api.call_export_metrics(&mut self.store, b).await,
+            WitBatch::Events(b) => within(timeout, api.call_export_events(store, b)).await,
+            WitBatch::Spans(b) => within(timeout, api.call_export_spans(store, b)).await,
+            WitBatch::Metrics(b) => within(timeout, api.call_export_metrics(store, b)).await,
         });
         if result.is_err() {
             self.laid_out = Some((batch.clone(), laid_out));
@@ -568,14 +596,14 @@ impl Instance {
     pub async fn flush(&mut self) -> Result<(), CallError> {
         arm(&mut self.store, self.timeout);
         let api = self.plugin.wasmtel_exporter_exporter();
-        finish(api.call_flush(&mut self.store).await)
+        finish(within(self.timeout, api.call_flush(&mut self.store)).await)
     }
 
     /// The last call.
     pub async fn shutdown(&mut self) -> Result<(), CallError> {
         arm(&mut self.store, self.timeout);
         let api = self.plugin.wasmtel_exporter_exporter();
-        finish(api.call_shutdown(&mut self.store).await)
+        finish(within(self.timeout, api.call_shutdown(&mut self.store)).await)
     }
 }
 

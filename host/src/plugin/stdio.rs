@@ -37,9 +37,93 @@ pub fn bounded_owned(mut message: String) -> String {
     message
 }
 
+/// How much of one instance's output reaches the host's log: at most so many lines and bytes a
+/// second; the rest is counted, and said in one line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogRate {
+    /// Lines a second.
+    pub lines: u32,
+    /// Bytes a second.
+    pub bytes: u64,
+}
+
+/// One instance's messages into the host's log (the `log` import, stdout and stderr), tagged with
+/// the exporter's name, within its [`LogRate`].
+pub struct PluginLog {
+    exporter: Arc<str>,
+    rate: LogRate,
+    window: std::sync::Mutex<Window>,
+}
+
+/// The current second: what was written, and what was suppressed.
+struct Window {
+    start: std::time::Instant,
+    lines: u32,
+    bytes: u64,
+    suppressed_lines: u64,
+    suppressed_bytes: u64,
+}
+
+impl PluginLog {
+    pub fn new(exporter: Arc<str>, rate: LogRate) -> Self {
+        PluginLog {
+            exporter,
+            rate,
+            window: std::sync::Mutex::new(Window {
+                start: std::time::Instant::now(),
+                lines: 0,
+                bytes: 0,
+                suppressed_lines: 0,
+                suppressed_bytes: 0,
+            }),
+        }
+    }
+
+    /// Writes `message` to the host's log, unless this second's rate is spent.
+    pub fn log(&self, level: Level, message: &str) {
+        let message = bounded(message);
+        {
+            let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+            if w.start.elapsed() >= std::time::Duration::from_secs(1) {
+                self.say_suppressed(&mut w);
+                w.start = std::time::Instant::now();
+                (w.lines, w.bytes) = (0, 0);
+            }
+            let len = message.len() as u64;
+            if w.lines >= self.rate.lines || w.bytes + len > self.rate.bytes {
+                w.suppressed_lines += 1;
+                w.suppressed_bytes += len;
+                return;
+            }
+            w.lines += 1;
+            w.bytes += len;
+        }
+        emit(&self.exporter, level, message);
+    }
+
+    fn say_suppressed(&self, w: &mut Window) {
+        if w.suppressed_lines > 0 {
+            let message = format!(
+                "{} lines ({} bytes) of this plugin's output suppressed: over its rate of {} lines \
+                 and {} bytes a second",
+                w.suppressed_lines, w.suppressed_bytes, self.rate.lines, self.rate.bytes
+            );
+            emit(&self.exporter, Level::Warn, &message);
+            (w.suppressed_lines, w.suppressed_bytes) = (0, 0);
+        }
+    }
+}
+
+impl Drop for PluginLog {
+    /// What was suppressed last is said too.
+    fn drop(&mut self) {
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        self.say_suppressed(&mut w);
+    }
+}
+
 /// Writes a plugin's message to the host's log.
-pub fn log(exporter: &str, level: Level, message: &str) {
-    let message = bounded(message);
+fn emit(exporter: &str, level: Level, message: &str) {
     match level {
         Level::Trace => tracing::trace!(target: "wasmtel::plugin", exporter, "{message}"),
         Level::Debug => tracing::debug!(target: "wasmtel::plugin", exporter, "{message}"),
@@ -52,13 +136,13 @@ pub fn log(exporter: &str, level: Level, message: &str) {
 /// A plugin's stdout or stderr: each line becomes a log message (info for stdout, warn for
 /// stderr).
 pub struct LogStream {
-    exporter: Arc<str>,
+    log: Arc<PluginLog>,
     stream: &'static str,
 }
 
 impl LogStream {
-    pub fn new(exporter: Arc<str>, stream: &'static str) -> Self {
-        LogStream { exporter, stream }
+    pub fn new(log: Arc<PluginLog>, stream: &'static str) -> Self {
+        LogStream { log, stream }
     }
 }
 
@@ -71,7 +155,7 @@ impl IsTerminal for LogStream {
 impl StdoutStream for LogStream {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
         Box::new(LineLogger {
-            exporter: self.exporter.clone(),
+            log: self.log.clone(),
             level: if self.stream == "stderr" {
                 Level::Warn
             } else {
@@ -83,7 +167,7 @@ impl StdoutStream for LogStream {
 }
 
 struct LineLogger {
-    exporter: Arc<str>,
+    log: Arc<PluginLog>,
     level: Level,
     line: Vec<u8>,
 }
@@ -93,7 +177,7 @@ impl LineLogger {
         let text = String::from_utf8_lossy(&self.line);
         let text = text.trim_end_matches('\r');
         if !text.is_empty() {
-            log(&self.exporter, self.level, text);
+            self.log.log(self.level, text);
         }
         self.line.clear();
     }

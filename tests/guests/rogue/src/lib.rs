@@ -22,6 +22,9 @@ struct Config {
     path: String,
     #[serde(default)]
     ms: u64,
+    /// How many lines `flood` writes, each to the log and to stdout.
+    #[serde(default)]
+    count: u64,
 }
 
 fn export() -> String {
@@ -84,6 +87,14 @@ fn act(config: &Config) -> Result<(), Error> {
         }
         "huge_error" => Err(Error::permanent("x".repeat(10 << 20))),
         "retryable" => Err(Error::retryable("try again", Some(config.ms))),
+        "flood" => {
+            let line = format!("flood {}", "x".repeat(4090));
+            for _ in 0..config.count {
+                wasmtel_sdk::log::warn(&line);
+                println!("{line}");
+            }
+            Ok(())
+        }
         "print" => {
             println!("rogue says hello on stdout");
             eprintln!("rogue says hello on stderr");
