@@ -14,7 +14,8 @@ use crate::error::{ConfigError, Error, Location};
 use crate::exporter::Signal;
 use crate::jsonl::TemporalityText;
 use crate::plugin::{
-    self, DEFAULT_LOG_RATE, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT, LogRate, Plugin, Sandbox, Source,
+    self, DEFAULT_LIMITS, DEFAULT_LOG_RATE, DEFAULT_MAX_HANDLES, DEFAULT_TIMEOUT, Limits, LogRate,
+    Plugin, Sandbox, Source,
 };
 
 /// The name of the exporter used when the config has none.
@@ -361,6 +362,10 @@ struct SandboxToml {
     dir: Option<PathBuf>,
     allow_hosts: Vec<Spanned<String>>,
     memory_mib: Option<NonZeroU32>,
+    max_memories: Option<NonZeroUsize>,
+    max_tables: Option<NonZeroUsize>,
+    max_table_elements: Option<NonZeroUsize>,
+    max_handles: Option<NonZeroUsize>,
     timeout_ms: Option<NonZeroU64>,
     log_lines_per_sec: Option<u32>,
     log_bytes_per_sec: Option<u64>,
@@ -474,6 +479,22 @@ impl ExporterToml {
             }
         }
         let mut config = self.config;
+        let s = &self.sandbox;
+        let limits = Limits {
+            memory_bytes: s.memory_mib.map_or(DEFAULT_LIMITS.memory_bytes, |mib| {
+                usize::try_from(u64::from(mib.get()) << 20).unwrap_or(usize::MAX)
+            }),
+            memories: s
+                .max_memories
+                .map_or(DEFAULT_LIMITS.memories, NonZeroUsize::get),
+            tables: s
+                .max_tables
+                .map_or(DEFAULT_LIMITS.tables, NonZeroUsize::get),
+            table_elements: s
+                .max_table_elements
+                .map_or(DEFAULT_LIMITS.table_elements, NonZeroUsize::get),
+        };
+        let max_handles = s.max_handles.map_or(DEFAULT_MAX_HANDLES, NonZeroUsize::get);
         let mut dir = self.sandbox.dir;
         if let Source::Builtin(builtin) = &plugin {
             let shared = builtin::Shared {
@@ -492,10 +513,6 @@ impl ExporterToml {
             key: "config".into(),
             message: e.to_string(),
         })?;
-        let memory_mib = self
-            .sandbox
-            .memory_mib
-            .map_or(DEFAULT_MEMORY_MIB, NonZeroU32::get);
         Ok(ExporterConfig {
             name: name.to_string(),
             plugin,
@@ -503,7 +520,8 @@ impl ExporterToml {
             plugin_config,
             sandbox: Sandbox {
                 dir: dir.map(|d| base.join(d)),
-                memory_bytes: usize::try_from(u64::from(memory_mib) << 20).unwrap_or(usize::MAX),
+                limits,
+                max_handles,
                 timeout: self
                     .sandbox
                     .timeout_ms

@@ -281,3 +281,14 @@ fn a_plugin_asleep_forever_in_init_stops_neither_start_nor_check() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_plugin_that_opens_files_without_end_is_stopped_at_its_handles() {
+    // A million opens, never closed: the host's descriptors are not the plugin's to take.
+    let (s, records) = beside_a_healthy_exporter(
+        "action = \"open_many\", path = \"f.txt\", count = 1000000",
+        "",
+        "queue = { max_retries = 0 }",
+    );
+    faulted_and_parked(&s, records, &["sandbox.max_handles"]);
+}

@@ -18,6 +18,7 @@
 //! ```
 
 mod bindings;
+mod budget;
 mod convert;
 mod files;
 mod net;
@@ -31,7 +32,7 @@ use sha2::{Digest, Sha256};
 use wasmtel_sdk::encode;
 use wasmtel_sdk::model::Record;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -40,6 +41,7 @@ pub use crate::error::{CallError, StartError};
 use crate::error::{Error, LoadCause, LoadError};
 pub use crate::exporter::{Batch, Signal};
 use crate::exporter::{Exporter, Start};
+pub use budget::Limits;
 use convert::IntoWit;
 pub use stdio::LogRate;
 
@@ -71,8 +73,16 @@ fn interface(name: &str) -> String {
     format!("wasmtel:exporter/{name}@{}", wasmtel_sdk::WIT_VERSION)
 }
 
-/// The default of `sandbox.memory_mib`.
-pub(crate) const DEFAULT_MEMORY_MIB: u32 = 64;
+/// The defaults of `sandbox.memory_mib`, `sandbox.max_memories`, `sandbox.max_tables` and
+/// `sandbox.max_table_elements`.
+pub(crate) const DEFAULT_LIMITS: Limits = Limits {
+    memory_bytes: 64 << 20,
+    memories: 16,
+    tables: 64,
+    table_elements: 1_000_000,
+};
+/// The default of `sandbox.max_handles`.
+pub(crate) const DEFAULT_MAX_HANDLES: usize = 128;
 /// The default of `sandbox.timeout_ms`.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The defaults of `sandbox.log_lines_per_sec` and `sandbox.log_bytes_per_sec`.
@@ -90,8 +100,12 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct Sandbox {
     /// The one host directory the plugin sees (as its current directory), if any.
     pub dir: Option<PathBuf>,
-    /// The most linear memory the instance may use, in bytes.
-    pub memory_bytes: usize,
+    /// What the instance may hold in linear memory and tables (memory summed over all its
+    /// memories).
+    pub limits: Limits,
+    /// How many host-side resources (open files and directories, streams, pollables, HTTP
+    /// fields, requests, responses) the instance may hold at once; so also its descriptors.
+    pub max_handles: usize,
     /// The longest one call into the plugin may run.
     pub timeout: Duration,
     /// The hosts the plugin may send HTTP requests to (see the README); none by default.
@@ -104,7 +118,8 @@ impl Default for Sandbox {
     fn default() -> Self {
         Sandbox {
             dir: None,
-            memory_bytes: DEFAULT_MEMORY_MIB as usize * 1024 * 1024,
+            limits: DEFAULT_LIMITS,
+            max_handles: DEFAULT_MAX_HANDLES,
             timeout: DEFAULT_TIMEOUT,
             allow_hosts: Vec::new(),
             log_rate: DEFAULT_LOG_RATE,
@@ -130,7 +145,7 @@ pub struct Plugin {
 struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    budget: budget::Budget,
     http: WasiHttpCtx,
     allow_hosts: net::AllowList,
     /// Its messages into the host's log, within their rate.
@@ -178,6 +193,18 @@ struct DeadlineExceeded(Duration);
 fn fault(e: wasmtime::Error) -> CallError {
     if let Some(d) = e.downcast_ref::<DeadlineExceeded>() {
         return CallError::Fault(d.to_string());
+    }
+    if let Some(over) = e.downcast_ref::<budget::OverBudget>() {
+        return CallError::Fault(over.to_string());
+    }
+    if let Some(wasmtime::component::ResourceTableError::Full) =
+        e.downcast_ref::<wasmtime::component::ResourceTableError>()
+    {
+        return CallError::Fault(
+            "it holds as many host resources (open files, streams, HTTP fields, ...) as \
+             sandbox.max_handles allows"
+                .into(),
+        );
     }
     // The root cause (a trap code or a limit) makes one line; the wasm backtrace that wasmtime
     // attaches goes to the debug log.
@@ -480,14 +507,12 @@ impl Plugin {
             })?),
             None => None,
         };
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(sandbox.memory_bytes)
-            .trap_on_grow_failure(true)
-            .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(sandbox.max_handles);
         let state = HostState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
-            limits,
+            table,
+            budget: budget::Budget::new(sandbox.limits),
             http: WasiHttpCtx::new(),
             allow_hosts: net::AllowList::new(&sandbox.allow_hosts),
             log,
@@ -496,7 +521,7 @@ impl Plugin {
             locks: 0,
         };
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
+        store.limiter(|s| &mut s.budget);
         let timeout = sandbox.timeout;
         store.epoch_deadline_callback(move |ctx| {
             if Instant::now() >= ctx.data().deadline {

@@ -22,7 +22,8 @@ struct Config {
     path: String,
     #[serde(default)]
     ms: u64,
-    /// How many lines `flood` writes, each to the log and to stdout.
+    /// How many lines `flood` writes (each to the log and to stdout), or how many times
+    /// `open_many` opens `path`.
     #[serde(default)]
     count: u64,
 }
@@ -87,6 +88,13 @@ fn act(config: &Config) -> Result<(), Error> {
         }
         "huge_error" => Err(Error::permanent("x".repeat(10 << 20))),
         "retryable" => Err(Error::retryable("try again", Some(config.ms))),
+        "open_many" => {
+            let mut open = Vec::new();
+            for _ in 0..config.count {
+                open.push(std::fs::File::create(&config.path).map_err(blocked)?);
+            }
+            Ok(())
+        }
         "flood" => {
             let line = format!("flood {}", "x".repeat(4090));
             for _ in 0..config.count {
