@@ -19,6 +19,13 @@ fn wasmtel(dir: &Path, args: &[&str]) -> (bool, String, String) {
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
+/// Replays the fixture with `dir`'s config.toml; returns (success, stdout, stderr).
+fn replay_fixture(dir: &Path) -> (bool, String, String) {
+    let fixture = fixture();
+    let input = fixture.to_str().expect("utf-8");
+    wasmtel(dir, &["replay", "--config", "config.toml", input])
+}
+
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
@@ -288,16 +295,7 @@ fn a_missing_input_is_named_once() {
 #[test]
 fn a_disabled_config_says_that_nothing_ran() {
     let dir = with_config("[telemetry]\nenabled = false\n");
-    let fixture = fixture();
-    let (ok, stdout, stderr) = wasmtel(
-        dir.path(),
-        &[
-            "replay",
-            "--config",
-            "config.toml",
-            fixture.to_str().expect("utf-8"),
-        ],
-    );
+    let (ok, stdout, stderr) = replay_fixture(dir.path());
     assert!(ok, "{stderr}");
     assert!(
         stdout.contains("no exporter ran: telemetry is disabled"),
@@ -470,16 +468,7 @@ fn a_second_process_writing_a_live_file_is_refused_naming_it() {
         .cache_dir(None)
         .start()
         .expect("start");
-    let fixture = fixture();
-    let (ok, stdout, stderr) = wasmtel(
-        dir.path(),
-        &[
-            "replay",
-            "--config",
-            "config.toml",
-            fixture.to_str().expect("utf-8"),
-        ],
-    );
+    let (ok, stdout, stderr) = replay_fixture(dir.path());
     assert!(ok, "a broken exporter costs only its own output: {stderr}");
     assert!(
         stdout.contains("session (file-jsonl): FAILED, 0 exported, 583 dropped")
