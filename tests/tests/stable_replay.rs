@@ -75,7 +75,11 @@ fn replay_text(dir: &Path, config: wasmtel::Config, input: &str) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn replaying_the_output_reproduces_it(
