@@ -138,7 +138,8 @@ fn refuse_own_output(input: &str, outputs: &[(String, PathBuf)]) -> Result<(), E
     })
 }
 
-/// The exporter of `outputs` whose sandbox directory (or a directory in it) holds `file`.
+/// The exporter of `outputs` whose sandbox directory (or a directory below it, links not
+/// followed, 64 at most) holds `file`.
 #[cfg(unix)]
 fn writer_of(file: &std::fs::File, outputs: &[(String, PathBuf)]) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
@@ -149,16 +150,12 @@ fn writer_of(file: &std::fs::File, outputs: &[(String, PathBuf)]) -> Option<Stri
     for (exporter, dir) in outputs {
         let mut dirs = vec![dir.clone()];
         while let Some(dir) = dirs.pop() {
-            for path in std::fs::read_dir(&dir)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path())
-            {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
                 if same(&path) {
                     return Some(format!("exporter `{exporter}` ({})", path.display()));
                 }
-                if path.is_dir() && path.starts_with(&dir) && dirs.len() < 64 {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) && dirs.len() < 64 {
                     dirs.push(path);
                 }
             }

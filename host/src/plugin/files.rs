@@ -43,13 +43,9 @@ fn regular(dir: &Dir, path: &str) -> Result<Option<(u64, u64)>, String> {
 }
 
 /// Whether `file` is the file of `identity` (device, inode).
-fn is(file: &std::fs::File, identity: (u64, u64)) -> bool {
+fn is(file: &cap_std::fs::File, identity: (u64, u64)) -> bool {
     use cap_std::fs::MetadataExt;
-    let Ok(file) = file.try_clone() else {
-        return false;
-    };
-    cap_std::fs::File::from_std(file)
-        .metadata()
+    file.metadata()
         .is_ok_and(|m| (m.dev(), m.ino()) == identity)
 }
 
@@ -97,14 +93,13 @@ impl Host for HostState {
         let Some(identity) = regular(dir, &path)? else {
             return Err(format!("{path}: no such file"));
         };
-        let file = dir
-            .open(&path)
-            .map_err(|e| format!("{path}: {e}"))?
-            .into_std();
+        let file = dir.open(&path).map_err(|e| format!("{path}: {e}"))?;
+        let opened = is(&file, identity);
+        let file = file.into_std();
         match file.try_lock() {
             // Deleted while held, and only if the name still leads to the file that was locked,
             // so no writer takes it in between and no other file goes in its place.
-            Ok(()) if is(&file, identity) && regular(dir, &path)? == Some(identity) => {
+            Ok(()) if opened && regular(dir, &path)? == Some(identity) => {
                 dir.remove_file(&path).map(|()| true)
             }
             Ok(()) => return Err(format!("{path}: changed while being removed")),
