@@ -3,6 +3,7 @@
 
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -14,9 +15,10 @@ use crate::error::{ConfigError, Error, Location};
 use crate::exporter::Signal;
 use crate::jsonl::TemporalityText;
 use crate::plugin::{
-    self, DEFAULT_LIMITS, DEFAULT_LOG_RATE, DEFAULT_MAX_HANDLES, DEFAULT_TIMEOUT, Limits, LogRate,
-    Plugin, Sandbox, Source,
+    self, DEFAULT_DISK_BYTES, DEFAULT_HTTP_FIELDS_BYTES, DEFAULT_LIMITS, DEFAULT_LOG_RATE,
+    DEFAULT_MAX_HANDLES, DEFAULT_TIMEOUT, Limits, LogRate, Plugin, Sandbox, Source,
 };
+use crate::stats::LimitCounts;
 
 /// The name of the exporter used when the config has none.
 const DEFAULT_EXPORTER: &str = "session";
@@ -94,13 +96,20 @@ impl ExporterConfig {
             })
     }
 
-    /// What starts instances of `plugin`, this exporter's, in its sandbox with its config.
-    pub fn setup(self, plugin: Plugin, session_id: &str) -> plugin::Setup {
+    /// What starts instances of `plugin`, this exporter's, in its sandbox with its config; the
+    /// sandbox limits they run into are counted in `passed`.
+    pub fn setup(
+        self,
+        plugin: Plugin,
+        session_id: &str,
+        passed: Arc<LimitCounts>,
+    ) -> plugin::Setup {
         plugin.setup(
             &self.name,
             self.sandbox,
             self.plugin_config,
             session_id.to_string(),
+            passed,
         )
     }
 }
@@ -366,6 +375,8 @@ struct SandboxToml {
     max_tables: Option<NonZeroUsize>,
     max_table_elements: Option<NonZeroUsize>,
     max_handles: Option<NonZeroUsize>,
+    disk_mib: Option<NonZeroU64>,
+    http_fields_kib: Option<NonZeroU32>,
     timeout_ms: Option<NonZeroU64>,
     log_lines_per_sec: Option<u32>,
     log_bytes_per_sec: Option<u64>,
@@ -495,6 +506,9 @@ impl ExporterToml {
                 .map_or(DEFAULT_LIMITS.table_elements, NonZeroUsize::get),
         };
         let max_handles = s.max_handles.map_or(DEFAULT_MAX_HANDLES, NonZeroUsize::get);
+        let http_fields_bytes = s.http_fields_kib.map_or(DEFAULT_HTTP_FIELDS_BYTES, |kib| {
+            usize::try_from(u64::from(kib.get()) << 10).unwrap_or(usize::MAX)
+        });
         let mut dir = self.sandbox.dir;
         if let Source::Builtin(builtin) = &plugin {
             let shared = builtin::Shared {
@@ -522,6 +536,11 @@ impl ExporterToml {
                 dir: dir.map(|d| base.join(d)),
                 limits,
                 max_handles,
+                http_fields_bytes,
+                disk_bytes: self
+                    .sandbox
+                    .disk_mib
+                    .map_or(DEFAULT_DISK_BYTES, |mib| mib.get().saturating_mul(1 << 20)),
                 timeout: self
                     .sandbox
                     .timeout_ms

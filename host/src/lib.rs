@@ -56,7 +56,7 @@ pub use instrument::{
 };
 pub use plugin::default_cache_dir;
 pub use replay::{ReplaySummary, check, replay};
-pub use stats::{ExporterState, ExporterStats};
+pub use stats::{ExporterState, ExporterStats, Limit};
 pub use telemetry::{Telemetry, TelemetryBuilder};
 pub use wasmtel_sdk::model;
 pub use wasmtel_sdk::model::{

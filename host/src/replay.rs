@@ -219,7 +219,7 @@ pub fn check(config: &Config, cache_dir: Option<PathBuf>) -> Vec<(String, Result
                     mirror_dirs(dir, scratch.path(), 3);
                     exporter.sandbox.dir = Some(scratch.path().to_path_buf());
                 }
-                let setup = exporter.setup(plugin, &session_id);
+                let setup = exporter.setup(plugin, &session_id, Default::default());
                 block_on(&runtime, async move {
                     let mut instance = setup.start().await.map_err(|source| Error::Start {
                         exporter: name,

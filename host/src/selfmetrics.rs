@@ -1,6 +1,6 @@
 //! wasmtel's own telemetry as `wasmtel.*` metrics, recorded through the normal pipeline every
 //! `[telemetry] self_metrics_interval_ms`: per exporter, records and batches by outcome, faults,
-//! restarts, time spent exporting, records pending, and its state.
+//! the sandbox limits passed, restarts, time spent exporting, records pending, and its state.
 
 use std::time::Duration;
 
@@ -45,13 +45,13 @@ pub(crate) fn metrics(stats: &[ExporterStats], start: u64, now: u64) -> Vec<Metr
         monotonic: true,
     };
     let int = |n: u64| Number::Int(i64::try_from(n).unwrap_or(i64::MAX));
-    let by_outcome = |outcomes: &dyn Fn(&ExporterStats) -> Vec<(&'static str, u64)>| {
+    let by = |key: &str, counts: &dyn Fn(&ExporterStats) -> Vec<(&'static str, u64)>| {
         stats
             .iter()
             .flat_map(|s| {
-                outcomes(s)
+                counts(s)
                     .into_iter()
-                    .map(|(o, n)| point(&s.name, Some(("outcome", o)), int(n)))
+                    .map(|(value, n)| point(&s.name, Some((key, value)), int(n)))
             })
             .collect::<Vec<_>>()
     };
@@ -66,7 +66,7 @@ pub(crate) fn metrics(stats: &[ExporterStats], start: u64, now: u64) -> Vec<Metr
             "wasmtel.exporter.records",
             "Records by outcome: exported, or dropped and why",
             "{record}",
-            sum(by_outcome(&|s| {
+            sum(by("outcome", &|s| {
                 vec![
                     ("exported", s.records_exported),
                     ("dropped_queue_full", s.dropped_queue_full),
@@ -81,7 +81,7 @@ pub(crate) fn metrics(stats: &[ExporterStats], start: u64, now: u64) -> Vec<Metr
             "wasmtel.exporter.batches",
             "Export calls by outcome",
             "{batch}",
-            sum(by_outcome(&|s| {
+            sum(by("outcome", &|s| {
                 vec![
                     ("ok", s.batches_ok),
                     ("failed", s.batches_failed),
@@ -95,6 +95,18 @@ pub(crate) fn metrics(stats: &[ExporterStats], start: u64, now: u64) -> Vec<Metr
             "Traps, deadline overruns, memory exhaustion",
             "{fault}",
             sum(each(&|s| int(s.faults))),
+        ),
+        metric(
+            "wasmtel.exporter.limits",
+            "Times a sandbox limit (the `limit` attribute, its config key) stopped the plugin: \
+             a fault, a write refused, a log line suppressed",
+            "{time}",
+            sum(by("limit", &|s| {
+                s.limits_passed
+                    .iter()
+                    .map(|&(limit, n)| (limit.key(), n))
+                    .collect()
+            })),
         ),
         metric(
             "wasmtel.exporter.restarts",

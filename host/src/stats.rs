@@ -1,8 +1,92 @@
 //! Per-exporter counters: what was exported, retried, failed and dropped, and why. Updated by
 //! the record call and the exporter's worker; read with [`crate::Telemetry::stats`].
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+/// A sandbox limit, named by its config key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// `sandbox.memory_mib`: linear memory, all memories together.
+    Memory,
+    /// `sandbox.max_memories`.
+    Memories,
+    /// `sandbox.max_tables`.
+    Tables,
+    /// `sandbox.max_table_elements`: all tables together.
+    TableElements,
+    /// `sandbox.max_handles`: host-side resources held at once.
+    Handles,
+    /// `sandbox.http_fields_kib`: what one HTTP fields resource (headers, trailers) holds.
+    HttpFields,
+    /// `sandbox.timeout_ms`: the deadline of one call.
+    Timeout,
+    /// `sandbox.disk_mib`: what the sandbox directory may hold.
+    Disk,
+    /// `sandbox.log_lines_per_sec`.
+    LogLines,
+    /// `sandbox.log_bytes_per_sec`.
+    LogBytes,
+}
+
+impl Limit {
+    /// Every limit, in the order of [`ExporterStats::limits_passed`].
+    pub const ALL: [Limit; 10] = [
+        Limit::Memory,
+        Limit::Memories,
+        Limit::Tables,
+        Limit::TableElements,
+        Limit::Handles,
+        Limit::HttpFields,
+        Limit::Timeout,
+        Limit::Disk,
+        Limit::LogLines,
+        Limit::LogBytes,
+    ];
+
+    /// The config key that sets it, e.g. `sandbox.memory_mib`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Limit::Memory => "sandbox.memory_mib",
+            Limit::Memories => "sandbox.max_memories",
+            Limit::Tables => "sandbox.max_tables",
+            Limit::TableElements => "sandbox.max_table_elements",
+            Limit::Handles => "sandbox.max_handles",
+            Limit::HttpFields => "sandbox.http_fields_kib",
+            Limit::Timeout => "sandbox.timeout_ms",
+            Limit::Disk => "sandbox.disk_mib",
+            Limit::LogLines => "sandbox.log_lines_per_sec",
+            Limit::LogBytes => "sandbox.log_bytes_per_sec",
+        }
+    }
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// How many times each sandbox limit stopped something of one exporter's plugin (a fault, a
+/// write refused, a log line suppressed). Shared by its instances, which count, and its counters.
+#[derive(Default)]
+pub(crate) struct LimitCounts([AtomicU64; Limit::ALL.len()]);
+
+impl LimitCounts {
+    /// One more time `limit` stopped something.
+    pub fn pass(&self, limit: Limit) {
+        self.0[limit as usize].fetch_add(1, Relaxed);
+    }
+
+    fn snapshot(&self) -> Vec<(Limit, u64)> {
+        Limit::ALL
+            .into_iter()
+            .map(|limit| (limit, self.0[limit as usize].load(Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+}
 
 /// Live counters of one exporter.
 #[derive(Default)]
@@ -22,6 +106,7 @@ pub(crate) struct Counters {
     pub faults: AtomicU64,
     pub restarts: AtomicU64,
     pub export_nanos: AtomicU64,
+    pub limits: Arc<LimitCounts>,
     last_error: Mutex<Option<String>>,
     state: AtomicU8,
 }
@@ -91,6 +176,7 @@ impl Counters {
             faults: get(&self.faults),
             restarts: get(&self.restarts),
             export_nanos: get(&self.export_nanos),
+            limits_passed: self.limits.snapshot(),
             last_error: self
                 .last_error
                 .lock()
@@ -140,6 +226,9 @@ pub struct ExporterStats {
     pub restarts: u64,
     /// Time spent in export calls (laying out the batch for the plugin included), in nanoseconds.
     pub export_nanos: u64,
+    /// The sandbox limits its plugin ran into, and how many times each stopped something (a
+    /// fault, a write refused, a log line suppressed); only those that did.
+    pub limits_passed: Vec<(Limit, u64)>,
     /// The last error or fault, if any.
     pub last_error: Option<String>,
 }
@@ -192,6 +281,12 @@ impl std::fmt::Display for ExporterStats {
         }
         if self.faults > 0 {
             write!(f, ", {} faults, {} restarts", self.faults, self.restarts)?;
+        }
+        if !self.limits_passed.is_empty() {
+            f.write_str(", limits passed:")?;
+            for (limit, n) in &self.limits_passed {
+                write!(f, " {limit} {n}")?;
+            }
         }
         if self.pending > 0 {
             write!(f, ", {} pending", self.pending)?;

@@ -134,11 +134,13 @@ impl TelemetryBuilder {
                     location: exporter.location.clone(),
                     pipeline: exporter.pipeline.clone(),
                 };
-                let setup = exporter.setup(plugin, &session_id);
+                let counters = Arc::new(Counters::default());
+                let setup = exporter.setup(plugin, &session_id, counters.limits.clone());
                 launched.push(launch(
                     &runtime,
                     plan,
                     setup,
+                    counters,
                     &self.resource,
                     self.deterministic,
                 ));
@@ -156,6 +158,7 @@ impl TelemetryBuilder {
                     &runtime,
                     plan,
                     exporter,
+                    Arc::default(),
                     &self.resource,
                     self.deterministic,
                 ));
@@ -180,16 +183,16 @@ impl TelemetryBuilder {
     }
 }
 
-/// Starts the worker of `plan` on `runtime`: makes its first exporter with `starter` (waiting for
-/// it), then spawns it. Returns its route and its task.
+/// Starts the worker of `plan` on `runtime`, counting in `counters`: makes its first exporter
+/// with `starter` (waiting for it), then spawns it. Returns its route and its task.
 fn launch<S: Start>(
     runtime: &tokio::runtime::Runtime,
     plan: Plan,
     starter: S,
+    counters: Arc<Counters>,
     resource: &[KeyValue],
     deterministic: bool,
 ) -> (Route, JoinHandle<()>) {
-    let counters = Arc::new(Counters::default());
     let mut worker = Worker::new(
         &plan.name,
         plan.location,

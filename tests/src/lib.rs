@@ -16,6 +16,51 @@ pub const FUTURE_VERSION: &str = concat!(env!("OUT_DIR"), "/future_version.wasm"
 pub const EXTRA_IMPORT: &str = concat!(env!("OUT_DIR"), "/extra_import.wasm");
 /// A component that exports `wasmtel:exporter/exporter@0.1.0` with `init` alone.
 pub const INCOMPLETE: &str = concat!(env!("OUT_DIR"), "/incomplete.wasm");
+/// A core module in WAT made a component: 24 memories, each grown by 16 MiB every export call.
+pub const MEMORIES: &str = concat!(env!("OUT_DIR"), "/memories.wasm");
+/// A core module in WAT made a component: 2 tables, each grown by 32 M elements every export
+/// call.
+pub const TABLES: &str = concat!(env!("OUT_DIR"), "/tables.wasm");
+
+/// Set in the process [`in_own_process`] starts.
+const OWN_PROCESS: &str = "WASMTEL_TEST_OWN_PROCESS";
+
+/// Runs the test `test` (its full name) again, alone, in a process of its own, where this call
+/// runs `body` and returns `None`; here it waits for that process, fails if it failed, and returns
+/// its peak resident memory in MiB, as the kernel counts it (`VmHWM` of /proc/self/status).
+pub fn in_own_process(test: &str, body: impl FnOnce()) -> Option<u64> {
+    const PEAK: &str = "peak resident memory (KiB): ";
+    if std::env::var_os(OWN_PROCESS).is_some() {
+        body();
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .expect("VmHWM")
+            .trim()
+            .trim_end_matches("kB")
+            .trim();
+        println!("\n{PEAK}{kib}");
+        return None;
+    }
+    let output = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(OWN_PROCESS, "1")
+        .output()
+        .expect("run the test again");
+    let text = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{test}, in a process of its own, failed ({}):\n{text}",
+        output.status
+    );
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(PEAK))
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or_else(|| panic!("{test} ran no test, or said no peak:\n{text}"));
+    Some(kib / 1024)
+}
 
 /// The one `.jsonl` file in `dir`.
 pub fn only_jsonl(dir: &Path) -> PathBuf {
@@ -50,6 +95,84 @@ pub fn replay_fixture(config: wasmtel::Config) -> wasmtel::ReplaySummary {
         |_, _| {},
     )
     .unwrap_or_else(|e| panic!("{}", e.chain()))
+}
+
+/// Replays the fixture into a healthy file-jsonl exporter and a rogue one, of the plugin `plugin`
+/// configured with `rogue` (the inside of its `config` table), `sandbox` (more keys of its sandbox table) and
+/// `extra` (more keys of its exporter table).
+/// Checks the healthy exporter's output is the whole fixture; returns the rogue's counters and
+/// the number of records replayed.
+pub fn beside_a_healthy_exporter(
+    plugin: &str,
+    rogue: &str,
+    sandbox: &str,
+    extra: &str,
+) -> (wasmtel::ExporterStats, u64) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    beside_a_healthy_exporter_in(tmp.path(), plugin, rogue, sandbox, extra)
+}
+
+/// [`beside_a_healthy_exporter`] with its config in `dir`, and the sandbox directories
+/// `dir/healthy` and `dir/rogue`.
+pub fn beside_a_healthy_exporter_in(
+    dir: &Path,
+    plugin: &str,
+    rogue: &str,
+    sandbox: &str,
+    extra: &str,
+) -> (wasmtel::ExporterStats, u64) {
+    let text = format!(
+        "[telemetry]\nsession_id = \"faults\"\n\
+         [exporters.healthy]\nplugin = \"file-jsonl\"\nsandbox = {{ dir = \"healthy\" }}\n\
+         [exporters.rogue]\nplugin = {plugin:?}\nconfig = {{ {rogue} }}\nsandbox = {{ dir = \"rogue\"{sandbox} }}\n{extra}\n"
+    );
+    let summary = replay_fixture(config(dir, &text));
+    let healthy = &summary.exporters[0];
+    assert_eq!(
+        (healthy.records_exported, healthy.dropped(), healthy.faults),
+        (summary.records, 0, 0),
+        "{healthy}"
+    );
+    let written =
+        std::fs::read_to_string(only_jsonl(&dir.join("healthy"))).expect("healthy output");
+    assert!(
+        written == std::fs::read_to_string(fixture()).expect("fixture"),
+        "the healthy output is complete"
+    );
+    let rogue = summary.exporters[1].clone();
+    assert_eq!(rogue.pending, 0, "every record is accounted for: {rogue}");
+    assert_eq!(
+        rogue.records_exported + rogue.dropped(),
+        summary.records,
+        "{rogue}"
+    );
+    (rogue, summary.records)
+}
+
+/// The last error of an exporter, or nothing.
+pub fn error_of(s: &wasmtel::ExporterStats) -> &str {
+    s.last_error.as_deref().unwrap_or_default()
+}
+
+/// Checks that a faulting rogue dropped everything, had faults and restarts, and was parked, and
+/// that its last error is one line naming the fault and one of `causes`.
+pub fn faulted_and_parked(s: &wasmtel::ExporterStats, records: u64, causes: &[&str]) {
+    assert_eq!((s.records_exported, s.dropped_failed), (0, records), "{s}");
+    assert!(
+        s.faults >= 3 && s.restarts >= s.faults - 1,
+        "each fault threw the instance away: {s}"
+    );
+    assert_eq!(
+        s.state,
+        wasmtel::ExporterState::Parked,
+        "it kept failing, so it is parked: {s}"
+    );
+    let error = error_of(s);
+    assert!(
+        error.contains("plugin fault") && causes.iter().any(|c| error.contains(c)),
+        "{s}"
+    );
+    assert_eq!(error.lines().count(), 1, "{error}");
 }
 
 /// The final counters of the exporter named `name`.

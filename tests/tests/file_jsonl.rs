@@ -254,3 +254,35 @@ fn a_second_writer_of_a_file_is_refused_and_the_first_writes_on() {
         "the resource and the first writer's event: {written}"
     );
 }
+
+#[test]
+fn a_long_session_within_its_budget_never_runs_into_the_disk_quota() {
+    // 4 MB of events through a directory of 1 MiB: file-jsonl's budget (512 KiB, in files of
+    // 128 KiB) keeps it below the quota by deleting its oldest files, and the quota counts the
+    // deletions, so nothing is refused.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = "[telemetry]\nsession_id = \"long\"\nmax_total_bytes = 524288\n\
+                [exporters.session]\nplugin = \"file-jsonl\"\nconfig = { max_file_bytes = 131072 }\n\
+                sandbox = { disk_mib = 1 }\nqueue = { capacity = 100000 }\n";
+    let telemetry = Telemetry::start(config(tmp.path(), text)).expect("start");
+    let filler = "x".repeat(150);
+    for i in 0..20_000u64 {
+        telemetry.event(
+            wasmtel::Event::new("codex.tool_result")
+                .attr("i", i)
+                .attr("output", filler.as_str()),
+        );
+    }
+    let stats = telemetry.shutdown().remove(0);
+    assert_eq!(
+        (stats.records_exported, stats.dropped()),
+        (20_000, 0),
+        "{stats}"
+    );
+    assert!(stats.limits_passed.is_empty(), "{stats}");
+    let held: u64 = std::fs::read_dir(tmp.path().join("logs"))
+        .expect("logs")
+        .map(|e| e.expect("entry").metadata().expect("metadata").len())
+        .sum();
+    assert!(held < 1 << 20, "{held} bytes");
+}

@@ -26,6 +26,18 @@ fn a_flood_of_plugin_output_is_cut_to_its_rate_and_counted() {
         flood >= 1 && flood as u64 <= 16 * seconds,
         "{flood} flood lines reached the log in {seconds} s"
     );
+    let suppressed: u64 = stats[0].limits_passed.iter().map(|(_, n)| n).sum();
+    assert_eq!(
+        suppressed,
+        40_000 - flood as u64,
+        "every line held back is counted: {}",
+        stats[0]
+    );
+    assert!(
+        stats[0].to_string().contains("limits passed: sandbox.log_"),
+        "{}",
+        stats[0]
+    );
     let said = log
         .lines()
         .find(|l| l.contains("of this plugin's output suppressed"))

@@ -4,6 +4,8 @@
 
 use wasmtime::ResourceLimiter;
 
+use crate::stats::Limit;
+
 /// What one instance may hold.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Limits {
@@ -26,8 +28,11 @@ pub(super) struct Budget {
 
 /// A grow past the budget: the call traps with this.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(super) struct OverBudget(String);
+#[error("{message}")]
+pub(super) struct OverBudget {
+    pub limit: Limit,
+    message: String,
+}
 
 impl Budget {
     pub fn new(limits: Limits) -> Self {
@@ -48,10 +53,13 @@ impl ResourceLimiter for Budget {
     ) -> wasmtime::Result<bool> {
         let total = (self.memory_bytes - current.min(self.memory_bytes)).saturating_add(desired);
         if total > self.limits.memory_bytes {
-            return Err(OverBudget(format!(
-                "linear memory would pass sandbox.memory_mib ({} MiB, all memories together)",
-                self.limits.memory_bytes >> 20
-            ))
+            return Err(OverBudget {
+                limit: Limit::Memory,
+                message: format!(
+                    "linear memory would pass sandbox.memory_mib ({} MiB, all memories together)",
+                    self.limits.memory_bytes >> 20
+                ),
+            }
             .into());
         }
         self.memory_bytes = total;
@@ -67,10 +75,13 @@ impl ResourceLimiter for Budget {
         let total =
             (self.table_elements - current.min(self.table_elements)).saturating_add(desired);
         if total > self.limits.table_elements {
-            return Err(OverBudget(format!(
-                "table elements would pass sandbox.max_table_elements ({}, all tables together)",
-                self.limits.table_elements
-            ))
+            return Err(OverBudget {
+                limit: Limit::TableElements,
+                message: format!(
+                    "table elements would pass sandbox.max_table_elements ({}, all tables together)",
+                    self.limits.table_elements
+                ),
+            }
             .into());
         }
         self.table_elements = total;

@@ -10,6 +10,7 @@ use wasmtime::component::Resource;
 
 use super::HostState;
 use super::bindings::wasmtel::exporter::files::{Host, HostLock, LockError};
+use super::disk::ENTRY;
 
 /// How many files one instance may hold at once.
 const MAX_LOCKS: usize = 64;
@@ -72,16 +73,24 @@ impl Host for HostState {
             )));
         }
         let dir = self.dir().map_err(LockError::Failed)?;
-        regular(dir, &path).map_err(LockError::Failed)?;
+        let new = regular(dir, &path).map_err(LockError::Failed)?.is_none();
+        if new && !self.disk.take(ENTRY) {
+            return Err(failed(&"it would pass sandbox.disk_mib"));
+        }
         let options = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .clone();
-        let file = dir
-            .open_with(&path, &options)
-            .map_err(|e| failed(&e))?
-            .into_std();
+        let file = match dir.open_with(&path, &options) {
+            Ok(file) => file.into_std(),
+            Err(e) => {
+                if new {
+                    self.disk.give_back(ENTRY);
+                }
+                return Err(failed(&e));
+            }
+        };
         file.try_lock().map_err(|e| lock_error(&path, e))?;
         let lock = self.table.push(HeldFile(file)).map_err(|e| failed(&e))?;
         self.locks += 1;
@@ -100,7 +109,12 @@ impl Host for HostState {
             // Deleted while held, and only if the name still leads to the file that was locked,
             // so no writer takes it in between and no other file goes in its place.
             Ok(()) if opened && regular(dir, &path)? == Some(identity) => {
-                dir.remove_file(&path).map(|()| true)
+                let size = file.metadata().map_or(0, |m| m.len());
+                let removed = dir.remove_file(&path);
+                if removed.is_ok() {
+                    self.disk.give_back(ENTRY + size);
+                }
+                removed.map(|()| true)
             }
             Ok(()) => return Err(format!("{path}: changed while being removed")),
             Err(TryLockError::WouldBlock) => Ok(false),

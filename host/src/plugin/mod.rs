@@ -20,6 +20,7 @@
 mod bindings;
 mod budget;
 mod convert;
+mod disk;
 mod files;
 mod net;
 mod stdio;
@@ -41,6 +42,7 @@ pub use crate::error::{CallError, StartError};
 use crate::error::{Error, LoadCause, LoadError};
 pub use crate::exporter::{Batch, Signal};
 use crate::exporter::{Exporter, Start};
+use crate::stats::{Limit, LimitCounts};
 pub use budget::Limits;
 use convert::IntoWit;
 pub use stdio::LogRate;
@@ -83,6 +85,10 @@ pub(crate) const DEFAULT_LIMITS: Limits = Limits {
 };
 /// The default of `sandbox.max_handles`.
 pub(crate) const DEFAULT_MAX_HANDLES: usize = 128;
+/// The default of `sandbox.http_fields_kib`.
+pub(crate) const DEFAULT_HTTP_FIELDS_BYTES: usize = 64 << 10;
+/// The default of `sandbox.disk_mib`.
+pub(crate) const DEFAULT_DISK_BYTES: u64 = 256 << 20;
 /// The default of `sandbox.timeout_ms`.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The defaults of `sandbox.log_lines_per_sec` and `sandbox.log_bytes_per_sec`.
@@ -106,6 +112,12 @@ pub struct Sandbox {
     /// How many host-side resources (open files and directories, streams, pollables, HTTP
     /// fields, requests, responses) the instance may hold at once; so also its descriptors.
     pub max_handles: usize,
+    /// The most one HTTP fields resource (a request's or response's headers or trailers) may
+    /// hold, in bytes, as wasmtime-wasi-http counts them; passing it is a fault.
+    pub http_fields_bytes: usize,
+    /// What the directory may hold, in bytes: its files' bytes and a block (4 KiB) for each
+    /// file, directory and link. A write past it fails inside the plugin (`insufficient-space`).
+    pub disk_bytes: u64,
     /// The longest one call into the plugin may run.
     pub timeout: Duration,
     /// The hosts the plugin may send HTTP requests to (see the README); none by default.
@@ -120,6 +132,8 @@ impl Default for Sandbox {
             dir: None,
             limits: DEFAULT_LIMITS,
             max_handles: DEFAULT_MAX_HANDLES,
+            http_fields_bytes: DEFAULT_HTTP_FIELDS_BYTES,
+            disk_bytes: DEFAULT_DISK_BYTES,
             timeout: DEFAULT_TIMEOUT,
             allow_hosts: Vec::new(),
             log_rate: DEFAULT_LOG_RATE,
@@ -146,6 +160,8 @@ struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     budget: budget::Budget,
+    /// The sandbox directory's quota.
+    disk: Arc<disk::Disk>,
     http: WasiHttpCtx,
     allow_hosts: net::AllowList,
     /// Its messages into the host's log, within their rate.
@@ -156,6 +172,8 @@ struct HostState {
     dir: Option<cap_std::fs::Dir>,
     /// Files held through `wasmtel:exporter/files`.
     locks: usize,
+    /// The sandbox limits this instance ran into, counted for its exporter.
+    passed: Arc<LimitCounts>,
 }
 
 impl WasiView for HostState {
@@ -187,27 +205,64 @@ impl bindings::wasmtel::exporter::types::Host for HostState {}
 
 /// The deadline of a call passed; raised from the epoch callback.
 #[derive(Debug, thiserror::Error)]
-#[error("call ran past its deadline of {} ms", .0.as_millis())]
+#[error("call ran past its deadline of {} ms (sandbox.timeout_ms)", .0.as_millis())]
 struct DeadlineExceeded(Duration);
 
-fn fault(e: wasmtime::Error) -> CallError {
+/// The sandbox limit that stopped a call, with one line that says so.
+fn limit_of(e: &wasmtime::Error) -> Option<(Limit, String)> {
     if let Some(d) = e.downcast_ref::<DeadlineExceeded>() {
-        return CallError::Fault(d.to_string());
+        return Some((Limit::Timeout, d.to_string()));
     }
     if let Some(over) = e.downcast_ref::<budget::OverBudget>() {
-        return CallError::Fault(over.to_string());
+        return Some((over.limit, over.to_string()));
     }
     if let Some(wasmtime::component::ResourceTableError::Full) =
         e.downcast_ref::<wasmtime::component::ResourceTableError>()
     {
-        return CallError::Fault(
+        return Some((
+            Limit::Handles,
             "it holds as many host resources (open files, streams, HTTP fields, ...) as \
              sandbox.max_handles allows"
                 .into(),
-        );
+        ));
     }
-    // The root cause (a trap code or a limit) makes one line; the wasm backtrace that wasmtime
-    // attaches goes to the debug log.
+    // wasmtime says these in words only.
+    let root = e.root_cause().to_string();
+    [
+        (
+            "memory count too high",
+            Limit::Memories,
+            "it declares more memories",
+        ),
+        (
+            "table count too high",
+            Limit::Tables,
+            "it declares more tables",
+        ),
+        (
+            "total size of fields exceeds",
+            Limit::HttpFields,
+            "an HTTP fields holds more",
+        ),
+        (
+            "too many fields in the field",
+            Limit::HttpFields,
+            "an HTTP fields holds more",
+        ),
+    ]
+    .into_iter()
+    .find(|(words, ..)| root.contains(words))
+    .map(|(_, limit, what)| (limit, format!("{what} than {limit} allows")))
+}
+
+/// The fault of a failed call, one line; a sandbox limit behind it is counted in `passed`.
+fn fault(e: wasmtime::Error, passed: &LimitCounts) -> CallError {
+    if let Some((limit, message)) = limit_of(&e) {
+        passed.pass(limit);
+        return CallError::Fault(message);
+    }
+    // The root cause (a trap code) makes one line; the wasm backtrace that wasmtime attaches goes
+    // to the debug log.
     tracing::debug!("plugin fault: {e:?}");
     CallError::Fault(
         e.root_cause()
@@ -234,6 +289,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        disk::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         // The epoch ticker runs as long as the engine does: every plugin and store holds it.
@@ -464,19 +520,32 @@ impl Plugin {
         exporter: &str,
         sandbox: &Sandbox,
     ) -> Result<Instance, StartError> {
-        self.try_instantiate(exporter, sandbox)
+        self.instantiate_counted(exporter, sandbox, Arc::default())
+            .await
+    }
+
+    /// [`Plugin::instantiate`], counting the sandbox limits the instance runs into in `passed`.
+    async fn instantiate_counted(
+        &self,
+        exporter: &str,
+        sandbox: &Sandbox,
+        passed: Arc<LimitCounts>,
+    ) -> Result<Instance, StartError> {
+        self.try_instantiate(exporter, sandbox, passed)
             .await
             .map_err(|e| StartError::Instantiate(e.into()))
     }
 
     /// What starts instances of this plugin for the exporter `exporter`: instantiate in
-    /// `sandbox`, then `init` with `config` (JSON text) and `session_id`.
+    /// `sandbox`, then `init` with `config` (JSON text) and `session_id`. The sandbox limits
+    /// its instances run into are counted in `passed`.
     pub(crate) fn setup(
         self,
         exporter: &str,
         sandbox: Sandbox,
         config: String,
         session_id: String,
+        passed: Arc<LimitCounts>,
     ) -> Setup {
         Setup {
             plugin: self,
@@ -484,11 +553,21 @@ impl Plugin {
             sandbox,
             config,
             session_id,
+            passed,
         }
     }
 
-    async fn try_instantiate(&self, exporter: &str, sandbox: &Sandbox) -> anyhow::Result<Instance> {
-        let log = Arc::new(stdio::PluginLog::new(exporter.into(), sandbox.log_rate));
+    async fn try_instantiate(
+        &self,
+        exporter: &str,
+        sandbox: &Sandbox,
+        passed: Arc<LimitCounts>,
+    ) -> anyhow::Result<Instance> {
+        let log = Arc::new(stdio::PluginLog::new(
+            exporter.into(),
+            sandbox.log_rate,
+            passed.clone(),
+        ));
         let mut wasi = WasiCtxBuilder::new();
         wasi.allow_tcp(false)
             .allow_udp(false)
@@ -513,12 +592,23 @@ impl Plugin {
             wasi: wasi.build(),
             table,
             budget: budget::Budget::new(sandbox.limits),
-            http: WasiHttpCtx::new(),
+            disk: disk::Disk::new(
+                sandbox.disk_bytes,
+                sandbox.dir.as_deref(),
+                passed.clone(),
+                exporter.into(),
+            ),
+            http: {
+                let mut http = WasiHttpCtx::new();
+                http.set_field_size_limit(sandbox.http_fields_bytes);
+                http
+            },
             allow_hosts: net::AllowList::new(&sandbox.allow_hosts),
             log,
             deadline: Instant::now(),
             dir,
             locks: 0,
+            passed,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.budget);
@@ -531,7 +621,15 @@ impl Plugin {
             }
         });
         arm(&mut store, timeout);
-        let plugin = within(timeout, self.pre.instantiate_async(&mut store)).await?;
+        let plugin = within(timeout, self.pre.instantiate_async(&mut store))
+            .await
+            .map_err(|e| match limit_of(&e) {
+                Some((limit, message)) => {
+                    store.data().passed.pass(limit);
+                    anyhow::anyhow!(message)
+                }
+                None => e.into(),
+            })?;
         Ok(Instance {
             store,
             plugin,
@@ -563,7 +661,12 @@ fn arm(store: &mut Store<HostState>, timeout: Duration) {
     store.set_epoch_deadline(1);
 }
 
-fn finish(result: wasmtime::Result<Result<(), bindings::Error>>) -> Result<(), CallError> {
+/// The outcome of a call: the plugin's own error, or a fault, with the sandbox limit behind it
+/// counted in `passed`.
+fn finish(
+    result: wasmtime::Result<Result<(), bindings::Error>>,
+    passed: &LimitCounts,
+) -> Result<(), CallError> {
     match result {
         Ok(Ok(())) => Ok(()),
         // A plugin's error message is cut to a bounded length before it goes anywhere.
@@ -574,7 +677,7 @@ fn finish(result: wasmtime::Result<Result<(), bindings::Error>>) -> Result<(), C
             message: stdio::bounded_owned(r.message),
             retry_after: r.retry_after_ms.map(Duration::from_millis),
         }),
-        Err(e) => Err(fault(e)),
+        Err(e) => Err(fault(e, passed)),
     }
 }
 
@@ -593,7 +696,8 @@ impl Instance {
         };
         let api = self.plugin.wasmtel_exporter_exporter();
         let call = api.call_init(&mut self.store, config, &context);
-        finish(within(self.timeout, call).await)
+        let result = within(self.timeout, call).await;
+        finish(result, &self.store.data().passed)
     }
 
     /// Exports one batch: lays it out for the plugin, then calls it within the deadline. The
@@ -606,11 +710,12 @@ impl Instance {
         arm(&mut self.store, self.timeout);
         let api = self.plugin.wasmtel_exporter_exporter();
         let (store, timeout) = (&mut self.store, self.timeout);
-        let result = finish(match &laid_out {
+        let result = match &laid_out {
             WitBatch::Events(b) => within(timeout, api.call_export_events(store, b)).await,
             WitBatch::Spans(b) => within(timeout, api.call_export_spans(store, b)).await,
             WitBatch::Metrics(b) => within(timeout, api.call_export_metrics(store, b)).await,
-        });
+        };
+        let result = finish(result, &self.store.data().passed);
         if result.is_err() {
             self.laid_out = Some((batch.clone(), laid_out));
         }
@@ -621,14 +726,16 @@ impl Instance {
     pub async fn flush(&mut self) -> Result<(), CallError> {
         arm(&mut self.store, self.timeout);
         let api = self.plugin.wasmtel_exporter_exporter();
-        finish(within(self.timeout, api.call_flush(&mut self.store)).await)
+        let result = within(self.timeout, api.call_flush(&mut self.store)).await;
+        finish(result, &self.store.data().passed)
     }
 
     /// The last call.
     pub async fn shutdown(&mut self) -> Result<(), CallError> {
         arm(&mut self.store, self.timeout);
         let api = self.plugin.wasmtel_exporter_exporter();
-        finish(within(self.timeout, api.call_shutdown(&mut self.store)).await)
+        let result = within(self.timeout, api.call_shutdown(&mut self.store)).await;
+        finish(result, &self.store.data().passed)
     }
 }
 
@@ -653,6 +760,7 @@ pub(crate) struct Setup {
     sandbox: Sandbox,
     config: String,
     session_id: String,
+    passed: Arc<LimitCounts>,
 }
 
 impl Start for Setup {
@@ -661,7 +769,7 @@ impl Start for Setup {
     async fn start(&self) -> Result<Instance, StartError> {
         let mut instance = self
             .plugin
-            .instantiate(&self.exporter, &self.sandbox)
+            .instantiate_counted(&self.exporter, &self.sandbox, self.passed.clone())
             .await?;
         instance
             .init(&self.config, &self.exporter, &self.session_id)

@@ -5,6 +5,10 @@ use std::sync::Arc;
 
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+/// The most one outgoing body's buffer holds, so that bodies hold at most `sandbox.max_handles`
+/// times this.
+pub const BODY_BUFFER_BYTES: usize = 64 * 1024;
+
 /// The hosts a plugin may send requests to. Each entry is `host` (any port) or `host:port`;
 /// `*.example.com` matches every subdomain of example.com. Hosts compare case-insensitively.
 #[derive(Clone, Debug, Default)]
@@ -68,6 +72,10 @@ type Response = Box<
 >;
 
 impl WasiHttpHooks for AllowList {
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        BODY_BUFFER_BYTES
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,

@@ -10,6 +10,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use super::bindings::Level;
+use crate::stats::{Limit, LimitCounts};
 
 /// The longest message taken from a plugin; the rest is cut.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -52,6 +53,7 @@ pub struct LogRate {
 pub struct PluginLog {
     exporter: Arc<str>,
     rate: LogRate,
+    passed: Arc<LimitCounts>,
     window: std::sync::Mutex<Window>,
 }
 
@@ -65,10 +67,11 @@ struct Window {
 }
 
 impl PluginLog {
-    pub fn new(exporter: Arc<str>, rate: LogRate) -> Self {
+    pub fn new(exporter: Arc<str>, rate: LogRate, passed: Arc<LimitCounts>) -> Self {
         PluginLog {
             exporter,
             rate,
+            passed,
             window: std::sync::Mutex::new(Window {
                 start: std::time::Instant::now(),
                 lines: 0,
@@ -91,6 +94,11 @@ impl PluginLog {
             }
             let len = message.len() as u64;
             if w.lines >= self.rate.lines || w.bytes + len > self.rate.bytes {
+                self.passed.pass(if w.lines >= self.rate.lines {
+                    Limit::LogLines
+                } else {
+                    Limit::LogBytes
+                });
                 w.suppressed_lines += 1;
                 w.suppressed_bytes += len;
                 return;

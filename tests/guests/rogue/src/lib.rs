@@ -22,10 +22,14 @@ struct Config {
     path: String,
     #[serde(default)]
     ms: u64,
-    /// How many lines `flood` writes (each to the log and to stdout), or how many times
-    /// `open_many` opens `path`.
+    /// How many lines `flood` writes (each to the log and to stdout), how many times
+    /// `open_many` opens `path`, how many MiB the `fill_*` actions write, how many files
+    /// `files` makes, how many HTTP fields `fields` makes.
     #[serde(default)]
     count: u64,
+    /// The size of each header `fields` adds.
+    #[serde(default)]
+    bytes: u64,
 }
 
 fn export() -> String {
@@ -95,6 +99,83 @@ fn act(config: &Config) -> Result<(), Error> {
             }
             Ok(())
         }
+        "fill_stream" => {
+            // Through a `wasi:io` output stream of the file, as the filesystem error code says.
+            use wasi::io::streams::StreamError;
+            let stream = open_in_sandbox(&config.path)?
+                .write_via_stream(0)
+                .map_err(wasi_blocked)?;
+            let chunk = vec![7u8; 4096];
+            for _ in 0..config.count * 256 {
+                match stream.blocking_write_and_flush(&chunk) {
+                    Ok(()) => {}
+                    Err(StreamError::LastOperationFailed(e)) => {
+                        return Err(match wasi::filesystem::types::filesystem_error_code(&e) {
+                            Some(code) => wasi_blocked(code),
+                            None => Error::permanent(format!("blocked: {}", e.to_debug_string())),
+                        });
+                    }
+                    Err(StreamError::Closed) => return Err(Error::permanent("blocked: closed")),
+                }
+            }
+            Ok(())
+        }
+        "fill_std" => {
+            // Through std::fs, as a Rust plugin writes.
+            use std::io::Write;
+            let mut file = std::fs::File::create(&config.path).map_err(blocked)?;
+            let mib = vec![7u8; 1 << 20];
+            for _ in 0..config.count {
+                file.write_all(&mib).map_err(blocked)?;
+            }
+            Ok(())
+        }
+        "fill_at" => {
+            // `descriptor.write` at growing offsets, a MiB each.
+            let file = open_in_sandbox(&config.path)?;
+            let mib = vec![7u8; 1 << 20];
+            for i in 0..config.count {
+                file.write(&mib, i << 20).map_err(wasi_blocked)?;
+            }
+            Ok(())
+        }
+        "fill_size" => open_in_sandbox(&config.path)?
+            .set_size(config.count << 20)
+            .map_err(wasi_blocked),
+        "churn" => {
+            // Within a quota, so long as what goes is counted as gone: a MiB written, renamed
+            // over the last one, `count` times; a directory made and removed as often.
+            let mib = vec![7u8; 1 << 20];
+            let old = format!("{}.old", config.path);
+            for i in 0..config.count {
+                std::fs::write(&config.path, &mib).map_err(blocked)?;
+                std::fs::rename(&config.path, &old).map_err(blocked)?;
+                let dir = format!("{}.dir{i}", config.path);
+                std::fs::create_dir(&dir).map_err(blocked)?;
+                std::fs::remove_dir(&dir).map_err(blocked)?;
+            }
+            std::fs::remove_file(&old).map_err(blocked)
+        }
+        "files" => {
+            for i in 0..config.count {
+                std::fs::File::create(format!("{}.{i}", config.path)).map_err(blocked)?;
+            }
+            Ok(())
+        }
+        "fields" => {
+            // Never dropped: the host holds them as long as the instance lives.
+            let mut held = Vec::new();
+            let value = vec![b'x'; config.bytes as usize];
+            for _ in 0..config.count {
+                let fields = wasi::http::types::Fields::new();
+                fields
+                    .append("x-rogue", &value)
+                    .map_err(|e| Error::permanent(format!("blocked: {e:?}")))?;
+                held.push(fields);
+            }
+            std::mem::forget(held);
+            Ok(())
+        }
         "flood" => {
             let line = format!("flood {}", "x".repeat(4090));
             for _ in 0..config.count {
@@ -111,6 +192,26 @@ fn act(config: &Config) -> Result<(), Error> {
         }
         other => Err(Error::permanent(format!("unknown action {other:?}"))),
     }
+}
+
+fn wasi_blocked(e: wasi::filesystem::types::ErrorCode) -> Error {
+    Error::permanent(format!("blocked: {e:?}"))
+}
+
+/// Opens (creating) `path` in the sandbox directory through `wasi:filesystem` itself.
+fn open_in_sandbox(path: &str) -> Result<wasi::filesystem::types::Descriptor, Error> {
+    use wasi::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+    let (dir, _) = wasi::filesystem::preopens::get_directories()
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::permanent("blocked: no directory"))?;
+    dir.open_at(
+        PathFlags::empty(),
+        path,
+        OpenFlags::CREATE,
+        DescriptorFlags::READ | DescriptorFlags::WRITE,
+    )
+    .map_err(wasi_blocked)
 }
 
 /// Sends `GET http://{authority}/` through wasi:http: `Ok` if a response came back.
