@@ -76,7 +76,31 @@ struct Exporters {
     batch: Batch,
     rt: tokio::runtime::Runtime,
     wasm: wasmtel::plugin::Instance,
+    /// The same plugin with none of the sandbox's limits: what they cost.
+    unbounded: wasmtel::plugin::Instance,
     native: FileJsonl,
+}
+
+/// file-jsonl, started in `runtime`, writing to /dev/null.
+fn started(rt: &tokio::runtime::Runtime, runtime: Runtime) -> wasmtel::plugin::Instance {
+    let plugin = runtime
+        .load("file-jsonl", builtin("file-jsonl").expect("built in"))
+        .expect("load");
+    let sandbox = Sandbox {
+        dir: Some("/dev".into()),
+        ..Sandbox::default()
+    };
+    rt.block_on(async {
+        let mut instance = plugin
+            .instantiate("bench", &sandbox)
+            .await
+            .expect("instantiate");
+        instance
+            .init(DEV_NULL_CONFIG, "bench", "bench")
+            .await
+            .expect("init");
+        instance
+    })
 }
 
 impl Exporters {
@@ -86,25 +110,9 @@ impl Exporters {
             .enable_all()
             .build()
             .expect("runtime");
-        let runtime = Runtime::new(wasmtel::default_cache_dir()).expect("runtime");
-        let plugin = runtime
-            .load("file-jsonl", builtin("file-jsonl").expect("built in"))
-            .expect("load");
-        let sandbox = Sandbox {
-            dir: Some("/dev".into()),
-            ..Sandbox::default()
-        };
-        let wasm = rt.block_on(async {
-            let mut instance = plugin
-                .instantiate("bench", &sandbox)
-                .await
-                .expect("instantiate");
-            instance
-                .init(DEV_NULL_CONFIG, "bench", "bench")
-                .await
-                .expect("init");
-            instance
-        });
+        let cache = wasmtel::default_cache_dir;
+        let wasm = started(&rt, Runtime::new(cache()).expect("runtime"));
+        let unbounded = started(&rt, Runtime::unbounded(cache()).expect("runtime"));
         let context = Context {
             exporter_name: "bench".into(),
             session_id: "bench".into(),
@@ -117,6 +125,7 @@ impl Exporters {
             events,
             rt,
             wasm,
+            unbounded,
             native,
         }
     }
@@ -124,6 +133,12 @@ impl Exporters {
     fn wasm(&mut self) {
         self.rt
             .block_on(self.wasm.export(&self.batch))
+            .expect("export");
+    }
+
+    fn unbounded(&mut self) {
+        self.rt
+            .block_on(self.unbounded.export(&self.batch))
             .expect("export");
     }
 
@@ -140,6 +155,9 @@ fn export(c: &mut Criterion) {
     group.throughput(Throughput::Elements(n));
     group.bench_function("native (peer)", |b| b.iter(|| x.native()));
     group.bench_function("wasm", |b| b.iter(|| x.wasm()));
+    group.bench_function("wasm without the sandbox's limits (peer)", |b| {
+        b.iter(|| x.unbounded())
+    });
     group.finish();
 
     // The ratio, measured the same way for both, back to back.
@@ -157,10 +175,13 @@ fn export(c: &mut Criterion) {
     };
     let native = rate(&mut || x.native());
     let wasm = rate(&mut || x.wasm());
+    let unbounded = rate(&mut || x.unbounded());
     println!(
         "\nexport into file-jsonl, batches of {n} fixture events (encode + export): \
-         native {native:.0} events/s, wasm {wasm:.0} events/s, wasm/native = {:.2}\n",
-        wasm / native
+         native {native:.0} events/s, wasm {wasm:.0} events/s, wasm/native = {:.2}; \
+         wasm without the sandbox's limits {unbounded:.0} events/s, limited/unlimited = {:.3}\n",
+        wasm / native,
+        wasm / unbounded
     );
 }
 

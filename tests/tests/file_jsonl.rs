@@ -255,16 +255,10 @@ fn a_second_writer_of_a_file_is_refused_and_the_first_writes_on() {
     );
 }
 
-#[test]
-fn a_long_session_within_its_budget_never_runs_into_the_disk_quota() {
-    // 4 MB of events through a directory of 1 MiB: file-jsonl's budget (512 KiB, in files of
-    // 128 KiB) keeps it below the quota by deleting its oldest files, and the quota counts the
-    // deletions, so nothing is refused.
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let text = "[telemetry]\nsession_id = \"long\"\nmax_total_bytes = 524288\n\
-                [exporters.session]\nplugin = \"file-jsonl\"\nconfig = { max_file_bytes = 131072 }\n\
-                sandbox = { disk_mib = 1 }\nqueue = { capacity = 100000 }\n";
-    let telemetry = Telemetry::start(config(tmp.path(), text)).expect("start");
+/// Records 20,000 events of about 200 bytes through the one exporter of the config `text` (in
+/// `dir`), and checks that all were exported and no limit of its sandbox stopped anything.
+fn record_4_mb(dir: &Path, text: &str) {
+    let telemetry = Telemetry::start(config(dir, text)).expect("start");
     let filler = "x".repeat(150);
     for i in 0..20_000u64 {
         telemetry.event(
@@ -280,9 +274,35 @@ fn a_long_session_within_its_budget_never_runs_into_the_disk_quota() {
         "{stats}"
     );
     assert!(stats.limits_passed.is_empty(), "{stats}");
+}
+
+#[test]
+fn a_long_session_within_its_budget_never_runs_into_the_disk_quota() {
+    // 4 MB of events through a directory of 1 MiB: file-jsonl's budget (512 KiB, in files of
+    // 128 KiB) keeps it below the quota by deleting its oldest files, and the quota counts the
+    // deletions, so nothing is refused.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    record_4_mb(
+        tmp.path(),
+        "[telemetry]\nsession_id = \"long\"\nmax_total_bytes = 524288\n\
+         [exporters.session]\nplugin = \"file-jsonl\"\nconfig = { max_file_bytes = 131072 }\n\
+         sandbox = { disk_mib = 1 }\nqueue = { capacity = 100000 }\n",
+    );
     let held: u64 = std::fs::read_dir(tmp.path().join("logs"))
         .expect("logs")
         .map(|e| e.expect("entry").metadata().expect("metadata").len())
         .sum();
     assert!(held < 1 << 20, "{held} bytes");
+}
+
+#[test]
+fn writes_to_a_device_take_nothing_of_the_disk_quota() {
+    // 4 MB of events into /dev/null under a quota of 1 MiB: only regular files hold disk.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    record_4_mb(
+        tmp.path(),
+        "[telemetry]\nsession_id = \"null\"\n\
+         [exporters.null]\nplugin = \"file-jsonl\"\nconfig = { file = \"null\", max_total_bytes = 0 }\n\
+         sandbox = { dir = \"/dev\", disk_mib = 1 }\nqueue = { capacity = 100000 }\n",
+    );
 }

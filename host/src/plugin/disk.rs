@@ -161,11 +161,17 @@ fn borrow(fd: &Resource<Descriptor>) -> Resource<Descriptor> {
     Resource::new_borrow(fd.rep())
 }
 
-/// The size of the open file `fd`; 0 for a directory.
-fn size_of(state: &HostState, fd: &Resource<Descriptor>) -> wasmtime::Result<u64> {
+/// The size of `fd` if it is a regular file: what else it may be (a directory, a device such as
+/// /dev/null) takes nothing of the quota when written.
+fn size_of(state: &HostState, fd: &Resource<Descriptor>) -> wasmtime::Result<Option<u64>> {
     Ok(match state.table.get(fd)? {
-        Descriptor::File(f) => f.file.metadata().map_or(0, |m| m.len()),
-        Descriptor::Dir(_) => 0,
+        Descriptor::File(f) => f
+            .file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len()),
+        Descriptor::Dir(_) => None,
     })
 }
 
@@ -192,7 +198,9 @@ async fn write(
     state: &mut HostState,
     (fd, buffer, offset): (Resource<Descriptor>, Vec<u8>, u64),
 ) -> Answer<u64> {
-    let before = size_of(state, &fd)?;
+    let Some(before) = size_of(state, &fd)? else {
+        return answer(state.filesystem().write(fd, buffer, offset).await);
+    };
     let most = offset
         .saturating_add(buffer.len() as u64)
         .saturating_sub(before);
@@ -201,13 +209,15 @@ async fn write(
     }
     let same = borrow(&fd);
     let result = state.filesystem().write(fd, buffer, offset).await;
-    let grown = size_of(state, &same)?.saturating_sub(before);
+    let grown = size_of(state, &same)?
+        .unwrap_or(before)
+        .saturating_sub(before);
     state.disk.give_back(most.saturating_sub(grown));
     answer(result)
 }
 
 async fn set_size(state: &mut HostState, (fd, size): (Resource<Descriptor>, u64)) -> Answer<()> {
-    let before = size_of(state, &fd)?;
+    let before = size_of(state, &fd)?.unwrap_or(size);
     if !state.disk.take(size.saturating_sub(before)) {
         return no_space();
     }
@@ -226,15 +236,23 @@ async fn write_via_stream(
 ) -> Answer<Resource<DynOutputStream>> {
     let end = size_of(state, &fd)?;
     let stream = state.filesystem().write_via_stream(fd, offset);
-    metered(state, stream, Some(offset), end)
+    match end {
+        Some(end) => metered(state, stream, Some(offset), end),
+        None => answer(stream),
+    }
 }
 
 async fn append_via_stream(
     state: &mut HostState,
     (fd,): (Resource<Descriptor>,),
 ) -> Answer<Resource<DynOutputStream>> {
+    let regular = size_of(state, &fd)?.is_some();
     let stream = state.filesystem().append_via_stream(fd);
-    metered(state, stream, None, 0)
+    if regular {
+        metered(state, stream, None, 0)
+    } else {
+        answer(stream)
+    }
 }
 
 /// Puts a [`Metered`] stream in the place of `stream`.

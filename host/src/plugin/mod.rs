@@ -146,6 +146,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     cache_dir: Option<PathBuf>,
+    bounded: bool,
 }
 
 /// A compiled plugin, linked and ready to instantiate.
@@ -153,6 +154,8 @@ pub struct Runtime {
 pub struct Plugin {
     pre: bindings::PluginPre<HostState>,
     engine: Engine,
+    /// Whether its instances' limits are enforced (always, but in benchmarks of their cost).
+    bounded: bool,
 }
 
 /// The state of one instance's store.
@@ -166,8 +169,8 @@ struct HostState {
     allow_hosts: net::AllowList,
     /// Its messages into the host's log, within their rate.
     log: Arc<stdio::PluginLog>,
-    /// When the call under way must end.
-    deadline: Instant,
+    /// When the call under way must end, if it must.
+    deadline: Option<Instant>,
     /// The sandbox directory, for `wasmtel:exporter/files`.
     dir: Option<cap_std::fs::Dir>,
     /// Files held through `wasmtel:exporter/files`.
@@ -277,10 +280,17 @@ fn fault(e: wasmtime::Error, passed: &LimitCounts) -> CallError {
 impl Runtime {
     /// A runtime whose compiled plugins are cached in `cache_dir` (none: no cache).
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Runtime, Error> {
-        Runtime::with_cache(cache_dir).map_err(|e| Error::Runtime(e.into()))
+        Runtime::with_cache(cache_dir, true).map_err(|e| Error::Runtime(e.into()))
     }
 
-    fn with_cache(cache_dir: Option<PathBuf>) -> anyhow::Result<Runtime> {
+    /// A runtime whose instances have none of the sandbox's limits (memory, tables, handles,
+    /// deadlines, disk quota): only for benchmarks that measure what the limits cost.
+    #[doc(hidden)]
+    pub fn unbounded(cache_dir: Option<PathBuf>) -> Result<Runtime, Error> {
+        Runtime::with_cache(cache_dir, false).map_err(|e| Error::Runtime(e.into()))
+    }
+
+    fn with_cache(cache_dir: Option<PathBuf>, bounded: bool) -> anyhow::Result<Runtime> {
         let mut config = wasmtime::Config::new();
         config
             .wasm_component_model(true)
@@ -289,7 +299,9 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        disk::add_to_linker(&mut linker)?;
+        if bounded {
+            disk::add_to_linker(&mut linker)?;
+        }
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         // The epoch ticker runs as long as the engine does: every plugin and store holds it.
@@ -309,6 +321,7 @@ impl Runtime {
             engine,
             linker,
             cache_dir,
+            bounded,
         })
     }
 
@@ -383,6 +396,7 @@ impl Runtime {
         Ok(Plugin {
             pre,
             engine: self.engine.clone(),
+            bounded: self.bounded,
         })
     }
 
@@ -508,7 +522,8 @@ impl WitBatch {
 pub struct Instance {
     store: Store<HostState>,
     plugin: bindings::Plugin,
-    timeout: Duration,
+    /// The deadline of each call; none if unbounded.
+    timeout: Option<Duration>,
     /// The last batch that failed, laid out, so that its retry sends it as it is.
     laid_out: Option<(Batch, WitBatch)>,
 }
@@ -587,7 +602,9 @@ impl Plugin {
             None => None,
         };
         let mut table = ResourceTable::new();
-        table.set_max_capacity(sandbox.max_handles);
+        if self.bounded {
+            table.set_max_capacity(sandbox.max_handles);
+        }
         let state = HostState {
             wasi: wasi.build(),
             table,
@@ -605,20 +622,20 @@ impl Plugin {
             },
             allow_hosts: net::AllowList::new(&sandbox.allow_hosts),
             log,
-            deadline: Instant::now(),
+            deadline: None,
             dir,
             locks: 0,
             passed,
         };
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.budget);
-        let timeout = sandbox.timeout;
-        store.epoch_deadline_callback(move |ctx| {
-            if Instant::now() >= ctx.data().deadline {
-                Err(DeadlineExceeded(timeout).into())
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
+        let limit = sandbox.timeout;
+        let timeout = self.bounded.then_some(limit);
+        if self.bounded {
+            store.limiter(|s| &mut s.budget);
+        }
+        store.epoch_deadline_callback(move |ctx| match ctx.data().deadline {
+            Some(deadline) if Instant::now() >= deadline => Err(DeadlineExceeded(limit).into()),
+            _ => Ok(UpdateDeadline::Yield(1)),
         });
         arm(&mut store, timeout);
         let plugin = within(timeout, self.pre.instantiate_async(&mut store))
@@ -643,21 +660,25 @@ impl Plugin {
 /// end by itself; running code is stopped at the deadline by the epoch check.
 const BLOCKED_GRACE: Duration = Duration::from_millis(50);
 
-/// Runs a call into the plugin within its deadline, which also holds while the plugin waits in a
-/// host call: past it the call is abandoned (a fault: the instance is not used again).
+/// Runs a call into the plugin within its deadline (if it has one), which also holds while the
+/// plugin waits in a host call: past it the call is abandoned (a fault: the instance is not used
+/// again).
 async fn within<T>(
-    timeout: Duration,
+    timeout: Option<Duration>,
     call: impl Future<Output = wasmtime::Result<T>>,
 ) -> wasmtime::Result<T> {
+    let Some(timeout) = timeout else {
+        return call.await;
+    };
     match tokio::time::timeout(timeout + BLOCKED_GRACE, call).await {
         Ok(result) => result,
         Err(_) => Err(DeadlineExceeded(timeout).into()),
     }
 }
 
-/// Starts the deadline of a call: the epoch callback checks it at every tick.
-fn arm(store: &mut Store<HostState>, timeout: Duration) {
-    store.data_mut().deadline = Instant::now() + timeout;
+/// Starts the deadline of a call (if it has one): the epoch callback checks it at every tick.
+fn arm(store: &mut Store<HostState>, timeout: Option<Duration>) {
+    store.data_mut().deadline = timeout.map(|t| Instant::now() + t);
     store.set_epoch_deadline(1);
 }
 
