@@ -256,6 +256,7 @@ fn writes_past_the_disk_quota_fail_inside_the_plugin() {
                 "No space left on device",
                 7,
             ),
+            ("self_rename\", path = \"f\", count = 300", "I/O error", 7),
         ] {
             let action = format!("action = \"{action}");
             let tmp = tempfile::tempdir().expect("tempdir");

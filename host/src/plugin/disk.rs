@@ -7,8 +7,10 @@
 //! directory past its quota fails inside the plugin with `insufficient-space` (ENOSPC), as on a
 //! full disk, having written nothing; the plugin may free space and go on.
 //!
-//! The count is conservative: what a write might add is taken before it runs, what it did not
-//! add is given back after, and a hard link's bytes are counted for each of its names.
+//! The count is conservative: what a write might add is taken before it runs, and what it did
+//! not add is given back after. A file's bytes are given back with its last name. Known limits:
+//! a file removed while the plugin still holds it open counts as freed at once, and the quota is
+//! one instance's, so exporters that share a directory each have their own.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -161,18 +163,26 @@ fn borrow(fd: &Resource<Descriptor>) -> Resource<Descriptor> {
     Resource::new_borrow(fd.rep())
 }
 
-/// The size of `fd` if it is a regular file: what else it may be (a directory, a device such as
-/// /dev/null) takes nothing of the quota when written.
-fn size_of(state: &HostState, fd: &Resource<Descriptor>) -> wasmtime::Result<Option<u64>> {
+/// The open file of `fd` if it is a regular file: what else it may be (a directory, a device
+/// such as /dev/null) takes nothing of the quota when written.
+fn regular_file(
+    state: &HostState,
+    fd: &Resource<Descriptor>,
+) -> wasmtime::Result<Option<Arc<std::fs::File>>> {
     Ok(match state.table.get(fd)? {
-        Descriptor::File(f) => f
-            .file
-            .metadata()
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len()),
-        Descriptor::Dir(_) => None,
+        Descriptor::File(f) if f.file.metadata().is_ok_and(|m| m.is_file()) => Some(f.file.clone()),
+        _ => None,
     })
+}
+
+/// The size of `fd` if it is a regular file (see [`regular_file`]).
+fn size_of(state: &HostState, fd: &Resource<Descriptor>) -> wasmtime::Result<Option<u64>> {
+    Ok(regular_file(state, fd)?.map(|f| len(&f)))
+}
+
+/// What `file` holds now.
+fn len(file: &std::fs::File) -> u64 {
+    file.metadata().map_or(0, |m| m.len())
 }
 
 /// What `path` under `dir` holds of the quota; none if it does not exist.
@@ -234,10 +244,10 @@ async fn write_via_stream(
     state: &mut HostState,
     (fd, offset): (Resource<Descriptor>, u64),
 ) -> Answer<Resource<DynOutputStream>> {
-    let end = size_of(state, &fd)?;
+    let file = regular_file(state, &fd)?;
     let stream = state.filesystem().write_via_stream(fd, offset);
-    match end {
-        Some(end) => metered(state, stream, Some(offset), end),
+    match file {
+        Some(file) => metered(state, stream, file, Some(offset)),
         None => answer(stream),
     }
 }
@@ -246,21 +256,20 @@ async fn append_via_stream(
     state: &mut HostState,
     (fd,): (Resource<Descriptor>,),
 ) -> Answer<Resource<DynOutputStream>> {
-    let regular = size_of(state, &fd)?.is_some();
+    let file = regular_file(state, &fd)?;
     let stream = state.filesystem().append_via_stream(fd);
-    if regular {
-        metered(state, stream, None, 0)
-    } else {
-        answer(stream)
+    match file {
+        Some(file) => metered(state, stream, file, None),
+        None => answer(stream),
     }
 }
 
-/// Puts a [`Metered`] stream in the place of `stream`.
+/// Puts a [`Metered`] stream of `file` in the place of `stream`.
 fn metered(
     state: &mut HostState,
     stream: FsResult<Resource<DynOutputStream>>,
+    file: Arc<std::fs::File>,
     at: Option<u64>,
-    end: u64,
 ) -> Answer<Resource<DynOutputStream>> {
     let stream = match stream {
         Ok(stream) => stream,
@@ -270,8 +279,8 @@ fn metered(
     let metered: DynOutputStream = Box::new(Metered {
         inner,
         disk: state.disk.clone(),
+        file,
         at,
-        end,
     });
     Ok((Ok(state.table.push(metered)?),))
 }
@@ -366,7 +375,12 @@ async fn rename_at(
     state: &mut HostState,
     (dir, old, new_dir, new): (Resource<Descriptor>, String, Resource<Descriptor>, String),
 ) -> Answer<()> {
-    // A rename onto an existing name removes what was there.
+    // A rename onto an existing name removes what was there, unless that is the file renamed
+    // (the same name, or another link to it), when the rename does nothing.
+    let renamed = identity(state, &dir, &old).await;
+    if renamed.is_some() && renamed == identity(state, &new_dir, &new).await {
+        return answer(state.filesystem().rename_at(dir, old, new_dir, new).await);
+    }
     let (target_dir, target) = (borrow(&new_dir), new.clone());
     entry_removed(state, &target_dir, &target, async |s| {
         s.filesystem().rename_at(dir, old, new_dir, new).await
@@ -396,6 +410,21 @@ async fn remove_directory_at(
     .await
 }
 
+/// What tells the file at `path` under `dir` from others (links not followed); none if there is
+/// none.
+async fn identity(
+    state: &mut HostState,
+    dir: &Resource<Descriptor>,
+    path: &str,
+) -> Option<(u64, u64)> {
+    let hash = state
+        .filesystem()
+        .metadata_hash_at(borrow(dir), PathFlags::empty(), path.to_string())
+        .await
+        .ok()?;
+    Some((hash.lower, hash.upper))
+}
+
 /// Runs `remove`, which removes the entry `path` of `dir`, and gives back what it held if it
 /// went.
 async fn entry_removed(
@@ -416,10 +445,10 @@ async fn entry_removed(
 struct Metered {
     inner: DynOutputStream,
     disk: Arc<Disk>,
+    /// The file, whose size is read at each write (another call may have changed it).
+    file: Arc<std::fs::File>,
     /// Where the next write goes; none for a stream that appends.
     at: Option<u64>,
-    /// The file's end as this stream knows it.
-    end: u64,
 }
 
 #[wasmtime_wasi::async_trait]
@@ -433,8 +462,9 @@ impl Pollable for Metered {
 impl OutputStream for Metered {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         let n = bytes.len() as u64;
+        // The stream lets one write be under way at a time, and it has landed by now.
         let growth = match self.at {
-            Some(at) => at.saturating_add(n).saturating_sub(self.end),
+            Some(at) => at.saturating_add(n).saturating_sub(len(&self.file)),
             None => n,
         };
         if !self.disk.take(growth) {
@@ -443,7 +473,6 @@ impl OutputStream for Metered {
         }
         if let Some(at) = &mut self.at {
             *at = at.saturating_add(n);
-            self.end = self.end.max(*at);
         }
         self.inner.write(bytes)
     }

@@ -109,7 +109,12 @@ impl Host for HostState {
             // Deleted while held, and only if the name still leads to the file that was locked,
             // so no writer takes it in between and no other file goes in its place.
             Ok(()) if opened && regular(dir, &path)? == Some(identity) => {
-                let size = file.metadata().map_or(0, |m| m.len());
+                // The bytes go only with the file's last name.
+                let size = file
+                    .metadata()
+                    .ok()
+                    .filter(|m| std::os::unix::fs::MetadataExt::nlink(m) <= 1)
+                    .map_or(0, |m| m.len());
                 let removed = dir.remove_file(&path);
                 if removed.is_ok() {
                     self.disk.give_back(ENTRY + size);

@@ -142,6 +142,16 @@ fn act(config: &Config) -> Result<(), Error> {
         "fill_size" => open_in_sandbox(&config.path)?
             .set_size(config.count << 20)
             .map_err(wasi_blocked),
+        "self_rename" => {
+            // A MiB each in `count` files, each renamed onto itself (which removes nothing).
+            let mib = vec![7u8; 1 << 20];
+            for i in 0..config.count {
+                let name = format!("{}.{i}", config.path);
+                std::fs::write(&name, &mib).map_err(blocked)?;
+                std::fs::rename(&name, &name).map_err(blocked)?;
+            }
+            Ok(())
+        }
         "churn" => {
             // Within a quota, so long as what goes is counted as gone: a MiB written, renamed
             // over the last one, `count` times; a directory made and removed as often.
