@@ -228,7 +228,8 @@ fn usage(dir: &Path) -> u64 {
 fn writes_past_the_disk_quota_fail_inside_the_plugin() {
     contained("writes_past_the_disk_quota_fail_inside_the_plugin", || {
         // 300 MiB (or 300,000 files) into a directory of 8 MiB: through a stream (directly, and
-        // through std::fs), through `descriptor.write`, by `set-size`, by creating files.
+        // through std::fs), through `descriptor.write`, by `set-size`, by creating files, in
+        // files each renamed onto itself, and in files each removed while held open.
         // Each leaves the directory holding at least the MiB given: up to the quota, but for
         // one `set-size` refused as a whole.
         // What the plugin is told: `insufficient-space` from `wasi:filesystem` (ENOSPC: "No space
@@ -257,6 +258,7 @@ fn writes_past_the_disk_quota_fail_inside_the_plugin() {
                 7,
             ),
             ("self_rename\", path = \"f\", count = 300", "I/O error", 7),
+            ("unlink_open\", path = \"f\", count = 300", "I/O error", 0),
         ] {
             let action = format!("action = \"{action}");
             let tmp = tempfile::tempdir().expect("tempdir");
@@ -283,17 +285,70 @@ fn writes_past_the_disk_quota_fail_inside_the_plugin() {
                 used <= 8 << 20 && used >= least_mib << 20,
                 "{action}: the directory holds {used} bytes, of 8 MiB"
             );
+            // What the plugin wrote before it was refused, where it says (files it removed
+            // while they were open no longer show in the directory).
+            if let Some((_, after)) = error.split_once(" after ") {
+                let mib: u64 = after.trim_end_matches(" MiB").parse().expect("MiB written");
+                assert!(mib <= 8, "{action}: {mib} MiB written, in 8: {s}");
+            }
         }
-        // 50 MiB written through 8 MiB, each write renamed over the last and removed at the end:
-        // the quota counts what goes, so nothing is refused.
-        let (s, records) = beside_a_healthy_exporter(
-            ROGUE,
-            "action = \"churn\", path = \"f\", count = 50, when = \"init\"",
-            ", disk_mib = 8",
-            "",
-        );
-        assert_delivered_all(&s, records);
-        assert_eq!(passed(&s, Limit::Disk), 0, "{s}");
+        // Within the quota, so long as what goes and what lands are counted as they are, nothing
+        // is refused:
+        for action in [
+            // 50 MiB written through 8 MiB, each write renamed over the last and removed at the
+            // end;
+            "churn\", path = \"f\", count = 50",
+            // writes through a stream, each landed when the call returns (so that the next call,
+            // a `set-size` say, counts the file as it is);
+            "stream_lands\", path = \"f\", count = 100",
+            // 50 MiB in files each removed while open, two kept open at once: a file's bytes
+            // come back when it is closed.
+            "unlink_open\", path = \"f\", count = 50, hold = 2",
+        ] {
+            let (s, records) = beside_a_healthy_exporter(
+                ROGUE,
+                &format!("action = \"{action}, when = \"init\""),
+                ", disk_mib = 8",
+                "",
+            );
+            assert_delivered_all(&s, records);
+            assert_eq!(passed(&s, Limit::Disk), 0, "{action}: {s}");
+        }
         DEFAULT_DEADLINE
     });
+}
+
+#[test]
+fn exporters_sharing_a_directory_share_its_quota() {
+    // Two exporters, both started, then each writing 6 MiB at every export into one directory of
+    // 8 MiB: both cannot fit, and the directory holds no more than its quota.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rogue = |name: &str, file: &str| {
+        format!(
+            "[exporters.{name}]\nplugin = {ROGUE:?}\nsandbox = {{ dir = \"shared\", disk_mib = 8 }}\n\
+             config = {{ action = \"fill_std\", path = {file:?}, count = 6 }}\n"
+        )
+    };
+    let text = format!(
+        "[telemetry]\nsession_id = \"shared\"\n{}{}",
+        rogue("first", "a"),
+        rogue("second", "b")
+    );
+    let summary = wasmtel_tests::replay_fixture(wasmtel_tests::config(tmp.path(), &text));
+    let refused: u64 = summary
+        .exporters
+        .iter()
+        .map(|s| passed(s, Limit::Disk))
+        .sum();
+    assert!(refused >= 1, "{summary:?}");
+    let failed = summary.exporters.iter().find(|s| s.dropped_failed > 0);
+    assert!(
+        failed.is_some_and(|s| error_of(s).contains("I/O error")),
+        "{summary:?}"
+    );
+    let used = usage(&tmp.path().join("shared"));
+    assert!(
+        used <= 8 << 20,
+        "the directory holds {used} bytes, of 8 MiB"
+    );
 }

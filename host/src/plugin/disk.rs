@@ -1,26 +1,32 @@
 //! The sandbox directory's quota (`sandbox.disk_mib`).
 //!
-//! What the directory holds is counted when an instance starts (every file's bytes, and a block
-//! for every file, directory and link), then kept up to date by the calls that change it, which
-//! wasmtel puts in front of wasmtime-wasi's own: writes (direct and through streams),
-//! `set-size`, and creating, linking, renaming and removing entries. A call that would take the
-//! directory past its quota fails inside the plugin with `insufficient-space` (ENOSPC), as on a
-//! full disk, having written nothing; the plugin may free space and go on.
+//! What a directory holds is counted when the first instance that writes into it starts (every
+//! file's bytes, and a block for every file, directory and link), then kept up to date by the
+//! calls that change it, which wasmtel puts in front of wasmtime-wasi's own: writes (direct and
+//! through streams), `set-size`, and creating, linking, renaming and removing entries. A call that
+//! would take the directory past the quota fails inside the plugin with `insufficient-space`
+//! (ENOSPC), as on a full disk, having written nothing; the plugin may free space and go on.
 //!
-//! The count is conservative: what a write might add is taken before it runs, and what it did
-//! not add is given back after. A file's bytes are given back with its last name. Known limits:
-//! a file removed while the plugin still holds it open counts as freed at once, and the quota is
-//! one instance's, so exporters that share a directory each have their own.
+//! The count is one per directory in the process: exporters that share a directory share what it
+//! holds, each within its own quota. A file's bytes are given back with its last name, and only
+//! once no plugin holds the file open (until then the disk still holds them). Writes through a
+//! file's stream land before the call returns, so no other call sees the file in between. What
+//! another process writes into the directory is seen when the count is next made, after every
+//! instance writing there has ended.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::io::IoSlice;
+use std::os::unix::fs::{FileExt, MetadataExt as _};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
 use bytes::Bytes;
+use cap_primitives::fs::{FollowSymlinks, Metadata, MetadataExt as _};
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView};
 use wasmtime_wasi::p2::bindings::filesystem::types::{
-    DescriptorFlags, DescriptorType, ErrorCode, HostDescriptor, OpenFlags, PathFlags,
+    DescriptorFlags, ErrorCode, HostDescriptor, OpenFlags, PathFlags,
 };
 use wasmtime_wasi::p2::{
     DynOutputStream, FsResult, OutputStream, Pollable, StreamError, StreamResult,
@@ -32,13 +38,134 @@ use crate::stats::{Limit, LimitCounts};
 /// What an entry (file, directory, link) costs besides its bytes: a block.
 pub(super) const ENTRY: u64 = 4096;
 
+/// The most one write of a file's stream takes at once.
+const STREAM_CHUNK: usize = 64 * 1024;
+
 /// The interface whose calls are metered, at the version wasmtime-wasi implements.
 const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
 
-/// One instance's quota, and what it holds of it.
+/// What tells one file from another: its device and inode.
+type Identity = (u64, u64);
+
+/// An entry of a directory, as the quota sees it.
+pub(super) struct Entry {
+    identity: Identity,
+    /// A regular file's size; none for anything else.
+    bytes: Option<u64>,
+    /// Whether this is the file's only name.
+    only_name: bool,
+}
+
+impl Entry {
+    pub fn of(meta: &Metadata) -> Entry {
+        Entry {
+            identity: (meta.dev(), meta.ino()),
+            bytes: meta.is_file().then(|| meta.len()),
+            only_name: meta.nlink() <= 1,
+        }
+    }
+}
+
+/// What a directory holds, for every instance that writes into it.
+#[derive(Default)]
+struct Usage {
+    used: AtomicU64,
+    files: Mutex<Files>,
+    /// Whether `files.removed` holds any file.
+    removed_any: AtomicBool,
+}
+
+/// The files of a directory that plugins hold open.
+#[derive(Default)]
+struct Files {
+    /// Every open handle of a file, by the file; a dropped handle leaves a dead reference, swept
+    /// out as the map grows.
+    open: HashMap<Identity, Vec<Weak<std::fs::File>>>,
+    /// Past this many files, the dead references are swept out.
+    sweep_at: usize,
+    /// Files whose last name went while they were open, with their handles: each one's bytes
+    /// are given back once these are the last.
+    removed: Vec<Vec<Arc<std::fs::File>>>,
+}
+
+/// The count of every directory that instances write into, by its path.
+static USAGE: LazyLock<Mutex<HashMap<PathBuf, Weak<Usage>>>> = LazyLock::new(Default::default);
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Usage {
+    /// The count of `dir`: the one instances writing there now keep, or a new one.
+    fn of(dir: &Path) -> Arc<Usage> {
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let mut all = lock(&USAGE);
+        if let Some(usage) = all.get(&dir).and_then(Weak::upgrade) {
+            return usage;
+        }
+        all.retain(|_, usage| usage.strong_count() > 0);
+        let usage = Arc::new(Usage {
+            used: AtomicU64::new(walk(&dir)),
+            ..Usage::default()
+        });
+        all.insert(dir, Arc::downgrade(&usage));
+        usage
+    }
+
+    fn give_back(&self, bytes: u64) {
+        let _ = self
+            .used
+            .fetch_update(Relaxed, Relaxed, |used| Some(used.saturating_sub(bytes)));
+    }
+
+    /// Gives back the bytes of removed files that nothing holds open any more.
+    fn release_closed(&self) {
+        if !self.removed_any.load(Relaxed) {
+            return;
+        }
+        let mut files = lock(&self.files);
+        files.removed.retain(|handles| {
+            let closed = handles.iter().all(|h| Arc::strong_count(h) == 1);
+            if closed {
+                self.give_back(handles.first().map_or(0, |f| len(f)));
+            }
+            !closed
+        });
+        self.removed_any.store(!files.removed.is_empty(), Relaxed);
+    }
+}
+
+/// What the directory tree at `dir` holds: its files' bytes (once for a file of many names) and
+/// a block per entry. Links are not followed.
+fn walk(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut linked = std::collections::HashSet::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            total += ENTRY;
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else if meta.is_file()
+                && (meta.nlink() <= 1 || linked.insert((meta.dev(), meta.ino())))
+            {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
+/// One instance's quota, and the count of its directory.
 pub(super) struct Disk {
     quota: u64,
-    used: AtomicU64,
+    usage: Arc<Usage>,
     passed: Arc<LimitCounts>,
     exporter: Arc<str>,
     /// Whether the host's log has said that a write was refused.
@@ -46,7 +173,7 @@ pub(super) struct Disk {
 }
 
 impl Disk {
-    /// The quota of `dir` (none: nothing to count), with what it holds now.
+    /// A quota of `quota` bytes in `dir` (none: nothing to count).
     pub fn new(
         quota: u64,
         dir: Option<&Path>,
@@ -55,7 +182,7 @@ impl Disk {
     ) -> Arc<Disk> {
         Arc::new(Disk {
             quota,
-            used: AtomicU64::new(dir.map_or(0, usage)),
+            usage: dir.map_or_else(Default::default, Usage::of),
             passed,
             exporter,
             warned: AtomicBool::new(false),
@@ -64,13 +191,17 @@ impl Disk {
 
     /// Takes `bytes` more of the quota: false (counted, and said once) if that would pass it.
     pub fn take(&self, bytes: u64) -> bool {
-        let taken = bytes == 0
-            || self
-                .used
-                .fetch_update(Relaxed, Relaxed, |used| {
-                    used.checked_add(bytes).filter(|&u| u <= self.quota)
-                })
-                .is_ok();
+        if bytes == 0 {
+            return true;
+        }
+        self.usage.release_closed();
+        let taken = self
+            .usage
+            .used
+            .fetch_update(Relaxed, Relaxed, |used| {
+                used.checked_add(bytes).filter(|&u| u <= self.quota)
+            })
+            .is_ok();
         if !taken {
             self.passed.pass(Limit::Disk);
             if !self.warned.swap(true, Relaxed) {
@@ -87,32 +218,83 @@ impl Disk {
 
     /// Gives `bytes` of the quota back.
     pub fn give_back(&self, bytes: u64) {
-        let _ = self
-            .used
-            .fetch_update(Relaxed, Relaxed, |used| Some(used.saturating_sub(bytes)));
+        self.usage.give_back(bytes);
+    }
+
+    /// Notes a handle of `file` that a plugin holds, so that the file's bytes stay counted while
+    /// it is open, whatever becomes of its names.
+    pub fn opened(&self, file: &Arc<std::fs::File>) {
+        let Ok(meta) = file.metadata() else { return };
+        if !meta.is_file() {
+            return;
+        }
+        let mut files = lock(&self.usage.files);
+        let handles = files.open.entry((meta.dev(), meta.ino())).or_default();
+        handles.retain(|h| h.strong_count() > 0);
+        handles.push(Arc::downgrade(file));
+        if files.open.len() > files.sweep_at {
+            files.open.retain(|_, handles| {
+                handles.retain(|h| h.strong_count() > 0);
+                !handles.is_empty()
+            });
+            files.sweep_at = 2 * files.open.len() + 64;
+        }
+    }
+
+    /// Gives back what `entry`, whose name has gone, held: its block, and its bytes if that was
+    /// its only name (once no plugin holds it open).
+    pub fn removed(&self, entry: Entry) {
+        let Some(bytes) = entry.bytes.filter(|_| entry.only_name) else {
+            self.give_back(ENTRY);
+            return;
+        };
+        let mut files = lock(&self.usage.files);
+        let handles: Vec<_> = (files.open.remove(&entry.identity).into_iter().flatten())
+            .filter_map(|h| h.upgrade())
+            .collect();
+        if handles.is_empty() {
+            self.give_back(ENTRY + bytes);
+        } else {
+            self.give_back(ENTRY);
+            files.removed.push(handles);
+            self.usage.removed_any.store(true, Relaxed);
+        }
+    }
+
+    /// Takes what writing `n` bytes at `at` (none: at the end) may add to `file`; none if that
+    /// would pass the quota.
+    fn reserve(&self, file: &std::fs::File, at: Option<u64>, n: u64) -> Option<Reserved> {
+        let before = len(file);
+        let most = at
+            .unwrap_or(before)
+            .saturating_add(n)
+            .saturating_sub(before);
+        self.take(most).then_some(Reserved { before, most })
+    }
+
+    /// Counts `file` at its size after a call that `reserved` was taken for: gives back what the
+    /// call did not add (or took away), and takes what it added past that (another writer's).
+    fn settle(&self, file: &std::fs::File, reserved: Reserved) {
+        let (held, now) = (reserved.before.saturating_add(reserved.most), len(file));
+        if now <= held {
+            self.give_back(held - now);
+        } else {
+            self.usage.used.fetch_add(now - held, Relaxed);
+        }
     }
 }
 
-/// What the directory tree at `dir` holds: its files' bytes and a block per entry. Links are not
-/// followed.
-fn usage(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else {
-                continue;
-            };
-            total += ENTRY + if meta.is_file() { meta.len() } else { 0 };
-            if meta.is_dir() {
-                dirs.push(entry.path());
-            }
-        }
-    }
-    total
+/// What a write took of the quota before it ran.
+struct Reserved {
+    /// The file's size before the write.
+    before: u64,
+    /// What the write may add to it.
+    most: u64,
+}
+
+/// What `file` holds now.
+fn len(file: &std::fs::File) -> u64 {
+    file.metadata().map_or(0, |m| m.len())
 }
 
 /// Puts the metered calls in front of wasmtime-wasi's in `linker`, which already has them.
@@ -159,10 +341,6 @@ fn no_space<T>() -> Answer<T> {
     Ok((Err(ErrorCode::InsufficientSpace),))
 }
 
-fn borrow(fd: &Resource<Descriptor>) -> Resource<Descriptor> {
-    Resource::new_borrow(fd.rep())
-}
-
 /// The open file of `fd` if it is a regular file: what else it may be (a directory, a device
 /// such as /dev/null) takes nothing of the quota when written.
 fn regular_file(
@@ -175,68 +353,50 @@ fn regular_file(
     })
 }
 
-/// The size of `fd` if it is a regular file (see [`regular_file`]).
-fn size_of(state: &HostState, fd: &Resource<Descriptor>) -> wasmtime::Result<Option<u64>> {
-    Ok(regular_file(state, fd)?.map(|f| len(&f)))
-}
-
-/// What `file` holds now.
-fn len(file: &std::fs::File) -> u64 {
-    file.metadata().map_or(0, |m| m.len())
-}
-
-/// What `path` under `dir` holds of the quota; none if it does not exist.
-async fn cost_at(
-    state: &mut HostState,
+/// The entry `path` of the directory `dir`; none if there is none. Resolved as wasmtime-wasi
+/// resolves it, inside the directory.
+fn entry_at(
+    state: &HostState,
     dir: &Resource<Descriptor>,
-    flags: PathFlags,
+    follow: bool,
     path: &str,
-) -> Option<u64> {
-    let stat = state
-        .filesystem()
-        .stat_at(borrow(dir), flags, path.to_string())
-        .await
-        .ok()?;
-    let bytes = match stat.type_ {
-        DescriptorType::RegularFile if stat.link_count <= 1 => stat.size,
-        _ => 0,
+) -> Option<Entry> {
+    let Ok(Descriptor::Dir(dir)) = state.table.get(dir) else {
+        return None;
     };
-    Some(ENTRY + bytes)
+    let follow = if follow {
+        FollowSymlinks::Yes
+    } else {
+        FollowSymlinks::No
+    };
+    let meta = cap_primitives::fs::stat(&dir.dir, Path::new(path), follow).ok()?;
+    Some(Entry::of(&meta))
 }
 
 async fn write(
     state: &mut HostState,
     (fd, buffer, offset): (Resource<Descriptor>, Vec<u8>, u64),
 ) -> Answer<u64> {
-    let Some(before) = size_of(state, &fd)? else {
+    let Some(file) = regular_file(state, &fd)? else {
         return answer(state.filesystem().write(fd, buffer, offset).await);
     };
-    let most = offset
-        .saturating_add(buffer.len() as u64)
-        .saturating_sub(before);
-    if !state.disk.take(most) {
+    let Some(reserved) = state.disk.reserve(&file, Some(offset), buffer.len() as u64) else {
         return no_space();
-    }
-    let same = borrow(&fd);
+    };
     let result = state.filesystem().write(fd, buffer, offset).await;
-    let grown = size_of(state, &same)?
-        .unwrap_or(before)
-        .saturating_sub(before);
-    state.disk.give_back(most.saturating_sub(grown));
+    state.disk.settle(&file, reserved);
     answer(result)
 }
 
 async fn set_size(state: &mut HostState, (fd, size): (Resource<Descriptor>, u64)) -> Answer<()> {
-    let before = size_of(state, &fd)?.unwrap_or(size);
-    if !state.disk.take(size.saturating_sub(before)) {
+    let Some(file) = regular_file(state, &fd)? else {
+        return answer(state.filesystem().set_size(fd, size).await);
+    };
+    let Some(reserved) = state.disk.reserve(&file, Some(size), 0) else {
         return no_space();
-    }
+    };
     let result = state.filesystem().set_size(fd, size).await;
-    state.disk.give_back(if result.is_ok() {
-        before.saturating_sub(size)
-    } else {
-        size.saturating_sub(before)
-    });
+    state.disk.settle(&file, reserved);
     answer(result)
 }
 
@@ -264,7 +424,8 @@ async fn append_via_stream(
     }
 }
 
-/// Puts a [`Metered`] stream of `file` in the place of `stream`.
+/// Puts a [`Metered`] stream of `file` in the place of wasmtime-wasi's `stream`, once that has
+/// been granted.
 fn metered(
     state: &mut HostState,
     stream: FsResult<Resource<DynOutputStream>>,
@@ -275,12 +436,12 @@ fn metered(
         Ok(stream) => stream,
         Err(e) => return answer(Err(e)),
     };
-    let inner = state.table.delete(stream)?;
+    drop(state.table.delete(stream)?);
     let metered: DynOutputStream = Box::new(Metered {
-        inner,
-        disk: state.disk.clone(),
         file,
+        disk: state.disk.clone(),
         at,
+        closed: false,
     });
     Ok((Ok(state.table.push(metered)?),))
 }
@@ -299,11 +460,8 @@ async fn open_at(
         open_flags.contains(OpenFlags::CREATE),
         open_flags.contains(OpenFlags::TRUNCATE),
     );
-    let before = if create || truncate {
-        cost_at(state, &dir, path_flags, &path).await
-    } else {
-        None
-    };
+    let follow = path_flags.contains(PathFlags::SYMLINK_FOLLOW);
+    let before = entry_at(state, &dir, follow, &path);
     let new = create && before.is_none();
     if new && !state.disk.take(ENTRY) {
         return no_space();
@@ -314,8 +472,13 @@ async fn open_at(
         .await;
     match (&result, before) {
         (Err(_), None) if new => state.disk.give_back(ENTRY),
-        (Ok(_), Some(cost)) if truncate => state.disk.give_back(cost - ENTRY),
+        (Ok(_), Some(entry)) if truncate => state.disk.give_back(entry.bytes.unwrap_or(0)),
         _ => {}
+    }
+    if let Ok(fd) = &result
+        && let Some(file) = regular_file(state, fd)?
+    {
+        state.disk.opened(&file);
     }
     answer(result)
 }
@@ -377,115 +540,132 @@ async fn rename_at(
 ) -> Answer<()> {
     // A rename onto an existing name removes what was there, unless that is the file renamed
     // (the same name, or another link to it), when the rename does nothing.
-    let renamed = identity(state, &dir, &old).await;
-    if renamed.is_some() && renamed == identity(state, &new_dir, &new).await {
-        return answer(state.filesystem().rename_at(dir, old, new_dir, new).await);
+    let renamed = entry_at(state, &dir, false, &old).map(|e| e.identity);
+    let target = entry_at(state, &new_dir, false, &new);
+    let result = state.filesystem().rename_at(dir, old, new_dir, new).await;
+    if let (Ok(()), Some(target)) = (&result, target)
+        && renamed != Some(target.identity)
+    {
+        state.disk.removed(target);
     }
-    let (target_dir, target) = (borrow(&new_dir), new.clone());
-    entry_removed(state, &target_dir, &target, async |s| {
-        s.filesystem().rename_at(dir, old, new_dir, new).await
-    })
-    .await
+    answer(result)
 }
 
 async fn unlink_file_at(
     state: &mut HostState,
     (dir, path): (Resource<Descriptor>, String),
 ) -> Answer<()> {
-    let (from, name) = (borrow(&dir), path.clone());
-    entry_removed(state, &from, &name, async |s| {
-        s.filesystem().unlink_file_at(dir, path).await
-    })
-    .await
+    let entry = entry_at(state, &dir, false, &path);
+    let result = state.filesystem().unlink_file_at(dir, path).await;
+    gone(state, &result, entry);
+    answer(result)
 }
 
 async fn remove_directory_at(
     state: &mut HostState,
     (dir, path): (Resource<Descriptor>, String),
 ) -> Answer<()> {
-    let (from, name) = (borrow(&dir), path.clone());
-    entry_removed(state, &from, &name, async |s| {
-        s.filesystem().remove_directory_at(dir, path).await
-    })
-    .await
-}
-
-/// What tells the file at `path` under `dir` from others (links not followed); none if there is
-/// none.
-async fn identity(
-    state: &mut HostState,
-    dir: &Resource<Descriptor>,
-    path: &str,
-) -> Option<(u64, u64)> {
-    let hash = state
-        .filesystem()
-        .metadata_hash_at(borrow(dir), PathFlags::empty(), path.to_string())
-        .await
-        .ok()?;
-    Some((hash.lower, hash.upper))
-}
-
-/// Runs `remove`, which removes the entry `path` of `dir`, and gives back what it held if it
-/// went.
-async fn entry_removed(
-    state: &mut HostState,
-    dir: &Resource<Descriptor>,
-    path: &str,
-    remove: impl AsyncFnOnce(&mut HostState) -> FsResult<()>,
-) -> Answer<()> {
-    let cost = cost_at(state, dir, PathFlags::empty(), path).await;
-    let result = remove(state).await;
-    if result.is_ok() {
-        state.disk.give_back(cost.unwrap_or(0));
-    }
+    let entry = entry_at(state, &dir, false, &path);
+    let result = state.filesystem().remove_directory_at(dir, path).await;
+    gone(state, &result, entry);
     answer(result)
 }
 
-/// A file's output stream whose writes take their growth of the file from the quota first.
+/// Gives back what `entry` held if the call that removed it (`result`) did.
+fn gone(state: &HostState, result: &FsResult<()>, entry: Option<Entry>) {
+    if let (Ok(()), Some(entry)) = (result, entry) {
+        state.disk.removed(entry);
+    }
+}
+
+/// A regular file's output stream whose writes take what they add to the file from the quota
+/// first. A write lands before the call returns (a file's write does not wait on anything but
+/// the disk), so the file's size is known at every call.
 struct Metered {
-    inner: DynOutputStream,
-    disk: Arc<Disk>,
-    /// The file, whose size is read at each write (another call may have changed it).
     file: Arc<std::fs::File>,
+    disk: Arc<Disk>,
     /// Where the next write goes; none for a stream that appends.
     at: Option<u64>,
+    /// Whether a write failed, which ends the stream.
+    closed: bool,
+}
+
+impl Metered {
+    fn open(&self) -> StreamResult<()> {
+        if self.closed {
+            Err(StreamError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Writes `bytes` at the end of `file`, each write at the end as it is then, whoever else
+/// writes the file.
+fn append_all(file: &std::fs::File, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let written = append(file, bytes)?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[written..];
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn append(file: &std::fs::File, bytes: &[u8]) -> std::io::Result<usize> {
+    use rustix::io::{Errno, ReadWriteFlags, pwritev2};
+    match pwritev2(file, &[IoSlice::new(bytes)], 0, ReadWriteFlags::APPEND) {
+        Err(Errno::NOSYS | Errno::NOTSUP) => append_by_seeking(file, bytes),
+        written => Ok(written?),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn append(file: &std::fs::File, bytes: &[u8]) -> std::io::Result<usize> {
+    append_by_seeking(file, bytes)
+}
+
+/// Appends where the system appends with no flag for one write: at the end found by seeking.
+fn append_by_seeking(mut file: &std::fs::File, bytes: &[u8]) -> std::io::Result<usize> {
+    use std::io::{Seek, SeekFrom, Write};
+    file.seek(SeekFrom::End(0))?;
+    file.write(bytes)
 }
 
 #[wasmtime_wasi::async_trait]
 impl Pollable for Metered {
-    async fn ready(&mut self) {
-        self.inner.ready().await
-    }
+    async fn ready(&mut self) {}
 }
 
 #[wasmtime_wasi::async_trait]
 impl OutputStream for Metered {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        let n = bytes.len() as u64;
-        // The stream lets one write be under way at a time, and it has landed by now.
-        let growth = match self.at {
-            Some(at) => at.saturating_add(n).saturating_sub(len(&self.file)),
-            None => n,
+        self.open()?;
+        let failed = |e: std::io::Error| StreamError::LastOperationFailed(e.into());
+        let Some(reserved) = self.disk.reserve(&self.file, self.at, bytes.len() as u64) else {
+            // Nothing was written: the stream stays open, for when space has been freed.
+            return Err(failed(std::io::Error::from_raw_os_error(libc::ENOSPC)));
         };
-        if !self.disk.take(growth) {
-            let enospc = std::io::Error::from_raw_os_error(libc::ENOSPC);
-            return Err(StreamError::LastOperationFailed(enospc.into()));
-        }
-        if let Some(at) = &mut self.at {
-            *at = at.saturating_add(n);
-        }
-        self.inner.write(bytes)
+        let written = match &mut self.at {
+            Some(at) => self.file.write_all_at(&bytes, *at).map(|()| {
+                *at += bytes.len() as u64;
+            }),
+            None => append_all(&self.file, &bytes),
+        };
+        self.disk.settle(&self.file, reserved);
+        written.map_err(|e| {
+            self.closed = true;
+            failed(e)
+        })
     }
 
     fn flush(&mut self) -> StreamResult<()> {
-        self.inner.flush()
+        self.open()
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        self.inner.check_write()
-    }
-
-    async fn cancel(&mut self) {
-        self.inner.cancel().await
+        self.open().map(|()| STREAM_CHUNK)
     }
 }

@@ -4,19 +4,20 @@
 //! leads out; and only regular files are taken (no link, FIFO or device, which could block).
 
 use std::fs::TryLockError;
+use std::sync::Arc;
 
 use cap_std::fs::{Dir, OpenOptions};
 use wasmtime::component::Resource;
 
 use super::HostState;
 use super::bindings::wasmtel::exporter::files::{Host, HostLock, LockError};
-use super::disk::ENTRY;
+use super::disk::{ENTRY, Entry};
 
 /// How many files one instance may hold at once.
 const MAX_LOCKS: usize = 64;
 
 /// A held file: its lock goes with it.
-pub struct HeldFile(#[allow(dead_code, reason = "held for its lock")] std::fs::File);
+pub struct HeldFile(#[allow(dead_code, reason = "held for its lock")] Arc<std::fs::File>);
 
 /// The sandbox directory, opened, for the `files` interface.
 pub(super) fn open_dir(path: &std::path::Path) -> std::io::Result<Dir> {
@@ -92,6 +93,8 @@ impl Host for HostState {
             }
         };
         file.try_lock().map_err(|e| lock_error(&path, e))?;
+        let file = Arc::new(file);
+        self.disk.opened(&file);
         let lock = self.table.push(HeldFile(file)).map_err(|e| failed(&e))?;
         self.locks += 1;
         Ok(lock)
@@ -109,15 +112,10 @@ impl Host for HostState {
             // Deleted while held, and only if the name still leads to the file that was locked,
             // so no writer takes it in between and no other file goes in its place.
             Ok(()) if opened && regular(dir, &path)? == Some(identity) => {
-                // The bytes go only with the file's last name.
-                let size = file
-                    .metadata()
-                    .ok()
-                    .filter(|m| std::os::unix::fs::MetadataExt::nlink(m) <= 1)
-                    .map_or(0, |m| m.len());
+                let entry = cap_std::fs::Metadata::from_file(&file).map(|m| Entry::of(&m));
                 let removed = dir.remove_file(&path);
-                if removed.is_ok() {
-                    self.disk.give_back(ENTRY + size);
+                if let (Ok(()), Ok(entry)) = (&removed, entry) {
+                    self.disk.removed(entry);
                 }
                 removed.map(|()| true)
             }

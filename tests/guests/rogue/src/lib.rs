@@ -30,6 +30,9 @@ struct Config {
     /// The size of each header `fields` adds.
     #[serde(default)]
     bytes: u64,
+    /// How many removed files `unlink_open` keeps open at once (0: all of them).
+    #[serde(default)]
+    hold: u64,
 }
 
 fn export() -> String {
@@ -101,22 +104,14 @@ fn act(config: &Config) -> Result<(), Error> {
         }
         "fill_stream" => {
             // Through a `wasi:io` output stream of the file, as the filesystem error code says.
-            use wasi::io::streams::StreamError;
             let stream = open_in_sandbox(&config.path)?
                 .write_via_stream(0)
                 .map_err(wasi_blocked)?;
             let chunk = vec![7u8; 4096];
             for _ in 0..config.count * 256 {
-                match stream.blocking_write_and_flush(&chunk) {
-                    Ok(()) => {}
-                    Err(StreamError::LastOperationFailed(e)) => {
-                        return Err(match wasi::filesystem::types::filesystem_error_code(&e) {
-                            Some(code) => wasi_blocked(code),
-                            None => Error::permanent(format!("blocked: {}", e.to_debug_string())),
-                        });
-                    }
-                    Err(StreamError::Closed) => return Err(Error::permanent("blocked: closed")),
-                }
+                stream
+                    .blocking_write_and_flush(&chunk)
+                    .map_err(stream_blocked)?;
             }
             Ok(())
         }
@@ -166,6 +161,46 @@ fn act(config: &Config) -> Result<(), Error> {
             }
             std::fs::remove_file(&old).map_err(blocked)
         }
+        "unlink_open" => {
+            // A MiB in each of `count` files, each removed while still open: the disk holds what
+            // an open file holds until it is closed. `hold` of them are kept open at once.
+            use std::io::Write;
+            let mib = vec![7u8; 1 << 20];
+            let mut open = std::collections::VecDeque::new();
+            for i in 0..config.count {
+                let name = format!("{}.{i}", config.path);
+                let mut file = std::fs::File::create(&name).map_err(blocked)?;
+                file.write_all(&mib)
+                    .map_err(|e| Error::permanent(format!("blocked: {e} after {i} MiB")))?;
+                std::fs::remove_file(&name).map_err(blocked)?;
+                open.push_back(file);
+                if config.hold > 0 && open.len() as u64 > config.hold {
+                    open.pop_front();
+                }
+            }
+            Ok(())
+        }
+        "stream_lands" => {
+            // `count` stream writes, each followed by the file's size without waiting for the
+            // stream: the size shows the write (no other call can see the file in between).
+            let file = open_in_sandbox(&config.path)?;
+            let mut end = 0;
+            for _ in 0..config.count {
+                let stream = file.write_via_stream(end).map_err(wasi_blocked)?;
+                let permit = stream.check_write().map_err(stream_blocked)?;
+                stream
+                    .write(&vec![7u8; permit as usize])
+                    .map_err(stream_blocked)?;
+                end += permit;
+                let size = file.stat().map_err(wasi_blocked)?.size;
+                if size != end {
+                    return Err(Error::permanent(format!(
+                        "the file holds {size} bytes after a write up to {end}"
+                    )));
+                }
+            }
+            Ok(())
+        }
         "files" => {
             for i in 0..config.count {
                 std::fs::File::create(format!("{}.{i}", config.path)).map_err(blocked)?;
@@ -206,6 +241,20 @@ fn act(config: &Config) -> Result<(), Error> {
 
 fn wasi_blocked(e: wasi::filesystem::types::ErrorCode) -> Error {
     Error::permanent(format!("blocked: {e:?}"))
+}
+
+/// A stream's failure, as the filesystem error code says.
+fn stream_blocked(e: wasi::io::streams::StreamError) -> Error {
+    use wasi::io::streams::StreamError;
+    match e {
+        StreamError::LastOperationFailed(e) => {
+            match wasi::filesystem::types::filesystem_error_code(&e) {
+                Some(code) => wasi_blocked(code),
+                None => Error::permanent(format!("blocked: {}", e.to_debug_string())),
+            }
+        }
+        StreamError::Closed => Error::permanent("blocked: closed"),
+    }
 }
 
 /// Opens (creating) `path` in the sandbox directory through `wasi:filesystem` itself.
