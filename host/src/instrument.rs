@@ -1,43 +1,47 @@
 //! The record API's handles beyond plain events: metric instruments and spans. Each records
 //! through a [`Recorder`] and keeps the telemetry that made it running.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use wasmtel_sdk::model::{
     KeyValue, Number, Record, Scope, Span, SpanEvent, SpanId, SpanKind, StatusCode, TraceId, Value,
 };
 
 use crate::clock::now_unix_nano;
-use crate::metrics::{DEFAULT_BOUNDS, Instrument, InstrumentKind, Measurement};
+use crate::metrics::{DEFAULT_BOUNDS, Instrument, InstrumentKind, Measure, Stream};
 use crate::routing::Recorder;
 
 macro_rules! instruments {
-    ($($(#[$doc:meta])* $ty:ident, $method:ident, $value:ty, $kind:expr;)*) => {$(
+    ($($(#[$doc:meta])* $ty:ident, $method:ident, $value:ty, $kind:expr, $measure:expr;)*) => {$(
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $ty {
             recorder: Recorder,
             instrument: Arc<Instrument>,
+            /// The instrument's points, found at the first measurement.
+            stream: OnceLock<Option<Arc<Stream>>>,
         }
 
         impl $ty {
             pub(crate) fn new(recorder: Recorder, name: &str) -> Self {
-                $ty { recorder, instrument: Arc::new(Instrument {
-                    name: name.into(),
-                    description: String::new(),
-                    unit: String::new(),
-                    kind: $kind,
-                }) }
+                $ty {
+                    recorder,
+                    instrument: Arc::new(Instrument {
+                        name: name.into(),
+                        description: String::new(),
+                        unit: String::new(),
+                        kind: $kind,
+                    }),
+                    stream: OnceLock::new(),
+                }
             }
 
-            /// Records `value` with `attributes`. Never blocks.
+            /// Records `value` with `attributes`, folding it into the instrument's point for
+            /// them. Never blocks, and never drops the measurement while telemetry runs.
             pub fn $method(&self, value: $value, attributes: &[KeyValue]) {
-                self.recorder.routes.measure(Measurement {
-                    instrument: self.instrument.clone(),
-                    value: Number::from(value),
-                    attributes: attributes.to_vec(),
-                    time_unix_nano: now_unix_nano(),
-                });
+                let measure: fn($value) -> Measure = $measure;
+                self.recorder
+                    .measure(&self.instrument, &self.stream, measure(value), attributes);
             }
 
             /// Sets the unit (UCUM, e.g. `ms`).
@@ -52,6 +56,7 @@ macro_rules! instruments {
 
             fn with(mut self, f: impl FnOnce(&mut Instrument)) -> Self {
                 f(Arc::make_mut(&mut self.instrument));
+                self.stream = OnceLock::new();
                 self
             }
         }
@@ -60,13 +65,14 @@ macro_rules! instruments {
 
 instruments! {
     /// A monotonic sum, e.g. `codex.tool.call`.
-    Counter, add, u64, InstrumentKind::Counter;
+    Counter, add, u64, InstrumentKind::Counter,
+        |v| Measure::Add(i64::try_from(v).unwrap_or(i64::MAX));
     /// A sum that goes up and down, e.g. running processes.
-    UpDownCounter, add, i64, InstrumentKind::UpDownCounter;
+    UpDownCounter, add, i64, InstrumentKind::UpDownCounter, Measure::Add;
     /// A distribution in explicit buckets, e.g. `codex.api_request.duration_ms`.
-    Histogram, record, f64, InstrumentKind::Histogram(DEFAULT_BOUNDS.to_vec());
+    Histogram, record, f64, InstrumentKind::Histogram(DEFAULT_BOUNDS.to_vec()), Measure::Sample;
     /// The last value seen, e.g. memory in use.
-    Gauge, record, f64, InstrumentKind::Gauge;
+    Gauge, record, f64, InstrumentKind::Gauge, |v| Measure::Set(Number::Double(v));
 }
 
 impl Histogram {

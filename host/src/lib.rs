@@ -1,11 +1,12 @@
 //! wasmtel: a telemetry host whose exporters are sandboxed WebAssembly components.
 //!
 //! The application records events, metric measurements and spans through [`Telemetry`]; no record
-//! call ever blocks: each configured exporter has a bounded queue, and a record that does not fit
-//! is dropped and counted ([`Telemetry::stats`]). Each exporter's worker batches its records,
-//! aggregates measurements per export interval, and hands the batches to its own instance of its
-//! plugin, a component implementing `wasmtel:exporter` (see `wit/`), inside a sandbox: one granted
-//! directory, bounded memory, a deadline per call.
+//! call ever blocks. Events and spans go through each configured exporter's bounded queue, where a
+//! record that does not fit is dropped and counted ([`Telemetry::stats`]); measurements are folded
+//! into their instrument's aggregate by the record call, and never dropped. Each exporter's worker
+//! batches its records, collects the aggregated metrics per export interval, and hands the batches
+//! to its own instance of its plugin, a component implementing `wasmtel:exporter` (see `wit/`),
+//! inside a sandbox: one granted directory, bounded memory, a deadline per call.
 //!
 //! ```no_run
 //! use wasmtel::{Config, Event, KeyValue, Telemetry};

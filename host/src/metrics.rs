@@ -1,11 +1,17 @@
-//! Metric aggregation: measurements of counters, up-down counters, histograms and gauges are
-//! folded into one point per instrument and attribute set, and collected as [`Metric`]s once per
-//! export interval, with delta or cumulative temporality.
+//! Metric aggregation where measurements are recorded, as OpenTelemetry's SDK does it: every
+//! instrument keeps one point per attribute set in the telemetry's [`Store`], and a measurement
+//! is folded into its point by the record call itself. No measurement waits in a queue, so none is
+//! dropped for want of room, and once an attribute set has been seen, recording allocates
+//! nothing. Each exporter's worker collects the points with its own [`Reader`] at its export
+//! interval, with its own temporality: delta (what changed since that reader last collected) or
+//! cumulative (everything since the instrument's first measurement).
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use indexmap::{Equivalent, IndexMap};
+use rustc_hash::FxHasher;
 use wasmtel_sdk::model::{
     HistogramPoint, KeyValue, Metric, MetricData, Number, NumberPoint, Scope, Temporality, Value,
 };
@@ -15,6 +21,14 @@ pub const DEFAULT_BOUNDS: &[f64] = &[
     0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0,
     10000.0,
 ];
+
+/// How many attribute sets an instrument keeps apart (OpenTelemetry's default). Measurements
+/// with any further set are folded into one overflow point, whose only attribute is
+/// [`OVERFLOW_KEY`]` = true`.
+pub const MAX_SETS: usize = 2000;
+
+/// The attribute of the overflow point.
+pub const OVERFLOW_KEY: &str = "otel.metric.overflow";
 
 /// What kind of instrument a measurement comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,75 +62,255 @@ impl Instrument {
     }
 }
 
-/// One measurement, on its way from the record call to an exporter's aggregator.
-#[derive(Debug)]
-pub struct Measurement {
-    pub instrument: Arc<Instrument>,
-    pub value: Number,
-    pub attributes: Vec<KeyValue>,
-    pub time_unix_nano: u64,
+/// One measurement, as the record call folds it in.
+#[derive(Clone, Copy, Debug)]
+pub enum Measure {
+    /// Adds to a sum.
+    Add(i64),
+    /// Sets a gauge, or a sum observed whole (wasmtel's own counters).
+    Set(Number),
+    /// A histogram's sample.
+    Sample(f64),
 }
 
-enum PointState {
-    Sum(Number),
-    Gauge(Number),
-    Histogram {
-        count: u64,
-        sum: f64,
-        min: f64,
-        max: f64,
-        counts: Vec<u64>,
-    },
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
 }
 
-struct Point {
-    state: PointState,
-    /// Updated since the last collection.
-    fresh: bool,
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-struct Stream {
-    instrument: Arc<Instrument>,
-    /// Start of the current interval (delta) or of the stream (cumulative).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Every instrument's points, for one telemetry.
+pub(crate) struct Store {
+    /// How many readers collect from the store; with none, measurements are not kept.
+    readers: usize,
+    /// Every instrument, in the order of its first use.
+    streams: RwLock<Vec<Arc<Stream>>>,
+    /// Set at shutdown: later measurements are not collected.
+    closed: AtomicBool,
+}
+
+impl Store {
+    /// A store for `readers` readers, slots `0..readers`.
+    pub fn new(readers: usize) -> Arc<Store> {
+        Arc::new(Store {
+            readers,
+            streams: RwLock::default(),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether measurements are kept: some reader collects them, and the store is open.
+    pub fn is_open(&self) -> bool {
+        self.readers > 0 && !self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Whether nothing collects measurements (and so nothing is lost by not keeping them).
+    pub fn has_readers(&self) -> bool {
+        self.readers > 0
+    }
+
+    /// Stops keeping measurements.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// The stream of `instrument` in `scope`, made at its first use. Another instrument of the
+    /// same name and scope but another kind or unit gets none (warned about once).
+    pub fn stream(&self, instrument: &Instrument, scope: &Scope) -> Option<Arc<Stream>> {
+        let find = |streams: &[Arc<Stream>]| {
+            streams
+                .iter()
+                .find(|s| s.instrument.name == instrument.name && s.scope == *scope)
+                .cloned()
+        };
+        let existing = find(&read(&self.streams));
+        let stream = match existing {
+            Some(stream) => stream,
+            None => {
+                let mut streams = write(&self.streams);
+                match find(&streams) {
+                    Some(stream) => stream,
+                    None => {
+                        let stream = Arc::new(Stream::new(instrument, scope, self.readers));
+                        streams.push(stream.clone());
+                        return Some(stream);
+                    }
+                }
+            }
+        };
+        let first = &stream.instrument;
+        if first.kind == instrument.kind && first.unit == instrument.unit {
+            return Some(stream);
+        }
+        if !stream.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                metric = %instrument.name,
+                "measurements of a {:?} in `{}` are dropped: the instrument was first used as a \
+                 {:?} in `{}`",
+                instrument.kind,
+                instrument.unit,
+                first.kind,
+                first.unit
+            );
+        }
+        None
+    }
+
+    /// Sets every point of `metric` (a sum or a gauge) as observed now: how wasmtel's own
+    /// counters, kept elsewhere, enter the store.
+    pub fn observe(&self, metric: &Metric) {
+        let (kind, points) = match &metric.data {
+            MetricData::Sum {
+                points, monotonic, ..
+            } => (
+                if *monotonic {
+                    InstrumentKind::Counter
+                } else {
+                    InstrumentKind::UpDownCounter
+                },
+                points,
+            ),
+            MetricData::Gauge { points } => (InstrumentKind::Gauge, points),
+            MetricData::Histogram { .. } => return,
+        };
+        let instrument = Instrument {
+            name: metric.name.clone(),
+            description: metric.description.clone(),
+            unit: metric.unit.clone(),
+            kind,
+        };
+        if let Some(stream) = self.stream(&instrument, &metric.scope) {
+            for point in points {
+                stream.measure(Measure::Set(point.value), &point.attributes);
+            }
+        }
+    }
+
+    /// How many measurements went to an overflow point, by instrument name.
+    pub fn overflows(&self) -> Vec<(String, u64)> {
+        read(&self.streams)
+            .iter()
+            .map(|s| {
+                (
+                    s.instrument.name.clone(),
+                    s.overflowed.load(Ordering::Relaxed),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+/// One instrument's points.
+pub(crate) struct Stream {
+    instrument: Instrument,
+    scope: Scope,
+    /// The first use, where a cumulative point starts.
     start_unix_nano: u64,
-    /// Points by their attribute set, in first-seen order, so output order is stable.
-    points: indexmap::IndexMap<AttributeSet, Point>,
+    readers: usize,
+    points: RwLock<IndexMap<AttributeSet, Point, BuildHasherDefault<FxHasher>>>,
+    /// Measurements folded into the overflow point.
+    overflowed: AtomicU64,
+    /// Where the overflow point is among the points, once there is one.
+    overflow_at: std::sync::OnceLock<usize>,
     /// Whether a clash with another instrument of the same name was warned about.
-    warned: bool,
+    warned: AtomicBool,
+}
+
+impl Stream {
+    fn new(instrument: &Instrument, scope: &Scope, readers: usize) -> Stream {
+        Stream {
+            instrument: instrument.clone(),
+            scope: scope.clone(),
+            start_unix_nano: crate::clock::now_unix_nano(),
+            readers,
+            points: RwLock::default(),
+            overflowed: AtomicU64::new(0),
+            overflow_at: std::sync::OnceLock::new(),
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    /// Folds `measure` into the point of `attributes`.
+    pub fn measure(&self, measure: Measure, attributes: &[KeyValue]) {
+        let lookup = Lookup::new(attributes);
+        {
+            let points = read(&self.points);
+            if let Some(point) = points.get(&lookup) {
+                return point.fold(measure, self.instrument.bounds());
+            }
+            if let Some(&at) = self.overflow_at.get()
+                && let Some((_, point)) = points.get_index(at)
+            {
+                self.overflowed.fetch_add(1, Ordering::Relaxed);
+                return point.fold(measure, self.instrument.bounds());
+            }
+        }
+        let mut points = write(&self.points);
+        let mut set = AttributeSet::new(attributes);
+        let full = points.len() >= MAX_SETS && !points.contains_key(&set);
+        if full {
+            if self.overflowed.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!(
+                    metric = %self.instrument.name,
+                    "more than {MAX_SETS} attribute sets: further sets are counted together, \
+                     as {OVERFLOW_KEY} = true"
+                );
+            }
+            set = AttributeSet::new(&[overflow()]);
+        }
+        let (kind, readers) = (&self.instrument.kind, self.readers);
+        let entry = points.entry(set);
+        let at = entry.index();
+        entry
+            .or_insert_with(|| Point::new(kind, measure, readers))
+            .fold(measure, self.instrument.bounds());
+        if full {
+            let _ = self.overflow_at.set(at);
+        }
+    }
+}
+
+fn overflow() -> KeyValue {
+    KeyValue::new(OVERFLOW_KEY, true)
 }
 
 /// An attribute set as the identity of a point: the same keys with the same values, in any
-/// order, are one set. Doubles are compared (and hashed) by their bits, so NaN is one value.
+/// order, are one set. A key given twice keeps its last value. Doubles are compared (and hashed)
+/// by their bits, so NaN is one value.
 #[derive(Clone, Debug)]
 struct AttributeSet {
-    /// As first recorded: what the point is exported with.
+    /// In the order first recorded: what the point is exported with.
     attributes: Vec<KeyValue>,
-    /// Indices into `attributes`, sorted by key.
-    sorted: Vec<usize>,
+    hash: u64,
 }
 
 impl AttributeSet {
     fn new(attributes: &[KeyValue]) -> Self {
-        let mut sorted: Vec<usize> = (0..attributes.len()).collect();
-        sorted.sort_by(|a, b| attributes[*a].key.cmp(&attributes[*b].key));
-        AttributeSet {
-            attributes: attributes.to_vec(),
-            sorted,
+        let mut unique: Vec<KeyValue> = Vec::with_capacity(attributes.len());
+        for kv in attributes {
+            match unique.iter_mut().find(|u| u.key == kv.key) {
+                Some(u) => u.value = kv.value.clone(),
+                None => unique.push(kv.clone()),
+            }
         }
-    }
-
-    fn by_key(&self) -> impl Iterator<Item = &KeyValue> {
-        self.sorted.iter().map(|i| &self.attributes[*i])
+        let hash = set_hash(&unique);
+        AttributeSet {
+            attributes: unique,
+            hash,
+        }
     }
 }
 
 impl PartialEq for AttributeSet {
     fn eq(&self, other: &Self) -> bool {
-        self.sorted.len() == other.sorted.len()
-            && self
-                .by_key()
-                .zip(other.by_key())
-                .all(|(a, b)| a.key == b.key && same_value(&a.value, &b.value))
+        Lookup::new(&self.attributes).equivalent(other)
     }
 }
 
@@ -124,12 +318,54 @@ impl Eq for AttributeSet {}
 
 impl Hash for AttributeSet {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_usize(self.sorted.len());
-        for kv in self.by_key() {
-            kv.key.hash(state);
-            hash_value(&kv.value, state);
+        state.write_u64(self.hash);
+    }
+}
+
+/// Attributes as given to a record call, looked up as an [`AttributeSet`] without making one.
+struct Lookup<'a> {
+    attributes: &'a [KeyValue],
+    hash: u64,
+}
+
+impl<'a> Lookup<'a> {
+    fn new(attributes: &'a [KeyValue]) -> Self {
+        Lookup {
+            attributes,
+            hash: set_hash(attributes),
         }
     }
+}
+
+impl Hash for Lookup<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl Equivalent<AttributeSet> for Lookup<'_> {
+    /// The same attributes in any order. A set's keys are unique, so with as many attributes
+    /// as the set, each in the set and each of the set's among them, these are the set's.
+    fn equivalent(&self, set: &AttributeSet) -> bool {
+        let (given, kept) = (self.attributes, &set.attributes);
+        given.len() == kept.len()
+            && given.iter().all(|a| kept.iter().any(|b| same(a, b)))
+            && kept.iter().all(|b| given.iter().any(|a| same(a, b)))
+    }
+}
+
+fn same(a: &KeyValue, b: &KeyValue) -> bool {
+    a.key == b.key && same_value(&a.value, &b.value)
+}
+
+/// A hash of `attributes` that does not depend on their order.
+fn set_hash(attributes: &[KeyValue]) -> u64 {
+    attributes.iter().fold(attributes.len() as u64, |sum, kv| {
+        let mut state = FxHasher::default();
+        kv.key.hash(&mut state);
+        hash_value(&kv.value, &mut state);
+        sum.wrapping_add(state.finish())
+    })
 }
 
 fn same_value(a: &Value, b: &Value) -> bool {
@@ -139,10 +375,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
         }
         (Value::Map(x), Value::Map(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|(a, b)| a.key == b.key && same_value(&a.value, &b.value))
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
         }
         _ => a == b,
     }
@@ -171,12 +404,30 @@ fn hash_value<H: Hasher>(value: &Value, state: &mut H) {
     }
 }
 
-/// Folds measurements into points; one per exporter.
-pub struct Aggregator {
-    temporality: Temporality,
-    streams: Vec<Stream>,
-    by_name: HashMap<String, usize>,
+/// One attribute set's aggregate.
+struct Point {
+    /// Raised by every measurement, after it is folded in: a reader tells by it what changed.
+    version: AtomicU64,
+    cell: Cell,
 }
+
+enum Cell {
+    /// A sum of integers.
+    Int(AtomicI64),
+    /// A gauge's last value, or a sum observed whole.
+    Value(Mutex<Number>),
+    Histogram(Mutex<Histogram>),
+}
+
+struct Histogram {
+    count: u64,
+    sum: f64,
+    counts: Vec<u64>,
+    /// The least and greatest sample since each reader last took them, by reader slot.
+    extremes: Vec<(f64, f64)>,
+}
+
+const NO_EXTREMES: (f64, f64) = (f64::INFINITY, f64::NEG_INFINITY);
 
 fn add(a: Number, b: Number) -> Number {
     match (a, b) {
@@ -185,165 +436,210 @@ fn add(a: Number, b: Number) -> Number {
     }
 }
 
-impl Aggregator {
-    pub fn new(temporality: Temporality) -> Self {
-        Aggregator {
-            temporality,
-            streams: Vec::new(),
-            by_name: HashMap::new(),
-        }
+fn sub(a: Number, b: Number) -> Number {
+    match (a, b) {
+        (Number::Int(x), Number::Int(y)) => Number::Int(x.saturating_sub(y)),
+        _ => Number::Double(a.as_f64() - b.as_f64()),
     }
+}
 
-    /// True when nothing was measured since the last collection.
-    pub fn is_idle(&self) -> bool {
-        self.streams
-            .iter()
-            .all(|s| s.points.values().all(|p| !p.fresh))
-    }
-
-    /// Folds in one measurement; false if it was dropped: a measurement whose instrument has the
-    /// same name as the first one measured but another kind or unit (warned about once per name).
-    pub fn record(&mut self, m: &Measurement) -> bool {
-        let index = match self.by_name.get(&m.instrument.name) {
-            Some(i) => *i,
-            None => {
-                self.streams.push(Stream {
-                    instrument: m.instrument.clone(),
-                    start_unix_nano: m.time_unix_nano,
-                    points: indexmap::IndexMap::new(),
-                    warned: false,
-                });
-                self.by_name
-                    .insert(m.instrument.name.clone(), self.streams.len() - 1);
-                self.streams.len() - 1
-            }
+impl Point {
+    /// A point of `kind` for `readers` readers, whose first measurement is `first`.
+    fn new(kind: &InstrumentKind, first: Measure, readers: usize) -> Point {
+        let cell = match (kind, first) {
+            (InstrumentKind::Histogram(bounds), _) => Cell::Histogram(Mutex::new(Histogram {
+                count: 0,
+                sum: 0.0,
+                counts: vec![0; bounds.len() + 1],
+                extremes: vec![NO_EXTREMES; readers],
+            })),
+            (InstrumentKind::Counter | InstrumentKind::UpDownCounter, Measure::Add(_))
+            | (_, Measure::Set(Number::Int(_))) => Cell::Int(AtomicI64::new(0)),
+            _ => Cell::Value(Mutex::new(Number::Int(0))),
         };
-        let stream = &mut self.streams[index];
-        let (first, this) = (&stream.instrument, &m.instrument);
-        if first.kind != this.kind || first.unit != this.unit {
-            if !stream.warned {
-                stream.warned = true;
-                tracing::warn!(
-                    metric = %this.name,
-                    "measurements of a {:?} in `{}` are dropped: the instrument was first used as \
-                     a {:?} in `{}`",
-                    this.kind,
-                    this.unit,
-                    first.kind,
-                    first.unit
-                );
-            }
-            return false;
+        Point {
+            version: AtomicU64::new(0),
+            cell,
         }
-        let point = stream
-            .points
-            .entry(AttributeSet::new(&m.attributes))
-            .or_insert_with(|| Point {
-                state: match &stream.instrument.kind {
-                    InstrumentKind::Counter | InstrumentKind::UpDownCounter => {
-                        PointState::Sum(Number::Int(0))
-                    }
-                    InstrumentKind::Gauge => PointState::Gauge(m.value),
-                    InstrumentKind::Histogram(bounds) => PointState::Histogram {
-                        count: 0,
-                        sum: 0.0,
-                        min: f64::INFINITY,
-                        max: f64::NEG_INFINITY,
-                        counts: vec![0; bounds.len() + 1],
-                    },
-                },
-                fresh: true,
-            });
-        point.fresh = true;
-        match &mut point.state {
-            PointState::Sum(total) => *total = add(*total, m.value),
-            PointState::Gauge(last) => *last = m.value,
-            PointState::Histogram {
-                count,
-                sum,
-                min,
-                max,
-                counts,
-            } => {
-                let v = m.value.as_f64();
-                let bounds = stream.instrument.bounds();
+    }
+
+    fn fold(&self, measure: Measure, bounds: &[f64]) {
+        match (&self.cell, measure) {
+            (Cell::Int(total), Measure::Add(n)) => {
+                total.fetch_add(n, Ordering::Relaxed);
+            }
+            (Cell::Int(total), Measure::Set(n)) => {
+                let n = match n {
+                    Number::Int(i) => i,
+                    Number::Double(d) => d as i64,
+                };
+                total.store(n, Ordering::Relaxed);
+            }
+            (Cell::Value(value), Measure::Add(n)) => {
+                let mut value = lock(value);
+                *value = add(*value, Number::Int(n));
+            }
+            (Cell::Value(value), Measure::Set(n)) => *lock(value) = n,
+            (Cell::Histogram(h), Measure::Sample(v)) => {
+                let mut h = lock(h);
                 // Buckets are (previous bound, bound]; the last is above every bound.
                 let bucket = bounds.partition_point(|b| *b < v);
-                counts[bucket] += 1;
-                *count += 1;
-                *sum += v;
-                *min = min.min(v);
-                *max = max.max(v);
+                h.counts[bucket] += 1;
+                h.count += 1;
+                h.sum += v;
+                for (min, max) in &mut h.extremes {
+                    *min = min.min(v);
+                    *max = max.max(v);
+                }
             }
+            // A measurement of another kind than its instrument's: the handles make none.
+            _ => return,
         }
-        true
+        self.version.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// One exporter's view of the store: what it collected last, to report deltas from.
+pub(crate) struct Reader {
+    store: Arc<Store>,
+    /// Which of each histogram's extremes are this reader's.
+    slot: usize,
+    temporality: Temporality,
+    /// By stream, in the store's order.
+    seen: Vec<Seen>,
+}
+
+/// What a reader collected of one stream.
+#[derive(Default)]
+struct Seen {
+    /// Where the next delta interval starts.
+    start: u64,
+    /// By point, in the stream's order.
+    points: Vec<Last>,
+}
+
+/// What a reader collected of one point: its version and cumulative values then.
+#[derive(Default)]
+struct Last {
+    version: u64,
+    value: Option<Number>,
+    count: u64,
+    sum: f64,
+    counts: Vec<u64>,
+}
+
+impl Reader {
+    /// The reader of slot `slot` of `store`.
+    pub fn new(store: Arc<Store>, slot: usize, temporality: Temporality) -> Reader {
+        Reader {
+            store,
+            slot,
+            temporality,
+            seen: Vec::new(),
+        }
     }
 
-    /// The metrics measured in the interval ending `now` (delta), or since each stream started
-    /// (cumulative). Delta resets every point; both skip points not updated since the last call
-    /// for delta, and report every point for cumulative.
-    pub fn collect(&mut self, now: u64, scope: &Scope) -> Vec<Metric> {
+    /// Whether anything was measured since the last collection.
+    pub fn is_idle(&self) -> bool {
+        let streams = read(&self.store.streams);
+        streams.iter().enumerate().all(|(i, stream)| {
+            let seen = self.seen.get(i);
+            let points = read(&stream.points);
+            points.values().enumerate().all(|(j, point)| {
+                let last = seen.and_then(|s| s.points.get(j)).map_or(0, |l| l.version);
+                point.version.load(Ordering::Acquire) == last
+            })
+        })
+    }
+
+    /// The metrics measured in the interval ending `now` (delta: only points that changed in
+    /// it), or since each instrument's first use (cumulative: every point).
+    pub fn collect(&mut self, now: u64) -> Vec<Metric> {
         let delta = self.temporality == Temporality::Delta;
+        let streams: Vec<Arc<Stream>> = read(&self.store.streams).clone();
         let mut metrics = Vec::new();
-        for stream in &mut self.streams {
-            let start = stream.start_unix_nano;
-            let mut numbers = Vec::new();
-            let mut histograms = Vec::new();
-            for (set, point) in &mut stream.points {
-                if delta && !point.fresh {
+        for (i, stream) in streams.iter().enumerate() {
+            if self.seen.len() <= i {
+                self.seen.push(Seen {
+                    start: stream.start_unix_nano,
+                    points: Vec::new(),
+                });
+            }
+            let seen = &mut self.seen[i];
+            let start = if delta {
+                seen.start
+            } else {
+                stream.start_unix_nano
+            };
+            let (mut numbers, mut histograms) = (Vec::new(), Vec::new());
+            let points = read(&stream.points);
+            seen.points.resize_with(points.len(), Last::default);
+            for ((set, point), last) in points.iter().zip(&mut seen.points) {
+                let version = point.version.load(Ordering::Acquire);
+                if delta && version == last.version {
                     continue;
                 }
-                point.fresh = false;
+                last.version = version;
                 let attributes = set.attributes.clone();
-                match &mut point.state {
-                    PointState::Sum(total) => {
-                        numbers.push(NumberPoint {
-                            attributes,
-                            start_time_unix_nano: start,
-                            time_unix_nano: now,
-                            value: *total,
-                        });
-                        if delta {
-                            *total = Number::Int(0);
-                        }
+                let number = |value| NumberPoint {
+                    attributes: attributes.clone(),
+                    start_time_unix_nano: start,
+                    time_unix_nano: now,
+                    value,
+                };
+                match &point.cell {
+                    Cell::Int(total) => {
+                        let total = Number::Int(total.load(Ordering::Relaxed));
+                        numbers.push(number(since(last, total, delta)));
                     }
-                    PointState::Gauge(last) => numbers.push(NumberPoint {
-                        attributes,
-                        start_time_unix_nano: start,
-                        time_unix_nano: now,
-                        value: *last,
-                    }),
-                    PointState::Histogram {
-                        count,
-                        sum,
-                        min,
-                        max,
-                        counts,
-                    } => {
-                        let bounds = stream.instrument.bounds().to_vec();
+                    Cell::Value(value) => {
+                        let value = *lock(value);
+                        numbers.push(number(match stream.instrument.kind {
+                            InstrumentKind::Gauge => value,
+                            _ => since(last, value, delta),
+                        }));
+                    }
+                    Cell::Histogram(h) => {
+                        let mut h = lock(h);
+                        let (min, max) = h.extremes[self.slot];
+                        if delta {
+                            h.extremes[self.slot] = NO_EXTREMES;
+                        }
+                        let (count, sum) = if delta {
+                            (h.count - last.count, h.sum - last.sum)
+                        } else {
+                            (h.count, h.sum)
+                        };
+                        last.counts.resize(h.counts.len(), 0);
+                        let counts = h
+                            .counts
+                            .iter()
+                            .zip(&mut last.counts)
+                            .map(|(now, then)| {
+                                let n = if delta { now - *then } else { *now };
+                                *then = *now;
+                                n
+                            })
+                            .collect();
+                        (last.count, last.sum) = (h.count, h.sum);
+                        drop(h);
                         histograms.push(HistogramPoint {
                             attributes,
                             start_time_unix_nano: start,
                             time_unix_nano: now,
-                            count: *count,
-                            sum: *sum,
-                            min: (*count > 0).then_some(*min),
-                            max: (*count > 0).then_some(*max),
-                            bounds,
-                            counts: counts.clone(),
+                            count,
+                            sum,
+                            min: (min <= max).then_some(min),
+                            max: (min <= max).then_some(max),
+                            bounds: stream.instrument.bounds().to_vec(),
+                            counts,
                         });
-                        if delta {
-                            *count = 0;
-                            *sum = 0.0;
-                            *min = f64::INFINITY;
-                            *max = f64::NEG_INFINITY;
-                            counts.iter_mut().for_each(|c| *c = 0);
-                        }
                     }
                 }
             }
+            drop(points);
             if delta {
-                stream.start_unix_nano = now;
+                seen.start = now;
             }
             let instrument = &stream.instrument;
             let data = match &instrument.kind {
@@ -367,7 +663,7 @@ impl Aggregator {
                 name: instrument.name.clone(),
                 description: instrument.description.clone(),
                 unit: instrument.unit.clone(),
-                scope: scope.clone(),
+                scope: stream.scope.clone(),
                 data,
             });
         }
@@ -375,51 +671,62 @@ impl Aggregator {
     }
 }
 
+/// A sum's value to report, `total` now: what it grew by since `last` (delta) or all of it.
+fn since(last: &mut Last, total: Number, delta: bool) -> Number {
+    let before = last.value.replace(total).unwrap_or(Number::Int(0));
+    if delta { sub(total, before) } else { total }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn measure(
-        instrument: &Arc<Instrument>,
-        value: impl Into<Number>,
-        attrs: &[(&str, &str)],
-        t: u64,
-    ) -> Measurement {
-        Measurement {
-            instrument: instrument.clone(),
-            value: value.into(),
-            attributes: attrs.iter().map(|(k, v)| KeyValue::new(*k, *v)).collect(),
-            time_unix_nano: t,
-        }
-    }
-
-    fn instrument(name: &str, kind: InstrumentKind) -> Arc<Instrument> {
-        Arc::new(Instrument {
+    fn instrument(name: &str, kind: InstrumentKind) -> Instrument {
+        Instrument {
             name: name.into(),
             description: String::new(),
             unit: String::new(),
             kind,
-        })
+        }
+    }
+
+    fn stream(store: &Store, name: &str, kind: InstrumentKind) -> Arc<Stream> {
+        store
+            .stream(&instrument(name, kind), &Scope::default())
+            .expect("a new instrument")
+    }
+
+    fn attrs(pairs: &[(&str, &str)]) -> Vec<KeyValue> {
+        pairs.iter().map(|(k, v)| KeyValue::new(*k, *v)).collect()
+    }
+
+    /// The points of a sum or gauge: attributes and value.
+    fn numbers(metric: &Metric) -> Vec<(Vec<KeyValue>, Number)> {
+        let (MetricData::Sum { points, .. } | MetricData::Gauge { points }) = &metric.data else {
+            panic!("{metric:?}")
+        };
+        points
+            .iter()
+            .map(|p| (p.attributes.clone(), p.value))
+            .collect()
     }
 
     #[test]
-    fn delta_counter_sums_per_attribute_set_and_resets() {
-        let calls = instrument("codex.tool.call", InstrumentKind::Counter);
-        let mut agg = Aggregator::new(Temporality::Delta);
-        agg.record(&measure(
-            &calls,
-            1u64,
-            &[("tool", "shell"), ("success", "true")],
-            10,
-        ));
-        agg.record(&measure(
-            &calls,
-            2u64,
-            &[("success", "true"), ("tool", "shell")],
-            20,
-        ));
-        agg.record(&measure(&calls, 5u64, &[("tool", "apply_patch")], 30));
-        let metrics = agg.collect(100, &Scope::default());
+    fn a_delta_reader_reports_what_changed_since_it_last_collected() {
+        let store = Store::new(1);
+        let calls = stream(&store, "codex.tool.call", InstrumentKind::Counter);
+        let mut reader = Reader::new(store.clone(), 0, Temporality::Delta);
+        calls.measure(
+            Measure::Add(1),
+            &attrs(&[("tool", "shell"), ("success", "true")]),
+        );
+        calls.measure(
+            Measure::Add(2),
+            &attrs(&[("success", "true"), ("tool", "shell")]),
+        );
+        calls.measure(Measure::Add(5), &attrs(&[("tool", "apply_patch")]));
+        assert!(!reader.is_idle());
+        let metrics = reader.collect(100);
         let MetricData::Sum {
             points,
             monotonic,
@@ -430,17 +737,25 @@ mod tests {
         };
         assert!(*monotonic);
         assert_eq!(*temporality, Temporality::Delta);
-        assert_eq!(points.len(), 2, "attribute order does not make a new point");
-        assert_eq!(points[0].value, Number::Int(3));
-        assert_eq!(points[0].start_time_unix_nano, 10);
-        assert_eq!(points[1].value, Number::Int(5));
-        assert!(agg.is_idle());
+        assert_eq!(
+            numbers(&metrics[0]),
+            [
+                (
+                    attrs(&[("tool", "shell"), ("success", "true")]),
+                    Number::Int(3)
+                ),
+                (attrs(&[("tool", "apply_patch")]), Number::Int(5))
+            ],
+            "attribute order does not make a new point"
+        );
+        assert_eq!(points[0].start_time_unix_nano, calls.start_unix_nano);
+        assert!(reader.is_idle());
         assert!(
-            agg.collect(200, &Scope::default()).is_empty(),
+            reader.collect(200).is_empty(),
             "nothing new, nothing exported"
         );
-        agg.record(&measure(&calls, 1u64, &[("tool", "apply_patch")], 250));
-        let metrics = agg.collect(300, &Scope::default());
+        calls.measure(Measure::Add(1), &attrs(&[("tool", "apply_patch")]));
+        let metrics = reader.collect(300);
         let MetricData::Sum { points, .. } = &metrics[0].data else {
             panic!()
         };
@@ -455,126 +770,217 @@ mod tests {
     }
 
     #[test]
-    fn cumulative_histogram_keeps_counting_into_buckets() {
-        let h = instrument(
+    fn a_cumulative_histogram_keeps_counting_into_buckets() {
+        let store = Store::new(2);
+        let h = stream(
+            &store,
             "codex.api_request.duration_ms",
             InstrumentKind::Histogram(vec![10.0, 100.0]),
         );
-        let mut agg = Aggregator::new(Temporality::Cumulative);
+        let mut cumulative = Reader::new(store.clone(), 0, Temporality::Cumulative);
+        let mut delta = Reader::new(store.clone(), 1, Temporality::Delta);
         for v in [5.0, 10.0, 50.0, 500.0] {
-            agg.record(&measure(&h, v, &[], 1));
+            h.measure(Measure::Sample(v), &[]);
         }
-        agg.collect(2, &Scope::default());
-        agg.record(&measure(&h, 1.0, &[], 3));
-        let metrics = agg.collect(4, &Scope::default());
-        let MetricData::Histogram { points, .. } = &metrics[0].data else {
-            panic!()
+        cumulative.collect(2);
+        delta.collect(2);
+        h.measure(Measure::Sample(1.0), &[]);
+        let point = |metrics: Vec<Metric>| {
+            let MetricData::Histogram { points, .. } = &metrics[0].data else {
+                panic!("{metrics:?}")
+            };
+            let p = &points[0];
+            (p.counts.clone(), p.count, p.sum, p.min, p.max)
         };
-        let p = &points[0];
         assert_eq!(
-            p.counts,
-            vec![3, 1, 1],
+            point(cumulative.collect(4)),
+            (vec![3, 1, 1], 5, 566.0, Some(1.0), Some(500.0)),
             "a value equal to a bound falls in that bound's bucket"
         );
         assert_eq!(
-            (p.count, p.sum, p.min, p.max),
-            (5, 566.0, Some(1.0), Some(500.0))
+            point(delta.collect(4)),
+            (vec![1, 0, 0], 1, 1.0, Some(1.0), Some(1.0)),
+            "each reader has its own extremes"
         );
-        assert_eq!(p.start_time_unix_nano, 1);
     }
 
     #[test]
-    fn gauge_reports_last_value_and_mixed_numbers_become_doubles() {
-        let g = instrument("codex.turn.memory", InstrumentKind::Gauge);
-        let c = instrument("tokens", InstrumentKind::UpDownCounter);
-        let mut agg = Aggregator::new(Temporality::Delta);
-        agg.record(&measure(&g, 3i64, &[], 1));
-        agg.record(&measure(&g, 7i64, &[], 2));
-        agg.record(&measure(&c, 2i64, &[], 1));
-        agg.record(&measure(&c, -0.5, &[], 2));
-        let metrics = agg.collect(5, &Scope::default());
-        let MetricData::Gauge { points } = &metrics[0].data else {
-            panic!()
+    fn a_gauge_reports_its_last_value_and_observed_sums_are_set_whole() {
+        let store = Store::new(1);
+        let g = stream(&store, "codex.turn.memory", InstrumentKind::Gauge);
+        let mut reader = Reader::new(store.clone(), 0, Temporality::Delta);
+        g.measure(Measure::Set(Number::Double(3.0)), &[]);
+        g.measure(Measure::Set(Number::Double(7.0)), &[]);
+        let observed = |total: f64| Metric {
+            name: "wasmtel.exporter.export.time".into(),
+            description: String::new(),
+            unit: "s".into(),
+            scope: Scope::default(),
+            data: MetricData::Sum {
+                points: vec![NumberPoint {
+                    attributes: vec![],
+                    start_time_unix_nano: 0,
+                    time_unix_nano: 0,
+                    value: Number::Double(total),
+                }],
+                temporality: Temporality::Cumulative,
+                monotonic: true,
+            },
         };
-        assert_eq!(points[0].value, Number::Int(7));
-        let MetricData::Sum {
-            points, monotonic, ..
-        } = &metrics[1].data
-        else {
-            panic!()
-        };
-        assert_eq!((points[0].value, *monotonic), (Number::Double(1.5), false));
-    }
-
-    fn points(metric: &Metric) -> Vec<(Vec<KeyValue>, Number)> {
-        let MetricData::Sum { points, .. } = &metric.data else {
-            panic!("{metric:?}")
-        };
-        points
-            .iter()
-            .map(|p| (p.attributes.clone(), p.value))
-            .collect()
+        store.observe(&observed(1.5));
+        let metrics = reader.collect(5);
+        assert_eq!(numbers(&metrics[0]), [(vec![], Number::Double(7.0))]);
+        assert_eq!(numbers(&metrics[1]), [(vec![], Number::Double(1.5))]);
+        store.observe(&observed(2.0));
+        let metrics = reader.collect(6);
+        assert_eq!(metrics.len(), 1, "the gauge did not change: {metrics:?}");
+        assert_eq!(
+            numbers(&metrics[0]),
+            [(vec![], Number::Double(0.5))],
+            "a delta reader reports what an observed sum grew by"
+        );
     }
 
     #[test]
     fn an_attribute_set_is_its_keys_and_values_in_any_order() {
-        let c = instrument("c", InstrumentKind::Counter);
-        let mut agg = Aggregator::new(Temporality::Delta);
-        let record = |agg: &mut Aggregator, attributes: Vec<KeyValue>| {
-            agg.record(&Measurement {
-                instrument: c.clone(),
-                value: Number::Int(1),
-                attributes,
-                time_unix_nano: 1,
-            })
-        };
+        let store = Store::new(1);
+        let c = stream(&store, "c", InstrumentKind::Counter);
+        let mut reader = Reader::new(store.clone(), 0, Temporality::Delta);
         let nan = || KeyValue::new("x", f64::NAN);
         let list = |v: i64| KeyValue::new("l", Value::Array(vec![Value::Int(v)]));
-        record(&mut agg, vec![nan(), list(1)]);
-        record(&mut agg, vec![list(1), nan()]);
-        record(&mut agg, vec![list(2), nan()]);
-        record(&mut agg, vec![KeyValue::new("x", 1i64)]);
-        record(&mut agg, vec![KeyValue::new("x", 1.0)]);
-        record(&mut agg, vec![KeyValue::new("x", "1")]);
-        let got = points(&agg.collect(2, &Scope::default())[0]);
-        let values: Vec<Number> = got.iter().map(|p| p.1).collect();
+        for set in [
+            vec![nan(), list(1)],
+            vec![list(1), nan()],
+            vec![list(2), nan()],
+            vec![KeyValue::new("x", 1i64)],
+            vec![KeyValue::new("x", 1.0)],
+            vec![KeyValue::new("x", "1")],
+            // A key given twice keeps its last value.
+            vec![KeyValue::new("x", "0"), KeyValue::new("x", "1")],
+        ] {
+            c.measure(Measure::Add(1), &set);
+        }
+        let got = numbers(&reader.collect(2)[0]);
+        let values: Vec<i64> = got
+            .iter()
+            .map(|p| match p.1 {
+                Number::Int(n) => n,
+                Number::Double(_) => panic!("{got:?}"),
+            })
+            .collect();
         assert_eq!(
             values,
-            [
-                Number::Int(2),
-                Number::Int(1),
-                Number::Int(1),
-                Number::Int(1),
-                Number::Int(1)
-            ],
+            [2, 1, 1, 1, 2],
             "NaN equals itself, nested values count, 1 and 1.0 and \"1\" differ: {got:?}"
         );
-        assert_eq!(
-            got[0].0[1].key, "l",
-            "a point keeps its first-seen attribute order"
+        assert_eq!(got[0].0[1].key, "l", "a point keeps its first-seen order");
+    }
+
+    #[test]
+    fn an_instrument_that_clashes_in_kind_or_unit_with_the_first_gets_no_stream() {
+        let store = Store::new(1);
+        let calls = instrument("calls", InstrumentKind::Counter);
+        let scope = Scope::default();
+        assert!(store.stream(&calls, &scope).is_some());
+        let as_histogram = instrument("calls", InstrumentKind::Histogram(vec![1.0]));
+        assert!(
+            store.stream(&as_histogram, &scope).is_none(),
+            "another kind"
+        );
+        let mut in_ms = calls.clone();
+        in_ms.unit = "ms".into();
+        assert!(store.stream(&in_ms, &scope).is_none(), "another unit");
+        assert!(store.stream(&calls, &scope).is_some(), "the same again");
+        let other = Scope {
+            name: "wasmtel".into(),
+            version: String::new(),
+        };
+        assert!(
+            store.stream(&as_histogram, &other).is_some(),
+            "the same name in another scope is another instrument"
         );
     }
 
     #[test]
-    fn a_measurement_that_clashes_in_kind_or_unit_with_the_first_is_dropped() {
-        let mut agg = Aggregator::new(Temporality::Delta);
-        let calls = instrument("calls", InstrumentKind::Counter);
-        let as_histogram = instrument("calls", InstrumentKind::Histogram(vec![1.0]));
-        let mut in_ms = (*calls).clone();
-        in_ms.unit = "ms".into();
-        assert!(agg.record(&measure(&calls, 1u64, &[], 1)));
-        assert!(
-            !agg.record(&measure(&as_histogram, 5.0, &[], 2)),
-            "another kind"
+    fn past_the_cardinality_limit_measurements_fold_into_the_overflow_point() {
+        let store = Store::new(1);
+        let c = stream(&store, "c", InstrumentKind::Counter);
+        let mut reader = Reader::new(store.clone(), 0, Temporality::Cumulative);
+        for i in 0..MAX_SETS as i64 + 500 {
+            c.measure(Measure::Add(1), &[KeyValue::new("i", i)]);
+        }
+        c.measure(Measure::Add(1), &[KeyValue::new("i", 0i64)]);
+        let got = numbers(&reader.collect(1)[0]);
+        assert_eq!(got.len(), MAX_SETS + 1);
+        assert_eq!(got[0], (vec![KeyValue::new("i", 0i64)], Number::Int(2)));
+        assert_eq!(
+            got[MAX_SETS],
+            (vec![KeyValue::new(OVERFLOW_KEY, true)], Number::Int(500)),
+            "every measurement past the limit is counted"
         );
-        assert!(
-            !agg.record(&measure(&Arc::new(in_ms), 7u64, &[], 3)),
-            "another unit"
-        );
-        assert!(agg.record(&measure(&calls, 2u64, &[], 4)));
-        let metrics = agg.collect(5, &Scope::default());
-        assert_eq!(metrics.len(), 1);
-        assert_eq!(points(&metrics[0]), [(vec![], Number::Int(3))]);
-        assert!(agg.streams[0].warned, "warned, once per instrument");
+        assert_eq!(store.overflows(), [("c".to_string(), 500)]);
+    }
+
+    #[test]
+    fn delta_and_cumulative_readers_of_one_store_see_the_same_totals() {
+        let store = Store::new(2);
+        let c = stream(&store, "c", InstrumentKind::UpDownCounter);
+        let mut delta = Reader::new(store.clone(), 0, Temporality::Delta);
+        let mut cumulative = Reader::new(store.clone(), 1, Temporality::Cumulative);
+        let (mut summed, mut last) = (0, 0);
+        for interval in 1..=5i64 {
+            for n in [interval, -2, 7] {
+                c.measure(Measure::Add(n), &attrs(&[("k", "v")]));
+            }
+            if let Some(m) = delta.collect(interval as u64).first() {
+                summed += match numbers(m)[0].1 {
+                    Number::Int(n) => n,
+                    Number::Double(_) => unreachable!(),
+                };
+            }
+            last = match numbers(&cumulative.collect(interval as u64)[0])[0].1 {
+                Number::Int(n) => n,
+                Number::Double(_) => unreachable!(),
+            };
+            assert_eq!(summed, last, "after interval {interval}");
+        }
+        assert_eq!(last, (1..=5).sum::<i64>() + 5 * 5);
+    }
+
+    #[test]
+    fn adds_from_many_threads_sum_exactly() {
+        let store = Store::new(1);
+        let c = stream(&store, "c", InstrumentKind::Counter);
+        let mut reader = Reader::new(store.clone(), 0, Temporality::Delta);
+        let mut total = 0;
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let c = c.clone();
+                scope.spawn(move || {
+                    for i in 0..20_000 {
+                        let set = [KeyValue::new("thread", t % 3), KeyValue::new("odd", i % 2)];
+                        c.measure(Measure::Add(1), &set);
+                    }
+                });
+            }
+            // Collecting while they add loses nothing either.
+            for t in 0..50 {
+                total += sum(&reader.collect(t));
+                std::thread::yield_now();
+            }
+        });
+        total += sum(&reader.collect(100));
+        assert_eq!(total, 8 * 20_000);
+    }
+
+    fn sum(metrics: &[Metric]) -> i64 {
+        metrics
+            .iter()
+            .flat_map(numbers)
+            .map(|(_, n)| match n {
+                Number::Int(n) => n,
+                Number::Double(_) => unreachable!(),
+            })
+            .sum()
     }
 }

@@ -1,5 +1,5 @@
 //! One exporter's worker: takes records from the exporter's bounded queue, cuts batches (by
-//! count, by bytes, by delay, at a change of resource), aggregates measurements per interval, and
+//! count, by bytes, by delay, at a change of resource), collects the aggregated metrics per interval, and
 //! exports through its [`Exporter`], retrying, restarting and parking it per policy. It owns every
 //! change of the exporter's health, the first included.
 
@@ -10,35 +10,30 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use wasmtel_sdk::model::{KeyValue, Record, Scope};
+use wasmtel_sdk::model::{KeyValue, Record};
 
 use crate::clock::now_unix_nano;
 use crate::config::PipelineConfig;
 use crate::error::{CallError, Error, Location};
 use crate::exporter::{Batch, Exporter, Signal, Start};
-use crate::metrics::{Aggregator, Measurement};
+use crate::metrics::Reader;
 use crate::stats::{Counters, ExporterState};
 
-/// A record or a measurement, on its way to an exporter. Cheap to clone.
+/// A record on its way to an exporter, and roughly how many bytes it takes in a batch. Cheap to
+/// clone.
 #[derive(Clone)]
-pub(crate) enum Item {
-    /// A record, and roughly how many bytes it takes in a batch.
-    Record(Arc<Record>, usize),
-    Measurement(Arc<Measurement>),
+pub(crate) struct Item {
+    pub record: Arc<Record>,
+    pub bytes: usize,
 }
 
 impl Item {
     /// A record, sized once for every exporter.
     pub fn record(record: Record) -> Item {
         let bytes = record.approx_size();
-        Item::Record(Arc::new(record), bytes)
-    }
-
-    /// Roughly how many bytes it takes in a batch; none for a measurement, which is aggregated.
-    pub fn bytes(&self) -> usize {
-        match self {
-            Item::Record(_, bytes) => *bytes,
-            Item::Measurement(_) => 0,
+        Item {
+            record: Arc::new(record),
+            bytes,
         }
     }
 }
@@ -193,10 +188,10 @@ impl<S: Start> Worker<S> {
         .chain()
     }
 
-    /// Works until it is told to shut down or every sender is gone.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
+    /// Works until it is told to shut down or every sender is gone; collects metrics with
+    /// `reader` (none: the exporter takes no metrics).
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Message>, mut reader: Option<Reader>) {
         let mut buffer = Buffer::default();
-        let mut aggregator = Aggregator::new(self.config.temporality);
         let mut batch_deadline: Option<Instant> = None;
         let mut interval = tokio::time::interval(self.config.metrics_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -206,7 +201,7 @@ impl<S: Start> Worker<S> {
             let deadline = batch_deadline;
             tokio::select! {
                 message = rx.recv() => match message {
-                    Some(Message::Item(Item::Record(record, bytes))) => {
+                    Some(Message::Item(Item { record, bytes })) => {
                         let Some(signal) = Signal::of(&record) else {
                             // A change of resource: the batch so far goes with the old one. The
                             // same resource again changes nothing.
@@ -234,21 +229,15 @@ impl<S: Start> Worker<S> {
                             batch_deadline = None;
                         }
                     }
-                    Some(Message::Item(Item::Measurement(m))) => {
-                        if !aggregator.record(&m) {
-                            Counters::add(&self.counters.dropped_invalid, 1);
-                        }
-                        self.counters.pending.fetch_sub(1, Relaxed);
-                    }
                     Some(Message::Flush(done)) => {
-                        self.collect(&mut aggregator, &mut buffer);
+                        self.collect(reader.as_mut(), &mut buffer);
                         self.export(&mut buffer).await;
                         batch_deadline = None;
                         self.flush().await;
                         let _ = done.send(());
                     }
                     Some(Message::Shutdown) | None => {
-                        self.collect(&mut aggregator, &mut buffer);
+                        self.collect(reader.as_mut(), &mut buffer);
                         self.export(&mut buffer).await;
                         self.shutdown().await;
                         rx.close();
@@ -265,8 +254,8 @@ impl<S: Start> Worker<S> {
                     batch_deadline = None;
                 }
                 _ = interval.tick() => {
-                    if !aggregator.is_idle() {
-                        self.collect(&mut aggregator, &mut buffer);
+                    if reader.as_ref().is_some_and(|r| !r.is_idle()) {
+                        self.collect(reader.as_mut(), &mut buffer);
                         self.export(&mut buffer).await;
                         batch_deadline = None;
                     }
@@ -275,10 +264,10 @@ impl<S: Start> Worker<S> {
         }
     }
 
-    /// Adds the aggregated metrics to the buffer.
-    fn collect(&self, aggregator: &mut Aggregator, buffer: &mut Buffer) {
-        let scope = Scope::default();
-        for metric in aggregator.collect(now_unix_nano(), &scope) {
+    /// Adds the metrics `reader` collects to the buffer.
+    fn collect(&self, reader: Option<&mut Reader>, buffer: &mut Buffer) {
+        let Some(reader) = reader else { return };
+        for metric in reader.collect(now_unix_nano()) {
             let record = Record::Metric(metric);
             let bytes = record.approx_size();
             buffer.push(Signal::Metrics, Arc::new(record), bytes);
@@ -512,11 +501,11 @@ mod tests {
     //! every task waits, so delays, backoffs and parking are exact and cost no real time.
 
     use tokio::time::sleep;
-    use wasmtel_sdk::model::{Event, Number};
+    use wasmtel_sdk::model::{Event, Number, Scope};
 
     use super::*;
     use crate::config::Signals;
-    use crate::metrics::{Instrument, InstrumentKind};
+    use crate::metrics::{Instrument, InstrumentKind, Measure, Store};
     use crate::routing::{Route, Routes};
     use crate::stats::ExporterStats;
     use crate::testing::{Call, InMemoryExporter, Outcome};
@@ -534,6 +523,7 @@ mod tests {
     /// A running worker over an in-memory exporter, and what the record call sends through.
     struct Harness {
         routes: Routes,
+        store: Arc<Store>,
         exporter: InMemoryExporter,
         worker: Option<JoinHandle<()>>,
         t0: Instant,
@@ -564,6 +554,7 @@ mod tests {
             let t0 = Instant::now();
             let counters = Arc::new(Counters::default());
             let (capacity, max_record_bytes) = (config.capacity, config.max_batch_bytes);
+            let temporality = config.temporality;
             let mut worker = Worker::new(
                 "test",
                 None,
@@ -573,6 +564,8 @@ mod tests {
                 &[],
                 deterministic,
             );
+            let store = Store::new(1);
+            let reader = Reader::new(store.clone(), 0, temporality);
             worker.start().await;
             let (tx, rx) = mpsc::channel(capacity);
             let route = Route {
@@ -585,8 +578,9 @@ mod tests {
             };
             Harness {
                 routes: Routes::new(vec![route]),
+                store,
                 exporter: exporter.clone(),
-                worker: Some(tokio::spawn(worker.run(rx))),
+                worker: Some(tokio::spawn(worker.run(rx, Some(reader)))),
                 t0,
             }
         }
@@ -1049,19 +1043,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn measurements_are_aggregated_and_exported_each_interval() {
         let h = Harness::start(config(100, 0), &InMemoryExporter::new()).await;
-        let counter = Arc::new(Instrument {
+        let counter = Instrument {
             name: "calls".into(),
             description: String::new(),
             unit: String::new(),
             kind: InstrumentKind::Counter,
-        });
+        };
+        let stream = h.store.stream(&counter, &Scope::default()).expect("new");
         for n in [2, 3] {
-            h.routes.measure(Measurement {
-                instrument: counter.clone(),
-                value: Number::Int(n),
-                attributes: vec![],
-                time_unix_nano: 1,
-            });
+            stream.measure(Measure::Add(n), &[]);
         }
         tokio::task::yield_now().await;
         assert!(h.exports().is_empty());

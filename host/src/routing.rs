@@ -1,17 +1,17 @@
-//! Routes: each exporter's queue, the signals it takes and its counters. A record or measurement
-//! is sent to every route that takes its signal, at the record call; a full queue drops it there
-//! and counts it.
+//! Routes: each exporter's queue, the signals it takes and its counters. A record is sent to
+//! every route that takes its signal, at the record call; a full queue drops it there and counts
+//! it. Measurements go to the metric store instead, which never drops one for want of room.
 
 use std::any::Any;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc::{self, error::TrySendError};
-use wasmtel_sdk::model::Record;
+use wasmtel_sdk::model::{KeyValue, Record, Scope};
 
 use crate::config::Signals;
 use crate::exporter::Signal;
-use crate::metrics::Measurement;
+use crate::metrics::{Instrument, Measure, Store, Stream};
 use crate::pipeline::{Item, Message};
 use crate::stats::{Counters, ExporterStats};
 
@@ -70,7 +70,7 @@ impl Routes {
         let item = make();
         for route in routes {
             let counters = &route.counters;
-            if signal.is_some() && item.bytes() > route.max_record_bytes {
+            if signal.is_some() && item.bytes > route.max_record_bytes {
                 Counters::add(&counters.dropped_too_large, 1);
                 continue;
             }
@@ -101,29 +101,60 @@ impl Routes {
         self.send(Signal::of(&record), || Item::record(record), wait);
     }
 
-    /// Sends a measurement to every exporter that takes metrics.
-    pub fn measure(&self, m: Measurement) {
-        self.send(
-            Some(Signal::Metrics),
-            || Item::Measurement(Arc::new(m)),
-            false,
-        );
+    /// Counts one record of `signal` as dropped, by `which` of its counters, at every route that
+    /// takes the signal.
+    pub fn count_drop(
+        &self,
+        signal: Signal,
+        which: impl Fn(&Counters) -> &std::sync::atomic::AtomicU64,
+    ) {
+        for route in self.iter().filter(|r| r.takes(Some(signal))) {
+            Counters::add(which(&route.counters), 1);
+        }
     }
 }
 
-/// What the record API's handles (instruments, spans) record through: the routes, and whatever
-/// owns them, kept alive as long as a handle is.
+/// What the record API's handles (instruments, spans) record through: the routes, the metric
+/// store, and whatever owns them, kept alive as long as a handle is.
 #[derive(Clone)]
 pub(crate) struct Recorder {
     pub routes: Routes,
+    store: Arc<Store>,
     _owner: Arc<dyn Any + Send + Sync>,
 }
 
 impl Recorder {
-    pub fn new(routes: Routes, owner: Arc<dyn Any + Send + Sync>) -> Self {
+    pub fn new(routes: Routes, store: Arc<Store>, owner: Arc<dyn Any + Send + Sync>) -> Self {
         Recorder {
             routes,
+            store,
             _owner: owner,
+        }
+    }
+
+    /// Folds `measure` of `instrument` into its point for `attributes`; `stream` keeps the
+    /// instrument's points once found. A measurement after shutdown, or of an instrument that
+    /// clashes with the first of its name, is dropped and counted.
+    pub fn measure(
+        &self,
+        instrument: &Instrument,
+        stream: &OnceLock<Option<Arc<Stream>>>,
+        measure: Measure,
+        attributes: &[KeyValue],
+    ) {
+        if !self.store.has_readers() {
+            return;
+        }
+        if !self.store.is_open() {
+            return self
+                .routes
+                .count_drop(Signal::Metrics, |c| &c.dropped_shutdown);
+        }
+        match stream.get_or_init(|| self.store.stream(instrument, &Scope::default())) {
+            Some(stream) => stream.measure(measure, attributes),
+            None => self
+                .routes
+                .count_drop(Signal::Metrics, |c| &c.dropped_invalid),
         }
     }
 }

@@ -2,13 +2,13 @@
 //! `[telemetry] self_metrics_interval_ms`: per exporter, records and batches by outcome, faults,
 //! the sandbox limits passed, restarts, time spent exporting, records pending, and its state.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtel_sdk::model::{
-    KeyValue, Metric, MetricData, Number, NumberPoint, Record, Scope, Temporality,
-};
+use wasmtel_sdk::model::{KeyValue, Metric, MetricData, Number, NumberPoint, Scope, Temporality};
 
 use crate::clock::now_unix_nano;
+use crate::metrics::{MAX_SETS, Store};
 use crate::routing::Routes;
 use crate::stats::{ExporterState, ExporterStats};
 
@@ -145,15 +145,48 @@ pub(crate) fn metrics(stats: &[ExporterStats], start: u64, now: u64) -> Vec<Metr
     ]
 }
 
-/// Records the metrics of `routes` every `interval`, until the runtime stops.
-pub(crate) async fn run(routes: Routes, interval: Duration) {
+/// Sets the metrics of `routes` in `store` every `interval`, until the runtime stops; each
+/// exporter collects them with its other metrics.
+pub(crate) async fn run(routes: Routes, store: Arc<Store>, interval: Duration) {
     let start = now_unix_nano();
     let mut ticks = tokio::time::interval(interval);
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        for metric in metrics(&routes.stats(), start, now_unix_nano()) {
-            routes.record(Record::Metric(metric), false);
+        let now = now_unix_nano();
+        for metric in metrics(&routes.stats(), start, now) {
+            store.observe(&metric);
         }
+        let overflows = store.overflows();
+        if !overflows.is_empty() {
+            store.observe(&overflow(&overflows, start, now));
+        }
+    }
+}
+
+/// `wasmtel.metric.overflow`: by instrument, the measurements folded into its overflow point.
+fn overflow(overflows: &[(String, u64)], start: u64, now: u64) -> Metric {
+    let points = overflows
+        .iter()
+        .map(|(metric, n)| NumberPoint {
+            attributes: vec![KeyValue::new("metric", metric.as_str())],
+            start_time_unix_nano: start,
+            time_unix_nano: now,
+            value: Number::Int(i64::try_from(*n).unwrap_or(i64::MAX)),
+        })
+        .collect();
+    Metric {
+        name: "wasmtel.metric.overflow".into(),
+        description: format!(
+            "Measurements past an instrument's {MAX_SETS} attribute sets, folded into its \
+             overflow point"
+        ),
+        unit: "{measurement}".into(),
+        scope: scope(),
+        data: MetricData::Sum {
+            points,
+            temporality: Temporality::Cumulative,
+            monotonic: true,
+        },
     }
 }

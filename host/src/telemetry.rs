@@ -14,8 +14,9 @@ use wasmtel_sdk::model::{Event, KeyValue, Record};
 use crate::clock::now_unix_nano;
 use crate::config::{Config, PipelineConfig, Signals};
 use crate::error::{Error, Location};
-use crate::exporter::Start;
+use crate::exporter::{Signal, Start};
 use crate::instrument::{Counter, Gauge, Histogram, SpanBuilder, UpDownCounter};
+use crate::metrics::{Reader, Store};
 use crate::pipeline::{self, Worker};
 use crate::plugin::{self, default_cache_dir};
 use crate::routing::{Recorder, Route, Routes};
@@ -33,6 +34,8 @@ pub struct Telemetry {
 
 struct Inner {
     routes: Routes,
+    /// Every instrument's aggregated points.
+    store: Arc<Store>,
     session_id: String,
     shutdown_timeout: Duration,
     workers: Mutex<Vec<JoinHandle<()>>>,
@@ -117,6 +120,7 @@ impl TelemetryBuilder {
             .build()
             .map_err(|e| Error::Runtime(e.into()))?;
         let mut launched = Vec::new();
+        let mut store = Store::new(0);
         if config.enabled {
             let plugins = plugin::Runtime::new(self.cache_dir)?;
             // Load every plugin before starting any, so a bad one stops the start before any
@@ -126,6 +130,20 @@ impl TelemetryBuilder {
                 .into_iter()
                 .map(|exporter| Ok((exporter.load(&plugins)?, exporter)))
                 .collect::<Result<Vec<_>, Error>>()?;
+            let takes_metrics = |signals: &Signals| signals.wants(Signal::Metrics);
+            let readers = loaded
+                .iter()
+                .filter(|(_, e)| takes_metrics(&e.signals))
+                .count();
+            #[cfg(any(test, feature = "testing"))]
+            let readers = readers
+                + self
+                    .in_memory
+                    .iter()
+                    .filter(|m| takes_metrics(&m.1))
+                    .count();
+            store = Store::new(readers);
+            let mut slots = 0..;
             for (plugin, exporter) in loaded {
                 let plan = Plan {
                     name: exporter.name.clone(),
@@ -141,6 +159,7 @@ impl TelemetryBuilder {
                     plan,
                     setup,
                     counters,
+                    (&store, &mut slots),
                     &self.resource,
                     self.deterministic,
                 ));
@@ -159,6 +178,7 @@ impl TelemetryBuilder {
                     plan,
                     exporter,
                     Arc::default(),
+                    (&store, &mut slots),
                     &self.resource,
                     self.deterministic,
                 ));
@@ -169,11 +189,12 @@ impl TelemetryBuilder {
         if let Some(interval) = config.self_metrics_interval
             && !workers.is_empty()
         {
-            runtime.spawn(selfmetrics::run(routes.clone(), interval));
+            runtime.spawn(selfmetrics::run(routes.clone(), store.clone(), interval));
         }
         Ok(Telemetry {
             inner: Arc::new(Inner {
                 routes,
+                store,
                 session_id,
                 shutdown_timeout: config.shutdown_timeout,
                 workers: Mutex::new(workers),
@@ -184,15 +205,21 @@ impl TelemetryBuilder {
 }
 
 /// Starts the worker of `plan` on `runtime`, counting in `counters`: makes its first exporter
-/// with `starter` (waiting for it), then spawns it. Returns its route and its task.
+/// with `starter` (waiting for it), then spawns it. If the exporter takes metrics, the worker
+/// collects them from `store` with the next of the reader `slots`. Returns its route and its task.
 fn launch<S: Start>(
     runtime: &tokio::runtime::Runtime,
     plan: Plan,
     starter: S,
     counters: Arc<Counters>,
+    (store, slots): (&Arc<Store>, &mut std::ops::RangeFrom<usize>),
     resource: &[KeyValue],
     deterministic: bool,
 ) -> (Route, JoinHandle<()>) {
+    let reader = plan.signals.wants(Signal::Metrics).then(|| {
+        let slot = slots.next().expect("slots without end");
+        Reader::new(store.clone(), slot, plan.pipeline.temporality)
+    });
     let mut worker = Worker::new(
         &plan.name,
         plan.location,
@@ -217,7 +244,7 @@ fn launch<S: Start>(
         tx,
         counters,
     };
-    (route, runtime.spawn(worker.run(rx)))
+    (route, runtime.spawn(worker.run(rx, reader)))
 }
 
 /// Runs `future` on `runtime` and waits for it, from any thread (also from inside another
@@ -290,7 +317,7 @@ impl Telemetry {
     /// What instruments and spans record through; they keep this telemetry running.
     fn recorder(&self) -> Recorder {
         let owner: Arc<dyn Any + Send + Sync> = self.inner.clone();
-        Recorder::new(self.inner.routes.clone(), owner)
+        Recorder::new(self.inner.routes.clone(), self.inner.store.clone(), owner)
     }
 
     /// A [`Counter`] named `name`: a monotonic sum.
@@ -371,6 +398,8 @@ impl Inner {
         else {
             return;
         };
+        // Measurements from here on are not collected: they are counted as dropped.
+        self.store.close();
         let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
         let routes = self.routes.clone();
         let budget = self.shutdown_timeout;

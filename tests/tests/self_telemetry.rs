@@ -31,6 +31,7 @@ fn self_metrics_count_every_exporters_outcomes() {
     let text = format!(
         "[telemetry]\nsession_id = \"self\"\nself_metrics_interval_ms = 50\n\
          [exporters.healthy]\nplugin = \"file-jsonl\"\nqueue = {{ max_delay_ms = 10 }}\n\
+         metrics = {{ interval_ms = 50, temporality = \"cumulative\" }}\n\
          [exporters.bad]\nplugin = {ROGUE:?}\nsignals = [\"events\"]\nconfig = {{ action = \"read\", path = \"/etc/passwd\" }}\n\
          queue = {{ max_delay_ms = 10, max_retries = 0 }}\n"
     );
