@@ -105,9 +105,9 @@ impl Store {
         })
     }
 
-    /// Whether measurements are kept: some reader collects them, and the store is open.
-    pub fn is_open(&self) -> bool {
-        self.readers > 0 && !self.closed.load(Ordering::Relaxed)
+    /// Whether the store was closed: measurements are no longer collected.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// Whether nothing collects measurements (and so nothing is lost by not keeping them).
@@ -581,24 +581,9 @@ impl Reader {
                 }
                 last.version = version;
                 let attributes = set.attributes.clone();
-                let number = |value| NumberPoint {
-                    attributes: attributes.clone(),
-                    start_time_unix_nano: start,
-                    time_unix_nano: now,
-                    value,
-                };
-                match &point.cell {
-                    Cell::Int(total) => {
-                        let total = Number::Int(total.load(Ordering::Relaxed));
-                        numbers.push(number(since(last, total, delta)));
-                    }
-                    Cell::Value(value) => {
-                        let value = *lock(value);
-                        numbers.push(number(match stream.instrument.kind {
-                            InstrumentKind::Gauge => value,
-                            _ => since(last, value, delta),
-                        }));
-                    }
+                let value = match &point.cell {
+                    Cell::Int(total) => Number::Int(total.load(Ordering::Relaxed)),
+                    Cell::Value(value) => *lock(value),
                     Cell::Histogram(h) => {
                         let mut h = lock(h);
                         let (min, max) = h.extremes[self.slot];
@@ -634,8 +619,18 @@ impl Reader {
                             bounds: stream.instrument.bounds().to_vec(),
                             counts,
                         });
+                        continue;
                     }
-                }
+                };
+                numbers.push(NumberPoint {
+                    attributes,
+                    start_time_unix_nano: start,
+                    time_unix_nano: now,
+                    value: match stream.instrument.kind {
+                        InstrumentKind::Gauge => value,
+                        _ => since(last, value, delta),
+                    },
+                });
             }
             drop(points);
             if delta {
@@ -839,6 +834,21 @@ mod tests {
             [(vec![], Number::Double(0.5))],
             "a delta reader reports what an observed sum grew by"
         );
+    }
+
+    #[test]
+    fn a_gauge_set_as_an_integer_reports_its_last_value_to_a_delta_reader() {
+        // As wasmtel's own `wasmtel.exporter.pending` is set.
+        let store = Store::new(1);
+        let g = stream(&store, "pending", InstrumentKind::Gauge);
+        let mut reader = Reader::new(store.clone(), 0, Temporality::Delta);
+        for (value, t) in [(5, 1), (3, 2)] {
+            g.measure(Measure::Set(Number::Int(value)), &[]);
+            assert_eq!(
+                numbers(&reader.collect(t)[0]),
+                [(vec![], Number::Int(value))]
+            );
+        }
     }
 
     #[test]

@@ -145,7 +145,7 @@ impl Recorder {
         if !self.store.has_readers() {
             return;
         }
-        if !self.store.is_open() {
+        if self.store.is_closed() {
             return self
                 .routes
                 .count_drop(Signal::Metrics, |c| &c.dropped_shutdown);
