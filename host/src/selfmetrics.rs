@@ -20,17 +20,24 @@ fn scope() -> Scope {
     }
 }
 
-/// The `wasmtel.*` metrics of `stats`: cumulative since `start`, taken at `now`.
-pub(crate) fn metrics(stats: &[ExporterStats], start: u64, now: u64) -> Vec<Metric> {
+/// The `wasmtel.*` metrics of `stats` and of the measurements that went to an overflow point
+/// (by instrument): cumulative since `start`, taken at `now`.
+pub(crate) fn metrics(
+    stats: &[ExporterStats],
+    overflows: &[(String, u64)],
+    start: u64,
+    now: u64,
+) -> Vec<Metric> {
+    let at = |attributes, value| NumberPoint {
+        attributes,
+        start_time_unix_nano: start,
+        time_unix_nano: now,
+        value,
+    };
     let point = |exporter: &str, extra: Option<(&str, &str)>, value: Number| {
         let mut attributes = vec![KeyValue::new("exporter", exporter)];
         attributes.extend(extra.map(|(k, v)| KeyValue::new(k, v)));
-        NumberPoint {
-            attributes,
-            start_time_unix_nano: start,
-            time_unix_nano: now,
-            value,
-        }
+        at(attributes, value)
     };
     let metric = |name: &str, description: &str, unit: &str, data: MetricData| Metric {
         name: name.into(),
@@ -61,7 +68,7 @@ pub(crate) fn metrics(stats: &[ExporterStats], start: u64, now: u64) -> Vec<Metr
             .map(|s| point(&s.name, None, value(s)))
             .collect::<Vec<_>>()
     };
-    vec![
+    let mut metrics = vec![
         metric(
             "wasmtel.exporter.records",
             "Records by outcome: exported, or dropped and why",
@@ -142,7 +149,22 @@ pub(crate) fn metrics(stats: &[ExporterStats], start: u64, now: u64) -> Vec<Metr
                 }),
             },
         ),
-    ]
+    ];
+    if !overflows.is_empty() {
+        metrics.push(metric(
+            "wasmtel.metric.overflow",
+            &format!(
+                "Measurements past an instrument's {MAX_SETS} attribute sets, folded into its \
+                 overflow point"
+            ),
+            "{measurement}",
+            sum(overflows
+                .iter()
+                .map(|(name, n)| at(vec![KeyValue::new("metric", name.as_str())], int(*n)))
+                .collect()),
+        ));
+    }
+    metrics
 }
 
 /// Sets the metrics of `routes` in `store` every `interval`, until the runtime stops; each
@@ -153,40 +175,8 @@ pub(crate) async fn run(routes: Routes, store: Arc<Store>, interval: Duration) {
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        let now = now_unix_nano();
-        for metric in metrics(&routes.stats(), start, now) {
+        for metric in metrics(&routes.stats(), &store.overflows(), start, now_unix_nano()) {
             store.observe(&metric);
         }
-        let overflows = store.overflows();
-        if !overflows.is_empty() {
-            store.observe(&overflow(&overflows, start, now));
-        }
-    }
-}
-
-/// `wasmtel.metric.overflow`: by instrument, the measurements folded into its overflow point.
-fn overflow(overflows: &[(String, u64)], start: u64, now: u64) -> Metric {
-    let points = overflows
-        .iter()
-        .map(|(metric, n)| NumberPoint {
-            attributes: vec![KeyValue::new("metric", metric.as_str())],
-            start_time_unix_nano: start,
-            time_unix_nano: now,
-            value: Number::Int(i64::try_from(*n).unwrap_or(i64::MAX)),
-        })
-        .collect();
-    Metric {
-        name: "wasmtel.metric.overflow".into(),
-        description: format!(
-            "Measurements past an instrument's {MAX_SETS} attribute sets, folded into its \
-             overflow point"
-        ),
-        unit: "{measurement}".into(),
-        scope: scope(),
-        data: MetricData::Sum {
-            points,
-            temporality: Temporality::Cumulative,
-            monotonic: true,
-        },
     }
 }
