@@ -224,6 +224,31 @@ fn usage(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Replays (in `dir`) beside the rogue doing `action` at init, with more `sandbox` keys, and
+/// checks that a write past its disk quota was refused inside it, which it failed on, saying
+/// `said`. Returns what it said.
+fn refused_past_the_quota(dir: &Path, action: &str, sandbox: &str, said: &str) -> String {
+    let (s, records) = beside_a_healthy_exporter_in(
+        dir,
+        ROGUE,
+        &format!("{action}, when = \"init\""),
+        sandbox,
+        "",
+    );
+    assert_eq!(
+        (s.state, s.dropped_failed),
+        (ExporterState::Failed, records),
+        "{action}: {s}"
+    );
+    let error = error_of(&s);
+    assert!(
+        error.contains("blocked: ") && error.contains(said),
+        "{action}: {s}"
+    );
+    assert!(passed(&s, Limit::Disk) >= 1, "{action}: {s}");
+    error.to_string()
+}
+
 #[test]
 fn writes_past_the_disk_quota_fail_inside_the_plugin() {
     contained("writes_past_the_disk_quota_fail_inside_the_plugin", || {
@@ -262,24 +287,7 @@ fn writes_past_the_disk_quota_fail_inside_the_plugin() {
         ] {
             let action = format!("action = \"{action}");
             let tmp = tempfile::tempdir().expect("tempdir");
-            let (s, records) = beside_a_healthy_exporter_in(
-                tmp.path(),
-                ROGUE,
-                &format!("{action}, when = \"init\""),
-                ", disk_mib = 8",
-                "",
-            );
-            assert_eq!(
-                (s.state, s.dropped_failed),
-                (ExporterState::Failed, records),
-                "{action}: {s}"
-            );
-            let error = error_of(&s);
-            assert!(
-                error.contains("blocked: ") && error.contains(said),
-                "{action}: {s}"
-            );
-            assert!(passed(&s, Limit::Disk) >= 1, "{action}: {s}");
+            let error = refused_past_the_quota(tmp.path(), &action, ", disk_mib = 8", said);
             let used = usage(&tmp.path().join("rogue"));
             assert!(
                 used <= 8 << 20 && used >= least_mib << 20,
@@ -289,7 +297,7 @@ fn writes_past_the_disk_quota_fail_inside_the_plugin() {
             // while they were open no longer show in the directory).
             if let Some((_, after)) = error.split_once(" after ") {
                 let mib: u64 = after.trim_end_matches(" MiB").parse().expect("MiB written");
-                assert!(mib <= 8, "{action}: {mib} MiB written, in 8: {s}");
+                assert!(mib <= 8, "{action}: {mib} MiB written, in 8: {error}");
             }
         }
         // Within the quota, so long as what goes and what lands are counted as they are, nothing
@@ -316,6 +324,67 @@ fn writes_past_the_disk_quota_fail_inside_the_plugin() {
         }
         DEFAULT_DEADLINE
     });
+}
+
+/// What the tree at `path` takes on the disk: the blocks of its files and directories.
+fn blocks(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).expect("metadata");
+    let below: u64 = if meta.is_dir() {
+        std::fs::read_dir(path)
+            .expect("directory")
+            .map(|e| blocks(&e.expect("entry").path()))
+            .sum()
+    } else {
+        0
+    };
+    meta.blocks() * 512 + below
+}
+
+/// Whether a directory in `dir` keeps the size its list of names took once the names are
+/// removed, as on ext4 (not on tmpfs).
+fn directories_keep_their_size(dir: &Path) -> bool {
+    let probe = dir.join("probe");
+    std::fs::create_dir(&probe).expect("probe");
+    let names: Vec<_> = (0..200).map(|n| probe.join(format!("{n:0>250}"))).collect();
+    for name in &names {
+        std::fs::File::create(name).expect("name");
+    }
+    for name in &names {
+        std::fs::remove_file(name).expect("remove");
+    }
+    let kept = blocks(&probe) > 4096;
+    std::fs::remove_dir(&probe).expect("probe removed");
+    kept
+}
+
+#[test]
+fn the_lists_of_names_in_directories_count_against_the_disk_quota() {
+    contained(
+        "the_lists_of_names_in_directories_count_against_the_disk_quota",
+        || {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            if !directories_keep_their_size(tmp.path()) {
+                eprintln!("skipped: directories here give back what their names took");
+                return DEFAULT_DEADLINE;
+            }
+            // 100 directories, each of which held 1,000 names of 250 bytes (a quarter of a MiB
+            // of list each), all removed: unbounded, 25 MiB in a directory of 8 MiB.
+            let error = refused_past_the_quota(
+                tmp.path(),
+                "action = \"names\", path = \"d\", count = 100",
+                ", disk_mib = 8, timeout_ms = 60000",
+                "No space left on device",
+            );
+            let used = blocks(&tmp.path().join("rogue"));
+            eprintln!("{error}; the directory takes {used} bytes");
+            assert!(
+                used <= 8 << 20,
+                "the directory takes {used} bytes of the disk, of 8 MiB"
+            );
+            Duration::from_secs(60)
+        },
+    );
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The sandbox directory's quota (`sandbox.disk_mib`).
 //!
 //! What a directory holds is counted when the first instance that writes into it starts (every
-//! file's bytes, and a block for every file, directory and link), then kept up to date by the
-//! calls that change it, which wasmtel puts in front of wasmtime-wasi's own: writes (direct and
+//! file's bytes, a block for every file, directory and link, and what each directory's list of
+//! names takes past its first block), then kept up to date by the calls that change it, which wasmtel puts in front of wasmtime-wasi's own: writes (direct and
 //! through streams), `set-size`, and creating, linking, renaming and removing entries. A call that
 //! would take the directory past the quota fails inside the plugin with `insufficient-space`
 //! (ENOSPC), as on a full disk, having written nothing; the plugin may free space and go on.
@@ -14,9 +14,13 @@
 //! another process writes into the directory is seen when the count is next made, after every
 //! instance writing there has ended; a tree that cannot be counted whole takes no more writes.
 //!
-//! Known gaps: a directory is counted as one block however large its list of entries grows;
-//! a call abandoned at its deadline may land after the count was settled; and two instances
-//! changing one file at the same moment may each count the other's change.
+//! A directory's list of names grows with the names made in it and, on many file systems (ext4),
+//! never shrinks while the directory lives: after every call that makes or removes a name, the
+//! directory that lists it is counted at its size.
+//!
+//! Known gaps, each bounded by one call: a write abandoned at its deadline may land after every
+//! instance writing into the directory has ended, and a new count was made without it; and two
+//! instances changing one file at the same moment may each count the other's change.
 
 use std::collections::HashMap;
 use std::io::IoSlice;
@@ -51,6 +55,10 @@ const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
 /// What tells one file from another: its device and inode.
 type Identity = (u64, u64);
 
+/// What a call that makes an entry takes before it runs: the entry's block, and room for the
+/// directory that lists it to grow by a block.
+pub(super) const MAKE: u64 = 2 * ENTRY;
+
 /// An entry of a directory, as the quota sees it.
 pub(super) struct Entry {
     identity: Identity,
@@ -58,15 +66,29 @@ pub(super) struct Entry {
     bytes: Option<u64>,
     /// Whether this is the file's only name.
     only_name: bool,
+    is_dir: bool,
 }
 
 impl Entry {
     pub fn of(meta: &Metadata) -> Entry {
         Entry {
-            identity: (meta.dev(), meta.ino()),
+            identity: identity(meta),
             bytes: meta.is_file().then(|| meta.len()),
             only_name: meta.nlink() <= 1,
+            is_dir: meta.is_dir(),
         }
+    }
+}
+
+fn identity(meta: &Metadata) -> Identity {
+    (meta.dev(), meta.ino())
+}
+
+/// The directory, relative to a directory, that lists `path`.
+pub(super) fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
     }
 }
 
@@ -77,6 +99,9 @@ struct Usage {
     files: Mutex<Files>,
     /// Whether `files.removed` holds any file.
     removed_any: AtomicBool,
+    /// The directories whose list of names takes more than a block, by identity: the size each
+    /// is counted at.
+    dirs: Mutex<HashMap<Identity, u64>>,
 }
 
 /// The files of a directory that plugins hold open.
@@ -108,15 +133,16 @@ impl Usage {
             return usage;
         }
         all.retain(|_, usage| usage.strong_count() > 0);
-        let used = walk(&dir).unwrap_or_else(|e| {
+        let (used, dirs) = walk(&dir).unwrap_or_else(|e| {
             tracing::warn!(
                 "cannot count what {} holds ({e}): nothing more may be written there",
                 dir.display()
             );
-            u64::MAX / 2
+            (u64::MAX / 2, HashMap::new())
         });
         let usage = Arc::new(Usage {
             used: AtomicU64::new(used),
+            dirs: Mutex::new(dirs),
             ..Usage::default()
         });
         all.insert(dir, Arc::downgrade(&usage));
@@ -146,14 +172,23 @@ impl Usage {
     }
 }
 
-/// What the directory tree at `dir` holds: its files' bytes (once for a file of many names) and
-/// a block per entry. Links are not followed. Each directory is opened from its parent, so no
-/// depth of nesting hides a subtree; an entry that goes meanwhile is skipped, and any other error
-/// leaves the tree uncounted.
-fn walk(dir: &Path) -> std::io::Result<u64> {
+/// What the directory tree at `dir` holds: its files' bytes (once for a file of many names), a
+/// block per entry, and what each directory's list of names takes past a block; with the
+/// directories whose list takes more, at their size. Links are not followed. Each directory is
+/// opened from its parent, so no depth of nesting hides a subtree; an entry that goes meanwhile
+/// is skipped, and any other error leaves the tree uncounted.
+fn walk(dir: &Path) -> std::io::Result<(u64, HashMap<Identity, u64>)> {
     let skip = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     let root = cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority())?;
-    let mut total = 0;
+    let mut large = HashMap::new();
+    let mut list = |meta: &Metadata| {
+        let past = meta.len().saturating_sub(ENTRY);
+        if past > 0 {
+            large.insert(identity(meta), meta.len());
+        }
+        past
+    };
+    let mut total = list(&root.dir_metadata()?);
     let mut linked = std::collections::HashSet::new();
     // The directories being read, from the root down: as many open as the tree is deep.
     let mut open = vec![root.entries()?];
@@ -169,6 +204,7 @@ fn walk(dir: &Path) -> std::io::Result<u64> {
         };
         total += ENTRY;
         if meta.is_dir() {
+            total += list(&meta);
             match entry.open_dir().and_then(|d| d.entries()) {
                 Err(e) if skip(&e) => {}
                 entries => open.push(entries?),
@@ -177,7 +213,7 @@ fn walk(dir: &Path) -> std::io::Result<u64> {
             total += meta.len();
         }
     }
-    Ok(total)
+    Ok((total, large))
 }
 
 /// One instance's quota, and the count of its directory.
@@ -259,9 +295,14 @@ impl Disk {
         }
     }
 
-    /// Gives back what `entry`, whose name has gone, held: its block, and its bytes if that was
-    /// its only name (once no plugin holds it open).
+    /// Gives back what `entry`, whose name has gone, held: its block, its list of names if it
+    /// was a directory, and its bytes if that was its only name (once no plugin holds it open).
     pub fn removed(&self, entry: Entry) {
+        if entry.is_dir {
+            let list = lock(&self.usage.dirs).remove(&entry.identity);
+            self.give_back(list.map_or(ENTRY, |size| size.max(ENTRY)));
+            return;
+        }
         let Some(bytes) = entry.bytes.filter(|_| entry.only_name) else {
             self.give_back(ENTRY);
             return;
@@ -276,6 +317,35 @@ impl Disk {
             self.give_back(ENTRY);
             files.removed.push(handles);
             self.usage.removed_any.store(true, Relaxed);
+        }
+    }
+
+    /// After a call that took [`MAKE`] to make an entry listed in the directory `parent`: gives
+    /// back the room, and the entry's block if it was not `made`; counts the directory as it is.
+    pub fn made(&self, made: bool, parent: Option<&Metadata>) {
+        self.give_back(if made { MAKE - ENTRY } else { MAKE });
+        if let Some(parent) = parent {
+            self.listed(parent);
+        }
+    }
+
+    /// Counts the directory `meta` at its size now: what its list of names takes past a block.
+    pub fn listed(&self, meta: &Metadata) {
+        if !meta.is_dir() {
+            return;
+        }
+        let size = meta.len().max(ENTRY);
+        let mut dirs = lock(&self.usage.dirs);
+        let counted = if size > ENTRY {
+            dirs.insert(identity(meta), size)
+        } else {
+            dirs.remove(&identity(meta))
+        }
+        .unwrap_or(ENTRY);
+        if size >= counted {
+            self.usage.used.fetch_add(size - counted, Relaxed);
+        } else {
+            self.give_back(counted - size);
         }
     }
 
@@ -371,24 +441,47 @@ fn regular_file(
     })
 }
 
-/// The entry `path` of the directory `dir`; none if there is none. Resolved as wasmtime-wasi
-/// resolves it, inside the directory.
-fn entry_at(
-    state: &HostState,
-    dir: &Resource<Descriptor>,
-    follow: bool,
-    path: &str,
-) -> Option<Entry> {
-    let Ok(Descriptor::Dir(dir)) = state.table.get(dir) else {
-        return None;
-    };
-    let follow = if follow {
-        FollowSymlinks::Yes
-    } else {
-        FollowSymlinks::No
-    };
-    let meta = cap_primitives::fs::stat(&dir.dir, Path::new(path), follow).ok()?;
-    Some(Entry::of(&meta))
+/// A name in a directory of the plugin's, resolved as wasmtime-wasi resolves it: inside the
+/// directory.
+struct Place {
+    dir: Arc<std::fs::File>,
+    path: PathBuf,
+}
+
+impl Place {
+    /// `path` in the directory `dir`; none if `dir` is not a directory.
+    fn of(state: &HostState, dir: &Resource<Descriptor>, path: &str) -> Option<Place> {
+        match state.table.get(dir) {
+            Ok(Descriptor::Dir(dir)) => Some(Place {
+                dir: dir.dir.clone(),
+                path: path.into(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The entry at this place; none if there is none.
+    fn entry(&self, follow: bool) -> Option<Entry> {
+        let follow = if follow {
+            FollowSymlinks::Yes
+        } else {
+            FollowSymlinks::No
+        };
+        let meta = cap_primitives::fs::stat(&self.dir, &self.path, follow).ok()?;
+        Some(Entry::of(&meta))
+    }
+
+    /// The directory that lists this place.
+    fn parent(&self) -> Option<Metadata> {
+        cap_primitives::fs::stat(&self.dir, parent(&self.path), FollowSymlinks::Yes).ok()
+    }
+}
+
+/// Counts the directory that lists `place` (if any) as it is now.
+fn relist(state: &HostState, place: Option<&Place>) {
+    if let Some(parent) = place.and_then(Place::parent) {
+        state.disk.listed(&parent);
+    }
 }
 
 async fn write(
@@ -478,20 +571,25 @@ async fn open_at(
         open_flags.contains(OpenFlags::CREATE),
         open_flags.contains(OpenFlags::TRUNCATE),
     );
+    let place = Place::of(state, &dir, &path);
     let follow = path_flags.contains(PathFlags::SYMLINK_FOLLOW);
-    let before = entry_at(state, &dir, follow, &path);
+    let before = place.as_ref().and_then(|p| p.entry(follow));
     let new = create && before.is_none();
-    if new && !state.disk.take(ENTRY) {
+    if new && !state.disk.take(MAKE) {
         return no_space();
     }
     let result = state
         .filesystem()
         .open_at(dir, path_flags, path, open_flags, flags)
         .await;
-    match (&result, before) {
-        (Err(_), None) if new => state.disk.give_back(ENTRY),
-        (Ok(_), Some(entry)) if truncate => state.disk.give_back(entry.bytes.unwrap_or(0)),
-        _ => {}
+    if new {
+        let parent = place.as_ref().and_then(Place::parent);
+        state.disk.made(result.is_ok(), parent.as_ref());
+    }
+    if let (Ok(_), Some(entry)) = (&result, before)
+        && truncate
+    {
+        state.disk.give_back(entry.bytes.unwrap_or(0));
     }
     if let Ok(fd) = &result
         && let Some(file) = regular_file(state, fd)?
@@ -501,18 +599,18 @@ async fn open_at(
     answer(result)
 }
 
-/// Takes an entry's block for a call that makes one; gives it back if the call fails.
+/// Takes what a call that makes an entry at `place` may take, then counts what it took.
 async fn entry_made(
     state: &mut HostState,
+    place: Option<Place>,
     make: impl AsyncFnOnce(&mut HostState) -> FsResult<()>,
 ) -> Answer<()> {
-    if !state.disk.take(ENTRY) {
+    if !state.disk.take(MAKE) {
         return no_space();
     }
     let result = make(state).await;
-    if result.is_err() {
-        state.disk.give_back(ENTRY);
-    }
+    let parent = place.as_ref().and_then(Place::parent);
+    state.disk.made(result.is_ok(), parent.as_ref());
     answer(result)
 }
 
@@ -520,7 +618,8 @@ async fn create_directory_at(
     state: &mut HostState,
     (dir, path): (Resource<Descriptor>, String),
 ) -> Answer<()> {
-    entry_made(state, async |s| {
+    let place = Place::of(state, &dir, &path);
+    entry_made(state, place, async |s| {
         s.filesystem().create_directory_at(dir, path).await
     })
     .await
@@ -530,7 +629,8 @@ async fn symlink_at(
     state: &mut HostState,
     (dir, target, path): (Resource<Descriptor>, String, String),
 ) -> Answer<()> {
-    entry_made(state, async |s| {
+    let place = Place::of(state, &dir, &path);
+    entry_made(state, place, async |s| {
         s.filesystem().symlink_at(dir, target, path).await
     })
     .await
@@ -546,7 +646,8 @@ async fn link_at(
         String,
     ),
 ) -> Answer<()> {
-    entry_made(state, async |s| {
+    let place = Place::of(state, &new_dir, &new);
+    entry_made(state, place, async |s| {
         s.filesystem().link_at(dir, flags, old, new_dir, new).await
     })
     .await
@@ -557,15 +658,29 @@ async fn rename_at(
     (dir, old, new_dir, new): (Resource<Descriptor>, String, Resource<Descriptor>, String),
 ) -> Answer<()> {
     // A rename onto an existing name removes what was there, unless that is the file renamed
-    // (the same name, or another link to it), when the rename does nothing.
-    let renamed = entry_at(state, &dir, false, &old).map(|e| e.identity);
-    let target = entry_at(state, &new_dir, false, &new);
+    // (the same name, or another link to it), when the rename does nothing. The new name may
+    // grow the list of its directory: room for that is taken first.
+    let (from, to) = (
+        Place::of(state, &dir, &old),
+        Place::of(state, &new_dir, &new),
+    );
+    let renamed = from
+        .as_ref()
+        .and_then(|p| p.entry(false))
+        .map(|e| e.identity);
+    let target = to.as_ref().and_then(|p| p.entry(false));
+    if !state.disk.take(MAKE - ENTRY) {
+        return no_space();
+    }
     let result = state.filesystem().rename_at(dir, old, new_dir, new).await;
+    state.disk.give_back(MAKE - ENTRY);
     if let (Ok(()), Some(target)) = (&result, target)
         && renamed != Some(target.identity)
     {
         state.disk.removed(target);
     }
+    relist(state, from.as_ref());
+    relist(state, to.as_ref());
     answer(result)
 }
 
@@ -573,9 +688,10 @@ async fn unlink_file_at(
     state: &mut HostState,
     (dir, path): (Resource<Descriptor>, String),
 ) -> Answer<()> {
-    let entry = entry_at(state, &dir, false, &path);
+    let place = Place::of(state, &dir, &path);
+    let entry = place.as_ref().and_then(|p| p.entry(false));
     let result = state.filesystem().unlink_file_at(dir, path).await;
-    gone(state, &result, entry);
+    gone(state, &result, entry, place.as_ref());
     answer(result)
 }
 
@@ -583,17 +699,20 @@ async fn remove_directory_at(
     state: &mut HostState,
     (dir, path): (Resource<Descriptor>, String),
 ) -> Answer<()> {
-    let entry = entry_at(state, &dir, false, &path);
+    let place = Place::of(state, &dir, &path);
+    let entry = place.as_ref().and_then(|p| p.entry(false));
     let result = state.filesystem().remove_directory_at(dir, path).await;
-    gone(state, &result, entry);
+    gone(state, &result, entry, place.as_ref());
     answer(result)
 }
 
-/// Gives back what `entry` held if the call that removed it (`result`) did.
-fn gone(state: &HostState, result: &FsResult<()>, entry: Option<Entry>) {
+/// Gives back what `entry` held if the call that removed it (`result`) did, and counts the
+/// directory that listed it (at `place`) as it is now.
+fn gone(state: &HostState, result: &FsResult<()>, entry: Option<Entry>, place: Option<&Place>) {
     if let (Ok(()), Some(entry)) = (result, entry) {
         state.disk.removed(entry);
     }
+    relist(state, place);
 }
 
 /// A regular file's output stream whose writes take what they add to the file from the quota
@@ -706,6 +825,32 @@ mod tests {
         }
         dir.write("deep", vec![7; 10_000]).unwrap();
         dir.create_dir("empty").unwrap();
-        assert_eq!(walk(tmp.path()).unwrap(), 27 * ENTRY + 10_000);
+        assert_eq!(walk(tmp.path()).unwrap().0, 27 * ENTRY + 10_000);
+    }
+
+    #[test]
+    fn a_directory_is_counted_at_the_size_its_list_of_names_took() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("d");
+        std::fs::create_dir(&dir).unwrap();
+        let names: Vec<_> = (0..300).map(|n| dir.join(format!("{n:0>250}"))).collect();
+        for name in &names {
+            std::fs::write(name, "").unwrap();
+        }
+        for name in &names {
+            std::fs::remove_file(name).unwrap();
+        }
+        let size = |path: &Path| std::fs::metadata(path).unwrap().len();
+        let (total, large) = walk(tmp.path()).unwrap();
+        let past = |path: &Path| size(path).saturating_sub(ENTRY);
+        assert_eq!(total, ENTRY + past(&dir) + past(tmp.path()));
+        let dir_meta = cap_std::fs::Dir::open_ambient_dir(&dir, cap_std::ambient_authority())
+            .unwrap()
+            .dir_metadata()
+            .unwrap();
+        assert_eq!(
+            large.get(&identity(&dir_meta)).copied(),
+            (size(&dir) > ENTRY).then(|| size(&dir))
+        );
     }
 }

@@ -11,7 +11,7 @@ use wasmtime::component::Resource;
 
 use super::HostState;
 use super::bindings::wasmtel::exporter::files::{Host, HostLock, LockError};
-use super::disk::{ENTRY, Entry};
+use super::disk::{Entry, MAKE, parent};
 
 /// How many files one instance may hold at once.
 const MAX_LOCKS: usize = 64;
@@ -75,7 +75,7 @@ impl Host for HostState {
         }
         let dir = self.dir().map_err(LockError::Failed)?;
         let new = regular(dir, &path).map_err(LockError::Failed)?.is_none();
-        if new && !self.disk.take(ENTRY) {
+        if new && !self.disk.take(MAKE) {
             return Err(failed(&"it would pass sandbox.disk_mib"));
         }
         let options = OpenOptions::new()
@@ -83,15 +83,12 @@ impl Host for HostState {
             .write(true)
             .create(true)
             .clone();
-        let file = match dir.open_with(&path, &options) {
-            Ok(file) => file.into_std(),
-            Err(e) => {
-                if new {
-                    self.disk.give_back(ENTRY);
-                }
-                return Err(failed(&e));
-            }
-        };
+        let opened = dir.open_with(&path, &options);
+        if new {
+            let listing = dir.metadata(parent(path.as_ref()));
+            self.disk.made(opened.is_ok(), listing.ok().as_ref());
+        }
+        let file = opened.map_err(|e| failed(&e))?.into_std();
         file.try_lock().map_err(|e| lock_error(&path, e))?;
         let file = Arc::new(file);
         self.disk.opened(&file);
@@ -116,6 +113,9 @@ impl Host for HostState {
                 let removed = dir.remove_file(&path);
                 if let (Ok(()), Ok(entry)) = (&removed, entry) {
                     self.disk.removed(entry);
+                }
+                if let Ok(listing) = dir.metadata(parent(path.as_ref())) {
+                    self.disk.listed(&listing);
                 }
                 removed.map(|()| true)
             }

@@ -24,7 +24,7 @@ struct Config {
     ms: u64,
     /// How many lines `flood` writes (each to the log and to stdout), how many times
     /// `open_many` opens `path`, how many MiB the `fill_*` actions write, how many files
-    /// `files` makes, how many HTTP fields `fields` makes.
+    /// `files` makes, how many directories `names` fills, how many HTTP fields `fields` makes.
     #[serde(default)]
     count: u64,
     /// The size of each header `fields` adds.
@@ -176,6 +176,26 @@ fn act(config: &Config) -> Result<(), Error> {
                 open.push_back(file);
                 if config.hold > 0 && open.len() as u64 > config.hold {
                     open.pop_front();
+                }
+            }
+            Ok(())
+        }
+        "names" => {
+            // `count` directories, in each of which 1,000 files of long names are made, then
+            // removed: on many file systems a directory's list of names keeps its size.
+            for i in 0..config.count {
+                let dir = format!("{}.{i}", config.path);
+                std::fs::create_dir(&dir).map_err(blocked)?;
+                let names: Vec<_> = (0..1000)
+                    .map(|n| format!("{dir}/{n:0>250}"))
+                    .collect();
+                for name in &names {
+                    std::fs::File::create(name).map_err(|e| {
+                        Error::permanent(format!("blocked: {e} after {i} directories"))
+                    })?;
+                }
+                for name in &names {
+                    std::fs::remove_file(name).map_err(blocked)?;
                 }
             }
             Ok(())
