@@ -4,7 +4,8 @@
 use std::sync::{Arc, OnceLock};
 
 use wasmtel_sdk::model::{
-    KeyValue, Number, Record, Scope, Span, SpanEvent, SpanId, SpanKind, StatusCode, TraceId, Value,
+    KeyValue, Number, Record, Scope, Span, SpanEvent, SpanId, SpanKind, StatusCode, Str, TraceId,
+    Value,
 };
 
 use crate::clock::now_unix_nano;
@@ -145,7 +146,7 @@ impl SpanBuilder {
     }
 
     /// Adds an attribute.
-    pub fn attr(mut self, key: &str, value: impl Into<Value>) -> Self {
+    pub fn attr(mut self, key: impl Into<Str>, value: impl Into<Value>) -> Self {
         self.attributes.push(KeyValue::new(key, value));
         self
     }
@@ -209,7 +210,7 @@ impl ActiveSpan {
     }
 
     /// Adds an attribute.
-    pub fn set_attr(&mut self, key: &str, value: impl Into<Value>) {
+    pub fn set_attr(&mut self, key: impl Into<Str>, value: impl Into<Value>) {
         self.span().attributes.push(KeyValue::new(key, value));
     }
 

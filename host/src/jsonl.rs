@@ -338,9 +338,9 @@ impl Line {
             }
             Line::Event(e) => Record::Event(Event {
                 time_unix_nano: e.time.0,
-                name: e.name,
+                name: e.name.into(),
                 severity_number: e.severity_number,
-                severity_text: e.severity_text,
+                severity_text: e.severity_text.into(),
                 body: e.body.0,
                 attributes: e.attributes.0,
                 trace_id: e.trace_id.map(|t| t.0),
@@ -574,7 +574,7 @@ impl<'de> Deserialize<'de> for Attrs {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
                 while let Some((key, value)) = map.next_entry::<String, Val>()? {
                     out.push(KeyValue {
-                        key,
+                        key: key.into(),
                         value: value.0,
                     });
                 }
@@ -634,10 +634,10 @@ impl<'de> Visitor<'de> for ValVisitor {
         Ok(Val(Value::Double(x)))
     }
     fn visit_str<E>(self, s: &str) -> Result<Val, E> {
-        Ok(Val(Value::String(s.to_string())))
+        Ok(Val(Value::String(s.to_string().into())))
     }
     fn visit_string<E>(self, s: String) -> Result<Val, E> {
-        Ok(Val(Value::String(s)))
+        Ok(Val(Value::String(s.into())))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val, A::Error> {
         let mut items = Vec::new();
@@ -681,12 +681,12 @@ impl<'de> Visitor<'de> for ValVisitor {
             return Ok(Val(value));
         }
         let mut entries = vec![KeyValue {
-            key: first,
+            key: first.into(),
             value: map.next_value::<Val>()?.0,
         }];
         while let Some((key, value)) = map.next_entry::<String, Val>()? {
             entries.push(KeyValue {
-                key,
+                key: key.into(),
                 value: value.0,
             });
         }

@@ -345,17 +345,24 @@ impl Hash for Lookup<'_> {
 
 impl Equivalent<AttributeSet> for Lookup<'_> {
     /// The same attributes in any order. A set's keys are unique, so with as many attributes
-    /// as the set, each in the set and each of the set's among them, these are the set's.
+    /// as the set, each in the set and each of the set's among them, these are the set's. Most
+    /// call sites give their attributes in one order, which is tried first.
     fn equivalent(&self, set: &AttributeSet) -> bool {
         let (given, kept) = (self.attributes, &set.attributes);
         given.len() == kept.len()
-            && given.iter().all(|a| kept.iter().any(|b| same(a, b)))
-            && kept.iter().all(|b| given.iter().any(|a| same(a, b)))
+            && (given.iter().zip(kept).all(|(a, b)| same(a, b))
+                || given.iter().all(|a| kept.iter().any(|b| same(a, b)))
+                    && kept.iter().all(|b| given.iter().any(|a| same(a, b))))
     }
 }
 
 fn same(a: &KeyValue, b: &KeyValue) -> bool {
-    a.key == b.key && same_value(&a.value, &b.value)
+    same_str(&a.key, &b.key) && same_value(&a.value, &b.value)
+}
+
+/// Whether two strings are equal; at once when both are the same literal.
+fn same_str(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
 }
 
 /// A hash of `attributes` that does not depend on their order.
@@ -371,6 +378,7 @@ fn set_hash(attributes: &[KeyValue]) -> u64 {
 fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Double(x), Value::Double(y)) => x.to_bits() == y.to_bits(),
+        (Value::String(x), Value::String(y)) => same_str(x, y),
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
         }
@@ -691,7 +699,7 @@ mod tests {
             .expect("a new instrument")
     }
 
-    fn attrs(pairs: &[(&str, &str)]) -> Vec<KeyValue> {
+    fn attrs(pairs: &[(&'static str, &'static str)]) -> Vec<KeyValue> {
         pairs.iter().map(|(k, v)| KeyValue::new(*k, *v)).collect()
     }
 

@@ -34,8 +34,8 @@ pub(crate) fn metrics(
         time_unix_nano: now,
         value,
     };
-    let point = |exporter: &str, extra: Option<(&str, &str)>, value: Number| {
-        let mut attributes = vec![KeyValue::new("exporter", exporter)];
+    let point = |exporter: &str, extra: Option<(&'static str, &'static str)>, value: Number| {
+        let mut attributes = vec![KeyValue::new("exporter", exporter.to_string())];
         attributes.extend(extra.map(|(k, v)| KeyValue::new(k, v)));
         at(attributes, value)
     };
@@ -52,7 +52,7 @@ pub(crate) fn metrics(
         monotonic: true,
     };
     let int = |n: u64| Number::Int(i64::try_from(n).unwrap_or(i64::MAX));
-    let by = |key: &str, counts: &dyn Fn(&ExporterStats) -> Vec<(&'static str, u64)>| {
+    let by = |key: &'static str, counts: &dyn Fn(&ExporterStats) -> Vec<(&'static str, u64)>| {
         stats
             .iter()
             .flat_map(|s| {
@@ -160,7 +160,7 @@ pub(crate) fn metrics(
             "{measurement}",
             sum(overflows
                 .iter()
-                .map(|(name, n)| at(vec![KeyValue::new("metric", name.as_str())], int(*n)))
+                .map(|(name, n)| at(vec![KeyValue::new("metric", name)], int(*n)))
                 .collect()),
         ));
     }

@@ -5,7 +5,13 @@
 //! `wit/exporter.wit`, where they are documented: times are nanoseconds since the Unix epoch,
 //! ids are big-endian numbers, `attributes` keep their recorded order.
 
+use std::borrow::Cow;
+
 pub use crate::bindings::wasmtel::exporter::types::{SpanKind, StatusCode, Temporality};
+
+/// A string of a key or a value: borrowed for the program's life (a literal, built without an
+/// allocation) or owned.
+pub type Str = Cow<'static, str>;
 
 /// A value, as OpenTelemetry's `AnyValue`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13,7 +19,7 @@ pub enum Value {
     /// No value.
     #[default]
     Empty,
-    String(String),
+    String(Str),
     Bool(bool),
     Int(i64),
     Double(f64),
@@ -32,21 +38,29 @@ macro_rules! value_from {
     )*};
 }
 value_from!(
-    String => String, &str => String, &String => String, bool => Bool,
+    String => String, &'static str => String, Str => String, bool => Bool,
     i64 => Int, i32 => Int, u32 => Int, u8 => Int, usize => Int as i64, u64 => Int as i64,
     f64 => Double, f32 => Double, Vec<u8> => Bytes, Vec<Value> => Array,
 );
 
+impl From<&String> for Value {
+    fn from(v: &String) -> Self {
+        Value::String(v.clone().into())
+    }
+}
+
 /// One attribute.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyValue {
-    pub key: String,
+    pub key: Str,
     pub value: Value,
 }
 
 impl KeyValue {
-    /// An attribute from anything that converts into a key and a [`Value`].
-    pub fn new(key: impl Into<String>, value: impl Into<Value>) -> Self {
+    /// An attribute from anything that converts into a key and a [`Value`]. A literal key or
+    /// string value (`&'static str`) is kept without an allocation; a borrowed string that
+    /// lives less long is passed owned (`name.to_string()`, or a `&String`).
+    pub fn new(key: impl Into<Str>, value: impl Into<Value>) -> Self {
         Self {
             key: key.into(),
             value: value.into(),
@@ -70,10 +84,10 @@ pub type SpanId = u64;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Event {
     pub time_unix_nano: u64,
-    pub name: String,
+    pub name: Str,
     /// OpenTelemetry severity number (0 unspecified, 9 info, 13 warn, 17 error, ...).
     pub severity_number: u8,
-    pub severity_text: String,
+    pub severity_text: Str,
     pub body: Value,
     pub attributes: Vec<KeyValue>,
     pub trace_id: Option<TraceId>,
@@ -209,7 +223,7 @@ pub enum Record {
 impl Event {
     /// An event named `name` with severity info and no attributes; the host stamps the time
     /// when it is left at 0.
-    pub fn new(name: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<Str>) -> Self {
         Event {
             name: name.into(),
             severity_number: 9,
@@ -219,13 +233,13 @@ impl Event {
     }
 
     /// Adds an attribute.
-    pub fn attr(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+    pub fn attr(mut self, key: impl Into<Str>, value: impl Into<Value>) -> Self {
         self.attributes.push(KeyValue::new(key, value));
         self
     }
 
     /// Sets the severity: an OpenTelemetry severity number and its text.
-    pub fn severity(mut self, number: u8, text: impl Into<String>) -> Self {
+    pub fn severity(mut self, number: u8, text: impl Into<Str>) -> Self {
         self.severity_number = number;
         self.severity_text = text.into();
         self

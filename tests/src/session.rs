@@ -33,7 +33,7 @@ impl Rng {
 const TOOLS: &[&str] = &["shell", "apply_patch", "read_file", "web_search"];
 const MODEL: &str = "gpt-5.1-codex";
 
-fn kv(key: &str, value: impl Into<Value>) -> KeyValue {
+fn kv(key: &'static str, value: impl Into<Value>) -> KeyValue {
     KeyValue::new(key, value)
 }
 
@@ -73,7 +73,7 @@ impl Session {
                 )
                 .to_string(),
             ),
-            kv("conversation.id", self.conversation_id.as_str()),
+            kv("conversation.id", &self.conversation_id),
             kv("app.version", "0.144.0"),
             kv("auth_mode", "ChatGPT"),
             kv("originator", "codex_cli_rs"),
@@ -83,7 +83,7 @@ impl Session {
         ]
     }
 
-    fn event(&mut self, name: &str, fields: Vec<KeyValue>, span_id: u64) {
+    fn event(&mut self, name: &'static str, fields: Vec<KeyValue>, span_id: u64) {
         let mut attributes = self.common();
         attributes.extend(fields);
         self.records.push(Record::Event(Event {
@@ -306,7 +306,7 @@ impl Session {
             vec![
                 kv("tool_name", tool),
                 kv("tool_namespace", ""),
-                kv("call_id", call_id.as_str()),
+                kv("call_id", &call_id),
                 kv("decision", decision),
                 kv("source", source),
             ],
@@ -355,7 +355,7 @@ impl Session {
             "codex.tool_result",
             vec![
                 kv("tool_name", tool),
-                kv("call_id", call_id.as_str()),
+                kv("call_id", &call_id),
                 kv("arguments", arguments),
                 kv("duration_ms", duration),
                 kv("success", if success { "true" } else { "false" }),
@@ -370,7 +370,7 @@ impl Session {
             "tool_call",
             SpanKind::Internal,
             start,
-            vec![kv("tool_name", tool), kv("call_id", call_id.as_str())],
+            vec![kv("tool_name", tool), kv("call_id", &call_id)],
             Vec::new(),
             (!success).then_some(output),
         );
@@ -415,7 +415,7 @@ impl Session {
         let tool_points = m
             .tool_calls
             .iter()
-            .map(|(t, s, n)| point(vec![kv("tool", t.as_str()), kv("success", *s)], *n))
+            .map(|(t, s, n)| point(vec![kv("tool", t), kv("success", *s)], *n))
             .collect();
         let request_points = m
             .api_requests

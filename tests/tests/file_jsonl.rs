@@ -264,7 +264,7 @@ fn record_4_mb(dir: &Path, text: &str) {
         telemetry.event(
             wasmtel::Event::new("codex.tool_result")
                 .attr("i", i)
-                .attr("output", filler.as_str()),
+                .attr("output", &filler),
         );
     }
     let stats = telemetry.shutdown().remove(0);

@@ -89,7 +89,7 @@ fn events_instruments_and_spans_come_out_as_recorded() {
     );
     let event = records.iter().find_map(Record::as_event).expect("an event");
     assert_eq!(
-        (event.name.as_str(), event.severity_number, &event.body),
+        (&*event.name, event.severity_number, &event.body),
         ("codex.user_prompt", 9, &Value::String("hi".into()))
     );
     assert!(

@@ -89,7 +89,7 @@ fn replay_covers_the_codex_event_catalog() {
     let names: std::collections::BTreeSet<String> = records(&text)
         .into_iter()
         .filter_map(|r| match r {
-            Record::Event(e) => Some(e.name),
+            Record::Event(e) => Some(e.name.into_owned()),
             Record::Metric(m) => Some(m.name),
             Record::Span(s) => Some(format!("span:{}", s.name)),
             Record::Resource(_) => None,

@@ -19,7 +19,7 @@ fn value(metric: &wasmtel::Metric, want: &[(&str, &str)]) -> Option<Number> {
             want.iter().all(|(k, v)| {
                 p.attributes
                     .iter()
-                    .any(|kv| kv.key == *k && kv.value == wasmtel::Value::String(v.to_string()))
+                    .any(|kv| kv.key == *k && kv.value == wasmtel::Value::from(v.to_string()))
             })
         })
         .map(|p| p.value)

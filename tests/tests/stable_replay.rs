@@ -15,7 +15,7 @@ fn value() -> impl Strategy<Value = Value> {
     prop_oneof![
         any::<i64>().prop_map(Value::Int),
         any::<f64>().prop_map(Value::Double),
-        "[a-z \"\\\\é]{0,12}".prop_map(Value::String),
+        "[a-z \"\\\\é]{0,12}".prop_map(Value::from),
         any::<bool>().prop_map(Value::Bool),
     ]
 }
