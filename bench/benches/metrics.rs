@@ -1,0 +1,132 @@
+//! Metric measurements beside the OpenTelemetry SDK's, in the same run: a counter add and a
+//! histogram record, each with two attributes, into a running pipeline (wasmtel: file-jsonl
+//! writing to /dev/null, collecting every second; the SDK: a meter provider with a reader). Both
+//! aggregate at the call, so what is measured is the call itself: finding the attribute set's
+//! point and folding the value in.
+//!
+//! wasmtel is measured twice: with its attributes built at the call, as most call sites write
+//! them, and built once beforehand. The SDK's attributes of `&'static str` cost nothing to
+//! build.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
+use wasmtel::model::KeyValue;
+use wasmtel::{Config, Telemetry};
+
+/// wasmtel with one exporter, file-jsonl into /dev/null, collecting metrics every second.
+fn wasmtel() -> Telemetry {
+    let text = "[exporters.null]\nplugin = \"file-jsonl\"\n\
+                config = { file = \"null\", max_total_bytes = 0 }\n\
+                sandbox = { dir = \"/dev\" }\nmetrics = { interval_ms = 1000 }\n";
+    let config = Config::parse(text, Path::new("bench.toml"), Path::new(".")).expect("config");
+    Telemetry::start(config).expect("start")
+}
+
+/// The OpenTelemetry SDK's meter provider, with a reader (which collects only when asked).
+fn sdk() -> SdkMeterProvider {
+    SdkMeterProvider::builder()
+        .with_reader(ManualReader::builder().build())
+        .build()
+}
+
+/// Two attributes, with a few values each, as a call site sets them.
+fn attributes(i: u64) -> [KeyValue; 2] {
+    [
+        KeyValue::new("tool", ["shell", "apply_patch", "read"][(i % 3) as usize]),
+        KeyValue::new("success", i.is_multiple_of(2)),
+    ]
+}
+
+fn sdk_attributes(i: u64) -> [opentelemetry::KeyValue; 2] {
+    [
+        opentelemetry::KeyValue::new("tool", ["shell", "apply_patch", "read"][(i % 3) as usize]),
+        opentelemetry::KeyValue::new("success", i.is_multiple_of(2)),
+    ]
+}
+
+fn counter_add(c: &mut Criterion) {
+    let (telemetry, provider) = (wasmtel(), sdk());
+    let counter = telemetry.counter("codex.tool.call");
+    let sdk_counter = provider
+        .meter("bench")
+        .u64_counter("codex.tool.call")
+        .build();
+    let built: Vec<_> = (0..6).map(attributes).collect();
+    let mut group = c.benchmark_group("counter add, 2 attributes");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    group.bench_function("opentelemetry_sdk (peer)", |b| {
+        b.iter(|| {
+            i += 1;
+            sdk_counter.add(1, &sdk_attributes(i));
+        })
+    });
+    group.bench_function("wasmtel", |b| {
+        b.iter(|| {
+            i += 1;
+            counter.add(1, &attributes(i));
+        })
+    });
+    group.bench_function("wasmtel, attributes built once", |b| {
+        b.iter(|| {
+            i += 1;
+            counter.add(1, black_box(&built[(i % 6) as usize]));
+        })
+    });
+    group.finish();
+    finish(telemetry, provider);
+}
+
+fn histogram_record(c: &mut Criterion) {
+    let (telemetry, provider) = (wasmtel(), sdk());
+    let histogram = telemetry.histogram("codex.tool.call.duration_ms");
+    let sdk_histogram = provider
+        .meter("bench")
+        .f64_histogram("codex.tool.call.duration_ms")
+        .build();
+    let built: Vec<_> = (0..6).map(attributes).collect();
+    let mut group = c.benchmark_group("histogram record, 2 attributes");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    group.bench_function("opentelemetry_sdk (peer)", |b| {
+        b.iter(|| {
+            i += 1;
+            sdk_histogram.record((i % 700) as f64, &sdk_attributes(i));
+        })
+    });
+    group.bench_function("wasmtel", |b| {
+        b.iter(|| {
+            i += 1;
+            histogram.record((i % 700) as f64, &attributes(i));
+        })
+    });
+    group.bench_function("wasmtel, attributes built once", |b| {
+        b.iter(|| {
+            i += 1;
+            histogram.record((i % 700) as f64, black_box(&built[(i % 6) as usize]));
+        })
+    });
+    group.finish();
+    finish(telemetry, provider);
+}
+
+/// Shuts both down, and shows that wasmtel exported what it collected without a drop.
+fn finish(telemetry: Telemetry, provider: SdkMeterProvider) {
+    provider.shutdown().expect("the SDK shuts down");
+    for s in telemetry.shutdown() {
+        assert_eq!(s.dropped(), 0, "{s}");
+        println!("wasmtel's exporter: {s}");
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = counter_add, histogram_record
+}
+criterion_main!(benches);
