@@ -1,13 +1,10 @@
-//! Benchmarks, each beside a peer measured in the same run:
-//! - the record call (an event with the fixture's attributes into a running pipeline), beside
-//!   building the same event alone;
+//! Benchmarks, each beside a peer measured in the same run (the record call is in `record.rs`):
 //! - exporting a batch of the fixture's events into file-jsonl as a Wasm component, beside the
 //!   same exporter compiled natively; the events/s of both and their ratio are printed at the end;
 //! - a whole replay of the fixture (parse, pipeline, Wasm export).
 //!
 //! The exporters write to /dev/null, so the figures are of wasmtel and the plugin, not the disk.
 
-use std::hint::black_box;
 use std::io::BufReader;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -45,28 +42,6 @@ fn dev_null_config() -> Config {
                 config = { file = \"null\", max_total_bytes = 0 }\n\
                 sandbox = { dir = \"/dev\" }\nqueue = { capacity = 65536 }\n";
     Config::parse(text, Path::new("bench.toml"), Path::new(".")).expect("a valid config")
-}
-
-fn record_call(c: &mut Criterion) {
-    let (_, events) = fixture();
-    let template = events
-        .iter()
-        .find(|e| e.name == "codex.tool_result")
-        .expect("a tool result")
-        .clone();
-    let telemetry = Telemetry::start(dev_null_config()).expect("start");
-    let mut group = c.benchmark_group("record");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("build the event (peer)", |b| {
-        b.iter(|| black_box(template.clone()))
-    });
-    group.bench_function("build and record the event", |b| {
-        b.iter(|| telemetry.event(template.clone()))
-    });
-    group.finish();
-    for s in telemetry.shutdown() {
-        println!("record benchmark exporter: {s}");
-    }
 }
 
 struct Exporters {
@@ -219,6 +194,6 @@ fn replay(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = record_call, export, replay
+    targets = export, replay
 }
 criterion_main!(benches);

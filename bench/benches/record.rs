@@ -1,0 +1,215 @@
+//! The record call beside OpenTelemetry's SDK, in the same run: a Codex `tool_result` event of
+//! 15 attributes, built at the call from a session's metadata and the tool call's values (as a
+//! call site builds it: literals kept, other strings copied), then recorded.
+//!
+//! - wasmtel: `Telemetry::event` into one exporter, file-jsonl writing to /dev/null.
+//! - The SDK (`opentelemetry_sdk` 0.31): `Logger::emit` through a `BatchLogProcessor` into an
+//!   exporter that does nothing.
+//!
+//! Only accepted records are measured: the calls are timed in rounds smaller than both queues,
+//! each followed (untimed) by a flush, and the run fails if a record was dropped. A record call
+//! with telemetry disabled (`[telemetry] enabled = false`) is measured too.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::{
+    BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, SdkLoggerProvider,
+};
+use wasmtel::{Config, Event, Telemetry};
+
+/// Records per timed round: well within both queues.
+const ROUND: u64 = 8192;
+const QUEUE: usize = 4 * ROUND as usize;
+
+/// What a Codex session knows of itself, held as a call site holds it.
+struct Session {
+    conversation_id: String,
+    app_version: String,
+    auth_mode: String,
+    terminal: String,
+    model: String,
+}
+
+/// One tool call's values, borrowed at the call.
+struct ToolCall<'a> {
+    call_id: &'a str,
+    arguments: &'a str,
+    output: &'a str,
+    duration_ms: u64,
+    success: bool,
+}
+
+fn session() -> Session {
+    Session {
+        conversation_id: "019a7c5e-3b2d-7c41-9f0e-5a6b7c8d9e0f".into(),
+        app_version: "0.144.0".into(),
+        auth_mode: "ChatGPT".into(),
+        terminal: "xterm-256color".into(),
+        model: "gpt-5.1-codex".into(),
+    }
+}
+
+const CALL: ToolCall<'static> = ToolCall {
+    call_id: "call_00_0_361b02",
+    arguments: "{\"input\":\"*** Begin Patch\\n*** Update File: src/lib.rs\\n*** End Patch\"}",
+    output: "ok: 42 passed; 0 failed",
+    duration_ms: 30,
+    success: true,
+};
+
+impl Session {
+    fn wasmtel_event(&self, call: &ToolCall) -> Event {
+        Event::new("codex.tool_result")
+            .attr("event.timestamp", "2026-11-20T09:00:02.989Z".to_string())
+            .attr("conversation.id", &self.conversation_id)
+            .attr("app.version", &self.app_version)
+            .attr("auth_mode", &self.auth_mode)
+            .attr("originator", "codex_cli_rs")
+            .attr("terminal.type", &self.terminal)
+            .attr("model", &self.model)
+            .attr("slug", &self.model)
+            .attr("tool_name", "apply_patch")
+            .attr("call_id", call.call_id.to_string())
+            .attr("arguments", call.arguments.to_string())
+            .attr("duration_ms", call.duration_ms)
+            .attr("success", if call.success { "true" } else { "false" })
+            .attr("output", call.output.to_string())
+            .attr("output_truncated", false)
+    }
+
+    fn sdk_emit(&self, logger: &opentelemetry_sdk::logs::SdkLogger, call: &ToolCall) {
+        let mut record = logger.create_log_record();
+        record.set_event_name("codex.tool_result");
+        record.set_severity_number(opentelemetry::logs::Severity::Info);
+        record.set_severity_text("INFO");
+        record.set_timestamp(std::time::SystemTime::now());
+        let s = |v: &String| AnyValue::from(v.clone());
+        record.add_attributes([
+            (
+                "event.timestamp",
+                AnyValue::from("2026-11-20T09:00:02.989Z".to_string()),
+            ),
+            ("conversation.id", s(&self.conversation_id)),
+            ("app.version", s(&self.app_version)),
+            ("auth_mode", s(&self.auth_mode)),
+            ("originator", AnyValue::from("codex_cli_rs")),
+            ("terminal.type", s(&self.terminal)),
+            ("model", s(&self.model)),
+            ("slug", s(&self.model)),
+            ("tool_name", AnyValue::from("apply_patch")),
+            ("call_id", AnyValue::from(call.call_id.to_string())),
+            ("arguments", AnyValue::from(call.arguments.to_string())),
+            ("duration_ms", AnyValue::from(call.duration_ms as i64)),
+            (
+                "success",
+                AnyValue::from(if call.success { "true" } else { "false" }),
+            ),
+            ("output", AnyValue::from(call.output.to_string())),
+            ("output_truncated", AnyValue::from(false)),
+        ]);
+        logger.emit(record);
+    }
+}
+
+/// An exporter that does nothing.
+#[derive(Debug)]
+struct Nothing;
+
+impl LogExporter for Nothing {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        black_box(batch.iter().count());
+        Ok(())
+    }
+}
+
+fn wasmtel(enabled: bool) -> Telemetry {
+    let text = format!(
+        "[telemetry]\nenabled = {enabled}\n\
+         [exporters.null]\nplugin = \"file-jsonl\"\n\
+         config = {{ file = \"null\", max_total_bytes = 0 }}\n\
+         sandbox = {{ dir = \"/dev\" }}\nqueue = {{ capacity = {QUEUE} }}\n"
+    );
+    let config = Config::parse(&text, Path::new("bench.toml"), Path::new(".")).expect("config");
+    Telemetry::start(config).expect("start")
+}
+
+fn sdk() -> SdkLoggerProvider {
+    let config = BatchConfigBuilder::default()
+        .with_max_queue_size(QUEUE)
+        .build();
+    SdkLoggerProvider::builder()
+        .with_log_processor(
+            BatchLogProcessor::builder(Nothing)
+                .with_batch_config(config)
+                .build(),
+        )
+        .build()
+}
+
+/// `iters` calls of `record`, timed in rounds of [`ROUND`], each round followed by `flush`.
+fn in_rounds(iters: u64, mut record: impl FnMut(), mut flush: impl FnMut()) -> Duration {
+    let (mut total, mut left) = (Duration::ZERO, iters);
+    while left > 0 {
+        let n = left.min(ROUND);
+        let start = Instant::now();
+        for _ in 0..n {
+            record();
+        }
+        total += start.elapsed();
+        flush();
+        left -= n;
+    }
+    total
+}
+
+fn record_call(c: &mut Criterion) {
+    let session = session();
+    let (telemetry, provider) = (wasmtel(true), sdk());
+    let logger = provider.logger("codex_otel");
+    let mut group =
+        c.benchmark_group("record a tool_result event (15 attributes), building included");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("opentelemetry_sdk Logger::emit (peer)", |b| {
+        b.iter_custom(|iters| {
+            in_rounds(
+                iters,
+                || session.sdk_emit(&logger, &CALL),
+                || provider.force_flush().expect("the SDK flushes"),
+            )
+        })
+    });
+    group.bench_function("wasmtel", |b| {
+        b.iter_custom(|iters| {
+            in_rounds(
+                iters,
+                || telemetry.event(session.wasmtel_event(&CALL)),
+                || assert!(telemetry.flush(Duration::from_secs(30)), "flushed"),
+            )
+        })
+    });
+    group.bench_function("build the event alone (wasmtel's)", |b| {
+        b.iter(|| black_box(session.wasmtel_event(&CALL)))
+    });
+    let disabled = wasmtel(false);
+    group.bench_function("wasmtel, telemetry disabled", |b| {
+        b.iter(|| disabled.event(session.wasmtel_event(&CALL)))
+    });
+    group.finish();
+    provider.shutdown().expect("the SDK shuts down");
+    for s in telemetry.shutdown() {
+        println!("wasmtel's exporter: {s}");
+        assert_eq!(s.dropped(), 0, "the benchmark measured drops: {s}");
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = record_call
+}
+criterion_main!(benches);
