@@ -4,13 +4,14 @@
 use std::sync::{Arc, OnceLock};
 
 use wasmtel_sdk::model::{
-    KeyValue, Number, Record, Scope, Span, SpanEvent, SpanId, SpanKind, StatusCode, Str, TraceId,
-    Value,
+    Event, KeyValue, Number, Record, Scope, Span, SpanEvent, SpanId, SpanKind, StatusCode, Str,
+    TraceId, Value,
 };
 
 use crate::clock::now_unix_nano;
+use crate::exporter::Signal;
 use crate::metrics::{DEFAULT_BOUNDS, Instrument, InstrumentKind, Measure, Stream};
-use crate::routing::Recorder;
+use crate::routing::{Recorder, Routes};
 
 macro_rules! instruments {
     ($($(#[$doc:meta])* $ty:ident, $method:ident, $value:ty, $kind:expr, $measure:expr;)*) => {$(
@@ -84,6 +85,84 @@ impl Histogram {
         bounds.sort_by(f64::total_cmp);
         bounds.dedup();
         self.with(|i| i.kind = InstrumentKind::Histogram(bounds))
+    }
+}
+
+/// An event being built at its record call: [`EventBuilder::emit`] records it. When no exporter
+/// takes events (telemetry disabled, say), nothing is built: no call of the builder allocates or
+/// converts its arguments, and `emit` does nothing. Its calls chain on the builder in place
+/// (`telemetry.event("x").attr("k", 1).emit()`), so nothing is moved as attributes are added.
+#[must_use = "an event is recorded by `emit`"]
+pub struct EventBuilder<'t> {
+    routes: &'t Routes,
+    event: Option<Event>,
+}
+
+impl<'t> EventBuilder<'t> {
+    /// An event named `name`, built only if some route takes events.
+    #[inline]
+    pub(crate) fn new(routes: &'t Routes, name: impl Into<Str>) -> Self {
+        let event = routes.takes(Signal::Events).then(|| Event::new(name));
+        EventBuilder { routes, event }
+    }
+
+    #[inline]
+    fn with(&mut self, f: impl FnOnce(&mut Event)) -> &mut Self {
+        if let Some(event) = &mut self.event {
+            f(event);
+        }
+        self
+    }
+
+    /// Adds an attribute (see [`KeyValue::new`] for what is kept without an allocation).
+    #[inline]
+    pub fn attr(&mut self, key: impl Into<Str>, value: impl Into<Value>) -> &mut Self {
+        self.with(|e| e.attributes.push(KeyValue::new(key, value)))
+    }
+
+    /// Sets the severity: an OpenTelemetry severity number and its text (the default is 9,
+    /// `INFO`).
+    #[inline]
+    pub fn severity(&mut self, number: u8, text: impl Into<Str>) -> &mut Self {
+        self.with(|e| {
+            e.severity_number = number;
+            e.severity_text = text.into();
+        })
+    }
+
+    /// Sets the body.
+    #[inline]
+    pub fn body(&mut self, body: impl Into<Value>) -> &mut Self {
+        self.with(|e| e.body = body.into())
+    }
+
+    /// Sets the time, in nanoseconds since the Unix epoch (the default is the time of `emit`).
+    #[inline]
+    pub fn at(&mut self, time_unix_nano: u64) -> &mut Self {
+        self.with(|e| e.time_unix_nano = time_unix_nano)
+    }
+
+    /// Places the event in the span of `context`.
+    #[inline]
+    pub fn in_span(&mut self, context: SpanContext) -> &mut Self {
+        self.with(|e| {
+            e.trace_id = Some(context.trace_id);
+            e.span_id = Some(context.span_id);
+        })
+    }
+
+    /// Sets the instrumentation scope.
+    #[inline]
+    pub fn scope(&mut self, scope: Scope) -> &mut Self {
+        self.with(|e| e.scope = scope)
+    }
+
+    /// Records the event (as [`crate::Telemetry::emit`] does); a builder records once.
+    #[inline]
+    pub fn emit(&mut self) {
+        if let Some(event) = self.event.take() {
+            self.routes.event(event);
+        }
     }
 }
 

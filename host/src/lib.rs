@@ -9,10 +9,10 @@
 //! inside a sandbox: one granted directory, bounded memory, a deadline per call.
 //!
 //! ```no_run
-//! use wasmtel::{Config, Event, KeyValue, Telemetry};
+//! use wasmtel::{Config, KeyValue, Telemetry};
 //!
 //! let telemetry = Telemetry::start(Config::default())?; // file-jsonl into ./logs
-//! telemetry.event(Event::new("codex.user_prompt").attr("prompt_length", 42));
+//! telemetry.event("codex.user_prompt").attr("prompt_length", 42).emit();
 //! telemetry.counter("codex.tool.call").add(1, &[KeyValue::new("tool", "shell")]);
 //! let span = telemetry.span("turn").start();
 //! span.end();
@@ -53,7 +53,7 @@ pub use config::{Config, Signals};
 pub use error::{CallError, ConfigError, Error, LoadCause, LoadError, Location, StartError};
 pub use exporter::Signal;
 pub use instrument::{
-    ActiveSpan, Counter, Gauge, Histogram, SpanBuilder, SpanContext, UpDownCounter,
+    ActiveSpan, Counter, EventBuilder, Gauge, Histogram, SpanBuilder, SpanContext, UpDownCounter,
 };
 pub use plugin::default_cache_dir;
 pub use replay::{ReplaySummary, check, replay};

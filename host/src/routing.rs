@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc::{self, error::TrySendError};
-use wasmtel_sdk::model::{KeyValue, Record, Scope};
+use wasmtel_sdk::model::{Event, KeyValue, Record, Scope};
+
+use crate::clock::now_unix_nano;
 
 use crate::config::Signals;
 use crate::exporter::Signal;
@@ -53,6 +55,12 @@ impl Routes {
         self.0.iter()
     }
 
+    /// Whether some exporter takes records of `signal`.
+    #[inline]
+    pub fn takes(&self, signal: Signal) -> bool {
+        self.iter().any(|r| r.takes(Some(signal)))
+    }
+
     /// A snapshot of every exporter's counters.
     pub fn stats(&self) -> Vec<ExporterStats> {
         self.iter().map(Route::stats).collect()
@@ -94,6 +102,14 @@ impl Routes {
                 Counters::add(counter, 1);
             }
         }
+    }
+
+    /// Sends `event`, with a time of 0 set to now, dropping it where a queue is full.
+    pub fn event(&self, mut event: Event) {
+        if event.time_unix_nano == 0 {
+            event.time_unix_nano = now_unix_nano();
+        }
+        self.record(Record::Event(event), false);
     }
 
     /// Sends `record`, dropping it where a queue is full (or waiting, if `wait`).

@@ -9,13 +9,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use wasmtel_sdk::model::{Event, KeyValue, Record};
+use wasmtel_sdk::model::{Event, KeyValue, Record, Str};
 
-use crate::clock::now_unix_nano;
 use crate::config::{Config, PipelineConfig, Signals};
 use crate::error::{Error, Location};
 use crate::exporter::{Signal, Start};
-use crate::instrument::{Counter, Gauge, Histogram, SpanBuilder, UpDownCounter};
+use crate::instrument::{Counter, EventBuilder, Gauge, Histogram, SpanBuilder, UpDownCounter};
 use crate::metrics::{Reader, Store};
 use crate::pipeline::{self, Worker};
 use crate::plugin::{self, default_cache_dir};
@@ -306,12 +305,17 @@ impl Telemetry {
         self.inner.routes.record(record, true);
     }
 
-    /// Records an event; a time of 0 is set to now.
-    pub fn event(&self, mut event: Event) {
-        if event.time_unix_nano == 0 {
-            event.time_unix_nano = now_unix_nano();
-        }
-        self.record(Record::Event(event));
+    /// Starts an event named `name`, to record with [`EventBuilder::emit`]:
+    /// `telemetry.event("codex.user_prompt").attr("prompt_length", 42).emit()`. When no exporter
+    /// takes events, this and every call of the builder do nothing.
+    #[inline]
+    pub fn event(&self, name: impl Into<Str>) -> EventBuilder<'_> {
+        EventBuilder::new(&self.inner.routes, name)
+    }
+
+    /// Records an event built beforehand; a time of 0 is set to now. Never blocks.
+    pub fn emit(&self, event: Event) {
+        self.inner.routes.event(event);
     }
 
     /// What instruments and spans record through; they keep this telemetry running.

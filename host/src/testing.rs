@@ -11,7 +11,7 @@
 //! let telemetry = Telemetry::builder(Config::empty())
 //!     .in_memory("memory", Signals::ALL, &exporter)
 //!     .start()?;
-//! telemetry.event(Event::new("codex.user_prompt").attr("prompt_length", 42));
+//! telemetry.event("codex.user_prompt").attr("prompt_length", 42).emit();
 //! assert!(telemetry.flush(Duration::from_secs(5)));
 //! assert_eq!(exporter.events()[0].name, "codex.user_prompt");
 //! # Ok::<(), wasmtel::Error>(())

@@ -415,7 +415,7 @@ fn concurrent_replays_into_one_directory_with_a_tiny_budget_delete_no_live_file(
         .cache_dir(None)
         .start()
         .expect("start");
-    live.event(wasmtel::Event::new("before"));
+    live.event("before").emit();
     assert!(live.flush(std::time::Duration::from_secs(10)));
     // Each process records its own session (a fresh id) into the same directory.
     let start = || {
@@ -439,7 +439,7 @@ fn concurrent_replays_into_one_directory_with_a_tiny_budget_delete_no_live_file(
         );
         assert!(stdout.contains(" 0 dropped"), "{stdout}");
     }
-    live.event(wasmtel::Event::new("after"));
+    live.event("after").emit();
     let stats = live.shutdown().remove(0);
     assert_eq!((stats.records_exported, stats.dropped()), (2, 0), "{stats}");
     let logs = dir.path().join("logs");
@@ -476,7 +476,7 @@ fn a_second_process_writing_a_live_file_is_refused_naming_it() {
             && stdout.contains("another writer"),
         "{stdout}"
     );
-    live.event(wasmtel::Event::new("mine"));
+    live.event("mine").emit();
     assert_eq!(live.shutdown()[0].records_exported, 1);
     let written = std::fs::read_to_string(dir.path().join("logs/wasmtel-X.jsonl")).expect("log");
     assert_eq!(

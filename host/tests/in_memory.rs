@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use wasmtel::testing::{InMemoryExporter, Outcome};
-use wasmtel::{Config, Event, KeyValue, MetricData, Number, Signals, Telemetry};
+use wasmtel::{Config, KeyValue, MetricData, Number, Signals, Telemetry};
 
 #[test]
 fn events_spans_and_aggregated_metrics_reach_the_in_memory_exporter() {
@@ -14,7 +14,10 @@ fn events_spans_and_aggregated_metrics_reach_the_in_memory_exporter() {
         .in_memory("memory", Signals::ALL, &exporter)
         .start()
         .expect("start");
-    telemetry.event(Event::new("codex.user_prompt").attr("prompt_length", 42));
+    telemetry
+        .event("codex.user_prompt")
+        .attr("prompt_length", 42)
+        .emit();
     let calls = telemetry.counter("codex.tool.call");
     calls.add(2, &[KeyValue::new("tool", "shell")]);
     calls.add(3, &[KeyValue::new("tool", "shell")]);
@@ -56,7 +59,7 @@ fn flush_gives_up_at_its_deadline_on_a_stuck_exporter_and_says_so() {
         .in_memory("healthy", Signals::ALL, &healthy)
         .start()
         .expect("start");
-    telemetry.event(Event::new("e"));
+    telemetry.event("e").emit();
     assert!(
         !telemetry.flush(Duration::from_millis(200)),
         "the stuck exporter holds the flush past its deadline"

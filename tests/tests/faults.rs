@@ -142,7 +142,7 @@ fn record_calls_never_wait_for_a_stuck_plugin_and_shutdown_keeps_its_deadline() 
     let telemetry = Telemetry::start(config(tmp.path(), &text)).expect("start");
     let recorded = 5000u64;
     for i in 0..recorded {
-        telemetry.event(wasmtel::Event::new("codex.tool_result").attr("i", i));
+        telemetry.event("codex.tool_result").attr("i", i).emit();
     }
     // Every record call has returned while the stuck plugin is still inside its first call
     // (its deadline is ten minutes away): so none of them waited for it.
@@ -181,7 +181,7 @@ fn record_calls_never_wait_for_a_stuck_plugin_and_shutdown_keeps_its_deadline() 
     );
 
     // Calls after shutdown: counted, harmless.
-    telemetry.event(wasmtel::Event::new("late"));
+    telemetry.event("late").emit();
     telemetry.counter("late").add(1, &[]);
     let after = telemetry.shutdown();
     assert_eq!(after[1].dropped_shutdown, 2, "{}", after[1]);

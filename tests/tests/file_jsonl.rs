@@ -131,7 +131,7 @@ fn the_file_name_takes_the_session_id_and_a_plain_name_is_required() {
         "[telemetry]\nsession_id = \"s-42\"\n[exporters.session]\nplugin = \"file-jsonl\"\nconfig = { file = \"run-{session_id}.jsonl\", max_total_bytes = 0 }\n",
     );
     let telemetry = Telemetry::start(good).expect("start");
-    telemetry.event(wasmtel::Event::new("hello"));
+    telemetry.event("hello").emit();
     telemetry.shutdown();
     let text =
         std::fs::read_to_string(tmp.path().join("logs/run-s-42.jsonl")).expect("named by session");
@@ -156,7 +156,7 @@ fn the_file_name_takes_the_session_id_and_a_plain_name_is_required() {
         // A plugin that refuses its config costs only its own output: the exporter is failed,
         // its records are dropped and counted, and the error says why.
         let telemetry = Telemetry::start(bad).expect("start");
-        telemetry.event(wasmtel::Event::new("lost"));
+        telemetry.event("lost").emit();
         let stats = telemetry.shutdown().remove(0);
         assert_eq!(
             (stats.state, stats.dropped_failed),
@@ -233,8 +233,8 @@ fn a_second_writer_of_a_file_is_refused_and_the_first_writes_on() {
     let text = "[telemetry]\nsession_id = \"same\"\n";
     let first = Telemetry::start(config(tmp.path(), text)).expect("start");
     let second = Telemetry::start(config(tmp.path(), text)).expect("start");
-    first.event(wasmtel::Event::new("one"));
-    second.event(wasmtel::Event::new("two"));
+    first.event("one").emit();
+    second.event("two").emit();
     let (first, second) = (first.shutdown().remove(0), second.shutdown().remove(0));
     assert_eq!(first.records_exported, 1, "{first}");
     assert_eq!(
@@ -261,11 +261,11 @@ fn record_4_mb(dir: &Path, text: &str) {
     let telemetry = Telemetry::start(config(dir, text)).expect("start");
     let filler = "x".repeat(150);
     for i in 0..20_000u64 {
-        telemetry.event(
-            wasmtel::Event::new("codex.tool_result")
-                .attr("i", i)
-                .attr("output", &filler),
-        );
+        telemetry
+            .event("codex.tool_result")
+            .attr("i", i)
+            .attr("output", &filler)
+            .emit();
     }
     let stats = telemetry.shutdown().remove(0);
     assert_eq!(

@@ -2,7 +2,7 @@
 //! the rest is counted and said in one line. (A test binary of its own: it sets the process's
 //! log subscriber.)
 
-use wasmtel::{Event, Telemetry};
+use wasmtel::Telemetry;
 use wasmtel_tests::{ROGUE, capture_log, config};
 
 #[test]
@@ -15,7 +15,7 @@ fn a_flood_of_plugin_output_is_cut_to_its_rate_and_counted() {
     );
     let started = std::time::Instant::now();
     let telemetry = Telemetry::start(config(tmp.path(), &text)).expect("start");
-    telemetry.event(Event::new("one"));
+    telemetry.event("one").emit();
     let stats = telemetry.shutdown();
     let seconds = started.elapsed().as_secs() + 1;
     assert_eq!(stats[0].records_exported, 1, "{}", stats[0]);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wasmtel::jsonl::parse_line;
 use wasmtel::model::Record;
-use wasmtel::{Event, KeyValue, MetricData, Number, Telemetry, Temporality};
+use wasmtel::{KeyValue, MetricData, Number, Telemetry, Temporality};
 use wasmtel_tests::{config, only_jsonl};
 
 /// The metric points named `name` in the exporter's output: per point, its temporality and
@@ -54,7 +54,7 @@ fn every_counter_add_of_a_burst_arrives_in_the_exported_sums() {
     // Bursts of events and adds, with pauses so that several intervals pass and are exported.
     for round in 0..5 {
         for i in 0..2_000 {
-            telemetry.event(Event::new("codex.tool_result").attr("i", i));
+            telemetry.event("codex.tool_result").attr("i", i).emit();
             calls.add(1, &[KeyValue::new("tool", "shell")]);
         }
         calls.add(round, &[KeyValue::new("tool", "apply_patch")]);

@@ -14,7 +14,7 @@ fn recorded(text: &str) -> (Vec<KeyValue>, Vec<Record>) {
         .resource(vec![KeyValue::new("service.name", "codex_cli_rs")])
         .start()
         .expect("start");
-    telemetry.event(
+    telemetry.emit(
         Event::new("codex.user_prompt")
             .attr("prompt_length", 42)
             .body("hi"),
@@ -41,6 +41,14 @@ fn recorded(text: &str) -> (Vec<KeyValue>, Vec<Record>) {
         .start();
     let child = telemetry.span("tool_call").parent(turn.context()).start();
     let child_context = child.context();
+    let output = String::from("ok");
+    telemetry
+        .event("codex.tool_result")
+        .attr("tool_name", "shell")
+        .attr("output", &output)
+        .severity(13, "WARN")
+        .in_span(child_context)
+        .emit();
     child.end();
     turn.add_event("compacted", &[KeyValue::new("type", "local")]);
     turn.set_status(StatusCode::Error, "interrupted");
@@ -95,6 +103,25 @@ fn events_instruments_and_spans_come_out_as_recorded() {
     assert!(
         event.time_unix_nano > 0,
         "stamped with the time of the call"
+    );
+    let built = records.iter().filter_map(Record::as_event).nth(1);
+    let built = built.expect("the event built at its record call");
+    let spans: Vec<_> = records.iter().filter_map(Record::as_span).collect();
+    assert_eq!(
+        (&*built.name, built.severity_number, &*built.severity_text),
+        ("codex.tool_result", 13, "WARN")
+    );
+    assert_eq!(
+        built.attributes,
+        vec![
+            KeyValue::new("tool_name", "shell"),
+            KeyValue::new("output", "ok")
+        ]
+    );
+    assert_eq!(
+        (built.trace_id, built.span_id),
+        (Some(spans[0].trace_id), Some(spans[0].span_id)),
+        "in the tool call's span"
     );
     let metric = |name: &str| {
         records
@@ -151,6 +178,34 @@ fn events_instruments_and_spans_come_out_as_recorded() {
         panic!()
     };
     assert_eq!(points[0].value, Number::Int(-2));
+}
+
+/// A value whose conversion fails the test: an event that no exporter takes must not be built.
+struct Unwanted;
+
+impl From<Unwanted> for Value {
+    fn from(_: Unwanted) -> Value {
+        panic!("an event that no exporter takes was built")
+    }
+}
+
+#[test]
+fn an_event_that_no_exporter_takes_is_never_built() {
+    for text in [
+        "[telemetry]\nenabled = false\n",
+        "[exporters.session]\nplugin = \"file-jsonl\"\nsignals = [\"metrics\"]\n",
+    ] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let telemetry = Telemetry::start(config(tmp.path(), text)).expect("start");
+        telemetry
+            .event("unwanted")
+            .attr("value", Unwanted)
+            .body(Unwanted)
+            .emit();
+        for s in telemetry.shutdown() {
+            assert_eq!((s.records_exported, s.dropped()), (0, 0), "{text}: {s}");
+        }
+    }
 }
 
 #[test]

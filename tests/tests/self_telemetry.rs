@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use wasmtel::jsonl::parse_line;
 use wasmtel::model::Record;
-use wasmtel::{Event, MetricData, Number, Telemetry};
+use wasmtel::{MetricData, Number, Telemetry};
 use wasmtel_tests::{ROGUE, capture_log, config, only_jsonl};
 
 /// The value of the point of `metric` whose attributes include every pair of `want`.
@@ -37,7 +37,7 @@ fn self_metrics_count_every_exporters_outcomes() {
     );
     let telemetry = Telemetry::start(config(tmp.path(), &text)).expect("start");
     for i in 0..10 {
-        telemetry.event(Event::new("codex.user_prompt").attr("i", i));
+        telemetry.event("codex.user_prompt").attr("i", i).emit();
     }
     let file = only_jsonl(&tmp.path().join("logs"));
     let wanted = |record: &Record| match record {
@@ -83,7 +83,7 @@ fn plugin_output_goes_to_the_host_log_tagged_with_the_exporter() {
     let text =
         format!("[exporters.chatty]\nplugin = {ROGUE:?}\nconfig = {{ action = \"print\" }}\n");
     let telemetry = Telemetry::start(config(tmp.path(), &text)).expect("start");
-    telemetry.event(Event::new("hello"));
+    telemetry.event("hello").emit();
     let stats = telemetry.shutdown();
     assert_eq!(stats[0].records_exported, 1, "{}", stats[0]);
     let log = captured.text();
