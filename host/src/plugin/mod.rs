@@ -52,6 +52,11 @@ pub fn builtin(name: &str) -> Option<&'static [u8]> {
     builtin::find(name).map(|b| b.component)
 }
 
+/// The names of every built-in plugin.
+pub fn builtin_names() -> Vec<&'static str> {
+    builtin::BUILTINS.iter().map(|b| b.name).collect()
+}
+
 /// Where a plugin's component comes from.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Source {
