@@ -4,10 +4,12 @@
 //! change of the exporter's health, the first included.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc::error::{SendError, TryRecvError, TrySendError};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use wasmtel_sdk::model::{KeyValue, Record};
@@ -52,6 +54,125 @@ impl Message {
     fn records(&self) -> u64 {
         matches!(self, Message::Item(_)) as u64
     }
+}
+
+/// An exporter's queue, as record calls see it: bounded, and its worker woken only when a
+/// batch's worth of records waits, by count or by bytes (or the queue is full, or a message is
+/// not a record), not at every record. A worker that holds part of a batch waits for the batch's delay to pass or for
+/// such a wake; one that holds nothing wakes at the first record. (A worker holding part of a
+/// batch sees that every queue is gone at the batch's delay; shutdown, which a dropped
+/// `Telemetry` does, wakes it at once.)
+#[derive(Clone)]
+pub(crate) struct Queue {
+    tx: mpsc::Sender<Message>,
+    wake: Arc<Notify>,
+    /// How many bytes of records are queued.
+    bytes: Arc<AtomicUsize>,
+    /// How many queued messages wake the worker.
+    threshold: usize,
+    /// How many queued bytes wake the worker.
+    max_bytes: usize,
+}
+
+/// The worker's end of a [`Queue`].
+pub(crate) struct Inbox {
+    rx: mpsc::Receiver<Message>,
+    wake: Arc<Notify>,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl Queue {
+    /// A queue of `capacity` messages for a worker that cuts batches of `max_batch` records
+    /// or `max_bytes` bytes.
+    pub fn new(capacity: usize, max_batch: usize, max_bytes: usize) -> (Queue, Inbox) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let wake = Arc::new(Notify::new());
+        let bytes = Arc::new(AtomicUsize::new(0));
+        let inbox = Inbox {
+            rx,
+            wake: wake.clone(),
+            bytes: bytes.clone(),
+        };
+        let queue = Queue {
+            tx,
+            wake,
+            bytes,
+            threshold: max_batch.min(capacity / 2).max(1),
+            max_bytes,
+        };
+        (queue, inbox)
+    }
+
+    /// Queues `item` if there is room.
+    pub fn try_send(&self, item: Item) -> Result<(), TrySendError<Message>> {
+        let queued_bytes = self.count(item.bytes);
+        let sent = self.tx.try_send(Message::Item(item));
+        let unsent = sent.as_ref().err().map(|e| match e {
+            TrySendError::Full(m) | TrySendError::Closed(m) => m,
+        });
+        self.sent(unsent, queued_bytes);
+        sent
+    }
+
+    /// Queues `item`, waiting for room. Not from inside an async runtime.
+    pub fn blocking_send(&self, item: Item) -> Result<(), SendError<Message>> {
+        let queued_bytes = self.count(item.bytes);
+        if self.tx.capacity() == 0 {
+            // The worker is woken before waiting on it.
+            self.wake.notify_one();
+        }
+        let sent = self.tx.blocking_send(Message::Item(item));
+        self.sent(sent.as_ref().err().map(|e| &e.0), queued_bytes);
+        sent
+    }
+
+    /// Counts the bytes of a record about to be queued (before the worker can take it);
+    /// returns how many are queued with it.
+    #[inline]
+    fn count(&self, bytes: usize) -> usize {
+        self.bytes.fetch_add(bytes, Relaxed).wrapping_add(bytes)
+    }
+
+    /// After a record's message was queued, or was not (`unsent`, whose bytes are taken off the
+    /// count again): wakes the worker if a batch's worth waits, by count or by bytes, or if the
+    /// message found no room.
+    #[inline]
+    fn sent(&self, unsent: Option<&Message>, queued_bytes: usize) {
+        if let Some(Message::Item(item)) = unsent {
+            self.bytes.fetch_sub(item.bytes, Relaxed);
+        }
+        if unsent.is_some()
+            || queued_bytes >= self.max_bytes
+            || self.tx.max_capacity() - self.tx.capacity() >= self.threshold
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Queues a message that is not a record (flush, shutdown), waiting for room, and wakes the
+    /// worker.
+    pub async fn send(&self, message: Message) -> Result<(), SendError<Message>> {
+        self.wake.notify_one();
+        let sent = self.tx.send(message).await;
+        self.wake.notify_one();
+        sent
+    }
+
+    /// Waits until the worker has stopped taking messages.
+    #[cfg(test)]
+    pub async fn closed(&self) {
+        self.tx.closed().await;
+    }
+}
+
+/// The batch being filled, and when its delay ends (none: not started, or a deterministic
+/// worker, which cuts batches by count and bytes only).
+#[derive(Default)]
+struct Batching {
+    buffer: Buffer,
+    deadline: Option<Instant>,
+    /// How many bytes of records wait in the queue.
+    queued: Arc<AtomicUsize>,
 }
 
 /// The records of the batch being filled, in arrival order, and roughly how many bytes they
@@ -190,76 +311,134 @@ impl<S: Start> Worker<S> {
 
     /// Works until it is told to shut down or every sender is gone; collects metrics with
     /// `reader` (none: the exporter takes no metrics).
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Message>, mut reader: Option<Reader>) {
-        let mut buffer = Buffer::default();
-        let mut batch_deadline: Option<Instant> = None;
+    pub async fn run(mut self, inbox: Inbox, mut reader: Option<Reader>) {
+        let Inbox {
+            mut rx,
+            wake,
+            bytes,
+        } = inbox;
+        let mut batch = Batching {
+            queued: bytes,
+            ..Batching::default()
+        };
         let mut interval = tokio::time::interval(self.config.metrics_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval.tick().await;
-        let (max_batch, max_bytes) = (self.config.max_batch, self.config.max_batch_bytes);
         loop {
-            let deadline = batch_deadline;
-            tokio::select! {
-                message = rx.recv() => match message {
-                    Some(Message::Item(Item { record, bytes })) => {
-                        let Some(signal) = Signal::of(&record) else {
-                            // A change of resource: the batch so far goes with the old one. The
-                            // same resource again changes nothing.
-                            if let Record::Resource(attributes) = &*record
-                                && **attributes != *self.resource
-                            {
-                                self.export(&mut buffer).await;
-                                batch_deadline = None;
-                                self.resource = attributes.as_slice().into();
-                            }
-                            self.counters.pending.fetch_sub(1, Relaxed);
-                            continue;
-                        };
-                        // A record that would take the batch past its byte cap starts the next.
-                        if !buffer.is_empty() && buffer.bytes + bytes > max_bytes {
-                            self.export(&mut buffer).await;
-                            batch_deadline = None;
-                        }
-                        if buffer.is_empty() && !self.deterministic {
-                            batch_deadline = Some(Instant::now() + self.config.max_delay);
-                        }
-                        buffer.push(signal, record, bytes);
-                        if buffer.len() >= max_batch || buffer.bytes >= max_bytes {
-                            self.export(&mut buffer).await;
-                            batch_deadline = None;
-                        }
-                    }
-                    Some(Message::Flush(done)) => {
-                        self.collect(reader.as_mut(), &mut buffer);
-                        self.export(&mut buffer).await;
-                        batch_deadline = None;
-                        self.flush().await;
-                        let _ = done.send(());
-                    }
-                    Some(Message::Shutdown) | None => {
-                        self.collect(reader.as_mut(), &mut buffer);
-                        self.export(&mut buffer).await;
-                        self.shutdown().await;
-                        rx.close();
-                        while let Ok(message) = rx.try_recv() {
-                            let n = message.records();
-                            Counters::add(&self.counters.dropped_shutdown, n);
-                            self.counters.pending.fetch_sub(n, Relaxed);
-                        }
+            // Holding part of a batch, the worker takes more when woken or when the batch's
+            // delay ends; holding nothing, at the first message.
+            let holding = !batch.buffer.is_empty();
+            let deadline = batch.deadline;
+            let drain = tokio::select! {
+                message = rx.recv(), if !holding => {
+                    if self.take(message, &mut batch, &mut reader, &mut rx).await {
                         return;
                     }
-                },
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    self.export(&mut buffer).await;
-                    batch_deadline = None;
+                    false
+                }
+                () = wake.notified(), if holding => true,
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    if self.take_queued(&mut batch, &mut reader, &mut rx).await {
+                        return;
+                    }
+                    self.export(&mut batch.buffer).await;
+                    batch.deadline = None;
+                    false
                 }
                 _ = interval.tick() => {
                     if reader.as_ref().is_some_and(|r| !r.is_idle()) {
-                        self.collect(reader.as_mut(), &mut buffer);
-                        self.export(&mut buffer).await;
-                        batch_deadline = None;
+                        self.collect(reader.as_mut(), &mut batch.buffer);
+                        self.export(&mut batch.buffer).await;
+                        batch.deadline = None;
                     }
+                    false
                 }
+            };
+            if drain && self.take_queued(&mut batch, &mut reader, &mut rx).await {
+                return;
+            }
+        }
+    }
+
+    /// Takes every message queued now; true if one ended the worker.
+    async fn take_queued(
+        &mut self,
+        batch: &mut Batching,
+        reader: &mut Option<Reader>,
+        rx: &mut mpsc::Receiver<Message>,
+    ) -> bool {
+        loop {
+            let message = match rx.try_recv() {
+                Ok(message) => Some(message),
+                Err(TryRecvError::Empty) => return false,
+                Err(TryRecvError::Disconnected) => None,
+            };
+            if self.take(message, batch, reader, rx).await {
+                return true;
+            }
+        }
+    }
+
+    /// Takes one message (none: every queue is gone); true if it ended the worker.
+    async fn take(
+        &mut self,
+        message: Option<Message>,
+        batch: &mut Batching,
+        reader: &mut Option<Reader>,
+        rx: &mut mpsc::Receiver<Message>,
+    ) -> bool {
+        let (max_batch, max_bytes) = (self.config.max_batch, self.config.max_batch_bytes);
+        let buffer = &mut batch.buffer;
+        match message {
+            Some(Message::Item(Item { record, bytes })) => {
+                batch.queued.fetch_sub(bytes, Relaxed);
+                let Some(signal) = Signal::of(&record) else {
+                    // A change of resource: the batch so far goes with the old one. The same
+                    // resource again changes nothing.
+                    if let Record::Resource(attributes) = &*record
+                        && **attributes != *self.resource
+                    {
+                        self.export(buffer).await;
+                        batch.deadline = None;
+                        self.resource = attributes.as_slice().into();
+                    }
+                    self.counters.pending.fetch_sub(1, Relaxed);
+                    return false;
+                };
+                // A record that would take the batch past its byte cap starts the next.
+                if !buffer.is_empty() && buffer.bytes + bytes > max_bytes {
+                    self.export(buffer).await;
+                    batch.deadline = None;
+                }
+                if buffer.is_empty() && !self.deterministic {
+                    batch.deadline = Some(Instant::now() + self.config.max_delay);
+                }
+                buffer.push(signal, record, bytes);
+                if buffer.len() >= max_batch || buffer.bytes >= max_bytes {
+                    self.export(buffer).await;
+                    batch.deadline = None;
+                }
+                false
+            }
+            Some(Message::Flush(done)) => {
+                self.collect(reader.as_mut(), buffer);
+                self.export(buffer).await;
+                batch.deadline = None;
+                self.flush().await;
+                let _ = done.send(());
+                false
+            }
+            Some(Message::Shutdown) | None => {
+                self.collect(reader.as_mut(), buffer);
+                self.export(buffer).await;
+                self.shutdown().await;
+                rx.close();
+                while let Ok(message) = rx.try_recv() {
+                    let n = message.records();
+                    Counters::add(&self.counters.dropped_shutdown, n);
+                    self.counters.pending.fetch_sub(n, Relaxed);
+                }
+                true
             }
         }
     }
@@ -455,9 +634,9 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Asks the worker behind `tx` to export what it holds and flush its exporter; resolves when it
 /// has (or when the worker is gone).
-pub(crate) async fn flush(tx: mpsc::Sender<Message>) {
+pub(crate) async fn flush(queue: Queue) {
     let (done, wait) = oneshot::channel();
-    if tx.send(Message::Flush(done)).await.is_ok() {
+    if queue.send(Message::Flush(done)).await.is_ok() {
         let _ = wait.await;
     }
 }
@@ -470,14 +649,14 @@ const ABORT_GRACE: Duration = Duration::from_millis(100);
 /// and the records it still held are counted as dropped at shutdown. Returns whether it finished
 /// in time.
 pub(crate) async fn stop(
-    tx: mpsc::Sender<Message>,
+    queue: Queue,
     mut worker: JoinHandle<()>,
     counters: &Counters,
     deadline: Instant,
     budget: Duration,
 ) -> bool {
     let stopped = async {
-        let _ = tx.send(Message::Shutdown).await;
+        let _ = queue.send(Message::Shutdown).await;
         let _ = (&mut worker).await;
     };
     if tokio::time::timeout_at(deadline, stopped).await.is_ok() {
@@ -553,7 +732,8 @@ mod tests {
         ) -> Harness {
             let t0 = Instant::now();
             let counters = Arc::new(Counters::default());
-            let (capacity, max_record_bytes) = (config.capacity, config.max_batch_bytes);
+            let (capacity, max_batch, max_record_bytes) =
+                (config.capacity, config.max_batch, config.max_batch_bytes);
             let temporality = config.temporality;
             let mut worker = Worker::new(
                 "test",
@@ -567,20 +747,20 @@ mod tests {
             let store = Store::new(1);
             let reader = Reader::new(store.clone(), 0, temporality);
             worker.start().await;
-            let (tx, rx) = mpsc::channel(capacity);
+            let (queue, inbox) = Queue::new(capacity, max_batch, max_record_bytes);
             let route = Route {
                 name: "test".into(),
                 plugin: "in-memory".into(),
                 signals: Signals::ALL,
                 max_record_bytes,
-                tx,
+                queue,
                 counters,
             };
             Harness {
                 routes: Routes::new(vec![route]),
                 store,
                 exporter: exporter.clone(),
-                worker: Some(tokio::spawn(worker.run(rx, Some(reader)))),
+                worker: Some(tokio::spawn(worker.run(inbox, Some(reader)))),
                 t0,
             }
         }
@@ -623,7 +803,7 @@ mod tests {
         }
 
         async fn flush(&self) {
-            flush(self.route().tx.clone()).await;
+            flush(self.route().queue.clone()).await;
         }
 
         /// Stops the worker within `timeout`; whether it finished in time.
@@ -631,7 +811,7 @@ mod tests {
             let route = self.route().clone();
             let worker = self.worker.take().expect("running");
             let deadline = Instant::now() + timeout;
-            stop(route.tx, worker, &route.counters, deadline, timeout).await
+            stop(route.queue, worker, &route.counters, deadline, timeout).await
         }
     }
 
@@ -975,7 +1155,7 @@ mod tests {
             !h.stop(Duration::from_secs(5)).await,
             "stuck past the deadline"
         );
-        h.route().tx.closed().await;
+        h.route().queue.closed().await;
         h.events(1).await;
         let s = h.stats();
         assert_eq!(

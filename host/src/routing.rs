@@ -6,7 +6,7 @@ use std::any::Any;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc::error::TrySendError;
 use wasmtel_sdk::model::{Event, KeyValue, Record, Scope};
 
 use crate::clock::now_unix_nano;
@@ -14,7 +14,7 @@ use crate::clock::now_unix_nano;
 use crate::config::Signals;
 use crate::exporter::Signal;
 use crate::metrics::{Instrument, Measure, Store, Stream};
-use crate::pipeline::{Item, Message};
+use crate::pipeline::{Item, Queue};
 use crate::stats::{Counters, ExporterStats};
 
 /// One exporter's queue and counters.
@@ -26,7 +26,7 @@ pub(crate) struct Route {
     pub signals: Signals,
     /// A record larger than this fits no batch: it is dropped at the record call.
     pub max_record_bytes: usize,
-    pub tx: mpsc::Sender<Message>,
+    pub queue: Queue,
     pub counters: Arc<Counters>,
 }
 
@@ -83,13 +83,12 @@ impl Routes {
                 continue;
             }
             counters.pending.fetch_add(1, Relaxed);
-            let message = Message::Item(item.clone());
             let sent = if wait {
-                route.tx.blocking_send(message).map_err(|_| false)
+                route.queue.blocking_send(item.clone()).map_err(|_| false)
             } else {
                 route
-                    .tx
-                    .try_send(message)
+                    .queue
+                    .try_send(item.clone())
                     .map_err(|e| matches!(e, TrySendError::Full(_)))
             };
             if let Err(full) = sent {

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use wasmtel_sdk::model::{Event, KeyValue, Record, Str};
 
@@ -16,7 +15,7 @@ use crate::error::{Error, Location};
 use crate::exporter::{Signal, Start};
 use crate::instrument::{Counter, EventBuilder, Gauge, Histogram, SpanBuilder, UpDownCounter};
 use crate::metrics::{Reader, Store};
-use crate::pipeline::{self, Worker};
+use crate::pipeline::{self, Queue, Worker};
 use crate::plugin::{self, default_cache_dir};
 use crate::routing::{Recorder, Route, Routes};
 use crate::selfmetrics;
@@ -234,16 +233,20 @@ fn launch<S: Start>(
         worker.start().await;
         worker
     });
-    let (tx, rx) = mpsc::channel(plan.pipeline.capacity);
+    let (queue, inbox) = Queue::new(
+        plan.pipeline.capacity,
+        plan.pipeline.max_batch,
+        plan.pipeline.max_batch_bytes,
+    );
     let route = Route {
         name: plan.name,
         plugin: plan.plugin,
         signals: plan.signals,
         max_record_bytes: plan.pipeline.max_batch_bytes,
-        tx,
+        queue,
         counters,
     };
-    (route, runtime.spawn(worker.run(rx, reader)))
+    (route, runtime.spawn(worker.run(inbox, reader)))
 }
 
 /// Runs `future` on `runtime` and waits for it, from any thread (also from inside another
@@ -360,12 +363,12 @@ impl Telemetry {
         let Some(handle) = self.runtime_handle() else {
             return false;
         };
-        let senders: Vec<_> = self.inner.routes.iter().map(|r| r.tx.clone()).collect();
+        let queues: Vec<_> = self.inner.routes.iter().map(|r| r.queue.clone()).collect();
         // Every exporter flushes at once: a stuck one holds back no other.
         let all = async move {
-            let each: Vec<_> = senders
+            let each: Vec<_> = queues
                 .into_iter()
-                .map(|tx| tokio::spawn(pipeline::flush(tx)))
+                .map(|queue| tokio::spawn(pipeline::flush(queue)))
                 .collect();
             for exporter in each {
                 let _ = exporter.await;
@@ -415,9 +418,9 @@ impl Inner {
                 .iter()
                 .zip(workers)
                 .map(|(route, worker)| {
-                    let (tx, counters) = (route.tx.clone(), route.counters.clone());
+                    let (queue, counters) = (route.queue.clone(), route.counters.clone());
                     tokio::spawn(async move {
-                        pipeline::stop(tx, worker, &counters, deadline, budget).await
+                        pipeline::stop(queue, worker, &counters, deadline, budget).await
                     })
                 })
                 .collect();
