@@ -166,6 +166,22 @@ impl<'t> EventBuilder<'t> {
     }
 }
 
+impl Drop for EventBuilder<'_> {
+    /// An event built but never emitted is a mistake at its call site (`.emit()` forgotten at
+    /// the end of a chain): the log says so, once per process.
+    fn drop(&mut self) {
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if let Some(event) = &self.event
+            && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                event = %event.name,
+                "an event was built with `event(..)` but never recorded: `.emit()` is missing"
+            );
+        }
+    }
+}
+
 /// The identity of a span, to make other spans its children.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpanContext {

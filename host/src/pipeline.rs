@@ -57,28 +57,51 @@ impl Message {
 }
 
 /// An exporter's queue, as record calls see it: bounded, and its worker woken only when a
-/// batch's worth of records waits, by count or by bytes (or the queue is full, or a message is
-/// not a record), not at every record. A worker that holds part of a batch waits for the batch's delay to pass or for
-/// such a wake; one that holds nothing wakes at the first record. (A worker holding part of a
-/// batch sees that every queue is gone at the batch's delay; shutdown, which a dropped
-/// `Telemetry` does, wakes it at once.)
+/// batch's worth of records is on its way (queued, or held by the worker for its batch), by count
+/// or by bytes; when the queue is half full or full; or for a message that is not a record. Not
+/// at every record. A worker that holds part of a batch waits for such a wake or for the batch's
+/// delay; one that holds nothing (or a deterministic one, which has no delay) wakes at every
+/// message.
 #[derive(Clone)]
 pub(crate) struct Queue {
     tx: mpsc::Sender<Message>,
     wake: Arc<Notify>,
-    /// How many bytes of records are queued.
-    bytes: Arc<AtomicUsize>,
-    /// How many queued messages wake the worker.
-    threshold: usize,
-    /// How many queued bytes wake the worker.
+    in_flight: Arc<InFlight>,
+    max_batch: usize,
     max_bytes: usize,
+    /// How many queued messages wake the worker whatever the batch: half the queue.
+    half: usize,
+}
+
+/// The records sent to a worker that it has not yet exported or dropped, and their bytes.
+#[derive(Default)]
+struct InFlight {
+    records: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl InFlight {
+    /// Counts `records` of `bytes` more; returns the counts with them.
+    fn add(&self, records: usize, bytes: usize) -> (usize, usize) {
+        (
+            self.records
+                .fetch_add(records, Relaxed)
+                .wrapping_add(records),
+            self.bytes.fetch_add(bytes, Relaxed).wrapping_add(bytes),
+        )
+    }
+
+    fn release(&self, records: usize, bytes: usize) {
+        self.records.fetch_sub(records, Relaxed);
+        self.bytes.fetch_sub(bytes, Relaxed);
+    }
 }
 
 /// The worker's end of a [`Queue`].
 pub(crate) struct Inbox {
     rx: mpsc::Receiver<Message>,
     wake: Arc<Notify>,
-    bytes: Arc<AtomicUsize>,
+    in_flight: Arc<InFlight>,
 }
 
 impl Queue {
@@ -87,63 +110,58 @@ impl Queue {
     pub fn new(capacity: usize, max_batch: usize, max_bytes: usize) -> (Queue, Inbox) {
         let (tx, rx) = mpsc::channel(capacity);
         let wake = Arc::new(Notify::new());
-        let bytes = Arc::new(AtomicUsize::new(0));
+        let in_flight = Arc::new(InFlight::default());
         let inbox = Inbox {
             rx,
             wake: wake.clone(),
-            bytes: bytes.clone(),
+            in_flight: in_flight.clone(),
         };
         let queue = Queue {
             tx,
             wake,
-            bytes,
-            threshold: max_batch.min(capacity / 2).max(1),
+            in_flight,
+            max_batch,
             max_bytes,
+            half: (capacity / 2).max(1),
         };
         (queue, inbox)
     }
 
     /// Queues `item` if there is room.
     pub fn try_send(&self, item: Item) -> Result<(), TrySendError<Message>> {
-        let queued_bytes = self.count(item.bytes);
+        let counts = self.in_flight.add(1, item.bytes);
         let sent = self.tx.try_send(Message::Item(item));
         let unsent = sent.as_ref().err().map(|e| match e {
             TrySendError::Full(m) | TrySendError::Closed(m) => m,
         });
-        self.sent(unsent, queued_bytes);
+        self.sent(unsent, counts);
         sent
     }
 
     /// Queues `item`, waiting for room. Not from inside an async runtime.
     pub fn blocking_send(&self, item: Item) -> Result<(), SendError<Message>> {
-        let queued_bytes = self.count(item.bytes);
+        let counts = self.in_flight.add(1, item.bytes);
         if self.tx.capacity() == 0 {
             // The worker is woken before waiting on it.
             self.wake.notify_one();
         }
         let sent = self.tx.blocking_send(Message::Item(item));
-        self.sent(sent.as_ref().err().map(|e| &e.0), queued_bytes);
+        self.sent(sent.as_ref().err().map(|e| &e.0), counts);
         sent
     }
 
-    /// Counts the bytes of a record about to be queued (before the worker can take it);
-    /// returns how many are queued with it.
+    /// After a record's message was queued, or was not (`unsent`, taken off the count again),
+    /// with `(records, bytes)` in flight: wakes the worker if they make a batch, if the queue is
+    /// half full, or if the message found no room.
     #[inline]
-    fn count(&self, bytes: usize) -> usize {
-        self.bytes.fetch_add(bytes, Relaxed).wrapping_add(bytes)
-    }
-
-    /// After a record's message was queued, or was not (`unsent`, whose bytes are taken off the
-    /// count again): wakes the worker if a batch's worth waits, by count or by bytes, or if the
-    /// message found no room.
-    #[inline]
-    fn sent(&self, unsent: Option<&Message>, queued_bytes: usize) {
+    fn sent(&self, unsent: Option<&Message>, (records, bytes): (usize, usize)) {
         if let Some(Message::Item(item)) = unsent {
-            self.bytes.fetch_sub(item.bytes, Relaxed);
+            self.in_flight.release(1, item.bytes);
         }
         if unsent.is_some()
-            || queued_bytes >= self.max_bytes
-            || self.tx.max_capacity() - self.tx.capacity() >= self.threshold
+            || records >= self.max_batch
+            || bytes >= self.max_bytes
+            || self.tx.max_capacity() - self.tx.capacity() >= self.half
         {
             self.wake.notify_one();
         }
@@ -171,8 +189,6 @@ impl Queue {
 struct Batching {
     buffer: Buffer,
     deadline: Option<Instant>,
-    /// How many bytes of records wait in the queue.
-    queued: Arc<AtomicUsize>,
 }
 
 /// The records of the batch being filled, in arrival order, and roughly how many bytes they
@@ -181,6 +197,10 @@ struct Batching {
 struct Buffer {
     records: Vec<(Signal, Arc<Record>)>,
     bytes: usize,
+    /// How many of the records (and their bytes) came through the queue, which counts them in
+    /// flight until they are taken.
+    from_queue: (usize, usize),
+    in_flight: Arc<InFlight>,
 }
 
 impl Buffer {
@@ -203,6 +223,8 @@ impl Buffer {
     /// makes fewer calls.
     fn take(&mut self, in_order: bool) -> Vec<(Signal, Vec<Arc<Record>>)> {
         self.bytes = 0;
+        let (records, bytes) = std::mem::take(&mut self.from_queue);
+        self.in_flight.release(records, bytes);
         let mut batches: Vec<(Signal, Vec<Arc<Record>>)> = Vec::new();
         for (signal, record) in self.records.drain(..) {
             let batch = if in_order {
@@ -315,19 +337,17 @@ impl<S: Start> Worker<S> {
         let Inbox {
             mut rx,
             wake,
-            bytes,
+            in_flight,
         } = inbox;
-        let mut batch = Batching {
-            queued: bytes,
-            ..Batching::default()
-        };
+        let mut batch = Batching::default();
+        batch.buffer.in_flight = in_flight;
         let mut interval = tokio::time::interval(self.config.metrics_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval.tick().await;
         loop {
             // Holding part of a batch, the worker takes more when woken or when the batch's
             // delay ends; holding nothing, at the first message.
-            let holding = !batch.buffer.is_empty();
+            let holding = !batch.buffer.is_empty() && !self.deterministic;
             let deadline = batch.deadline;
             let drain = tokio::select! {
                 message = rx.recv(), if !holding => {
@@ -391,8 +411,8 @@ impl<S: Start> Worker<S> {
         let buffer = &mut batch.buffer;
         match message {
             Some(Message::Item(Item { record, bytes })) => {
-                batch.queued.fetch_sub(bytes, Relaxed);
                 let Some(signal) = Signal::of(&record) else {
+                    buffer.in_flight.release(1, bytes);
                     // A change of resource: the batch so far goes with the old one. The same
                     // resource again changes nothing.
                     if let Record::Resource(attributes) = &*record
@@ -414,6 +434,7 @@ impl<S: Start> Worker<S> {
                     batch.deadline = Some(Instant::now() + self.config.max_delay);
                 }
                 buffer.push(signal, record, bytes);
+                buffer.from_queue = (buffer.from_queue.0 + 1, buffer.from_queue.1 + bytes);
                 if buffer.len() >= max_batch || buffer.bytes >= max_bytes {
                     self.export(buffer).await;
                     batch.deadline = None;
@@ -434,6 +455,9 @@ impl<S: Start> Worker<S> {
                 self.shutdown().await;
                 rx.close();
                 while let Ok(message) = rx.try_recv() {
+                    if let Message::Item(item) = &message {
+                        buffer.in_flight.release(1, item.bytes);
+                    }
                     let n = message.records();
                     Counters::add(&self.counters.dropped_shutdown, n);
                     self.counters.pending.fetch_sub(n, Relaxed);
@@ -836,6 +860,18 @@ mod tests {
         pass(MS).await;
         assert_eq!(h.exports()[2], (1000 * MS, 1), "cut by delay");
         assert_eq!((h.stats().records_exported, h.stats().pending), (7, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_filled_one_record_at_a_time_goes_at_once() {
+        // The worker takes each record as it comes, then holds it for its batch: the record
+        // that fills the batch wakes it, whatever waits in the queue.
+        let h = Harness::start(config(3, 0), &InMemoryExporter::new()).await;
+        for _ in 0..3 {
+            h.events(1).await;
+        }
+        assert_eq!(h.exports(), [(Duration::ZERO, 3)]);
+        assert_eq!(h.stats().pending, 0);
     }
 
     #[tokio::test(start_paused = true)]

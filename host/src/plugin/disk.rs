@@ -323,10 +323,12 @@ impl Disk {
     /// After a call that took [`MAKE`] to make an entry listed in the directory `parent`: gives
     /// back the room, and the entry's block if it was not `made`; counts the directory as it is.
     pub fn made(&self, made: bool, parent: Option<&Metadata>) {
-        self.give_back(if made { MAKE - ENTRY } else { MAKE });
+        // The growth is counted while the room is still held, so no other call takes the room
+        // in between.
         if let Some(parent) = parent {
             self.listed(parent);
         }
+        self.give_back(if made { MAKE - ENTRY } else { MAKE });
     }
 
     /// Counts the directory `meta` at its size now: what its list of names takes past a block.
@@ -658,8 +660,9 @@ async fn rename_at(
     (dir, old, new_dir, new): (Resource<Descriptor>, String, Resource<Descriptor>, String),
 ) -> Answer<()> {
     // A rename onto an existing name removes what was there, unless that is the file renamed
-    // (the same name, or another link to it), when the rename does nothing. The new name may
-    // grow the list of its directory: room for that is taken first.
+    // (the same name, or another link to it), when the rename does nothing. A new name may grow
+    // the list of its directory: room for that is taken first (a rename onto an existing name
+    // adds none, so it is never refused, and may free space).
     let (from, to) = (
         Place::of(state, &dir, &old),
         Place::of(state, &new_dir, &new),
@@ -669,11 +672,11 @@ async fn rename_at(
         .and_then(|p| p.entry(false))
         .map(|e| e.identity);
     let target = to.as_ref().and_then(|p| p.entry(false));
-    if !state.disk.take(MAKE - ENTRY) {
+    let room = if target.is_none() { MAKE - ENTRY } else { 0 };
+    if !state.disk.take(room) {
         return no_space();
     }
     let result = state.filesystem().rename_at(dir, old, new_dir, new).await;
-    state.disk.give_back(MAKE - ENTRY);
     if let (Ok(()), Some(target)) = (&result, target)
         && renamed != Some(target.identity)
     {
@@ -681,6 +684,7 @@ async fn rename_at(
     }
     relist(state, from.as_ref());
     relist(state, to.as_ref());
+    state.disk.give_back(room);
     answer(result)
 }
 
