@@ -49,6 +49,39 @@ fn sdk_attributes(i: u64) -> [opentelemetry::KeyValue; 2] {
     ]
 }
 
+/// Measures, in the group `name`, the SDK's call `sdk` beside wasmtel's `wasmtel`, each given
+/// the measurement's number and its attributes: built at the call, and (for wasmtel) built once.
+fn compare(
+    c: &mut Criterion,
+    name: &str,
+    sdk: impl Fn(u64, &[opentelemetry::KeyValue]),
+    wasmtel: impl Fn(u64, &[KeyValue]),
+) {
+    let built: Vec<_> = (0..6).map(attributes).collect();
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    group.bench_function("opentelemetry_sdk (peer)", |b| {
+        b.iter(|| {
+            i += 1;
+            sdk(i, &sdk_attributes(i));
+        })
+    });
+    group.bench_function("wasmtel", |b| {
+        b.iter(|| {
+            i += 1;
+            wasmtel(i, &attributes(i));
+        })
+    });
+    group.bench_function("wasmtel, attributes built once", |b| {
+        b.iter(|| {
+            i += 1;
+            wasmtel(i, black_box(&built[(i % 6) as usize]));
+        })
+    });
+    group.finish();
+}
+
 fn counter_add(c: &mut Criterion) {
     let (telemetry, provider) = (wasmtel(), sdk());
     let counter = telemetry.counter("codex.tool.call");
@@ -56,29 +89,12 @@ fn counter_add(c: &mut Criterion) {
         .meter("bench")
         .u64_counter("codex.tool.call")
         .build();
-    let built: Vec<_> = (0..6).map(attributes).collect();
-    let mut group = c.benchmark_group("counter add, 2 attributes");
-    group.throughput(Throughput::Elements(1));
-    let mut i = 0u64;
-    group.bench_function("opentelemetry_sdk (peer)", |b| {
-        b.iter(|| {
-            i += 1;
-            sdk_counter.add(1, &sdk_attributes(i));
-        })
-    });
-    group.bench_function("wasmtel", |b| {
-        b.iter(|| {
-            i += 1;
-            counter.add(1, &attributes(i));
-        })
-    });
-    group.bench_function("wasmtel, attributes built once", |b| {
-        b.iter(|| {
-            i += 1;
-            counter.add(1, black_box(&built[(i % 6) as usize]));
-        })
-    });
-    group.finish();
+    compare(
+        c,
+        "counter add, 2 attributes",
+        |_, attributes| sdk_counter.add(1, attributes),
+        |_, attributes| counter.add(1, attributes),
+    );
     finish(telemetry, provider);
 }
 
@@ -89,29 +105,12 @@ fn histogram_record(c: &mut Criterion) {
         .meter("bench")
         .f64_histogram("codex.tool.call.duration_ms")
         .build();
-    let built: Vec<_> = (0..6).map(attributes).collect();
-    let mut group = c.benchmark_group("histogram record, 2 attributes");
-    group.throughput(Throughput::Elements(1));
-    let mut i = 0u64;
-    group.bench_function("opentelemetry_sdk (peer)", |b| {
-        b.iter(|| {
-            i += 1;
-            sdk_histogram.record((i % 700) as f64, &sdk_attributes(i));
-        })
-    });
-    group.bench_function("wasmtel", |b| {
-        b.iter(|| {
-            i += 1;
-            histogram.record((i % 700) as f64, &attributes(i));
-        })
-    });
-    group.bench_function("wasmtel, attributes built once", |b| {
-        b.iter(|| {
-            i += 1;
-            histogram.record((i % 700) as f64, black_box(&built[(i % 6) as usize]));
-        })
-    });
-    group.finish();
+    compare(
+        c,
+        "histogram record, 2 attributes",
+        |i, attributes| sdk_histogram.record((i % 700) as f64, attributes),
+        |i, attributes| histogram.record((i % 700) as f64, attributes),
+    );
     finish(telemetry, provider);
 }
 

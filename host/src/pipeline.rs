@@ -183,23 +183,16 @@ impl Queue {
     }
 }
 
-/// The batch being filled, and when its delay ends (none: not started, or a deterministic
-/// worker, which cuts batches by count and bytes only).
-#[derive(Default)]
-struct Batching {
-    buffer: Buffer,
-    deadline: Option<Instant>,
-}
-
 /// The records of the batch being filled, in arrival order, and roughly how many bytes they
 /// take.
 #[derive(Default)]
 struct Buffer {
     records: Vec<(Signal, Arc<Record>)>,
     bytes: usize,
-    /// How many of the records (and their bytes) came through the queue, which counts them in
-    /// flight until they are taken.
-    from_queue: (usize, usize),
+    /// When the batch's delay ends (none: nothing held, or a deterministic worker, which cuts
+    /// batches by count and bytes only).
+    deadline: Option<Instant>,
+    /// What the queue counts in flight, the records held here included, until they are taken.
     in_flight: Arc<InFlight>,
 }
 
@@ -222,9 +215,9 @@ impl Buffer {
     /// signal, if `in_order`; else a batch per signal, events then spans then metrics, which
     /// makes fewer calls.
     fn take(&mut self, in_order: bool) -> Vec<(Signal, Vec<Arc<Record>>)> {
+        self.in_flight.release(self.records.len(), self.bytes);
         self.bytes = 0;
-        let (records, bytes) = std::mem::take(&mut self.from_queue);
-        self.in_flight.release(records, bytes);
+        self.deadline = None;
         let mut batches: Vec<(Signal, Vec<Arc<Record>>)> = Vec::new();
         for (signal, record) in self.records.drain(..) {
             let batch = if in_order {
@@ -339,42 +332,42 @@ impl<S: Start> Worker<S> {
             wake,
             in_flight,
         } = inbox;
-        let mut batch = Batching::default();
-        batch.buffer.in_flight = in_flight;
+        let mut buffer = Buffer {
+            in_flight,
+            ..Buffer::default()
+        };
         let mut interval = tokio::time::interval(self.config.metrics_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval.tick().await;
         loop {
             // Holding part of a batch, the worker takes more when woken or when the batch's
             // delay ends; holding nothing, at the first message.
-            let holding = !batch.buffer.is_empty() && !self.deterministic;
-            let deadline = batch.deadline;
+            let holding = !buffer.is_empty() && !self.deterministic;
+            let deadline = buffer.deadline;
             let drain = tokio::select! {
                 message = rx.recv(), if !holding => {
-                    if self.take(message, &mut batch, &mut reader, &mut rx).await {
+                    if self.take(message, &mut buffer, &mut reader, &mut rx).await {
                         return;
                     }
                     false
                 }
                 () = wake.notified(), if holding => true,
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    if self.take_queued(&mut batch, &mut reader, &mut rx).await {
+                    if self.take_queued(&mut buffer, &mut reader, &mut rx).await {
                         return;
                     }
-                    self.export(&mut batch.buffer).await;
-                    batch.deadline = None;
+                    self.export(&mut buffer).await;
                     false
                 }
                 _ = interval.tick() => {
                     if reader.as_ref().is_some_and(|r| !r.is_idle()) {
-                        self.collect(reader.as_mut(), &mut batch.buffer);
-                        self.export(&mut batch.buffer).await;
-                        batch.deadline = None;
+                        self.collect(reader.as_mut(), &mut buffer);
+                        self.export(&mut buffer).await;
                     }
                     false
                 }
             };
-            if drain && self.take_queued(&mut batch, &mut reader, &mut rx).await {
+            if drain && self.take_queued(&mut buffer, &mut reader, &mut rx).await {
                 return;
             }
         }
@@ -383,7 +376,7 @@ impl<S: Start> Worker<S> {
     /// Takes every message queued now; true if one ended the worker.
     async fn take_queued(
         &mut self,
-        batch: &mut Batching,
+        buffer: &mut Buffer,
         reader: &mut Option<Reader>,
         rx: &mut mpsc::Receiver<Message>,
     ) -> bool {
@@ -393,7 +386,7 @@ impl<S: Start> Worker<S> {
                 Err(TryRecvError::Empty) => return false,
                 Err(TryRecvError::Disconnected) => None,
             };
-            if self.take(message, batch, reader, rx).await {
+            if self.take(message, buffer, reader, rx).await {
                 return true;
             }
         }
@@ -403,12 +396,11 @@ impl<S: Start> Worker<S> {
     async fn take(
         &mut self,
         message: Option<Message>,
-        batch: &mut Batching,
+        buffer: &mut Buffer,
         reader: &mut Option<Reader>,
         rx: &mut mpsc::Receiver<Message>,
     ) -> bool {
         let (max_batch, max_bytes) = (self.config.max_batch, self.config.max_batch_bytes);
-        let buffer = &mut batch.buffer;
         match message {
             Some(Message::Item(Item { record, bytes })) => {
                 let Some(signal) = Signal::of(&record) else {
@@ -419,7 +411,6 @@ impl<S: Start> Worker<S> {
                         && **attributes != *self.resource
                     {
                         self.export(buffer).await;
-                        batch.deadline = None;
                         self.resource = attributes.as_slice().into();
                     }
                     self.counters.pending.fetch_sub(1, Relaxed);
@@ -428,23 +419,19 @@ impl<S: Start> Worker<S> {
                 // A record that would take the batch past its byte cap starts the next.
                 if !buffer.is_empty() && buffer.bytes + bytes > max_bytes {
                     self.export(buffer).await;
-                    batch.deadline = None;
                 }
                 if buffer.is_empty() && !self.deterministic {
-                    batch.deadline = Some(Instant::now() + self.config.max_delay);
+                    buffer.deadline = Some(Instant::now() + self.config.max_delay);
                 }
                 buffer.push(signal, record, bytes);
-                buffer.from_queue = (buffer.from_queue.0 + 1, buffer.from_queue.1 + bytes);
                 if buffer.len() >= max_batch || buffer.bytes >= max_bytes {
                     self.export(buffer).await;
-                    batch.deadline = None;
                 }
                 false
             }
             Some(Message::Flush(done)) => {
                 self.collect(reader.as_mut(), buffer);
                 self.export(buffer).await;
-                batch.deadline = None;
                 self.flush().await;
                 let _ = done.send(());
                 false
@@ -474,6 +461,7 @@ impl<S: Start> Worker<S> {
             let record = Record::Metric(metric);
             let bytes = record.approx_size();
             buffer.push(Signal::Metrics, Arc::new(record), bytes);
+            buffer.in_flight.add(1, bytes);
             self.counters.pending.fetch_add(1, Relaxed);
         }
     }

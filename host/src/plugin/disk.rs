@@ -688,35 +688,38 @@ async fn rename_at(
     answer(result)
 }
 
-async fn unlink_file_at(
-    state: &mut HostState,
-    (dir, path): (Resource<Descriptor>, String),
-) -> Answer<()> {
-    let place = Place::of(state, &dir, &path);
-    let entry = place.as_ref().and_then(|p| p.entry(false));
-    let result = state.filesystem().unlink_file_at(dir, path).await;
-    gone(state, &result, entry, place.as_ref());
-    answer(result)
+async fn unlink_file_at(state: &mut HostState, at: (Resource<Descriptor>, String)) -> Answer<()> {
+    entry_removed(state, at, async |s, dir, path| {
+        s.filesystem().unlink_file_at(dir, path).await
+    })
+    .await
 }
 
 async fn remove_directory_at(
     state: &mut HostState,
+    at: (Resource<Descriptor>, String),
+) -> Answer<()> {
+    entry_removed(state, at, async |s, dir, path| {
+        s.filesystem().remove_directory_at(dir, path).await
+    })
+    .await
+}
+
+/// Runs a call that removes the entry `path` of `dir`; if it did, gives back what the entry
+/// held. Then counts the directory that listed it as it is now.
+async fn entry_removed(
+    state: &mut HostState,
     (dir, path): (Resource<Descriptor>, String),
+    remove: impl AsyncFnOnce(&mut HostState, Resource<Descriptor>, String) -> FsResult<()>,
 ) -> Answer<()> {
     let place = Place::of(state, &dir, &path);
     let entry = place.as_ref().and_then(|p| p.entry(false));
-    let result = state.filesystem().remove_directory_at(dir, path).await;
-    gone(state, &result, entry, place.as_ref());
-    answer(result)
-}
-
-/// Gives back what `entry` held if the call that removed it (`result`) did, and counts the
-/// directory that listed it (at `place`) as it is now.
-fn gone(state: &HostState, result: &FsResult<()>, entry: Option<Entry>, place: Option<&Place>) {
-    if let (Ok(()), Some(entry)) = (result, entry) {
+    let result = remove(state, dir, path).await;
+    if let (Ok(()), Some(entry)) = (&result, entry) {
         state.disk.removed(entry);
     }
-    relist(state, place);
+    relist(state, place.as_ref());
+    answer(result)
 }
 
 /// A regular file's output stream whose writes take what they add to the file from the quota
