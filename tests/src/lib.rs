@@ -25,11 +25,17 @@ pub const TABLES: &str = concat!(env!("OUT_DIR"), "/tables.wasm");
 /// Set in the process [`in_own_process`] starts.
 const OWN_PROCESS: &str = "WASMTEL_TEST_OWN_PROCESS";
 
-/// Runs the test `test` (its full name) again, alone, in a process of its own, where this call
-/// runs `body` and returns `None`; here it waits for that process, fails if it failed, and returns
-/// its peak resident memory in MiB, as the kernel counts it (`VmHWM` of /proc/self/status).
-pub fn in_own_process(test: &str, body: impl FnOnce()) -> Option<u64> {
+/// Runs the test `test` of the module `module` (its `module_path!()`) again, alone, in a process
+/// of its own, where this call runs `body` and returns `None`; here it waits for that process,
+/// fails if it failed, and returns its peak resident memory in MiB, as the kernel counts it
+/// (`VmHWM` of /proc/self/status).
+pub fn in_own_process(module: &str, test: &str, body: impl FnOnce()) -> Option<u64> {
     const PEAK: &str = "peak resident memory (KiB): ";
+    // The test harness names a test by its path without the crate.
+    let test = match module.split_once("::") {
+        Some((_, path)) => format!("{path}::{test}"),
+        None => test.to_owned(),
+    };
     if std::env::var_os(OWN_PROCESS).is_some() {
         body();
         let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
@@ -44,7 +50,7 @@ pub fn in_own_process(test: &str, body: impl FnOnce()) -> Option<u64> {
         return None;
     }
     let output = std::process::Command::new(std::env::current_exe().expect("this test binary"))
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .args([&test, "--exact", "--nocapture", "--test-threads=1"])
         .env(OWN_PROCESS, "1")
         .output()
         .expect("run the test again");
@@ -237,7 +243,7 @@ impl std::io::Write for CapturedLog {
 }
 
 /// Makes the process's log subscriber write into memory, and returns what it writes. Once per
-/// test binary: the subscriber is the process's.
+/// process: a test that calls it runs in a process of its own ([`in_own_process`]).
 pub fn capture_log() -> CapturedLog {
     let captured = CapturedLog::default();
     let writer = captured.clone();

@@ -31,7 +31,13 @@ fn baseline() {
 /// that measured run.
 fn baseline_mib() -> Option<u64> {
     static PEAK: OnceLock<Option<u64>> = OnceLock::new();
-    *PEAK.get_or_init(|| in_own_process("a_plugin_that_does_nothing_sets_the_baseline", baseline))
+    *PEAK.get_or_init(|| {
+        in_own_process(
+            module_path!(),
+            "a_plugin_that_does_nothing_sets_the_baseline",
+            baseline,
+        )
+    })
 }
 
 #[test]
@@ -45,7 +51,7 @@ fn a_plugin_that_does_nothing_sets_the_baseline() {
 /// against the baseline. `attack` replays beside a healthy exporter and returns the slowest
 /// call the rogue may make.
 fn contained(test: &str, attack: impl FnOnce() -> Duration) {
-    let peak = in_own_process(test, || {
+    let peak = in_own_process(module_path!(), test, || {
         let started = Instant::now();
         let deadline = attack();
         let bound = deadline * DEADLINES + Duration::from_secs(10);

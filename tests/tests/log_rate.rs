@@ -1,12 +1,20 @@
 //! A plugin that floods its log, stdout and stderr reaches the host's log only within its rate;
-//! the rest is counted and said in one line. (A test binary of its own: it sets the process's
-//! log subscriber.)
+//! the rest is counted and said in one line.
 
 use wasmtel::Telemetry;
-use wasmtel_tests::{ROGUE, capture_log, config};
+use wasmtel_tests::{ROGUE, capture_log, config, in_own_process};
 
+/// In a process of its own: it sets the process's log subscriber.
 #[test]
 fn a_flood_of_plugin_output_is_cut_to_its_rate_and_counted() {
+    in_own_process(
+        module_path!(),
+        "a_flood_of_plugin_output_is_cut_to_its_rate_and_counted",
+        flood,
+    );
+}
+
+fn flood() {
     let captured = capture_log();
     let tmp = tempfile::tempdir().expect("tempdir");
     let text = format!(

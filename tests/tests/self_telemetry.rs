@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use wasmtel::jsonl::parse_line;
 use wasmtel::model::Record;
 use wasmtel::{MetricData, Number, Telemetry};
-use wasmtel_tests::{ROGUE, capture_log, config, only_jsonl};
+use wasmtel_tests::{ROGUE, capture_log, config, in_own_process, only_jsonl};
 
 /// The value of the point of `metric` whose attributes include every pair of `want`.
 fn value(metric: &wasmtel::Metric, want: &[(&str, &str)]) -> Option<Number> {
@@ -76,8 +76,17 @@ fn self_metrics_count_every_exporters_outcomes() {
     telemetry.shutdown();
 }
 
+/// In a process of its own: it sets the process's log subscriber.
 #[test]
 fn plugin_output_goes_to_the_host_log_tagged_with_the_exporter() {
+    in_own_process(
+        module_path!(),
+        "plugin_output_goes_to_the_host_log_tagged_with_the_exporter",
+        plugin_output_is_logged,
+    );
+}
+
+fn plugin_output_is_logged() {
     let captured = capture_log();
     let tmp = tempfile::tempdir().expect("tempdir");
     let text =

@@ -1,0 +1,5 @@
+//! The host's integration tests, as modules of one test binary (it links once).
+
+mod cli;
+mod in_memory;
+mod layers;

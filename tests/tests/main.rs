@@ -1,0 +1,21 @@
+//! wasmtel's integration tests, with real plugins and misbehaving guests, as modules of one test
+//! binary: it links once, and takes a fraction of the disk of a binary per file. A test that needs
+//! a process to itself (its peak memory measured, or the process's log subscriber set) runs itself
+//! again, alone, through `wasmtel_tests::in_own_process`.
+
+mod cli_summary;
+mod disabled;
+mod faults;
+mod file_jsonl;
+mod limits;
+mod loading;
+mod log_rate;
+mod metrics_burst;
+mod native;
+mod network;
+mod prune_property;
+mod record_api;
+mod replay;
+mod sandbox;
+mod self_telemetry;
+mod stable_replay;
