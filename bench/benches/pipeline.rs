@@ -14,8 +14,7 @@ use file_jsonl::FileJsonl;
 use wasmtel::model::{Event, KeyValue, Record};
 use wasmtel::plugin::{Batch, Runtime, Sandbox, builtin};
 use wasmtel::{Config, Telemetry};
-use wasmtel_sdk::encode::event_batch;
-use wasmtel_sdk::{Context, Exporter};
+use wasmtel_sdk::{Context, Exporter, encode};
 
 #[path = "../../tests/src/fixture.rs"]
 mod fixture;
@@ -49,6 +48,8 @@ struct Exporters {
     events: Vec<Event>,
     /// The events as one batch for the plugin, which lays it out (encodes it) at every export.
     batch: Batch,
+    /// The batch laid out for the native plugin, as the host lays it out for the component.
+    laid_out: Vec<u8>,
     rt: tokio::runtime::Runtime,
     wasm: wasmtel::plugin::Instance,
     /// The same plugin with none of the sandbox's limits: what they cost.
@@ -95,7 +96,8 @@ impl Exporters {
         let native_config = r#"{"file":"null","max_total_bytes":0,"dir":"/dev"}"#;
         let native = FileJsonl::init(native_config, &context).unwrap_or_else(|e| panic!("{e:?}"));
         Exporters {
-            batch: Batch::events(&resource, events.iter().cloned()),
+            batch: Batch::of(&resource, events.iter().cloned().map(Record::Event)),
+            laid_out: Vec::new(),
             resource,
             events,
             rt,
@@ -118,8 +120,9 @@ impl Exporters {
     }
 
     fn native(&mut self) {
-        let batch = event_batch(&self.resource, &self.events);
-        self.native.export_events(&batch).expect("export");
+        encode::batch_into(&mut self.laid_out, &self.resource, self.batch.records());
+        let batch = wasmtel_sdk::Batch::new(&self.laid_out).expect("a batch");
+        self.native.export(&batch).expect("export");
     }
 }
 

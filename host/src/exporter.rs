@@ -1,4 +1,4 @@
-//! The seam between an exporter's worker and what it exports to: a batch of one signal, the
+//! The seam between an exporter's worker and what it exports to: a batch of records, the
 //! [`Exporter`] that takes it, and the [`Start`] that makes a fresh exporter (at start and after
 //! a fault). A plugin instance is one implementation ([`crate::plugin`]); the in-memory exporter
 //! of `wasmtel::testing` is another.
@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use wasmtel_sdk::model::{Event, KeyValue, Metric, Record, Span};
+use wasmtel_sdk::model::{KeyValue, Record};
 
 use crate::error::{CallError, StartError};
 
@@ -33,70 +33,34 @@ impl Signal {
             Record::Metric(_) => Some(Signal::Metrics),
         }
     }
-
-    /// The singular name, for messages: `event`, `span`, `metric`.
-    pub(crate) fn noun(self) -> &'static str {
-        match self {
-            Signal::Events => "event",
-            Signal::Spans => "span",
-            Signal::Metrics => "metric",
-        }
-    }
 }
 
-/// A batch of records of one signal, with the resource that produced them. Cheap to clone.
+/// A batch: records of any signal in the order they were recorded, with the resource that
+/// produced them. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Batch {
-    signal: Signal,
     resource: Arc<[KeyValue]>,
     records: Arc<[Arc<Record>]>,
 }
 
 impl Batch {
-    /// A batch of `records`, all of `signal`.
-    pub(crate) fn new(
-        signal: Signal,
-        resource: Arc<[KeyValue]>,
-        records: Vec<Arc<Record>>,
-    ) -> Batch {
-        debug_assert!(records.iter().all(|r| Signal::of(r) == Some(signal)));
+    /// A batch of `records` (none of them a resource).
+    pub(crate) fn new(resource: Arc<[KeyValue]>, records: Vec<Arc<Record>>) -> Batch {
+        debug_assert!(records.iter().all(|r| Signal::of(r).is_some()));
         Batch {
-            signal,
             resource,
             records: records.into(),
         }
     }
 
-    /// A batch of events.
-    pub fn events(resource: &[KeyValue], events: impl IntoIterator<Item = Event>) -> Batch {
-        Batch::of(
-            Signal::Events,
-            resource,
-            events.into_iter().map(Record::Event),
-        )
-    }
-
-    /// A batch of spans.
-    pub fn spans(resource: &[KeyValue], spans: impl IntoIterator<Item = Span>) -> Batch {
-        Batch::of(Signal::Spans, resource, spans.into_iter().map(Record::Span))
-    }
-
-    /// A batch of metrics.
-    pub fn metrics(resource: &[KeyValue], metrics: impl IntoIterator<Item = Metric>) -> Batch {
-        Batch::of(
-            Signal::Metrics,
-            resource,
-            metrics.into_iter().map(Record::Metric),
-        )
-    }
-
-    fn of(signal: Signal, resource: &[KeyValue], records: impl Iterator<Item = Record>) -> Batch {
-        Batch::new(signal, resource.into(), records.map(Arc::new).collect())
-    }
-
-    /// Its signal.
-    pub fn signal(&self) -> Signal {
-        self.signal
+    /// A batch of `records` from `resource` (a resource among the records is left out).
+    pub fn of(resource: &[KeyValue], records: impl IntoIterator<Item = Record>) -> Batch {
+        let records = records
+            .into_iter()
+            .filter(|r| Signal::of(r).is_some())
+            .map(Arc::new)
+            .collect();
+        Batch::new(resource.into(), records)
     }
 
     /// The attributes of the resource that produced it.

@@ -187,7 +187,7 @@ impl Queue {
 /// take.
 #[derive(Default)]
 struct Buffer {
-    records: Vec<(Signal, Arc<Record>)>,
+    records: Vec<Arc<Record>>,
     bytes: usize,
     /// When the batch's delay ends (none: nothing held, or a deterministic worker, which cuts
     /// batches by count and bytes only).
@@ -205,35 +205,18 @@ impl Buffer {
         self.records.is_empty()
     }
 
-    /// Adds a record of `signal` that takes `bytes`.
-    fn push(&mut self, signal: Signal, record: Arc<Record>, bytes: usize) {
+    /// Adds a record that takes `bytes`.
+    fn push(&mut self, record: Arc<Record>, bytes: usize) {
         self.bytes += bytes;
-        self.records.push((signal, record));
+        self.records.push(record);
     }
 
-    /// Empties the buffer into batches of one signal each. In order, a batch per run of one
-    /// signal, if `in_order`; else a batch per signal, events then spans then metrics, which
-    /// makes fewer calls.
-    fn take(&mut self, in_order: bool) -> Vec<(Signal, Vec<Arc<Record>>)> {
+    /// Empties the buffer: its records, in order.
+    fn take(&mut self) -> Vec<Arc<Record>> {
         self.in_flight.release(self.records.len(), self.bytes);
         self.bytes = 0;
         self.deadline = None;
-        let mut batches: Vec<(Signal, Vec<Arc<Record>>)> = Vec::new();
-        for (signal, record) in self.records.drain(..) {
-            let batch = if in_order {
-                batches.last_mut().filter(|(s, _)| *s == signal)
-            } else {
-                batches.iter_mut().find(|(s, _)| *s == signal)
-            };
-            match batch {
-                Some((_, records)) => records.push(record),
-                None => batches.push((signal, vec![record])),
-            }
-        }
-        if !in_order {
-            batches.sort_by_key(|(signal, _)| *signal as u8);
-        }
-        batches
+        std::mem::take(&mut self.records)
     }
 }
 
@@ -403,7 +386,7 @@ impl<S: Start> Worker<S> {
         let (max_batch, max_bytes) = (self.config.max_batch, self.config.max_batch_bytes);
         match message {
             Some(Message::Item(Item { record, bytes })) => {
-                let Some(signal) = Signal::of(&record) else {
+                if Signal::of(&record).is_none() {
                     buffer.in_flight.release(1, bytes);
                     // A change of resource: the batch so far goes with the old one. The same
                     // resource again changes nothing.
@@ -415,7 +398,7 @@ impl<S: Start> Worker<S> {
                     }
                     self.counters.pending.fetch_sub(1, Relaxed);
                     return false;
-                };
+                }
                 // A record that would take the batch past its byte cap starts the next.
                 if !buffer.is_empty() && buffer.bytes + bytes > max_bytes {
                     self.export(buffer).await;
@@ -423,7 +406,7 @@ impl<S: Start> Worker<S> {
                 if buffer.is_empty() && !self.deterministic {
                     buffer.deadline = Some(Instant::now() + self.config.max_delay);
                 }
-                buffer.push(signal, record, bytes);
+                buffer.push(record, bytes);
                 if buffer.len() >= max_batch || buffer.bytes >= max_bytes {
                     self.export(buffer).await;
                 }
@@ -460,18 +443,16 @@ impl<S: Start> Worker<S> {
         for metric in reader.collect(now_unix_nano()) {
             let record = Record::Metric(metric);
             let bytes = record.approx_size();
-            buffer.push(Signal::Metrics, Arc::new(record), bytes);
+            buffer.push(Arc::new(record), bytes);
             buffer.in_flight.add(1, bytes);
             self.counters.pending.fetch_add(1, Relaxed);
         }
     }
 
-    /// Exports and empties `buffer`: a batch per signal, events, then spans, then metrics; or,
-    /// when deterministic, a batch per run of one signal, so that the records keep their order
-    /// (and a replay of the output makes the same batches again).
+    /// Exports and empties `buffer`: one batch, its records in the order they came.
     async fn export(&mut self, buffer: &mut Buffer) {
-        for (signal, records) in buffer.take(self.deterministic) {
-            let batch = Batch::new(signal, self.resource.clone(), records);
+        if !buffer.is_empty() {
+            let batch = Batch::new(self.resource.clone(), buffer.take());
             self.deliver(&batch).await;
         }
     }
@@ -512,7 +493,7 @@ impl<S: Start> Worker<S> {
                 Err(e) => e,
             };
             Counters::add(&c.batches_failed, 1);
-            let message = format!("{} batch of {n}: {error}", batch.signal().noun());
+            let message = format!("batch of {n} records: {error}");
             c.set_error(message.clone());
             let wait = match &error {
                 CallError::Permanent(_) => break message,
@@ -927,8 +908,8 @@ mod tests {
     }
 
     /// Records events and spans in this order (`e` or `s`), then flushes; returns the batches'
-    /// signals and sizes.
-    async fn mixed(h: &Harness, order: &str) -> Vec<(Signal, usize)> {
+    /// records the same way.
+    async fn mixed(h: &Harness, order: &str) -> Vec<String> {
         for c in order.chars() {
             let record = match c {
                 'e' => Record::Event(Event::new("e").at(1)),
@@ -937,23 +918,20 @@ mod tests {
             h.routes.record(record, false);
         }
         h.flush().await;
+        let letter = |r: &Record| if r.as_event().is_some() { 'e' } else { 's' };
         h.exporter
             .batches()
             .iter()
-            .map(|b| (b.signal(), b.len()))
+            .map(|b| b.records().map(letter).collect())
             .collect()
     }
 
     #[tokio::test(start_paused = true)]
-    async fn live_batches_go_one_per_signal_and_replays_keep_the_order_of_signals() {
-        use Signal::{Events, Spans};
+    async fn a_batch_holds_every_signal_in_the_order_recorded() {
         let live = Harness::start(config(100, 0), &InMemoryExporter::new()).await;
-        assert_eq!(mixed(&live, "eesee").await, [(Events, 4), (Spans, 1)]);
+        assert_eq!(mixed(&live, "eesee").await, ["eesee"]);
         let replay = Harness::start_with(config(100, 0), &InMemoryExporter::new(), true).await;
-        assert_eq!(
-            mixed(&replay, "eesee").await,
-            [(Events, 2), (Spans, 1), (Events, 2)]
-        );
+        assert_eq!(mixed(&replay, "eesee").await, ["eesee"]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1080,10 +1058,7 @@ mod tests {
         h.events(1).await;
         pass(Duration::from_secs(1)).await;
         let calls: Vec<Call> = h.calls().into_iter().map(|c| c.1).collect();
-        let export = Call::Export {
-            signal: Signal::Events,
-            records: 1,
-        };
+        let export = Call::Export { records: 1 };
         assert_eq!(calls, [Call::Start, export.clone(), Call::Start, export]);
         let s = h.stats();
         assert_eq!((s.faults, s.restarts, s.records_exported), (1, 1, 1), "{s}");
@@ -1213,16 +1188,7 @@ mod tests {
         h.events(3).await;
         assert!(h.stop(Duration::from_secs(5)).await);
         let calls: Vec<Call> = h.calls().into_iter().map(|c| c.1).collect();
-        assert_eq!(
-            calls[1..],
-            [
-                Call::Export {
-                    signal: Signal::Events,
-                    records: 3
-                },
-                Call::Shutdown
-            ]
-        );
+        assert_eq!(calls[1..], [Call::Export { records: 3 }, Call::Shutdown]);
         assert_eq!(h.stats().records_exported, 3);
     }
 

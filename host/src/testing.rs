@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use wasmtel_sdk::model::{Event, Metric, Record, Span};
 
 use crate::error::{CallError, StartError};
-use crate::exporter::{Batch, Exporter, Signal, Start};
+use crate::exporter::{Batch, Exporter, Start};
 
 /// How the in-memory exporter answers one call.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,10 +45,8 @@ pub enum Outcome {
 pub enum Call {
     /// A fresh instance was asked for (at start, or after a fault).
     Start,
-    /// A batch of `records` records of `signal`.
+    /// A batch of `records` records.
     Export {
-        /// The batch's signal.
-        signal: Signal,
         /// How many records it held.
         records: usize,
     },
@@ -162,7 +160,6 @@ impl InMemoryExporter {
 impl Exporter for InMemoryExporter {
     async fn export(&mut self, batch: &Batch) -> Result<(), CallError> {
         let call = Call::Export {
-            signal: batch.signal(),
             records: batch.len(),
         };
         self.answer(call, Some(batch)).await

@@ -4,7 +4,7 @@
 //! `wasm32-wasip2` as a `cdylib`:
 //!
 //! ```no_run
-//! use wasmtel_sdk::{Context, Error, EventBatch, Exporter};
+//! use wasmtel_sdk::{Batch, Context, Error, Exporter, Record};
 //!
 //! struct Count(u64);
 //!
@@ -12,11 +12,13 @@
 //!     fn init(_config: &str, _context: &Context) -> Result<Self, Error> {
 //!         Ok(Count(0))
 //!     }
-//!     fn export_events(&mut self, batch: &EventBatch) -> Result<(), Error> {
-//!         for event in &batch.events {
-//!             wasmtel_sdk::log::info(&format!("{}", batch.pool.str(event.name)));
+//!     fn export(&mut self, batch: &Batch<'_>) -> Result<(), Error> {
+//!         for record in batch.records() {
+//!             if let Record::Event(event) = record {
+//!                 wasmtel_sdk::log::info(event.name);
+//!                 self.0 += 1;
+//!             }
 //!         }
-//!         self.0 += batch.events.len() as u64;
 //!         Ok(())
 //!     }
 //! }
@@ -25,11 +27,11 @@
 //! ```
 //!
 //! The same code compiles natively (the macro exports nothing there), so a plugin can be
-//! unit-tested and benchmarked without WebAssembly: build batches with [`encode`] from records of
-//! [`model`] and call the trait's methods directly.
+//! unit-tested and benchmarked without WebAssembly: lay records of [`model`] out with
+//! [`encode::batch`], view them with [`Batch::new`] and call the trait's methods directly.
 //!
-//! A batch stores its strings once in `pool.data` and nested items in flat lists; [`view`] turns
-//! the references into `&str`, slices and [`AnyValue`]s without allocating.
+//! A batch crosses into the plugin as one buffer in the batch layout (`wit/exporter.wit`);
+//! [`view`] reads it as `&str`s, slices and [`AnyValue`]s without allocating.
 
 #![warn(missing_docs)]
 
@@ -58,43 +60,23 @@ pub mod __bindings {
 #[doc(hidden)]
 pub use wit_bindgen::rt as __rt;
 
-/// The batch types of `wasmtel:exporter/types`, as they cross into the plugin.
-pub mod types {
-    pub use crate::bindings::wasmtel::exporter::types::*;
-}
 pub use bindings::exports::wasmtel::exporter::exporter::{Context, Error, Retryable};
-pub use types::{EventBatch, MetricBatch, SpanBatch};
-pub use view::{AnyValue, Attributes, Values};
+pub use view::{AnyValue, Attributes, Batch, LayoutError, Record, Values};
 
 /// The version of the WIT package (`wasmtel:exporter`) this SDK implements; the host looks
 /// plugins' exports up at this version.
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.2.0";
 
-/// An exporter plugin. Every method but [`Exporter::init`] has a default: a plugin implements the
-/// signals it exports; batches of the others are accepted and ignored.
+/// An exporter plugin.
 pub trait Exporter: 'static {
     /// Creates the exporter from its config table (JSON text; see [`parse_config`]).
     fn init(config: &str, context: &Context) -> Result<Self, Error>
     where
         Self: Sized;
 
-    /// Exports a batch of events.
-    fn export_events(&mut self, batch: &EventBatch) -> Result<(), Error> {
-        let _ = batch;
-        Ok(())
-    }
-
-    /// Exports a batch of spans.
-    fn export_spans(&mut self, batch: &SpanBatch) -> Result<(), Error> {
-        let _ = batch;
-        Ok(())
-    }
-
-    /// Exports a batch of metrics.
-    fn export_metrics(&mut self, batch: &MetricBatch) -> Result<(), Error> {
-        let _ = batch;
-        Ok(())
-    }
+    /// Exports a batch: the resource, then events, spans and metrics in the order they were
+    /// recorded. A plugin reads the records it exports and passes over the others.
+    fn export(&mut self, batch: &Batch<'_>) -> Result<(), Error>;
 
     /// Makes everything exported so far durable or sent.
     fn flush(&mut self) -> Result<(), Error> {
@@ -309,6 +291,12 @@ pub fn __with(f: impl FnOnce(&mut dyn Exporter) -> Result<(), Error>) -> Result<
 }
 
 #[doc(hidden)]
+pub fn __export(bytes: &[u8]) -> Result<(), Error> {
+    let batch = Batch::new(bytes).map_err(Error::permanent)?;
+    __with(|e| e.export(&batch))
+}
+
+#[doc(hidden)]
 pub fn __shutdown() -> Result<(), Error> {
     let result = __with(|e| e.shutdown());
     INSTANCE.with_borrow_mut(|state| *state = State::ShutDown);
@@ -328,14 +316,8 @@ macro_rules! export {
                 fn init(config: String, context: __wit::Context) -> Result<(), __wit::Error> {
                     $crate::__init::<$ty>(config, context)
                 }
-                fn export_events(batch: $crate::EventBatch) -> Result<(), __wit::Error> {
-                    $crate::__with(|e| e.export_events(&batch))
-                }
-                fn export_spans(batch: $crate::SpanBatch) -> Result<(), __wit::Error> {
-                    $crate::__with(|e| e.export_spans(&batch))
-                }
-                fn export_metrics(batch: $crate::MetricBatch) -> Result<(), __wit::Error> {
-                    $crate::__with(|e| e.export_metrics(&batch))
+                fn export_batch(batch: Vec<u8>) -> Result<(), __wit::Error> {
+                    $crate::__export(&batch)
                 }
                 fn flush() -> Result<(), __wit::Error> {
                     $crate::__with(|e| e.flush())
@@ -362,8 +344,8 @@ mod tests {
                 other => Err(Error::permanent(format!("invalid config: {other}"))),
             }
         }
-        fn export_events(&mut self, batch: &EventBatch) -> Result<(), Error> {
-            self.0 += batch.events.len() as u32;
+        fn export(&mut self, batch: &Batch<'_>) -> Result<(), Error> {
+            self.0 += batch.events().count() as u32;
             Ok(())
         }
     }
@@ -384,15 +366,12 @@ mod tests {
             exporter_name: "t".into(),
             session_id: "s".into(),
         };
-        let batch = encode::event_batch(&[], &[model::Event::new("e")]);
+        let batch = encode::batch(&[], &[model::Record::Event(model::Event::new("e"))]);
         let called = |r: Result<(), Error>| match r {
             Err(Error::Permanent(m)) => m,
             other => panic!("{other:?}"),
         };
-        assert_eq!(
-            called(__with(|e| e.export_events(&batch))),
-            "called before init"
-        );
+        assert_eq!(called(__export(&batch)), "called before init");
         assert_eq!(
             called(__init::<Counting>("{\"x\":1}".into(), context.clone())),
             "invalid config: {\"x\":1}"
@@ -402,13 +381,13 @@ mod tests {
             called(__init::<Counting>("{}".into(), context.clone())),
             "init called twice"
         );
-        __with(|e| e.export_events(&batch)).expect("export");
-        __with(|e| e.export_spans(&encode::span_batch(&[], &[]))).expect("ignored by default");
-        __shutdown().expect("shutdown");
-        assert_eq!(
-            called(__with(|e| e.export_events(&batch))),
-            "called after shutdown"
+        __export(&batch).expect("export");
+        assert!(
+            called(__export(&batch[..batch.len() - 1])).starts_with("not a batch in the layout"),
+            "a cut batch is refused"
         );
+        __shutdown().expect("shutdown");
+        assert_eq!(called(__export(&batch)), "called after shutdown");
         assert_eq!(
             called(__init::<Counting>("{}".into(), context)),
             "init called after shutdown"

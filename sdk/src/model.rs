@@ -1,13 +1,42 @@
 //! The owned telemetry data model: what an application records and what a record-format line
-//! holds. [`crate::encode`] lays a list of records out as the batches that cross into a plugin.
+//! holds. [`crate::encode`] lays records out as the batches that cross into a plugin.
 //!
-//! Each type and field is the owned twin of the WIT type of the same name in
-//! `wit/exporter.wit`, where they are documented: times are nanoseconds since the Unix epoch,
-//! ids are big-endian numbers, `attributes` keep their recorded order.
+//! Each type and field is the owned twin of a view of the same name in [`crate::view`], where
+//! they are documented: times are nanoseconds since the Unix epoch, ids are big-endian numbers,
+//! `attributes` keep their recorded order.
 
 use std::borrow::Cow;
 
-pub use crate::bindings::wasmtel::exporter::types::{SpanKind, StatusCode, Temporality};
+/// What a span stands for, as OpenTelemetry's `SpanKind`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum SpanKind {
+    #[default]
+    Internal,
+    Server,
+    Client,
+    Producer,
+    Consumer,
+}
+
+/// The outcome of a span, as OpenTelemetry's status code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum StatusCode {
+    #[default]
+    Unset,
+    Ok,
+    Error,
+}
+
+/// Whether a point covers the time since the previous export (`Delta`) or since its start
+/// time, which stays fixed (`Cumulative`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Temporality {
+    Delta,
+    Cumulative,
+}
 
 /// A string of a key or a value: borrowed for the program's life (a literal, built without an
 /// allocation) or owned.

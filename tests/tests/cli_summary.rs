@@ -27,7 +27,7 @@ fn a_replay_with_a_trapping_exporter_ends_with_a_summary_line_for_each() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = format!(
         "[exporters.healthy]\nplugin = \"file-jsonl\"\n\
-         [exporters.trapping]\nplugin = {ROGUE:?}\nconfig = {{ action = \"panic\" }}\nqueue = {{ max_retries = 1 }}\n"
+         [exporters.trapping]\nplugin = {ROGUE:?}\nconfig = {{ action = \"panic\" }}\nqueue = {{ max_retries = 1, max_batch = 20 }}\n"
     );
     std::fs::write(tmp.path().join("config.toml"), config).expect("write");
     let run = |extra: &[&str]| {

@@ -14,7 +14,7 @@ fn a_panic_in_export_is_a_contained_fault() {
         ROGUE,
         "action = \"panic\"",
         "",
-        "queue = { max_retries = 1 }",
+        "queue = { max_retries = 1, max_batch = 20 }",
     );
     faulted_and_parked(&s, records, &["unreachable"]);
     assert!(
@@ -29,7 +29,7 @@ fn an_infinite_loop_runs_into_its_deadline() {
         ROGUE,
         "action = \"loop\"",
         ", timeout_ms = 100",
-        "queue = { max_retries = 0 }",
+        "queue = { max_retries = 0, max_batch = 20 }",
     );
     faulted_and_parked(&s, records, &["deadline of 100 ms"]);
 }
@@ -40,7 +40,7 @@ fn allocating_until_out_of_memory_stops_at_the_limit() {
         ROGUE,
         "action = \"oom\"",
         ", memory_mib = 16",
-        "queue = { max_retries = 0 }",
+        "queue = { max_retries = 0, max_batch = 20 }",
     );
     faulted_and_parked(&s, records, &["memory"]);
 }
@@ -51,7 +51,7 @@ fn unbounded_recursion_exhausts_the_stack_not_the_host() {
         ROGUE,
         "action = \"recurse\"",
         "",
-        "queue = { max_retries = 0 }",
+        "queue = { max_retries = 0, max_batch = 20 }",
     );
     // The guest's own stack lives in its linear memory: overflowing it is an out-of-bounds access
     // (or, deeper, the host's limit on wasm frames).
@@ -113,7 +113,7 @@ fn retryable_errors_are_retried_then_dropped_and_counted() {
         ROGUE,
         "action = \"retryable\", ms = 5",
         "",
-        "queue = { max_retries = 2 }",
+        "queue = { max_retries = 2, max_batch = 20 }",
     );
     assert_eq!(
         (s.records_exported, s.dropped_failed, s.faults),

@@ -85,8 +85,12 @@ const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
 /// Replays beside `plugin` configured with `rogue` and more `sandbox` keys, without retries, and
 /// checks that each of its calls faulted on `limit`, the fault saying `words`.
 fn faults_on(plugin: &str, rogue: &str, sandbox: &str, limit: Limit, words: &str) {
-    let (s, records) =
-        beside_a_healthy_exporter(plugin, rogue, sandbox, "queue = { max_retries = 0 }");
+    let (s, records) = beside_a_healthy_exporter(
+        plugin,
+        rogue,
+        sandbox,
+        "queue = { max_retries = 0, max_batch = 20 }",
+    );
     faulted_and_parked(&s, records, &[words]);
     assert_eq!(passed(&s, limit), s.faults, "{s}");
 }
@@ -171,7 +175,7 @@ fn memory_is_bounded_over_all_memories_together() {
             MEMORIES,
             "",
             ", memory_mib = 32, max_memories = 32",
-            "queue = { max_retries = 0 }",
+            "queue = { max_retries = 0, max_batch = 20 }",
         );
         faulted_and_parked(
             &s,

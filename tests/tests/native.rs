@@ -1,10 +1,9 @@
 //! A plugin written with the SDK compiles natively too: the same file-jsonl code, run natively
-//! and as a component on the same batches, writes the same bytes.
+//! and as a component on the same batch, writes the same bytes: those of the fixture.
 
-use wasmtel::model::{Event, Metric, Record, Span};
+use wasmtel::model::Record;
 use wasmtel::plugin::{Batch, Runtime, Sandbox, builtin};
-use wasmtel_sdk::encode::{event_batch, metric_batch, span_batch};
-use wasmtel_sdk::{Context, Exporter};
+use wasmtel_sdk::{Context, Exporter, encode};
 use wasmtel_tests::fixture;
 
 #[test]
@@ -17,9 +16,7 @@ fn file_jsonl_natively_and_as_a_component_writes_the_same_bytes() {
     let Record::Resource(resource) = &records[0] else {
         panic!("a resource first")
     };
-    let events: Vec<&Event> = records.iter().filter_map(Record::as_event).collect();
-    let spans: Vec<&Span> = records.iter().filter_map(Record::as_span).collect();
-    let metrics: Vec<&Metric> = records.iter().filter_map(Record::as_metric).collect();
+    let batch = Batch::of(resource, records[1..].iter().cloned());
     let config = r#"{"file":"out.jsonl","max_total_bytes":0}"#;
     let context = Context {
         exporter_name: "same".into(),
@@ -33,15 +30,9 @@ fn file_jsonl_natively_and_as_a_component_writes_the_same_bytes() {
     );
     let mut native =
         file_jsonl::FileJsonl::init(&native_config, &context).unwrap_or_else(|e| panic!("{e:?}"));
-    native
-        .export_events(&event_batch(resource, events.iter().copied()))
-        .expect("events");
-    native
-        .export_spans(&span_batch(resource, spans.iter().copied()))
-        .expect("spans");
-    native
-        .export_metrics(&metric_batch(resource, metrics.iter().copied()))
-        .expect("metrics");
+    let laid_out = encode::batch(resource, batch.records());
+    let view = wasmtel_sdk::Batch::new(&laid_out).expect("a batch");
+    native.export(&view).expect("export");
     native.flush().expect("flush syncs the file");
     native.shutdown().expect("shutdown");
 
@@ -64,21 +55,7 @@ fn file_jsonl_natively_and_as_a_component_writes_the_same_bytes() {
             .await
             .expect("instantiate");
         instance.init(config, "same", "same").await.expect("init");
-        instance
-            .export(&Batch::events(resource, events.iter().map(|&e| e.clone())))
-            .await
-            .expect("events");
-        instance
-            .export(&Batch::spans(resource, spans.iter().map(|&s| s.clone())))
-            .await
-            .expect("spans");
-        instance
-            .export(&Batch::metrics(
-                resource,
-                metrics.iter().map(|&m| m.clone()),
-            ))
-            .await
-            .expect("metrics");
+        instance.export(&batch).await.expect("export");
         instance.shutdown().await.expect("shutdown");
     });
 
@@ -91,4 +68,5 @@ fn file_jsonl_natively_and_as_a_component_writes_the_same_bytes() {
         "every record and the resource line"
     );
     assert!(native == wasm, "{}", wasmtel_tests::diff(&native, &wasm));
+    assert!(native == text, "{}", wasmtel_tests::diff(&text, &native));
 }

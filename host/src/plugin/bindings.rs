@@ -8,5 +8,4 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::wasmtel::exporter::log::Level;
-pub use self::wasmtel::exporter::types;
 pub use exports::wasmtel::exporter::exporter::{Context, Error};

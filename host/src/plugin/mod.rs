@@ -19,7 +19,6 @@
 
 mod bindings;
 mod budget;
-mod convert;
 mod disk;
 mod files;
 mod net;
@@ -31,7 +30,6 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtel_sdk::encode;
-use wasmtel_sdk::model::Record;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -44,7 +42,6 @@ pub use crate::exporter::{Batch, Signal};
 use crate::exporter::{Exporter, Start};
 use crate::stats::{Limit, LimitCounts};
 pub use budget::Limits;
-use convert::IntoWit;
 pub use stdio::LogRate;
 
 /// The component of the built-in plugin `name`.
@@ -209,8 +206,6 @@ impl bindings::wasmtel::exporter::log::Host for HostState {
     }
 }
 
-impl bindings::wasmtel::exporter::types::Host for HostState {}
-
 /// The deadline of a call passed; raised from the epoch callback.
 #[derive(Debug, thiserror::Error)]
 #[error("call ran past its deadline of {} ms (sandbox.timeout_ms)", .0.as_millis())]
@@ -361,7 +356,7 @@ impl Runtime {
             .compile(bytes)
             .map_err(|e| err(LoadCause::Compile(e.into())))?;
         let expected = interface("exporter");
-        // wasmtime looks exports up by semver: 0.1.x plugins serve a 0.1.0 host.
+        // wasmtime looks exports up by semver: 0.2.x plugins serve a 0.2.0 host.
         if component.get_export(None, &expected).is_none() {
             let exports: Vec<String> = component
                 .component_type()
@@ -498,39 +493,16 @@ fn check_header(bytes: &[u8]) -> Result<(), &'static str> {
     }
 }
 
-/// A batch laid out for the host bindings.
-enum WitBatch {
-    Events(bindings::types::EventBatch),
-    Spans(bindings::types::SpanBatch),
-    Metrics(bindings::types::MetricBatch),
-}
-
-impl WitBatch {
-    /// Encodes `batch` (strings interned into its pool) and moves it into the bindings' types.
-    fn of(batch: &Batch) -> WitBatch {
-        let (resource, records) = (batch.resource(), batch.records());
-        match batch.signal() {
-            Signal::Events => WitBatch::Events(
-                encode::event_batch(resource, records.filter_map(Record::as_event)).into_wit(),
-            ),
-            Signal::Spans => WitBatch::Spans(
-                encode::span_batch(resource, records.filter_map(Record::as_span)).into_wit(),
-            ),
-            Signal::Metrics => WitBatch::Metrics(
-                encode::metric_batch(resource, records.filter_map(Record::as_metric)).into_wit(),
-            ),
-        }
-    }
-}
-
 /// One running instance of a plugin, with its own store.
 pub struct Instance {
     store: Store<HostState>,
     plugin: bindings::Plugin,
     /// The deadline of each call; none if unbounded.
     timeout: Option<Duration>,
-    /// The last batch that failed, laid out, so that its retry sends it as it is.
-    laid_out: Option<(Batch, WitBatch)>,
+    /// The last batch laid out (the buffer keeps its room from batch to batch)...
+    laid_out: Vec<u8>,
+    /// ... and which batch it is, if it failed: its retry sends it as it is.
+    failed: Option<Batch>,
 }
 
 impl Plugin {
@@ -656,7 +628,8 @@ impl Plugin {
             store,
             plugin,
             timeout,
-            laid_out: None,
+            laid_out: Vec::new(),
+            failed: None,
         })
     }
 }
@@ -729,21 +702,16 @@ impl Instance {
     /// Exports one batch: lays it out for the plugin, then calls it within the deadline. The
     /// layout of a batch that failed is kept, so that its retry sends it as it is.
     pub async fn export(&mut self, batch: &Batch) -> Result<(), CallError> {
-        let laid_out = match self.laid_out.take() {
-            Some((failed, laid_out)) if failed.same(batch) => laid_out,
-            _ => WitBatch::of(batch),
-        };
+        if !self.failed.take().is_some_and(|failed| failed.same(batch)) {
+            encode::batch_into(&mut self.laid_out, batch.resource(), batch.records());
+        }
         arm(&mut self.store, self.timeout);
         let api = self.plugin.wasmtel_exporter_exporter();
-        let (store, timeout) = (&mut self.store, self.timeout);
-        let result = match &laid_out {
-            WitBatch::Events(b) => within(timeout, api.call_export_events(store, b)).await,
-            WitBatch::Spans(b) => within(timeout, api.call_export_spans(store, b)).await,
-            WitBatch::Metrics(b) => within(timeout, api.call_export_metrics(store, b)).await,
-        };
+        let call = api.call_export_batch(&mut self.store, &self.laid_out);
+        let result = within(self.timeout, call).await;
         let result = finish(result, &self.store.data().passed);
         if result.is_err() {
-            self.laid_out = Some((batch.clone(), laid_out));
+            self.failed = Some(batch.clone());
         }
         result
     }

@@ -5,11 +5,11 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
-use wasmtel_sdk::types::{
-    HistogramPoint, MetricData, NumberPoint, Scope, SpanKind, StatusCode, Temporality, TraceId,
+use wasmtel_sdk::model::{Number, SpanKind, StatusCode, Temporality};
+use wasmtel_sdk::view::{
+    HistogramPoint, Item, List, MetricData, NumberPoint, Record, Scope, SpanEvent, SpanLink,
 };
-use wasmtel_sdk::types::{Number, Pool};
-use wasmtel_sdk::{AnyValue, Attributes, EventBatch, MetricBatch, SpanBatch};
+use wasmtel_sdk::{AnyValue, Attributes};
 
 /// Turns batches into lines, remembering the resource written last so that a `resource` line
 /// precedes the first records and every change of resource.
@@ -35,7 +35,8 @@ impl LineWriter {
         self.resource = None;
     }
 
-    fn resource(&mut self, attributes: Attributes<'_>) {
+    /// Adds the resource line, unless the lines so far are of this resource already.
+    pub fn resource(&mut self, attributes: Attributes<'_>) {
         let mut line = Vec::new();
         serde_json::to_writer(
             &mut line,
@@ -57,133 +58,82 @@ impl LineWriter {
         self.buf.push(b'\n');
     }
 
-    /// Adds a batch of events.
-    pub fn events(&mut self, batch: &EventBatch) {
-        self.resource(batch.resource());
-        let pool = &batch.pool;
-        for e in &batch.events {
-            self.line(&EventLine {
+    /// Adds the line of `record`, after the line of its resource if that changed.
+    pub fn record(&mut self, resource: Attributes<'_>, record: Record<'_>) {
+        self.resource(resource);
+        match record {
+            Record::Event(e) => self.line(&EventLine {
                 ty: "event",
                 time: Time(e.time_unix_nano),
-                name: pool.str(e.name),
+                name: e.name,
                 severity_number: e.severity_number,
-                severity_text: pool.str(e.severity_text),
-                body: Val(pool.value(&e.body)),
-                attributes: Attrs(pool.attributes(e.attributes)),
+                severity_text: e.severity_text,
+                body: Val(e.body),
+                attributes: Attrs(e.attributes),
                 trace_id: e.trace_id.map(TraceHex),
                 span_id: e.span_id.map(SpanHex),
-                scope: ScopeLine::new(pool, e.scope),
-            });
-        }
-    }
-
-    /// Adds a batch of spans.
-    pub fn spans(&mut self, batch: &SpanBatch) {
-        self.resource(batch.resource());
-        let pool = &batch.pool;
-        for s in &batch.spans {
-            let events = batch
-                .events_of(s)
-                .iter()
-                .map(|e| SpanEventLine {
-                    time: Time(e.time_unix_nano),
-                    name: pool.str(e.name),
-                    attributes: Attrs(pool.attributes(e.attributes)),
+                scope: ScopeLine::new(e.scope),
+            }),
+            Record::Span(s) => {
+                let status = match s.status {
+                    StatusCode::Unset => None,
+                    StatusCode::Ok => Some("ok"),
+                    StatusCode::Error => Some("error"),
+                };
+                self.line(&SpanLine {
+                    ty: "span",
+                    trace_id: TraceHex(s.trace_id),
+                    span_id: SpanHex(s.span_id),
+                    parent_span_id: s.parent_span_id.map(SpanHex),
+                    name: s.name,
+                    kind: span_kind(s.kind),
+                    start: Time(s.start_time_unix_nano),
+                    end: Time(s.end_time_unix_nano),
+                    attributes: Attrs(s.attributes),
+                    events: SpanEvents(s.events),
+                    links: SpanLinks(s.links),
+                    status: status.map(|code| StatusLine {
+                        code,
+                        message: s.status_message,
+                    }),
+                    scope: ScopeLine::new(s.scope),
                 })
-                .collect();
-            let links = batch
-                .links_of(s)
-                .iter()
-                .map(|l| SpanLinkLine {
-                    trace_id: TraceHex(l.trace_id),
-                    span_id: SpanHex(l.span_id),
-                    attributes: Attrs(pool.attributes(l.attributes)),
+            }
+            Record::Metric(m) => {
+                let (kind, temporality, monotonic, points) = match m.data {
+                    MetricData::Sum {
+                        points,
+                        temporality,
+                        monotonic,
+                    } => (
+                        "sum",
+                        Some(temporality_name(temporality)),
+                        Some(monotonic),
+                        Points::Numbers(points),
+                    ),
+                    MetricData::Gauge { points } => ("gauge", None, None, Points::Numbers(points)),
+                    MetricData::Histogram {
+                        points,
+                        temporality,
+                    } => (
+                        "histogram",
+                        Some(temporality_name(temporality)),
+                        None,
+                        Points::Histograms(points),
+                    ),
+                };
+                self.line(&MetricLine {
+                    ty: "metric",
+                    name: m.name,
+                    description: m.description,
+                    unit: m.unit,
+                    scope: ScopeLine::new(m.scope),
+                    kind,
+                    temporality,
+                    monotonic,
+                    points,
                 })
-                .collect();
-            let status = match s.status {
-                StatusCode::Unset => None,
-                StatusCode::Ok => Some(StatusLine {
-                    code: "ok",
-                    message: pool.str(s.status_message),
-                }),
-                StatusCode::Error => Some(StatusLine {
-                    code: "error",
-                    message: pool.str(s.status_message),
-                }),
-            };
-            self.line(&SpanLine {
-                ty: "span",
-                trace_id: TraceHex(s.trace_id),
-                span_id: SpanHex(s.span_id),
-                parent_span_id: s.parent_span_id.map(SpanHex),
-                name: pool.str(s.name),
-                kind: span_kind(s.kind),
-                start: Time(s.start_time_unix_nano),
-                end: Time(s.end_time_unix_nano),
-                attributes: Attrs(pool.attributes(s.attributes)),
-                events,
-                links,
-                status,
-                scope: ScopeLine::new(pool, s.scope),
-            });
-        }
-    }
-
-    /// Adds a batch of metrics.
-    pub fn metrics(&mut self, batch: &MetricBatch) {
-        self.resource(batch.resource());
-        let pool = &batch.pool;
-        for m in &batch.metrics {
-            let numbers = |points: &[NumberPoint]| -> Vec<PointLine<'_>> {
-                points
-                    .iter()
-                    .map(|p| PointLine {
-                        attributes: Attrs(pool.attributes(p.attributes)),
-                        start: Time(p.start_time_unix_nano),
-                        time: Time(p.time_unix_nano),
-                        value: Some(p.value),
-                        histogram: None,
-                    })
-                    .collect()
-            };
-            let (kind, temporality, monotonic, points) = match m.data {
-                MetricData::Sum(sum) => (
-                    "sum",
-                    Some(temporality_name(sum.temporality)),
-                    Some(sum.monotonic),
-                    numbers(batch.number_points(sum.points)),
-                ),
-                MetricData::Gauge(range) => {
-                    ("gauge", None, None, numbers(batch.number_points(range)))
-                }
-                MetricData::Histogram(h) => (
-                    "histogram",
-                    Some(temporality_name(h.temporality)),
-                    None,
-                    batch
-                        .histogram_points(h.points)
-                        .iter()
-                        .map(|p| PointLine {
-                            attributes: Attrs(pool.attributes(p.attributes)),
-                            start: Time(p.start_time_unix_nano),
-                            time: Time(p.time_unix_nano),
-                            value: None,
-                            histogram: Some(HistogramFields::new(batch, p)),
-                        })
-                        .collect(),
-                ),
-            };
-            self.line(&MetricLine {
-                ty: "metric",
-                name: pool.str(m.name),
-                description: pool.str(m.description),
-                unit: pool.str(m.unit),
-                scope: ScopeLine::new(pool, m.scope),
-                kind,
-                temporality,
-                monotonic,
-                points,
-            });
+            }
         }
     }
 }
@@ -253,10 +203,10 @@ struct SpanLine<'a> {
     end: Time,
     #[serde(skip_serializing_if = "Attrs::is_empty")]
     attributes: Attrs<'a>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    events: Vec<SpanEventLine<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    links: Vec<SpanLinkLine<'a>>,
+    #[serde(skip_serializing_if = "SpanEvents::is_empty")]
+    events: SpanEvents<'a>,
+    #[serde(skip_serializing_if = "SpanLinks::is_empty")]
+    links: SpanLinks<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<StatusLine<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -302,7 +252,41 @@ struct MetricLine<'a> {
     temporality: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     monotonic: Option<bool>,
-    points: Vec<PointLine<'a>>,
+    points: Points<'a>,
+}
+
+/// The points of a metric, read from the batch as they are written.
+enum Points<'a> {
+    Numbers(List<'a, NumberPoint<'a>>),
+    Histograms(List<'a, HistogramPoint<'a>>),
+}
+
+impl Serialize for Points<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Points::Numbers(points) => s.collect_seq(points.iter().map(|p| PointLine {
+                attributes: Attrs(p.attributes),
+                start: Time(p.start_time_unix_nano),
+                time: Time(p.time_unix_nano),
+                value: Some(p.value),
+                histogram: None,
+            })),
+            Points::Histograms(points) => s.collect_seq(points.iter().map(|p| PointLine {
+                attributes: Attrs(p.attributes),
+                start: Time(p.start_time_unix_nano),
+                time: Time(p.time_unix_nano),
+                value: None,
+                histogram: Some(HistogramFields {
+                    count: p.count,
+                    sum: Double(p.sum),
+                    min: p.min.map(Double),
+                    max: p.max.map(Double),
+                    bounds: Plain(p.bounds),
+                    counts: Plain(p.counts),
+                }),
+            })),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -325,20 +309,54 @@ struct HistogramFields<'a> {
     min: Option<Double>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max: Option<Double>,
-    bounds: &'a [f64],
-    counts: &'a [u64],
+    bounds: Plain<'a, f64>,
+    counts: Plain<'a, u64>,
 }
 
-impl<'a> HistogramFields<'a> {
-    fn new(batch: &'a MetricBatch, p: &HistogramPoint) -> Self {
-        HistogramFields {
-            count: p.count,
-            sum: Double(p.sum),
-            min: p.min.map(Double),
-            max: p.max.map(Double),
-            bounds: batch.bounds_of(p),
-            counts: batch.counts_of(p),
-        }
+/// A list of numbers as a JSON array.
+struct Plain<'a, T>(List<'a, T>);
+
+impl<'a, T: Item<'a> + Serialize> Serialize for Plain<'a, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
+}
+
+/// A span's events as a JSON array.
+struct SpanEvents<'a>(List<'a, SpanEvent<'a>>);
+
+impl SpanEvents<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for SpanEvents<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|e| SpanEventLine {
+            time: Time(e.time_unix_nano),
+            name: e.name,
+            attributes: Attrs(e.attributes),
+        }))
+    }
+}
+
+/// A span's links as a JSON array.
+struct SpanLinks<'a>(List<'a, SpanLink<'a>>);
+
+impl SpanLinks<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for SpanLinks<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|l| SpanLinkLine {
+            trace_id: TraceHex(l.trace_id),
+            span_id: SpanHex(l.span_id),
+            attributes: Attrs(l.attributes),
+        }))
     }
 }
 
@@ -358,9 +376,11 @@ struct ScopeLine<'a> {
 }
 
 impl<'a> ScopeLine<'a> {
-    fn new(pool: &'a Pool, scope: Scope) -> Option<Self> {
-        let (name, version) = (pool.str(scope.name), pool.str(scope.version));
-        (!name.is_empty() || !version.is_empty()).then_some(ScopeLine { name, version })
+    fn new(scope: Scope<'a>) -> Option<Self> {
+        (!scope.is_empty()).then_some(ScopeLine {
+            name: scope.name,
+            version: scope.version,
+        })
     }
 }
 
@@ -375,11 +395,11 @@ impl Serialize for Time {
 }
 
 /// A trace id as 32 lowercase hex digits.
-struct TraceHex(TraceId);
+struct TraceHex(u128);
 
 impl Serialize for TraceHex {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{:032x}", self.0.as_u128()))
+        s.collect_str(&format_args!("{:032x}", self.0))
     }
 }
 

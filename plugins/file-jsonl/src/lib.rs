@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use wasmtel_sdk::files::{self, Lock, LockError};
-use wasmtel_sdk::{Context, Error, EventBatch, Exporter, MetricBatch, SpanBatch, log};
+use wasmtel_sdk::{Batch, Context, Error, Exporter, log};
 
 pub use format::LineWriter;
 
@@ -205,18 +205,19 @@ impl Exporter for FileJsonl {
         Ok(exporter)
     }
 
-    fn export_events(&mut self, batch: &EventBatch) -> Result<(), Error> {
-        self.lines.events(batch);
-        self.write()
-    }
-
-    fn export_spans(&mut self, batch: &SpanBatch) -> Result<(), Error> {
-        self.lines.spans(batch);
-        self.write()
-    }
-
-    fn export_metrics(&mut self, batch: &MetricBatch) -> Result<(), Error> {
-        self.lines.metrics(batch);
+    /// Writes the batch's lines. A file is full at `max_file_bytes`: the lines past it go on in
+    /// the next file, even within a batch. (If writing fails after part of a batch went to a
+    /// file that filled, its retry writes that part again.)
+    fn export(&mut self, batch: &Batch<'_>) -> Result<(), Error> {
+        let resource = batch.resource();
+        self.lines.resource(resource);
+        for record in batch.records() {
+            self.lines.record(resource, record);
+            let buffered = self.lines.lines().len() as u64;
+            if self.max_file_bytes != 0 && self.active.bytes + buffered >= self.max_file_bytes {
+                self.write()?;
+            }
+        }
         self.write()
     }
 

@@ -9,16 +9,14 @@ wit_bindgen::generate!({
         }
         world plugin {
             import telepathy;
-            export wasmtel:exporter/exporter@0.1.1;
+            export wasmtel:exporter/exporter@0.2.0;
         }
     ",
     world: "test:extra/plugin",
     generate_all,
 });
 
-use exports::wasmtel::exporter::exporter::{
-    Context, Error, EventBatch, Guest, MetricBatch, SpanBatch,
-};
+use exports::wasmtel::exporter::exporter::{Context, Error, Guest};
 
 struct Telepath;
 
@@ -26,13 +24,7 @@ impl Guest for Telepath {
     fn init(_config: String, _context: Context) -> Result<(), Error> {
         Err(Error::Permanent(test::extra::telepathy::read_mind()))
     }
-    fn export_events(_batch: EventBatch) -> Result<(), Error> {
-        Ok(())
-    }
-    fn export_spans(_batch: SpanBatch) -> Result<(), Error> {
-        Ok(())
-    }
-    fn export_metrics(_batch: MetricBatch) -> Result<(), Error> {
+    fn export_batch(_batch: Vec<u8>) -> Result<(), Error> {
         Ok(())
     }
     fn flush() -> Result<(), Error> {

@@ -1,8 +1,8 @@
-//! Exports `wasmtel:exporter/exporter@0.1.0` with `init` alone: the export functions are missing.
+//! Exports `wasmtel:exporter/exporter@0.2.0` with `init` alone: the export functions are missing.
 
 wit_bindgen::generate!({
     inline: "
-        package wasmtel:exporter@0.1.0;
+        package wasmtel:exporter@0.2.0;
         interface exporter {
             init: func(config: string) -> result<_, string>;
         }

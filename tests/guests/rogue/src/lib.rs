@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use wasmtel_sdk::{Context, Error, EventBatch, Exporter, MetricBatch, SpanBatch};
+use wasmtel_sdk::{Batch, Context, Error, Exporter};
 
 #[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
@@ -342,15 +342,7 @@ impl Exporter for Rogue {
         Ok(Rogue(config))
     }
 
-    fn export_events(&mut self, _batch: &EventBatch) -> Result<(), Error> {
-        self.on_export()
-    }
-
-    fn export_spans(&mut self, _batch: &SpanBatch) -> Result<(), Error> {
-        self.on_export()
-    }
-
-    fn export_metrics(&mut self, _batch: &MetricBatch) -> Result<(), Error> {
+    fn export(&mut self, _batch: &Batch<'_>) -> Result<(), Error> {
         self.on_export()
     }
 }
