@@ -41,7 +41,7 @@ pub fn batch_into<'a>(
     records: impl IntoIterator<Item = &'a Record>,
 ) {
     out.clear();
-    let mut w = Writer(out);
+    let mut w = Writer { out, depth: 0 };
     w.sized(kind::RESOURCE, |w| w.attributes(resource));
     for record in records {
         w.record(record);
@@ -49,29 +49,33 @@ pub fn batch_into<'a>(
 }
 
 /// Appends to the batch's bytes.
-struct Writer<'a>(&'a mut Vec<u8>);
+struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+    /// How many lists the bytes being written are inside.
+    depth: u8,
+}
 
 impl Writer<'_> {
     fn u8(&mut self, v: u8) {
-        self.0.push(v);
+        self.out.push(v);
     }
 
     fn u32(&mut self, v: usize) {
         let v = u32::try_from(v).expect("a batch holds less than 4 GiB");
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.out.extend_from_slice(&v.to_le_bytes());
     }
 
     fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.out.extend_from_slice(&v.to_le_bytes());
     }
 
     fn f64(&mut self, v: f64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.out.extend_from_slice(&v.to_le_bytes());
     }
 
     fn bytes(&mut self, b: &[u8]) {
         self.u32(b.len());
-        self.0.extend_from_slice(b);
+        self.out.extend_from_slice(b);
     }
 
     fn str(&mut self, s: &str) {
@@ -79,12 +83,12 @@ impl Writer<'_> {
     }
 
     fn trace_id(&mut self, id: Option<u128>) {
-        self.0
+        self.out
             .extend_from_slice(&id.unwrap_or_default().to_be_bytes());
     }
 
     fn span_id(&mut self, id: Option<u64>) {
-        self.0
+        self.out
             .extend_from_slice(&id.unwrap_or_default().to_be_bytes());
     }
 
@@ -100,17 +104,19 @@ impl Writer<'_> {
     fn list<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Self, &T)) {
         let at = self.size();
         self.u32(items.len());
-        let start = self.0.len();
+        let start = self.out.len();
+        self.depth += 1;
         for x in items {
             item(self, x);
         }
+        self.depth -= 1;
         self.set_size_from(at, start);
     }
 
     /// Room for a size, set by [`Writer::set_size`]: where it is.
     fn size(&mut self) -> usize {
-        self.0.extend_from_slice(&[0; 4]);
-        self.0.len() - 4
+        self.out.extend_from_slice(&[0; 4]);
+        self.out.len() - 4
     }
 
     /// The size at `at` becomes the length of what follows it.
@@ -120,8 +126,8 @@ impl Writer<'_> {
 
     /// The size at `at` becomes the length of what follows `start`.
     fn set_size_from(&mut self, at: usize, start: usize) {
-        let size = u32::try_from(self.0.len() - start).expect("a batch holds less than 4 GiB");
-        self.0[at..at + 4].copy_from_slice(&size.to_le_bytes());
+        let size = u32::try_from(self.out.len() - start).expect("a batch holds less than 4 GiB");
+        self.out[at..at + 4].copy_from_slice(&size.to_le_bytes());
     }
 
     fn attributes(&mut self, attributes: &[KeyValue]) {
@@ -131,8 +137,12 @@ impl Writer<'_> {
         });
     }
 
+    /// A value; an array or map that would nest lists deeper than the layout allows is empty.
     fn value(&mut self, value: &Value) {
         match value {
+            Value::Array(_) | Value::Map(_) if self.depth >= crate::view::MAX_DEPTH => {
+                self.u8(tag::EMPTY)
+            }
             Value::Empty => self.u8(tag::EMPTY),
             Value::String(s) => {
                 self.u8(tag::STRING);
@@ -144,7 +154,7 @@ impl Writer<'_> {
             }
             Value::Int(i) => {
                 self.u8(tag::INT);
-                self.0.extend_from_slice(&i.to_le_bytes());
+                self.out.extend_from_slice(&i.to_le_bytes());
             }
             Value::Double(d) => {
                 self.u8(tag::DOUBLE);

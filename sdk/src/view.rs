@@ -38,16 +38,30 @@ mod cursor {
         /// Where `bytes` starts in the batch, for errors.
         pub(super) offset: usize,
         pub(super) checked: bool,
+        /// How many lists this cursor's bytes are inside.
+        pub(super) depth: u8,
     }
 }
 use cursor::Cursor;
 
-type Read<T> = Result<T, &'static str>;
+type Read<T> = Result<T, LayoutError>;
+
+/// How deeply lists may nest: a value's arrays and maps inside the lists of its record. The
+/// encoder writes a value that would nest deeper as empty.
+pub const MAX_DEPTH: u8 = 32;
 
 impl<'a> Cursor<'a> {
+    /// What is wrong here.
+    fn fail<T>(&self, reason: &'static str) -> Read<T> {
+        Err(LayoutError {
+            offset: self.offset,
+            reason,
+        })
+    }
+
     fn take(&mut self, n: usize) -> Read<&'a [u8]> {
         if n > self.bytes.len() {
-            return Err("a length runs past its end");
+            return self.fail("a length runs past its end");
         }
         let (head, rest) = self.bytes.split_at(n);
         self.bytes = rest;
@@ -64,11 +78,12 @@ impl<'a> Cursor<'a> {
     }
 
     fn code(&mut self, cases: u8) -> Read<u8> {
+        let at = *self;
         let code = self.u8()?;
         if code < cases {
             Ok(code)
         } else {
-            Err("an unknown code")
+            at.fail("an unknown code")
         }
     }
 
@@ -98,12 +113,15 @@ impl<'a> Cursor<'a> {
     }
 
     fn str(&mut self) -> Read<&'a str> {
+        let at = *self;
         let bytes = self.bytes()?;
         if self.checked {
-            std::str::from_utf8(bytes).map_err(|_| "text that is not UTF-8")
+            std::str::from_utf8(bytes).or_else(|_| at.fail("text that is not UTF-8"))
         } else {
-            // SAFETY: this cursor reads a batch that `Batch::new` checked with the same reads,
-            // in which these bytes were read as text and found UTF-8.
+            debug_assert!(std::str::from_utf8(bytes).is_ok());
+            // SAFETY: this cursor reads a batch that `Batch::new` checked: the checked pass made
+            // the same reads (the read code never depends on `checked`), in which these bytes
+            // were read as text and found UTF-8.
             Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
         }
     }
@@ -114,14 +132,18 @@ impl<'a> Cursor<'a> {
         Ok(Cursor {
             bytes: self.take(size)?,
             offset,
-            checked: self.checked,
+            ..*self
         })
     }
 
     fn list<T: Item<'a>>(&mut self) -> Read<List<'a, T>> {
+        if self.depth >= MAX_DEPTH {
+            return self.fail("lists nested deeper than MAX_DEPTH");
+        }
         let size = self.u32()?;
         let count = self.u32()?;
-        let items = self.sub(size)?;
+        let mut items = self.sub(size)?;
+        items.depth += 1;
         let list = List {
             items,
             count,
@@ -154,8 +176,9 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// What a [`List`] holds: read from a cursor.
-pub trait Item<'a>: Sized {
+/// What a [`List`] holds: the items of the batch layout, read from a cursor. Implemented for
+/// them only (the cursor is the SDK's own).
+pub trait Item<'a>: Sized + std::fmt::Debug {
     #[doc(hidden)]
     fn read(cursor: &mut Cursor<'a>) -> Read<Self>;
 }
@@ -199,7 +222,7 @@ impl<'a, T: Item<'a>> List<'a, T> {
         if items.bytes.is_empty() {
             Ok(())
         } else {
-            Err("a list's items do not fill its size")
+            items.fail("a list's items do not fill its size")
         }
     }
 }
@@ -236,7 +259,9 @@ impl<'a, T: Item<'a>> Iterator for ListIter<'a, T> {
         }
         self.left -= 1;
         // Checked when the batch was made: a read cannot fail.
-        T::read(&mut self.items).ok()
+        let item = T::read(&mut self.items);
+        debug_assert!(item.is_ok(), "{item:?}");
+        item.ok()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -278,6 +303,13 @@ impl<'a> Attributes<'a> {
     /// The value of the first attribute named `key`.
     pub fn get(&self, key: &str) -> Option<AnyValue<'a>> {
         self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The attributes, owned.
+    pub fn to_model(&self) -> Vec<model::KeyValue> {
+        self.iter()
+            .map(|(k, v)| model::KeyValue::new(k.to_owned(), v.to_model()))
+            .collect()
     }
 }
 
@@ -498,10 +530,11 @@ impl<'a> Item<'a> for NumberPoint<'a> {
     fn read(c: &mut Cursor<'a>) -> Read<Self> {
         let start_time_unix_nano = c.u64()?;
         let time_unix_nano = c.u64()?;
+        let at = *c;
         let value = match c.value()? {
             AnyValue::Int(i) => Number::Int(i),
             AnyValue::Double(d) => Number::Double(d),
-            _ => return Err("a point's value that is not a number"),
+            _ => return at.fail("a point's value that is not a number"),
         };
         Ok(NumberPoint {
             start_time_unix_nano,
@@ -621,8 +654,9 @@ impl<'a> Cursor<'a> {
 
     /// The resource record, which starts a batch.
     fn resource(&mut self) -> Read<Attributes<'a>> {
+        let at = *self;
         if self.u8()? != kind::RESOURCE {
-            return Err("a first record that is not the resource");
+            return at.fail("a first record that is not the resource");
         }
         let size = self.u32()?;
         self.sub(size)?.list()
@@ -630,6 +664,7 @@ impl<'a> Cursor<'a> {
 
     /// The next record; none for one of a kind this SDK does not know.
     fn record(&mut self) -> Read<Option<Record<'a>>> {
+        let at = *self;
         let kind = self.u8()?;
         let size = self.u32()?;
         let mut body = self.sub(size)?;
@@ -637,7 +672,7 @@ impl<'a> Cursor<'a> {
             kind::EVENT => Record::Event(body.event()?),
             kind::SPAN => Record::Span(body.span()?),
             kind::METRIC => Record::Metric(body.metric()?),
-            kind::RESOURCE => return Err("a second resource"),
+            kind::RESOURCE => return at.fail("a second resource"),
             _ => return Ok(None),
         }))
     }
@@ -664,24 +699,20 @@ pub struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    /// Checks `bytes` as a batch (every size, code and string), once.
+    /// Checks `bytes` as a batch (every size, code and string, and lists nested at most
+    /// [`MAX_DEPTH`] deep), once.
     pub fn new(bytes: &'a [u8]) -> Result<Batch<'a>, LayoutError> {
         let mut c = Cursor {
             bytes,
             offset: 0,
             checked: true,
+            depth: 0,
         };
-        let resource = c
-            .resource()
-            .map_err(|reason| LayoutError { offset: 0, reason })?;
+        let resource = c.resource()?;
         let records = c;
         let mut len = 0;
         while !c.bytes.is_empty() {
-            let offset = c.offset;
-            if c.record()
-                .map_err(|reason| LayoutError { offset, reason })?
-                .is_some()
-            {
+            if c.record()?.is_some() {
                 len += 1;
             }
         }
@@ -907,12 +938,8 @@ impl Scope<'_> {
     }
 }
 
-/// Attributes, owned.
-pub fn attributes(attributes: Attributes<'_>) -> Vec<model::KeyValue> {
-    attributes
-        .iter()
-        .map(|(k, v)| model::KeyValue::new(k.to_owned(), v.to_model()))
-        .collect()
+fn attributes(attributes: Attributes<'_>) -> Vec<model::KeyValue> {
+    attributes.to_model()
 }
 
 #[cfg(test)]
@@ -1050,6 +1077,33 @@ mod tests {
     }
 
     #[test]
+    fn the_example_of_the_wit_documentation_is_what_the_encoder_writes() {
+        let wit = include_str!("../../wit/exporter.wit");
+        let example = wit
+            .split_once("in hex:")
+            .and_then(|(_, rest)| rest.split("```").nth(1))
+            .expect("the example in wit/exporter.wit");
+        let mut documented = Vec::new();
+        for line in example.lines() {
+            let words = line.trim_start_matches("///").split_whitespace();
+            for word in words.take_while(|w| w.bytes().all(|b| b.is_ascii_hexdigit())) {
+                for pair in word.as_bytes().chunks(2) {
+                    let pair = std::str::from_utf8(pair).expect("ASCII");
+                    documented.push(u8::from_str_radix(pair, 16).expect("hex"));
+                }
+            }
+        }
+        let event = model::Event {
+            time_unix_nano: 1,
+            name: "e".into(),
+            attributes: vec![KeyValue::new("k", 2i64)],
+            ..model::Event::default()
+        };
+        let laid_out = encode::batch(&[], &[model::Record::Event(event)]);
+        assert_eq!(laid_out, documented);
+    }
+
+    #[test]
     fn records_of_unknown_kinds_and_fields_added_at_the_end_are_passed_over() {
         let (resource, records) = records();
         let mut bytes = encode::batch(&resource, &records[..1]);
@@ -1065,6 +1119,47 @@ mod tests {
         let batch = Batch::new(&bytes).expect("a batch");
         let back: Vec<_> = batch.records().map(|r| r.to_model()).collect();
         assert_eq!(text(&back), text(&[records[0].clone(), records[0].clone()]));
+    }
+
+    #[test]
+    fn values_nested_past_the_limit_are_laid_out_empty_and_refused_when_read() {
+        let mut deep = Value::Int(1);
+        for _ in 0..40 {
+            deep = Value::Array(vec![deep]);
+        }
+        let bytes = encode::batch(&[KeyValue::new("deep", deep)], &[]);
+        let batch = Batch::new(&bytes).expect("laid out within the limit");
+        let mut value = batch.resource().get("deep").expect("the attribute");
+        let mut depth = 1; // the resource's attributes
+        while let AnyValue::Array(items) = value {
+            depth += 1;
+            value = items.iter().next().expect("one element");
+        }
+        assert_eq!((depth, value.to_model()), (MAX_DEPTH, Value::Empty));
+        // By hand, a resource whose one attribute nests `arrays` arrays.
+        let batch = |arrays: usize| {
+            let mut value = vec![tag::INT, 1, 0, 0, 0, 0, 0, 0, 0];
+            for _ in 0..arrays {
+                let mut array = vec![tag::ARRAY];
+                array.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                array.extend_from_slice(&1u32.to_le_bytes());
+                array.extend_from_slice(&value);
+                value = array;
+            }
+            let mut kv = vec![1, 0, 0, 0, b'a'];
+            kv.extend_from_slice(&value);
+            let mut body = (kv.len() as u32).to_le_bytes().to_vec();
+            body.extend_from_slice(&1u32.to_le_bytes());
+            body.extend_from_slice(&kv);
+            let mut bytes = vec![kind::RESOURCE];
+            bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&body);
+            bytes
+        };
+        let limit = usize::from(MAX_DEPTH) - 1;
+        assert!(Batch::new(&batch(limit)).is_ok());
+        let refused = Batch::new(&batch(limit + 1)).map(|_| ()).unwrap_err();
+        assert_eq!(refused.reason, "lists nested deeper than MAX_DEPTH");
     }
 
     #[test]

@@ -284,7 +284,8 @@ impl Runtime {
     }
 
     /// A runtime whose instances have none of the sandbox's limits (memory, tables, handles,
-    /// deadlines, disk quota): only for benchmarks that measure what the limits cost.
+    /// deadlines and the epoch checks compiled in for them, disk quota): only for benchmarks
+    /// that measure what the limits cost.
     #[doc(hidden)]
     pub fn unbounded(cache_dir: Option<PathBuf>) -> Result<Runtime, Error> {
         Runtime::with_cache(cache_dir, false).map_err(|e| Error::Runtime(e.into()))
@@ -294,7 +295,7 @@ impl Runtime {
         let mut config = wasmtime::Config::new();
         config
             .wasm_component_model(true)
-            .epoch_interruption(true)
+            .epoch_interruption(bounded)
             .max_wasm_stack(512 * 1024);
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);

@@ -11,12 +11,15 @@ use wasmtel_sdk::view::{
 };
 use wasmtel_sdk::{AnyValue, Attributes};
 
-/// Turns batches into lines, remembering the resource written last so that a `resource` line
-/// precedes the first records and every change of resource.
+/// Turns records into lines, with a `resource` line before the first records of a file and at
+/// every change of resource.
 #[derive(Default)]
 pub struct LineWriter {
     buf: Vec<u8>,
-    resource: Option<Vec<u8>>,
+    /// The line of the current resource...
+    resource: Vec<u8>,
+    /// ... and whether the lines so far (in this file) have it.
+    resource_written: bool,
 }
 
 impl LineWriter {
@@ -30,14 +33,15 @@ impl LineWriter {
         self.buf.clear();
     }
 
-    /// The next lines go to a new file: it starts with the resource line again.
+    /// The next lines go to a new file (or the last ones were lost): they start with the
+    /// resource line again.
     pub fn new_file(&mut self) {
-        self.resource = None;
+        self.resource_written = false;
     }
 
-    /// Adds the resource line, unless the lines so far are of this resource already.
+    /// The records that follow are of the resource `attributes` (once per batch).
     pub fn resource(&mut self, attributes: Attributes<'_>) {
-        let mut line = Vec::new();
+        let mut line = Vec::with_capacity(self.resource.len());
         serde_json::to_writer(
             &mut line,
             &ResourceLine {
@@ -47,9 +51,9 @@ impl LineWriter {
         )
         .expect("serializing into memory cannot fail");
         line.push(b'\n');
-        if self.resource.as_ref() != Some(&line) {
-            self.buf.extend_from_slice(&line);
-            self.resource = Some(line);
+        if line != self.resource {
+            self.resource = line;
+            self.resource_written = false;
         }
     }
 
@@ -58,9 +62,12 @@ impl LineWriter {
         self.buf.push(b'\n');
     }
 
-    /// Adds the line of `record`, after the line of its resource if that changed.
-    pub fn record(&mut self, resource: Attributes<'_>, record: Record<'_>) {
-        self.resource(resource);
+    /// Adds the line of `record`, after the resource line if the lines so far lack it.
+    pub fn record(&mut self, record: Record<'_>) {
+        if !self.resource_written {
+            self.buf.extend_from_slice(&self.resource);
+            self.resource_written = true;
+        }
         match record {
             Record::Event(e) => self.line(&EventLine {
                 ty: "event",

@@ -209,10 +209,9 @@ impl Exporter for FileJsonl {
     /// the next file, even within a batch. (If writing fails after part of a batch went to a
     /// file that filled, its retry writes that part again.)
     fn export(&mut self, batch: &Batch<'_>) -> Result<(), Error> {
-        let resource = batch.resource();
-        self.lines.resource(resource);
+        self.lines.resource(batch.resource());
         for record in batch.records() {
-            self.lines.record(resource, record);
+            self.lines.record(record);
             let buffered = self.lines.lines().len() as u64;
             if self.max_file_bytes != 0 && self.active.bytes + buffered >= self.max_file_bytes {
                 self.write()?;
@@ -249,6 +248,11 @@ impl FileJsonl {
         let written = self.active.file.write_all(self.lines.lines());
         let len = self.lines.lines().len() as u64;
         self.lines.clear();
+        if written.is_err() {
+            // The lines are lost (the batch's retry makes them again): the next ones start with
+            // the resource line.
+            self.lines.new_file();
+        }
         written?;
         self.active.bytes += len;
         self.dir_bytes += len;
