@@ -144,9 +144,10 @@ fn export(c: &mut Criterion) {
     group.throughput(Throughput::Elements(n));
     group.bench_function("native (peer)", |b| b.iter(|| x.native()));
     group.bench_function("wasm", |b| b.iter(|| x.wasm()));
-    group.bench_function("wasm without the sandbox's limits or epoch checks (peer)", |b| {
-        b.iter(|| x.unbounded())
-    });
+    group.bench_function(
+        "wasm without the sandbox's limits or epoch checks (peer)",
+        |b| b.iter(|| x.unbounded()),
+    );
     group.finish();
 
     // The ratios, measured the same way for all three: rounds of each in turn, the best round of

@@ -1,14 +1,15 @@
 //! The record format, written from a batch's views: one JSON object per line. The schema is
 //! documented in the repository's README ("Record format"); the host's reader is its inverse.
+//!
+//! Lines are written straight into a buffer, in the byte-exact form of `serde_json`'s compact
+//! output (which writes the numbers here): text is copied as it is, eight bytes checked at a time,
+//! and only the characters JSON requires are escaped, as `serde_json` escapes them.
 
+use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
-use serde::Serialize;
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use wasmtel_sdk::model::{Number, SpanKind, StatusCode, Temporality};
-use wasmtel_sdk::view::{
-    HistogramPoint, Item, List, MetricData, NumberPoint, Record, Scope, SpanEvent, SpanLink,
-};
+use wasmtel_sdk::view::{HistogramPoint, List, MetricData, NumberPoint, Record, Scope};
 use wasmtel_sdk::{AnyValue, Attributes};
 
 /// Turns records into lines, with a `resource` line before the first records of a file and at
@@ -41,25 +42,15 @@ impl LineWriter {
 
     /// The records that follow are of the resource `attributes` (once per batch).
     pub fn resource(&mut self, attributes: Attributes<'_>) {
-        let mut line = Vec::with_capacity(self.resource.len());
-        serde_json::to_writer(
-            &mut line,
-            &ResourceLine {
-                ty: "resource",
-                attributes: Attrs(attributes),
-            },
-        )
-        .expect("serializing into memory cannot fail");
-        line.push(b'\n');
-        if line != self.resource {
-            self.resource = line;
+        let mut line = Json(Vec::with_capacity(self.resource.len()));
+        line.0
+            .extend_from_slice(br#"{"type":"resource","attributes":"#);
+        line.attributes(attributes);
+        line.0.extend_from_slice(b"}\n");
+        if line.0 != self.resource {
+            self.resource = line.0;
             self.resource_written = false;
         }
-    }
-
-    fn line(&mut self, record: &impl Serialize) {
-        serde_json::to_writer(&mut self.buf, record).expect("serializing into memory cannot fail");
-        self.buf.push(b'\n');
     }
 
     /// Adds the line of `record`, after the resource line if the lines so far lack it.
@@ -68,80 +59,156 @@ impl LineWriter {
             self.buf.extend_from_slice(&self.resource);
             self.resource_written = true;
         }
+        let mut j = Json(std::mem::take(&mut self.buf));
         match record {
-            Record::Event(e) => self.line(&EventLine {
-                ty: "event",
-                time: Time(e.time_unix_nano),
-                name: e.name,
-                severity_number: e.severity_number,
-                severity_text: e.severity_text,
-                body: Val(e.body),
-                attributes: Attrs(e.attributes),
-                trace_id: e.trace_id.map(TraceHex),
-                span_id: e.span_id.map(SpanHex),
-                scope: ScopeLine::new(e.scope),
-            }),
+            Record::Event(e) => {
+                j.0.extend_from_slice(br#"{"type":"event","time":"#);
+                j.time(e.time_unix_nano);
+                if !e.name.is_empty() {
+                    j.key("name");
+                    j.str(e.name);
+                }
+                if e.severity_number != 0 {
+                    j.key("severity_number");
+                    j.int(e.severity_number);
+                }
+                if !e.severity_text.is_empty() {
+                    j.key("severity_text");
+                    j.str(e.severity_text);
+                }
+                if !matches!(e.body, AnyValue::Empty) {
+                    j.key("body");
+                    j.value(e.body);
+                }
+                j.attributes_field(e.attributes);
+                if let Some(id) = e.trace_id {
+                    j.key("trace_id");
+                    j.trace_id(id);
+                }
+                if let Some(id) = e.span_id {
+                    j.key("span_id");
+                    j.span_id(id);
+                }
+                j.scope(e.scope);
+            }
             Record::Span(s) => {
-                let status = match s.status {
+                j.0.extend_from_slice(br#"{"type":"span","trace_id":"#);
+                j.trace_id(s.trace_id);
+                j.key("span_id");
+                j.span_id(s.span_id);
+                if let Some(id) = s.parent_span_id {
+                    j.key("parent_span_id");
+                    j.span_id(id);
+                }
+                j.key("name");
+                j.str(s.name);
+                j.key("kind");
+                j.str(span_kind(s.kind));
+                j.key("start");
+                j.time(s.start_time_unix_nano);
+                j.key("end");
+                j.time(s.end_time_unix_nano);
+                j.attributes_field(s.attributes);
+                if !s.events.is_empty() {
+                    j.key("events");
+                    j.list(s.events, |j, e| {
+                        j.0.extend_from_slice(br#"{"time":"#);
+                        j.time(e.time_unix_nano);
+                        j.key("name");
+                        j.str(e.name);
+                        j.attributes_field(e.attributes);
+                        j.0.push(b'}');
+                    });
+                }
+                if !s.links.is_empty() {
+                    j.key("links");
+                    j.list(s.links, |j, l| {
+                        j.0.extend_from_slice(br#"{"trace_id":"#);
+                        j.trace_id(l.trace_id);
+                        j.key("span_id");
+                        j.span_id(l.span_id);
+                        j.attributes_field(l.attributes);
+                        j.0.push(b'}');
+                    });
+                }
+                let code = match s.status {
                     StatusCode::Unset => None,
                     StatusCode::Ok => Some("ok"),
                     StatusCode::Error => Some("error"),
                 };
-                self.line(&SpanLine {
-                    ty: "span",
-                    trace_id: TraceHex(s.trace_id),
-                    span_id: SpanHex(s.span_id),
-                    parent_span_id: s.parent_span_id.map(SpanHex),
-                    name: s.name,
-                    kind: span_kind(s.kind),
-                    start: Time(s.start_time_unix_nano),
-                    end: Time(s.end_time_unix_nano),
-                    attributes: Attrs(s.attributes),
-                    events: SpanEvents(s.events),
-                    links: SpanLinks(s.links),
-                    status: status.map(|code| StatusLine {
-                        code,
-                        message: s.status_message,
-                    }),
-                    scope: ScopeLine::new(s.scope),
-                })
+                if let Some(code) = code {
+                    j.0.extend_from_slice(br#","status":{"code":"#);
+                    j.str(code);
+                    if !s.status_message.is_empty() {
+                        j.key("message");
+                        j.str(s.status_message);
+                    }
+                    j.0.push(b'}');
+                }
+                j.scope(s.scope);
             }
             Record::Metric(m) => {
-                let (kind, temporality, monotonic, points) = match m.data {
+                j.0.extend_from_slice(br#"{"type":"metric","name":"#);
+                j.str(m.name);
+                if !m.description.is_empty() {
+                    j.key("description");
+                    j.str(m.description);
+                }
+                if !m.unit.is_empty() {
+                    j.key("unit");
+                    j.str(m.unit);
+                }
+                j.scope(m.scope);
+                j.key("kind");
+                match m.data {
                     MetricData::Sum {
                         points,
                         temporality,
                         monotonic,
-                    } => (
-                        "sum",
-                        Some(temporality_name(temporality)),
-                        Some(monotonic),
-                        Points::Numbers(points),
-                    ),
-                    MetricData::Gauge { points } => ("gauge", None, None, Points::Numbers(points)),
+                    } => {
+                        j.str("sum");
+                        j.temporality(temporality);
+                        j.key("monotonic");
+                        j.0.extend_from_slice(if monotonic { b"true" } else { b"false" });
+                        j.number_points(points);
+                    }
+                    MetricData::Gauge { points } => {
+                        j.str("gauge");
+                        j.number_points(points);
+                    }
                     MetricData::Histogram {
                         points,
                         temporality,
-                    } => (
-                        "histogram",
-                        Some(temporality_name(temporality)),
-                        None,
-                        Points::Histograms(points),
-                    ),
-                };
-                self.line(&MetricLine {
-                    ty: "metric",
-                    name: m.name,
-                    description: m.description,
-                    unit: m.unit,
-                    scope: ScopeLine::new(m.scope),
-                    kind,
-                    temporality,
-                    monotonic,
-                    points,
-                })
+                    } => {
+                        j.str("histogram");
+                        j.temporality(temporality);
+                        j.key("points");
+                        j.list(points, |j, p: HistogramPoint<'_>| {
+                            j.point_times(p.attributes, p.start_time_unix_nano, p.time_unix_nano);
+                            j.key("count");
+                            j.int(p.count);
+                            j.key("sum");
+                            j.double(p.sum);
+                            if let Some(min) = p.min {
+                                j.key("min");
+                                j.double(min);
+                            }
+                            if let Some(max) = p.max {
+                                j.key("max");
+                                j.double(max);
+                            }
+                            j.key("bounds");
+                            j.list(p.bounds, |j, b| j.finite(b));
+                            j.key("counts");
+                            j.list(p.counts, |j, c| j.int(c));
+                            j.0.push(b'}');
+                        });
+                    }
+                }
             }
         }
+        j.0.extend_from_slice(b"}\n");
+        self.buf = j.0;
     }
 }
 
@@ -155,356 +222,224 @@ fn span_kind(kind: SpanKind) -> &'static str {
     }
 }
 
-fn temporality_name(t: Temporality) -> &'static str {
-    match t {
-        Temporality::Delta => "delta",
-        Temporality::Cumulative => "cumulative",
+/// JSON written into a buffer.
+struct Json(Vec<u8>);
+
+impl Json {
+    /// `,"key":` (the keys here never need escaping).
+    fn key(&mut self, key: &str) {
+        self.0.extend_from_slice(b",\"");
+        self.0.extend_from_slice(key.as_bytes());
+        self.0.extend_from_slice(b"\":");
     }
-}
 
-fn is_zero(n: &u8) -> bool {
-    *n == 0
-}
-
-#[derive(Serialize)]
-struct ResourceLine<'a> {
-    #[serde(rename = "type")]
-    ty: &'static str,
-    attributes: Attrs<'a>,
-}
-
-#[derive(Serialize)]
-struct EventLine<'a> {
-    #[serde(rename = "type")]
-    ty: &'static str,
-    time: Time,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    name: &'a str,
-    #[serde(skip_serializing_if = "is_zero")]
-    severity_number: u8,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    severity_text: &'a str,
-    #[serde(skip_serializing_if = "Val::is_empty")]
-    body: Val<'a>,
-    #[serde(skip_serializing_if = "Attrs::is_empty")]
-    attributes: Attrs<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trace_id: Option<TraceHex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    span_id: Option<SpanHex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<ScopeLine<'a>>,
-}
-
-#[derive(Serialize)]
-struct SpanLine<'a> {
-    #[serde(rename = "type")]
-    ty: &'static str,
-    trace_id: TraceHex,
-    span_id: SpanHex,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent_span_id: Option<SpanHex>,
-    name: &'a str,
-    kind: &'static str,
-    start: Time,
-    end: Time,
-    #[serde(skip_serializing_if = "Attrs::is_empty")]
-    attributes: Attrs<'a>,
-    #[serde(skip_serializing_if = "SpanEvents::is_empty")]
-    events: SpanEvents<'a>,
-    #[serde(skip_serializing_if = "SpanLinks::is_empty")]
-    links: SpanLinks<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<StatusLine<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<ScopeLine<'a>>,
-}
-
-#[derive(Serialize)]
-struct SpanEventLine<'a> {
-    time: Time,
-    name: &'a str,
-    #[serde(skip_serializing_if = "Attrs::is_empty")]
-    attributes: Attrs<'a>,
-}
-
-#[derive(Serialize)]
-struct SpanLinkLine<'a> {
-    trace_id: TraceHex,
-    span_id: SpanHex,
-    #[serde(skip_serializing_if = "Attrs::is_empty")]
-    attributes: Attrs<'a>,
-}
-
-#[derive(Serialize)]
-struct StatusLine<'a> {
-    code: &'static str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    message: &'a str,
-}
-
-#[derive(Serialize)]
-struct MetricLine<'a> {
-    #[serde(rename = "type")]
-    ty: &'static str,
-    name: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    description: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    unit: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<ScopeLine<'a>>,
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temporality: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    monotonic: Option<bool>,
-    points: Points<'a>,
-}
-
-/// The points of a metric, read from the batch as they are written.
-enum Points<'a> {
-    Numbers(List<'a, NumberPoint<'a>>),
-    Histograms(List<'a, HistogramPoint<'a>>),
-}
-
-impl Serialize for Points<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Points::Numbers(points) => s.collect_seq(points.iter().map(|p| PointLine {
-                attributes: Attrs(p.attributes),
-                start: Time(p.start_time_unix_nano),
-                time: Time(p.time_unix_nano),
-                value: Some(p.value),
-                histogram: None,
-            })),
-            Points::Histograms(points) => s.collect_seq(points.iter().map(|p| PointLine {
-                attributes: Attrs(p.attributes),
-                start: Time(p.start_time_unix_nano),
-                time: Time(p.time_unix_nano),
-                value: None,
-                histogram: Some(HistogramFields {
-                    count: p.count,
-                    sum: Double(p.sum),
-                    min: p.min.map(Double),
-                    max: p.max.map(Double),
-                    bounds: Plain(p.bounds),
-                    counts: Plain(p.counts),
-                }),
-            })),
+    /// Text as a JSON string: copied as it is, but for `"`, `\` and control characters, escaped
+    /// as `serde_json` escapes them.
+    fn str(&mut self, text: &str) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGHS: u64 = 0x8080_8080_8080_8080;
+        /// Whether any of the eight bytes of `w` is a control character, `"` or `\`.
+        fn special(w: u64) -> bool {
+            let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+            let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+            (control | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))))
+                != 0
         }
+        let bytes = text.as_bytes();
+        self.0.push(b'"');
+        let (mut run, mut i) = (0, 0);
+        while i < bytes.len() {
+            if let Some(word) = bytes.get(i..i + 8)
+                && !special(u64::from_le_bytes(word.try_into().expect("8 bytes")))
+            {
+                i += 8;
+                continue;
+            }
+            let byte = bytes[i];
+            let escape: &[u8] = match byte {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                0..0x20 => &[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 0xf)],
+                ],
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            self.0.extend_from_slice(&bytes[run..i]);
+            self.0.extend_from_slice(escape);
+            i += 1;
+            run = i;
+        }
+        self.0.extend_from_slice(&bytes[run..]);
+        self.0.push(b'"');
     }
-}
 
-#[derive(Serialize)]
-struct PointLine<'a> {
-    #[serde(skip_serializing_if = "Attrs::is_empty")]
-    attributes: Attrs<'a>,
-    start: Time,
-    time: Time,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "number")]
-    value: Option<Number>,
-    #[serde(flatten)]
-    histogram: Option<HistogramFields<'a>>,
-}
-
-#[derive(Serialize)]
-struct HistogramFields<'a> {
-    count: u64,
-    sum: Double,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    min: Option<Double>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max: Option<Double>,
-    bounds: Plain<'a, f64>,
-    counts: Plain<'a, u64>,
-}
-
-/// A list of numbers as a JSON array.
-struct Plain<'a, T>(List<'a, T>);
-
-impl<'a, T: Item<'a> + Serialize> Serialize for Plain<'a, T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter())
+    fn int(&mut self, n: impl itoa::Integer) {
+        self.0
+            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
-}
 
-/// A span's events as a JSON array.
-struct SpanEvents<'a>(List<'a, SpanEvent<'a>>);
-
-impl SpanEvents<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// A finite float, as `serde_json` writes it.
+    fn finite(&mut self, d: f64) {
+        serde_json::to_writer(&mut self.0, &d).expect("writing into memory cannot fail");
     }
-}
 
-impl Serialize for SpanEvents<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|e| SpanEventLine {
-            time: Time(e.time_unix_nano),
-            name: e.name,
-            attributes: Attrs(e.attributes),
-        }))
-    }
-}
-
-/// A span's links as a JSON array.
-struct SpanLinks<'a>(List<'a, SpanLink<'a>>);
-
-impl SpanLinks<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for SpanLinks<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|l| SpanLinkLine {
-            trace_id: TraceHex(l.trace_id),
-            span_id: SpanHex(l.span_id),
-            attributes: Attrs(l.attributes),
-        }))
-    }
-}
-
-fn number<S: Serializer>(value: &Option<Number>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(Number::Int(i)) => s.serialize_i64(*i),
-        Some(Number::Double(d)) => Double(*d).serialize(s),
-        None => s.serialize_none(),
-    }
-}
-
-#[derive(Serialize)]
-struct ScopeLine<'a> {
-    name: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    version: &'a str,
-}
-
-impl<'a> ScopeLine<'a> {
-    fn new(scope: Scope<'a>) -> Option<Self> {
-        (!scope.is_empty()).then_some(ScopeLine {
-            name: scope.name,
-            version: scope.version,
-        })
-    }
-}
-
-/// A time as an RFC 3339 UTC string with nanoseconds.
-struct Time(u64);
-
-impl Serialize for Time {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let time = UNIX_EPOCH + Duration::from_nanos(self.0);
-        s.collect_str(&humantime::format_rfc3339_nanos(time))
-    }
-}
-
-/// A trace id as 32 lowercase hex digits.
-struct TraceHex(u128);
-
-impl Serialize for TraceHex {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{:032x}", self.0))
-    }
-}
-
-/// A span id as 16 lowercase hex digits.
-struct SpanHex(u64);
-
-impl Serialize for SpanHex {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{:016x}", self.0))
-    }
-}
-
-/// A float: a JSON number when finite, else `{"$double": "NaN" | "Infinity" | "-Infinity"}`.
-struct Double(f64);
-
-impl Serialize for Double {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let d = self.0;
+    /// A float: a JSON number when finite, else `{"$double": "NaN" | "Infinity" | "-Infinity"}`.
+    fn double(&mut self, d: f64) {
         if d.is_finite() {
-            return s.serialize_f64(d);
+            return self.finite(d);
         }
-        let text = if d.is_nan() {
+        self.0.extend_from_slice(br#"{"$double":"#);
+        self.str(if d.is_nan() {
             "NaN"
         } else if d > 0.0 {
             "Infinity"
         } else {
             "-Infinity"
-        };
-        let mut map = s.serialize_map(Some(1))?;
-        map.serialize_entry("$double", text)?;
-        map.end()
+        });
+        self.0.push(b'}');
     }
-}
 
-/// Attributes as a JSON object, in recorded order.
-#[derive(Clone, Copy)]
-struct Attrs<'a>(Attributes<'a>);
-
-impl Attrs<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// A time as an RFC 3339 UTC string with nanoseconds.
+    fn time(&mut self, nanos: u64) {
+        let time = UNIX_EPOCH + Duration::from_nanos(nanos);
+        write!(self.0, "\"{}\"", humantime::format_rfc3339_nanos(time))
+            .expect("writing into memory cannot fail");
     }
-}
 
-impl Serialize for Attrs<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0.iter() {
-            map.serialize_entry(k, &Val(v))?;
+    /// A trace id as 32 lowercase hex digits.
+    fn trace_id(&mut self, id: u128) {
+        write!(self.0, "\"{id:032x}\"").expect("writing into memory cannot fail");
+    }
+
+    /// A span id as 16 lowercase hex digits.
+    fn span_id(&mut self, id: u64) {
+        write!(self.0, "\"{id:016x}\"").expect("writing into memory cannot fail");
+    }
+
+    /// The items of `list` as a JSON array, each written by `item`.
+    fn list<'a, T: wasmtel_sdk::view::Item<'a>>(
+        &mut self,
+        list: List<'a, T>,
+        mut item: impl FnMut(&mut Self, T),
+    ) {
+        self.0.push(b'[');
+        for (n, x) in list.iter().enumerate() {
+            if n > 0 {
+                self.0.push(b',');
+            }
+            item(self, x);
         }
-        map.end()
+        self.0.push(b']');
     }
-}
 
-/// A value as JSON: text, booleans, integers and arrays as themselves, floats as numbers with a
-/// fraction or exponent, maps as objects, bytes as `{"$bytes": "<hex>"}`, no value as `null`.
-struct Val<'a>(AnyValue<'a>);
-
-impl Val<'_> {
-    fn is_empty(&self) -> bool {
-        matches!(self.0, AnyValue::Empty)
+    /// Attributes as a JSON object, in recorded order.
+    fn attributes(&mut self, attributes: Attributes<'_>) {
+        self.0.push(b'{');
+        for (n, (k, v)) in attributes.iter().enumerate() {
+            if n > 0 {
+                self.0.push(b',');
+            }
+            self.str(k);
+            self.0.push(b':');
+            self.value(v);
+        }
+        self.0.push(b'}');
     }
-}
 
-impl Serialize for Val<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            AnyValue::Empty => s.serialize_unit(),
-            AnyValue::Str(t) => s.serialize_str(t),
-            AnyValue::Bool(b) => s.serialize_bool(b),
-            AnyValue::Int(i) => s.serialize_i64(i),
-            AnyValue::Double(d) => Double(d).serialize(s),
+    /// `,"attributes":{...}`, unless there are none.
+    fn attributes_field(&mut self, attributes: Attributes<'_>) {
+        if !attributes.is_empty() {
+            self.key("attributes");
+            self.attributes(attributes);
+        }
+    }
+
+    /// A value as JSON: text, booleans, integers and arrays as themselves, floats as numbers with
+    /// a fraction or exponent, maps as objects, bytes as `{"$bytes": "<hex>"}`, no value as
+    /// `null`.
+    fn value(&mut self, value: AnyValue<'_>) {
+        match value {
+            AnyValue::Empty => self.0.extend_from_slice(b"null"),
+            AnyValue::Str(t) => self.str(t),
+            AnyValue::Bool(b) => self.0.extend_from_slice(if b { b"true" } else { b"false" }),
+            AnyValue::Int(i) => self.int(i),
+            AnyValue::Double(d) => self.double(d),
             AnyValue::Bytes(b) => {
-                let mut map = s.serialize_map(Some(1))?;
-                map.serialize_entry("$bytes", &Hex(b))?;
-                map.end()
-            }
-            AnyValue::Array(items) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for v in items.iter() {
-                    seq.serialize_element(&Val(v))?;
+                self.0.extend_from_slice(br#"{"$bytes":""#);
+                for byte in b {
+                    self.0.push(HEX[usize::from(byte >> 4)]);
+                    self.0.push(HEX[usize::from(byte & 0xf)]);
                 }
-                seq.end()
+                self.0.extend_from_slice(b"\"}");
             }
-            AnyValue::Map(attrs) => Attrs(attrs).serialize(s),
+            AnyValue::Array(items) => self.list(items, |j, v| j.value(v)),
+            AnyValue::Map(entries) => self.attributes(entries),
         }
+    }
+
+    /// `,"scope":{...}`, unless the scope is empty.
+    fn scope(&mut self, scope: Scope<'_>) {
+        if scope.is_empty() {
+            return;
+        }
+        self.key("scope");
+        self.0.extend_from_slice(br#"{"name":"#);
+        self.str(scope.name);
+        if !scope.version.is_empty() {
+            self.key("version");
+            self.str(scope.version);
+        }
+        self.0.push(b'}');
+    }
+
+    fn temporality(&mut self, temporality: Temporality) {
+        self.key("temporality");
+        self.str(match temporality {
+            Temporality::Delta => "delta",
+            Temporality::Cumulative => "cumulative",
+        });
+    }
+
+    /// A point's opening: `{` with its attributes (if any), start and time.
+    fn point_times(&mut self, attributes: Attributes<'_>, start: u64, time: u64) {
+        self.0.push(b'{');
+        if !attributes.is_empty() {
+            self.0.extend_from_slice(br#""attributes":"#);
+            self.attributes(attributes);
+            self.0.push(b',');
+        }
+        self.0.extend_from_slice(br#""start":"#);
+        self.time(start);
+        self.key("time");
+        self.time(time);
+    }
+
+    /// `,"points":[...]` of a sum or gauge.
+    fn number_points(&mut self, points: List<'_, NumberPoint<'_>>) {
+        self.key("points");
+        self.list(points, |j, p| {
+            j.point_times(p.attributes, p.start_time_unix_nano, p.time_unix_nano);
+            j.key("value");
+            match p.value {
+                Number::Int(i) => j.int(i),
+                Number::Double(d) => j.double(d),
+            }
+            j.0.push(b'}');
+        });
     }
 }
 
-struct Hex<'a>(&'a [u8]);
-
-impl Serialize for Hex<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use std::fmt::Write;
-        let mut text = String::with_capacity(self.0.len() * 2);
-        for b in self.0 {
-            write!(text, "{b:02x}").expect("writing to a String cannot fail");
-        }
-        s.serialize_str(&text)
-    }
-}
+const HEX: &[u8; 16] = b"0123456789abcdef";
