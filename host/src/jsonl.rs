@@ -598,9 +598,25 @@ impl<'de> Deserialize<'de> for Num {
     }
 }
 
-/// A value (see the README's record format).
+/// A value (see the README's record format), and how many arrays and maps it nests.
 #[derive(Default)]
-struct Val(Value);
+struct Val(Value, u8);
+
+/// How many arrays and maps a value may nest: what the batch layout carries in the deepest
+/// place a value has (the attributes of a span's event or a metric's point).
+const MAX_NESTING: u8 = wasmtel_sdk::view::MAX_DEPTH - 2;
+
+impl Val {
+    /// An array or map of values that nest `inner` deep.
+    fn nesting<E: de::Error>(value: Value, inner: u8) -> Result<Val, E> {
+        if inner >= MAX_NESTING {
+            return Err(E::custom(format!(
+                "arrays and maps nested more than {MAX_NESTING} deep (the most a batch carries)"
+            )));
+        }
+        Ok(Val(value, inner + 1))
+    }
+}
 
 impl<'de> Deserialize<'de> for Val {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -617,38 +633,39 @@ impl<'de> Visitor<'de> for ValVisitor {
         f.write_str("a value")
     }
     fn visit_unit<E>(self) -> Result<Val, E> {
-        Ok(Val(Value::Empty))
+        Ok(Val(Value::Empty, 0))
     }
     fn visit_bool<E>(self, b: bool) -> Result<Val, E> {
-        Ok(Val(Value::Bool(b)))
+        Ok(Val(Value::Bool(b), 0))
     }
     fn visit_i64<E>(self, i: i64) -> Result<Val, E> {
-        Ok(Val(Value::Int(i)))
+        Ok(Val(Value::Int(i), 0))
     }
     fn visit_u64<E: de::Error>(self, u: u64) -> Result<Val, E> {
         i64::try_from(u)
-            .map(|i| Val(Value::Int(i)))
+            .map(|i| Val(Value::Int(i), 0))
             .map_err(|_| E::custom(format!("integer {u} does not fit a signed 64-bit integer")))
     }
     fn visit_f64<E>(self, x: f64) -> Result<Val, E> {
-        Ok(Val(Value::Double(x)))
+        Ok(Val(Value::Double(x), 0))
     }
     fn visit_str<E>(self, s: &str) -> Result<Val, E> {
-        Ok(Val(Value::String(s.to_string().into())))
+        Ok(Val(Value::String(s.to_string().into()), 0))
     }
     fn visit_string<E>(self, s: String) -> Result<Val, E> {
-        Ok(Val(Value::String(s.into())))
+        Ok(Val(Value::String(s.into()), 0))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val, A::Error> {
-        let mut items = Vec::new();
+        let (mut items, mut inner) = (Vec::new(), 0);
         while let Some(v) = seq.next_element::<Val>()? {
             items.push(v.0);
+            inner = inner.max(v.1);
         }
-        Ok(Val(Value::Array(items)))
+        Val::nesting(Value::Array(items), inner)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val, A::Error> {
         let Some(first) = map.next_key::<String>()? else {
-            return Ok(Val(Value::Map(Vec::new())));
+            return Val::nesting(Value::Map(Vec::new()), 0);
         };
         let special = match first.as_str() {
             "$bytes" => {
@@ -678,19 +695,22 @@ impl<'de> Visitor<'de> for ValVisitor {
                     "`{first}` must be the only key of its object"
                 )));
             }
-            return Ok(Val(value));
+            return Ok(Val(value, 0));
         }
+        let value = map.next_value::<Val>()?;
+        let mut inner = value.1;
         let mut entries = vec![KeyValue {
             key: first.into(),
-            value: map.next_value::<Val>()?.0,
+            value: value.0,
         }];
         while let Some((key, value)) = map.next_entry::<String, Val>()? {
+            inner = inner.max(value.1);
             entries.push(KeyValue {
                 key: key.into(),
                 value: value.0,
             });
         }
-        Ok(Val(Value::Map(entries)))
+        Val::nesting(Value::Map(entries), inner)
     }
 }
 
@@ -722,6 +742,26 @@ mod tests {
             Ok(Record::Event(e)) => e.attributes[0].value.clone(),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn values_nested_deeper_than_a_batch_carries_are_refused() {
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let deepest = usize::from(MAX_NESTING);
+        let mut value = value(&event(&format!("{{\"x\":{}}}", nested(deepest))));
+        for _ in 0..deepest {
+            let Value::Array(mut items) = value else {
+                panic!("an array")
+            };
+            value = items.remove(0);
+        }
+        assert_eq!(value, Value::Int(1));
+        let error = parse_line(&event(&format!("{{\"x\":{}}}", nested(deepest + 1))))
+            .expect_err("too deep");
+        assert!(
+            error.contains("arrays and maps nested more than 30 deep"),
+            "{error}"
+        );
     }
 
     #[test]
