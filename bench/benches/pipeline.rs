@@ -150,6 +150,10 @@ fn export(c: &mut Criterion) {
     );
     group.finish();
 
+    // Profiling one of the benchmarks (`--profile-time`) profiles it alone.
+    if std::env::args().any(|a| a == "--profile-time") {
+        return;
+    }
     // The ratios, measured the same way for all three: rounds of each in turn, the best round of
     // each (what the machine's other load took least from).
     let rate = |f: &mut dyn FnMut()| {

@@ -249,10 +249,20 @@ impl Json {
         self.0.push(b'"');
         let (mut run, mut i) = (0, 0);
         while i < bytes.len() {
-            if let Some(word) = bytes.get(i..i + 8)
-                && !special(u64::from_le_bytes(word.try_into().expect("8 bytes")))
-            {
-                i += 8;
+            // The next eight bytes, or the last few padded with a letter. (Byte by byte rather
+            // than by a copy of a variable length, which WebAssembly makes a call into the host.)
+            let n = (bytes.len() - i).min(8);
+            let word = match bytes.get(i..i + 8) {
+                Some(eight) => u64::from_le_bytes(eight.try_into().expect("8 bytes")),
+                None => bytes[i..]
+                    .iter()
+                    .rev()
+                    .fold((ONES * u64::from(b'a')) >> (8 * n), |w, &b| {
+                        (w << 8) | u64::from(b)
+                    }),
+            };
+            if !special(word) {
+                i += n;
                 continue;
             }
             let byte = bytes[i];
@@ -321,12 +331,27 @@ impl Json {
 
     /// A trace id as 32 lowercase hex digits.
     fn trace_id(&mut self, id: u128) {
-        write!(self.0, "\"{id:032x}\"").expect("writing into memory cannot fail");
+        self.hex_string(&id.to_be_bytes());
     }
 
     /// A span id as 16 lowercase hex digits.
     fn span_id(&mut self, id: u64) {
-        write!(self.0, "\"{id:016x}\"").expect("writing into memory cannot fail");
+        self.hex_string(&id.to_be_bytes());
+    }
+
+    /// `bytes` as a string of lowercase hex digits.
+    fn hex_string(&mut self, bytes: &[u8]) {
+        self.0.push(b'"');
+        self.hex(bytes);
+        self.0.push(b'"');
+    }
+
+    /// `bytes` as lowercase hex digits.
+    fn hex(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0.push(HEX[usize::from(byte >> 4)]);
+            self.0.push(HEX[usize::from(byte & 0xf)]);
+        }
     }
 
     /// The items of `list` as a JSON array, each written by `item`.
@@ -378,12 +403,9 @@ impl Json {
             AnyValue::Int(i) => self.int(i),
             AnyValue::Double(d) => self.double(d),
             AnyValue::Bytes(b) => {
-                self.0.extend_from_slice(br#"{"$bytes":""#);
-                for byte in b {
-                    self.0.push(HEX[usize::from(byte >> 4)]);
-                    self.0.push(HEX[usize::from(byte & 0xf)]);
-                }
-                self.0.extend_from_slice(b"\"}");
+                self.0.extend_from_slice(br#"{"$bytes":"#);
+                self.hex_string(b);
+                self.0.push(b'}');
             }
             AnyValue::Array(items) => self.list(items, |j, v| j.value(v)),
             AnyValue::Map(entries) => self.attributes(entries),
