@@ -78,10 +78,12 @@ instruments! {
 }
 
 impl Histogram {
-    /// Sets the upper bucket bounds (ascending); the default is OpenTelemetry's.
+    /// Sets the upper bucket bounds (ascending; bounds that are not finite numbers are left out,
+    /// as the last bucket already holds everything above the others); the default is
+    /// OpenTelemetry's.
     pub fn with_bounds(self, bounds: &[f64]) -> Self {
         let mut bounds = bounds.to_vec();
-        bounds.retain(|b| !b.is_nan());
+        bounds.retain(|b| b.is_finite());
         bounds.sort_by(f64::total_cmp);
         bounds.dedup();
         self.with(|i| i.kind = InstrumentKind::Histogram(bounds))

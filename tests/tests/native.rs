@@ -71,11 +71,21 @@ fn file_jsonl_natively_and_as_a_component_writes_the_same_bytes() {
     assert!(native == text, "{}", wasmtel_tests::diff(&text, &native));
 }
 
-/// file-jsonl writes text as `serde_json` does, byte for byte: every ASCII character, and
-/// characters of every UTF-8 length, at every place within and across its eight-byte words.
+/// file-jsonl writes text (keys and values) as `serde_json` does, byte for byte: every ASCII
+/// character at every place of two eight-byte words and of a tail, and characters of every UTF-8
+/// length within and across words.
 #[test]
 fn text_is_escaped_exactly_as_serde_json_escapes_it() {
-    let mut texts: Vec<String> = (0u8..0x80).map(|b| char::from(b).to_string()).collect();
+    let mut texts: Vec<String> = Vec::new();
+    for len in [1, 7, 16, 19] {
+        for at in 0..len {
+            for byte in 0u8..0x80 {
+                let mut text = "a".repeat(len);
+                text.replace_range(at..=at, &char::from(byte).to_string());
+                texts.push(text);
+            }
+        }
+    }
     for special in ["\"", "\\", "\n", "\u{1f}", "\u{7f}", "é", "€", "𝄞"] {
         for before in 0..17 {
             for after in [0, 1, 7, 8, 9] {
@@ -89,14 +99,14 @@ fn text_is_escaped_exactly_as_serde_json_escapes_it() {
     }
     texts.push("\"\\\u{0}\u{8}\u{c}\t\r\n".repeat(5));
     for text in texts {
-        let resource = [wasmtel::KeyValue::new("k", text.clone())];
+        let resource = [wasmtel::KeyValue::new(text.clone(), text.clone())];
         let laid_out = encode::batch(&resource, &[Record::Event(wasmtel::Event::new("e"))]);
         let batch = wasmtel_sdk::Batch::new(&laid_out).expect("a batch");
         let mut lines = file_jsonl::LineWriter::default();
         lines.resource(batch.resource());
         batch.records().for_each(|r| lines.record(r));
         let json = serde_json::to_string(&text).expect("serializable");
-        let expected = format!("{{\"type\":\"resource\",\"attributes\":{{\"k\":{json}}}}}\n");
+        let expected = format!("{{\"type\":\"resource\",\"attributes\":{{{json}:{json}}}}}\n");
         let written = String::from_utf8(lines.lines().to_vec()).expect("UTF-8");
         assert_eq!(
             written.lines().next().map(|l| format!("{l}\n")),

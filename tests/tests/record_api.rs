@@ -28,7 +28,7 @@ fn recorded(text: &str) -> (Vec<KeyValue>, Vec<Record>) {
     let latency = telemetry
         .histogram("codex.api_request.duration_ms")
         .with_unit("ms")
-        .with_bounds(&[100.0, 10.0]);
+        .with_bounds(&[100.0, f64::INFINITY, 10.0, f64::NAN]);
     for ms in [5.0, 50.0, 500.0] {
         latency.record(ms, &[]);
     }

@@ -198,7 +198,7 @@ impl LineWriter {
                                 j.double(max);
                             }
                             j.key("bounds");
-                            j.list(p.bounds, |j, b| j.finite(b));
+                            j.list(p.bounds, |j, b| j.number(b));
                             j.key("counts");
                             j.list(p.counts, |j, c| j.int(c));
                             j.0.push(b'}');
@@ -249,7 +249,8 @@ impl Json {
         self.0.push(b'"');
         let (mut run, mut i) = (0, 0);
         while i < bytes.len() {
-            // The next eight bytes, or the last few padded with a letter. (Byte by byte rather
+            // The next eight bytes, or the last few padded with a letter (any byte that needs no
+            // escape would do). (Byte by byte rather
             // than by a copy of a variable length, which WebAssembly makes a call into the host.)
             let n = (bytes.len() - i).min(8);
             let word = match bytes.get(i..i + 8) {
@@ -301,15 +302,15 @@ impl Json {
             .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
 
-    /// A finite float, as `serde_json` writes it.
-    fn finite(&mut self, d: f64) {
+    /// A float as `serde_json` writes it (`null` if not finite).
+    fn number(&mut self, d: f64) {
         serde_json::to_writer(&mut self.0, &d).expect("writing into memory cannot fail");
     }
 
     /// A float: a JSON number when finite, else `{"$double": "NaN" | "Infinity" | "-Infinity"}`.
     fn double(&mut self, d: f64) {
         if d.is_finite() {
-            return self.finite(d);
+            return self.number(d);
         }
         self.0.extend_from_slice(br#"{"$double":"#);
         self.str(if d.is_nan() {
