@@ -15,7 +15,7 @@ use file_jsonl::FileJsonl;
 use wasmtel::model::{Event, KeyValue, Record};
 use wasmtel::plugin::{Batch, Runtime, Sandbox, builtin};
 use wasmtel::{Config, Telemetry};
-use wasmtel_sdk::{Context, Exporter, encode};
+use wasmtel_sdk::{Context, Exporter};
 
 #[path = "../../tests/src/fixture.rs"]
 mod fixture;
@@ -47,11 +47,9 @@ fn dev_null_config() -> Config {
 
 struct Exporters {
     resource: Vec<KeyValue>,
-    events: Vec<Event>,
-    /// The events as one batch for the plugin, which lays it out (encodes it) at every export.
-    batch: Batch,
-    /// The batch laid out for the native plugin, as the host lays it out for the component.
-    laid_out: Vec<u8>,
+    /// The fixture's events, which each export lays out as a batch (as the record calls would),
+    /// then exports.
+    events: Vec<Record>,
     rt: tokio::runtime::Runtime,
     wasm: wasmtel::plugin::Instance,
     /// The same plugin with none of the sandbox's limits: what they cost.
@@ -106,10 +104,8 @@ impl Exporters {
         let native_config = format!("{{{FILE_CONFIG},\"dir\":{:?}}}", dirs[2].path());
         let native = FileJsonl::init(&native_config, &context).unwrap_or_else(|e| panic!("{e:?}"));
         Exporters {
-            batch: Batch::of(&resource, events.iter().cloned().map(Record::Event)),
-            laid_out: Vec::new(),
             resource,
-            events,
+            events: events.into_iter().map(Record::Event).collect(),
             rt,
             wasm,
             unbounded,
@@ -118,22 +114,27 @@ impl Exporters {
         }
     }
 
+    /// The events laid out as a batch.
+    fn batch(&self) -> Batch {
+        Batch::of(&self.resource, &self.events)
+    }
+
     fn wasm(&mut self) {
-        self.rt
-            .block_on(self.wasm.export(&self.batch))
-            .expect("export");
+        let batch = self.batch();
+        self.rt.block_on(self.wasm.export(&batch)).expect("export");
     }
 
     fn unbounded(&mut self) {
+        let batch = self.batch();
         self.rt
-            .block_on(self.unbounded.export(&self.batch))
+            .block_on(self.unbounded.export(&batch))
             .expect("export");
     }
 
     fn native(&mut self) {
-        encode::batch_into(&mut self.laid_out, &self.resource, self.batch.records());
-        let batch = wasmtel_sdk::Batch::new(&self.laid_out).expect("a batch");
-        self.native.export(&batch).expect("export");
+        let batch = self.batch();
+        let view = wasmtel_sdk::Batch::new(batch.laid_out()).expect("a batch");
+        self.native.export(&view).expect("export");
     }
 }
 

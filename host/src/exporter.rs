@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use wasmtel_sdk::encode;
 use wasmtel_sdk::model::{KeyValue, Record};
 
 use crate::error::{CallError, StartError};
@@ -36,31 +37,38 @@ impl Signal {
 }
 
 /// A batch: records of any signal in the order they were recorded, with the resource that
-/// produced them. Cheap to clone.
+/// produced them, laid out as a plugin is given it (the batch layout of `wit/exporter.wit`).
+/// Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Batch {
     resource: Arc<[KeyValue]>,
-    records: Arc<[Arc<Record>]>,
+    laid: Arc<Vec<u8>>,
+    len: usize,
 }
 
 impl Batch {
-    /// A batch of `records` (none of them a resource).
-    pub(crate) fn new(resource: Arc<[KeyValue]>, records: Vec<Arc<Record>>) -> Batch {
-        debug_assert!(records.iter().all(|r| Signal::of(r).is_some()));
+    /// A batch already laid out: `laid` starts with the resource record of `resource`, then
+    /// holds `len` records.
+    pub(crate) fn laid(resource: Arc<[KeyValue]>, laid: Vec<u8>, len: usize) -> Batch {
         Batch {
             resource,
-            records: records.into(),
+            laid: Arc::new(laid),
+            len,
         }
     }
 
     /// A batch of `records` from `resource` (a resource among the records is left out).
-    pub fn of(resource: &[KeyValue], records: impl IntoIterator<Item = Record>) -> Batch {
-        let records = records
-            .into_iter()
-            .filter(|r| Signal::of(r).is_some())
-            .map(Arc::new)
-            .collect();
-        Batch::new(resource.into(), records)
+    pub fn of<'a>(resource: &[KeyValue], records: impl IntoIterator<Item = &'a Record>) -> Batch {
+        let mut laid = Vec::new();
+        encode::resource_into(&mut laid, resource);
+        let mut len = 0;
+        for record in records {
+            if Signal::of(record).is_some() {
+                encode::record_into(&mut laid, record);
+                len += 1;
+            }
+        }
+        Batch::laid(resource.into(), laid, len)
     }
 
     /// The attributes of the resource that produced it.
@@ -70,22 +78,25 @@ impl Batch {
 
     /// How many records it holds.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.len
     }
 
     /// Whether it holds no record.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len == 0
     }
 
-    /// Whether `other` is this very batch (a clone of it), not just an equal one.
-    pub(crate) fn same(&self, other: &Batch) -> bool {
-        Arc::ptr_eq(&self.records, &other.records)
+    /// The batch as a plugin is given it.
+    pub fn laid_out(&self) -> &[u8] {
+        &self.laid
     }
 
-    /// Its records, in order.
-    pub fn records(&self) -> impl ExactSizeIterator<Item = &Record> {
-        self.records.iter().map(|r| &**r)
+    /// Its records, in order, read back from the layout (for tests and tools: each call reads
+    /// them again).
+    pub fn records(&self) -> impl ExactSizeIterator<Item = Record> {
+        let batch = wasmtel_sdk::Batch::new(&self.laid).expect("laid out by wasmtel_sdk::encode");
+        let records: Vec<Record> = batch.records().map(|r| r.to_model()).collect();
+        records.into_iter()
     }
 }
 

@@ -1,8 +1,10 @@
 //! The record API's handles beyond plain events: metric instruments and spans. Each records
 //! through a [`Recorder`] and keeps the telemetry that made it running.
 
+use std::cell::Cell;
 use std::sync::{Arc, OnceLock};
 
+use wasmtel_sdk::encode::{AttrValue, EventAttributes};
 use wasmtel_sdk::model::{
     Event, KeyValue, Number, Record, Scope, Span, SpanEvent, SpanId, SpanKind, StatusCode, Str,
     TraceId, Value,
@@ -11,6 +13,7 @@ use wasmtel_sdk::model::{
 use crate::clock::now_unix_nano;
 use crate::exporter::Signal;
 use crate::metrics::{DEFAULT_BOUNDS, Instrument, InstrumentKind, Measure, Stream};
+use crate::pipeline::{Item, LAYOUT};
 use crate::routing::{Recorder, Routes};
 
 macro_rules! instruments {
@@ -93,33 +96,53 @@ impl Histogram {
 /// An event being built at its record call: [`EventBuilder::emit`] records it. When no exporter
 /// takes events (telemetry disabled, say), nothing is built: no call of the builder allocates or
 /// converts its arguments, and `emit` does nothing. Its calls chain on the builder in place
-/// (`telemetry.event("x").attr("k", 1).emit()`), so nothing is moved as attributes are added.
+/// (`telemetry.event("x").attr("k", 1).emit()`). Attributes are laid out in the batch layout as
+/// they are added, keys and values copied from wherever they are (no attribute allocates), and
+/// `emit` makes the event one allocation that every exporter's queue shares.
 #[must_use = "an event is recorded by `emit`"]
 pub struct EventBuilder<'t> {
     routes: &'t Routes,
-    event: Option<Event>,
+    event: Option<Building>,
+}
+
+/// An event being built: its fields but its attributes, and its attributes laid out.
+struct Building {
+    event: Event,
+    attributes: EventAttributes,
+}
+
+thread_local! {
+    /// The room a recording thread lays its events' attributes out in.
+    static ATTRIBUTES: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 impl<'t> EventBuilder<'t> {
     /// An event named `name`, built only if some route takes events.
     #[inline]
     pub(crate) fn new(routes: &'t Routes, name: impl Into<Str>) -> Self {
-        let event = routes.takes(Signal::Events).then(|| Event::new(name));
+        let event = routes.takes(Signal::Events).then(|| Building {
+            event: Event::new(name),
+            attributes: EventAttributes::in_buffer(ATTRIBUTES.take()),
+        });
         EventBuilder { routes, event }
     }
 
     #[inline]
     fn with(&mut self, f: impl FnOnce(&mut Event)) -> &mut Self {
-        if let Some(event) = &mut self.event {
-            f(event);
+        if let Some(building) = &mut self.event {
+            f(&mut building.event);
         }
         self
     }
 
-    /// Adds an attribute (see [`KeyValue::new`] for what is kept without an allocation).
+    /// Adds an attribute: a key (text) and a value (text, a boolean, an integer, a float, a
+    /// [`Value`]); neither is converted or kept, only copied into the event's layout.
     #[inline]
-    pub fn attr(&mut self, key: impl Into<Str>, value: impl Into<Value>) -> &mut Self {
-        self.with(|e| e.attributes.push(KeyValue::new(key, value)))
+    pub fn attr(&mut self, key: impl AsRef<str>, value: impl AttrValue) -> &mut Self {
+        if let Some(building) = &mut self.event {
+            building.attributes.add(key.as_ref(), value);
+        }
+        self
     }
 
     /// Sets the severity: an OpenTelemetry severity number and its text (the default is 9,
@@ -162,8 +185,21 @@ impl<'t> EventBuilder<'t> {
     /// Records the event (as [`crate::Telemetry::emit`] does); a builder records once.
     #[inline]
     pub fn emit(&mut self) {
-        if let Some(event) = self.event.take() {
-            self.routes.event(event);
+        if let Some(Building {
+            mut event,
+            attributes,
+        }) = self.event.take()
+        {
+            if event.time_unix_nano == 0 {
+                event.time_unix_nano = now_unix_nano();
+            }
+            let item = LAYOUT.with_borrow_mut(|out| {
+                out.clear();
+                attributes.event_into(out, &event);
+                Item::laid(Arc::from(&out[..]))
+            });
+            ATTRIBUTES.set(attributes.into_buffer());
+            self.routes.send(Some(Signal::Events), || item, false);
         }
     }
 }
@@ -173,11 +209,11 @@ impl Drop for EventBuilder<'_> {
     /// the end of a chain): the log says so, once per process.
     fn drop(&mut self) {
         static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if let Some(event) = &self.event
+        if let Some(building) = &self.event
             && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
         {
             tracing::warn!(
-                event = %event.name,
+                event = %building.event.name,
                 "an event was built with `event(..)` but never recorded: `.emit()` is missing"
             );
         }

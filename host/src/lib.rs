@@ -59,6 +59,7 @@ pub use plugin::default_cache_dir;
 pub use replay::{ReplaySummary, check, replay};
 pub use stats::{ExporterState, ExporterStats, Limit};
 pub use telemetry::{Telemetry, TelemetryBuilder};
+pub use wasmtel_sdk::encode::AttrValue;
 pub use wasmtel_sdk::model;
 pub use wasmtel_sdk::model::{
     Event, KeyValue, Metric, MetricData, Number, Scope, Span, SpanKind, StatusCode, Temporality,

@@ -12,32 +12,60 @@ use tokio::sync::mpsc::error::{SendError, TryRecvError, TrySendError};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use wasmtel_sdk::encode;
 use wasmtel_sdk::model::{KeyValue, Record};
 
 use crate::clock::now_unix_nano;
 use crate::config::PipelineConfig;
 use crate::error::{CallError, Error, Location};
-use crate::exporter::{Batch, Exporter, Signal, Start};
+use crate::exporter::{Batch, Exporter, Start};
 use crate::metrics::Reader;
 use crate::stats::{Counters, ExporterState};
 
-/// A record on its way to an exporter, and roughly how many bytes it takes in a batch. Cheap to
-/// clone.
+/// A record on its way to an exporter, and how many bytes it takes in a batch. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Item {
-    pub record: Arc<Record>,
+    pub record: Laid,
     pub bytes: usize,
 }
 
+/// What an [`Item`] carries.
+#[derive(Clone)]
+pub(crate) enum Laid {
+    /// A record of a signal, in the batch layout, laid out once for every exporter.
+    Record(Arc<[u8]>),
+    /// A change of resource.
+    Resource(Arc<[KeyValue]>),
+}
+
 impl Item {
-    /// A record, sized once for every exporter.
+    /// A record, laid out.
     pub fn record(record: Record) -> Item {
-        let bytes = record.approx_size();
-        Item {
-            record: Arc::new(record),
-            bytes,
+        match record {
+            Record::Resource(attributes) => Item {
+                record: Laid::Resource(attributes.into()),
+                bytes: 0,
+            },
+            record => LAYOUT.with_borrow_mut(|out| {
+                out.clear();
+                encode::record_into(out, &record);
+                Item::laid(Arc::from(&out[..]))
+            }),
         }
     }
+
+    /// A record already laid out.
+    pub fn laid(record: Arc<[u8]>) -> Item {
+        Item {
+            bytes: record.len(),
+            record: Laid::Record(record),
+        }
+    }
+}
+
+thread_local! {
+    /// Where a recording thread lays its records out before they are copied into their items.
+    pub(crate) static LAYOUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// What travels through an exporter's queue.
@@ -183,11 +211,14 @@ impl Queue {
     }
 }
 
-/// The records of the batch being filled, in arrival order, and roughly how many bytes they
-/// take.
+/// The batch being filled, laid out: the resource, then the records in arrival order.
 #[derive(Default)]
 struct Buffer {
-    records: Vec<Arc<Record>>,
+    laid: Vec<u8>,
+    /// The resource's record, which starts each batch.
+    resource: Vec<u8>,
+    records: usize,
+    /// The records' bytes.
     bytes: usize,
     /// When the batch's delay ends (none: nothing held, or a deterministic worker, which cuts
     /// batches by count and bytes only).
@@ -198,25 +229,48 @@ struct Buffer {
 
 impl Buffer {
     fn len(&self) -> usize {
-        self.records.len()
+        self.records
     }
 
     fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.records == 0
     }
 
-    /// Adds a record that takes `bytes`.
-    fn push(&mut self, record: Arc<Record>, bytes: usize) {
+    /// The batch's bytes, for a record to be added: the resource first.
+    fn start(&mut self) -> &mut Vec<u8> {
+        if self.records == 0 {
+            self.laid.clear();
+            self.laid.extend_from_slice(&self.resource);
+        }
+        &mut self.laid
+    }
+
+    /// Adds a record, laid out.
+    fn push(&mut self, record: &[u8]) {
+        self.start().extend_from_slice(record);
+        self.records += 1;
+        self.bytes += record.len();
+    }
+
+    /// Adds `record`, laying it out here; returns its size.
+    fn push_record(&mut self, record: &Record) -> usize {
+        let out = self.start();
+        let before = out.len();
+        encode::record_into(out, record);
+        let bytes = out.len() - before;
+        self.records += 1;
         self.bytes += bytes;
-        self.records.push(record);
+        bytes
     }
 
-    /// Empties the buffer: its records, in order.
-    fn take(&mut self) -> Vec<Arc<Record>> {
-        self.in_flight.release(self.records.len(), self.bytes);
+    /// Empties the buffer: the batch laid out, and how many records it holds.
+    fn take(&mut self) -> (Vec<u8>, usize) {
+        self.in_flight.release(self.records, self.bytes);
         self.bytes = 0;
         self.deadline = None;
-        std::mem::take(&mut self.records)
+        let room = self.laid.capacity();
+        let laid = std::mem::replace(&mut self.laid, Vec::with_capacity(room));
+        (laid, std::mem::take(&mut self.records))
     }
 }
 
@@ -319,6 +373,7 @@ impl<S: Start> Worker<S> {
             in_flight,
             ..Buffer::default()
         };
+        encode::resource_into(&mut buffer.resource, &self.resource);
         let mut interval = tokio::time::interval(self.config.metrics_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval.tick().await;
@@ -386,19 +441,22 @@ impl<S: Start> Worker<S> {
         let (max_batch, max_bytes) = (self.config.max_batch, self.config.max_batch_bytes);
         match message {
             Some(Message::Item(Item { record, bytes })) => {
-                if Signal::of(&record).is_none() {
-                    buffer.in_flight.release(1, bytes);
-                    // A change of resource: the batch so far goes with the old one. The same
-                    // resource again changes nothing.
-                    if let Record::Resource(attributes) = &*record
-                        && **attributes != *self.resource
-                    {
-                        self.export(buffer).await;
-                        self.resource = attributes.as_slice().into();
+                let record = match record {
+                    Laid::Record(record) => record,
+                    Laid::Resource(attributes) => {
+                        buffer.in_flight.release(1, bytes);
+                        // A change of resource: the batch so far goes with the old one. The
+                        // same resource again changes nothing.
+                        if *attributes != *self.resource {
+                            self.export(buffer).await;
+                            buffer.resource.clear();
+                            encode::resource_into(&mut buffer.resource, &attributes);
+                            self.resource = attributes;
+                        }
+                        self.counters.pending.fetch_sub(1, Relaxed);
+                        return false;
                     }
-                    self.counters.pending.fetch_sub(1, Relaxed);
-                    return false;
-                }
+                };
                 // A record that would take the batch past its byte cap starts the next.
                 if !buffer.is_empty() && buffer.bytes + bytes > max_bytes {
                     self.export(buffer).await;
@@ -406,7 +464,8 @@ impl<S: Start> Worker<S> {
                 if buffer.is_empty() && !self.deterministic {
                     buffer.deadline = Some(Instant::now() + self.config.max_delay);
                 }
-                buffer.push(record, bytes);
+                buffer.push(&record);
+                drop(record);
                 if buffer.len() >= max_batch || buffer.bytes >= max_bytes {
                     self.export(buffer).await;
                 }
@@ -441,9 +500,7 @@ impl<S: Start> Worker<S> {
     fn collect(&self, reader: Option<&mut Reader>, buffer: &mut Buffer) {
         let Some(reader) = reader else { return };
         for metric in reader.collect(now_unix_nano()) {
-            let record = Record::Metric(metric);
-            let bytes = record.approx_size();
-            buffer.push(Arc::new(record), bytes);
+            let bytes = buffer.push_record(&Record::Metric(metric));
             buffer.in_flight.add(1, bytes);
             self.counters.pending.fetch_add(1, Relaxed);
         }
@@ -452,7 +509,8 @@ impl<S: Start> Worker<S> {
     /// Exports and empties `buffer`: one batch, its records in the order they came.
     async fn export(&mut self, buffer: &mut Buffer) {
         if !buffer.is_empty() {
-            let batch = Batch::new(self.resource.clone(), buffer.take());
+            let (laid, records) = buffer.take();
+            let batch = Batch::laid(self.resource.clone(), laid, records);
             self.deliver(&batch).await;
         }
     }
@@ -922,7 +980,7 @@ mod tests {
         h.exporter
             .batches()
             .iter()
-            .map(|b| b.records().map(letter).collect())
+            .map(|b| b.records().map(|r| letter(&r)).collect())
             .collect()
     }
 

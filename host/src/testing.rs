@@ -100,10 +100,7 @@ impl InMemoryExporter {
 
     /// Every record accepted, in order.
     pub fn records(&self) -> Vec<Record> {
-        self.batches()
-            .iter()
-            .flat_map(|b| b.records().cloned().collect::<Vec<_>>())
-            .collect()
+        self.batches().iter().flat_map(|b| b.records()).collect()
     }
 
     /// Every event accepted, in order.

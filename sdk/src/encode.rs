@@ -48,45 +48,245 @@ pub fn batch_into<'a>(
     }
 }
 
-/// Appends to the batch's bytes.
-struct Writer<'a> {
-    out: &'a mut Vec<u8>,
-    /// How many lists the bytes being written are inside.
-    depth: u8,
+/// Appends the resource record of `attributes` to `out`: how a batch starts.
+pub fn resource_into(out: &mut Vec<u8>, attributes: &[KeyValue]) {
+    Writer { out, depth: 0 }.sized(kind::RESOURCE, |w| w.attributes(attributes));
 }
 
+/// Appends `record` to `out`, as it is in a batch (nothing for a resource).
+pub fn record_into(out: &mut Vec<u8>, record: &Record) {
+    Writer { out, depth: 0 }.record(record);
+}
+
+/// The attributes of an event being built, laid out as they are added, so that an attribute
+/// costs no allocation of its own: the event's record is written from them and its other fields
+/// by [`EventAttributes::event_into`].
+#[derive(Debug, Default)]
+pub struct EventAttributes {
+    items: Vec<u8>,
+    count: usize,
+}
+
+impl EventAttributes {
+    /// Attributes laid out in `buffer` (cleared first), which keeps its capacity.
+    pub fn in_buffer(mut buffer: Vec<u8>) -> Self {
+        buffer.clear();
+        EventAttributes {
+            items: buffer,
+            count: 0,
+        }
+    }
+
+    /// Adds the attribute `key` = `value`.
+    #[inline]
+    pub fn add(&mut self, key: &str, value: impl AttrValue) {
+        let mut w = Writer {
+            out: &mut self.items,
+            depth: 1,
+        };
+        w.str(key);
+        value.lay(&mut w);
+        self.count += 1;
+    }
+
+    /// Appends the event record of `event`, with these attributes after its own, to `out`.
+    pub fn event_into(&self, out: &mut Vec<u8>, event: &Event) {
+        Writer { out, depth: 0 }.sized(kind::EVENT, |w| {
+            w.event_fields(event);
+            let at = w.size();
+            w.u32(event.attributes.len() + self.count);
+            let start = w.out.len();
+            w.depth += 1;
+            for kv in &event.attributes {
+                w.str(&kv.key);
+                w.value(&kv.value);
+            }
+            w.depth -= 1;
+            w.out.extend_from_slice(&self.items);
+            w.set_size_from(at, start);
+        });
+    }
+
+    /// The buffer, for the next event.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.items
+    }
+}
+
+/// A value that an attribute is laid out from: text, booleans, integers and floats directly,
+/// without a [`Value`] made of them first. Another type implements [`AttrValue::into_value`].
+pub trait AttrValue: Sized {
+    /// The value as a [`Value`].
+    fn into_value(self) -> Value;
+
+    #[doc(hidden)]
+    #[inline]
+    fn lay(self, w: &mut Writer<'_>) {
+        w.value(&self.into_value())
+    }
+}
+
+/// Types laid out as a string.
+macro_rules! str_attr_value {
+    ($($t:ty),*) => {$(
+        impl AttrValue for $t {
+            fn into_value(self) -> Value {
+                self.into()
+            }
+            #[inline]
+            fn lay(self, w: &mut Writer<'_>) {
+                w.u8(tag::STRING);
+                w.str(&self);
+            }
+        }
+    )*};
+}
+str_attr_value!(&String, String, crate::model::Str);
+
+/// Text of any lifetime: copied into the layout as it is.
+impl AttrValue for &str {
+    fn into_value(self) -> Value {
+        Value::String(self.to_owned().into())
+    }
+    #[inline]
+    fn lay(self, w: &mut Writer<'_>) {
+        w.u8(tag::STRING);
+        w.str(self);
+    }
+}
+
+/// Types laid out as an integer.
+macro_rules! int_attr_value {
+    ($($t:ty),*) => {$(
+        impl AttrValue for $t {
+            fn into_value(self) -> Value {
+                self.into()
+            }
+            #[inline]
+            fn lay(self, w: &mut Writer<'_>) {
+                w.u8(tag::INT);
+                w.out.extend_from_slice(&(self as i64).to_le_bytes());
+            }
+        }
+    )*};
+}
+int_attr_value!(i64, i32, u32, u8, usize, u64);
+
+impl AttrValue for bool {
+    fn into_value(self) -> Value {
+        Value::Bool(self)
+    }
+    #[inline]
+    fn lay(self, w: &mut Writer<'_>) {
+        w.u8(tag::BOOL);
+        w.u8(u8::from(self));
+    }
+}
+
+impl AttrValue for f64 {
+    fn into_value(self) -> Value {
+        Value::Double(self)
+    }
+    #[inline]
+    fn lay(self, w: &mut Writer<'_>) {
+        w.u8(tag::DOUBLE);
+        w.f64(self);
+    }
+}
+
+impl AttrValue for f32 {
+    fn into_value(self) -> Value {
+        Value::Double(self.into())
+    }
+    #[inline]
+    fn lay(self, w: &mut Writer<'_>) {
+        f64::from(self).lay(w)
+    }
+}
+
+impl AttrValue for Value {
+    fn into_value(self) -> Value {
+        self
+    }
+    #[inline]
+    fn lay(self, w: &mut Writer<'_>) {
+        w.value(&self)
+    }
+}
+
+impl AttrValue for &Value {
+    fn into_value(self) -> Value {
+        self.clone()
+    }
+    #[inline]
+    fn lay(self, w: &mut Writer<'_>) {
+        w.value(self)
+    }
+}
+
+impl AttrValue for Vec<u8> {
+    fn into_value(self) -> Value {
+        Value::Bytes(self)
+    }
+}
+
+impl AttrValue for Vec<Value> {
+    fn into_value(self) -> Value {
+        Value::Array(self)
+    }
+}
+
+/// In a module of its own: public to name in [`AttrValue`], out of reach of other crates.
+mod writer {
+    /// Appends to a batch's bytes.
+    pub struct Writer<'a> {
+        pub(super) out: &'a mut Vec<u8>,
+        /// How many lists the bytes being written are inside.
+        pub(super) depth: u8,
+    }
+}
+use writer::Writer;
+
 impl Writer<'_> {
+    #[inline]
     fn u8(&mut self, v: u8) {
         self.out.push(v);
     }
 
+    #[inline]
     fn u32(&mut self, v: usize) {
         let v = u32::try_from(v).expect("a batch holds less than 4 GiB");
         self.out.extend_from_slice(&v.to_le_bytes());
     }
 
+    #[inline]
     fn u64(&mut self, v: u64) {
         self.out.extend_from_slice(&v.to_le_bytes());
     }
 
+    #[inline]
     fn f64(&mut self, v: f64) {
         self.out.extend_from_slice(&v.to_le_bytes());
     }
 
+    #[inline]
     fn bytes(&mut self, b: &[u8]) {
         self.u32(b.len());
         self.out.extend_from_slice(b);
     }
 
+    #[inline]
     fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
     }
 
+    #[inline]
     fn trace_id(&mut self, id: Option<u128>) {
         self.out
             .extend_from_slice(&id.unwrap_or_default().to_be_bytes());
     }
 
+    #[inline]
     fn span_id(&mut self, id: Option<u64>) {
         self.out
             .extend_from_slice(&id.unwrap_or_default().to_be_bytes());
@@ -114,17 +314,20 @@ impl Writer<'_> {
     }
 
     /// Room for a size, set by [`Writer::set_size`]: where it is.
+    #[inline]
     fn size(&mut self) -> usize {
         self.out.extend_from_slice(&[0; 4]);
         self.out.len() - 4
     }
 
     /// The size at `at` becomes the length of what follows it.
+    #[inline]
     fn set_size(&mut self, at: usize) {
         self.set_size_from(at, at + 4);
     }
 
     /// The size at `at` becomes the length of what follows `start`.
+    #[inline]
     fn set_size_from(&mut self, at: usize, start: usize) {
         let size = u32::try_from(self.out.len() - start).expect("a batch holds less than 4 GiB");
         self.out[at..at + 4].copy_from_slice(&size.to_le_bytes());
@@ -190,6 +393,12 @@ impl Writer<'_> {
     }
 
     fn event(&mut self, e: &Event) {
+        self.event_fields(e);
+        self.attributes(&e.attributes);
+    }
+
+    /// An event's fields before its attributes.
+    fn event_fields(&mut self, e: &Event) {
         self.u64(e.time_unix_nano);
         self.u8(e.severity_number);
         self.trace_id(e.trace_id);
@@ -198,7 +407,6 @@ impl Writer<'_> {
         self.str(&e.severity_text);
         self.scope(&e.scope);
         self.value(&e.body);
-        self.attributes(&e.attributes);
     }
 
     fn span(&mut self, s: &Span) {

@@ -16,7 +16,7 @@ fn file_jsonl_natively_and_as_a_component_writes_the_same_bytes() {
     let Record::Resource(resource) = &records[0] else {
         panic!("a resource first")
     };
-    let batch = Batch::of(resource, records[1..].iter().cloned());
+    let batch = Batch::of(resource, &records[1..]);
     let config = r#"{"file":"out.jsonl","max_total_bytes":0}"#;
     let context = Context {
         exporter_name: "same".into(),
@@ -30,8 +30,7 @@ fn file_jsonl_natively_and_as_a_component_writes_the_same_bytes() {
     );
     let mut native =
         file_jsonl::FileJsonl::init(&native_config, &context).unwrap_or_else(|e| panic!("{e:?}"));
-    let laid_out = encode::batch(resource, batch.records());
-    let view = wasmtel_sdk::Batch::new(&laid_out).expect("a batch");
+    let view = wasmtel_sdk::Batch::new(batch.laid_out()).expect("a batch");
     native.export(&view).expect("export");
     native.flush().expect("flush syncs the file");
     native.shutdown().expect("shutdown");

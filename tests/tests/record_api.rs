@@ -189,6 +189,12 @@ impl From<Unwanted> for Value {
     }
 }
 
+impl wasmtel::AttrValue for Unwanted {
+    fn into_value(self) -> Value {
+        self.into()
+    }
+}
+
 #[test]
 fn an_event_that_no_exporter_takes_is_never_built() {
     for text in [

@@ -29,7 +29,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtel_sdk::encode;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -500,10 +499,6 @@ pub struct Instance {
     plugin: bindings::Plugin,
     /// The deadline of each call; none if unbounded.
     timeout: Option<Duration>,
-    /// The last batch laid out (the buffer keeps its room from batch to batch)...
-    laid_out: Vec<u8>,
-    /// ... and which batch it is, if it failed: its retry sends it as it is.
-    failed: Option<Batch>,
 }
 
 impl Plugin {
@@ -629,8 +624,6 @@ impl Plugin {
             store,
             plugin,
             timeout,
-            laid_out: Vec::new(),
-            failed: None,
         })
     }
 }
@@ -700,21 +693,13 @@ impl Instance {
         finish(result, &self.store.data().passed)
     }
 
-    /// Exports one batch: lays it out for the plugin, then calls it within the deadline. The
-    /// layout of a batch that failed is kept, so that its retry sends it as it is.
+    /// Exports one batch (already laid out), within the deadline.
     pub async fn export(&mut self, batch: &Batch) -> Result<(), CallError> {
-        if !self.failed.take().is_some_and(|failed| failed.same(batch)) {
-            encode::batch_into(&mut self.laid_out, batch.resource(), batch.records());
-        }
         arm(&mut self.store, self.timeout);
         let api = self.plugin.wasmtel_exporter_exporter();
-        let call = api.call_export_batch(&mut self.store, &self.laid_out);
+        let call = api.call_export_batch(&mut self.store, batch.laid_out());
         let result = within(self.timeout, call).await;
-        let result = finish(result, &self.store.data().passed);
-        if result.is_err() {
-            self.failed = Some(batch.clone());
-        }
-        result
+        finish(result, &self.store.data().passed)
     }
 
     /// Asks the plugin to make what it has durable.
