@@ -13,7 +13,7 @@ use wasmtel_sdk::model::{
 use crate::clock::now_unix_nano;
 use crate::exporter::Signal;
 use crate::metrics::{DEFAULT_BOUNDS, Instrument, InstrumentKind, Measure, Stream};
-use crate::pipeline::{Item, LAYOUT};
+use crate::pipeline::{KEEP, laid_item};
 use crate::routing::{Recorder, Routes};
 
 macro_rules! instruments {
@@ -111,6 +111,15 @@ struct Building {
     attributes: EventAttributes,
 }
 
+/// Gives the room of an event's attributes back to the thread, for its next event (unless the
+/// thread is ending, or the room grew large).
+fn give_back(attributes: EventAttributes) {
+    let room = attributes.into_buffer();
+    if room.capacity() <= KEEP {
+        let _ = ATTRIBUTES.try_with(|kept| kept.set(room));
+    }
+}
+
 /// Lays an attribute out: a call of its own, so that a builder that builds nothing (telemetry
 /// disabled) stays a test per `attr`, however many attributes its chain adds.
 #[inline(never)]
@@ -129,7 +138,9 @@ impl<'t> EventBuilder<'t> {
     pub(crate) fn new(routes: &'t Routes, name: impl Into<Str>) -> Self {
         let event = routes.takes(Signal::Events).then(|| Building {
             event: Event::new(name),
-            attributes: EventAttributes::in_buffer(ATTRIBUTES.take()),
+            attributes: EventAttributes::in_buffer(
+                ATTRIBUTES.try_with(Cell::take).unwrap_or_default(),
+            ),
         });
         EventBuilder { routes, event }
     }
@@ -200,12 +211,8 @@ impl<'t> EventBuilder<'t> {
             if event.time_unix_nano == 0 {
                 event.time_unix_nano = now_unix_nano();
             }
-            let item = LAYOUT.with_borrow_mut(|out| {
-                out.clear();
-                attributes.event_into(out, &event);
-                Item::laid(Arc::from(&out[..]))
-            });
-            ATTRIBUTES.set(attributes.into_buffer());
+            let item = laid_item(|out| attributes.event_into(out, &event));
+            give_back(attributes);
             self.routes.send(Some(Signal::Events), || item, false);
         }
     }
@@ -216,14 +223,16 @@ impl Drop for EventBuilder<'_> {
     /// the end of a chain): the log says so, once per process.
     fn drop(&mut self) {
         static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if let Some(building) = &self.event
-            && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
+        let Some(building) = self.event.take() else {
+            return;
+        };
+        if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!(
                 event = %building.event.name,
                 "an event was built with `event(..)` but never recorded: `.emit()` is missing"
             );
         }
+        give_back(building.attributes);
     }
 }
 

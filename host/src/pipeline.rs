@@ -46,11 +46,7 @@ impl Item {
                 record: Laid::Resource(attributes.into()),
                 bytes: 0,
             },
-            record => LAYOUT.with_borrow_mut(|out| {
-                out.clear();
-                encode::record_into(out, &record);
-                Item::laid(Arc::from(&out[..]))
-            }),
+            record => laid_item(|out| encode::record_into(out, &record)),
         }
     }
 
@@ -63,9 +59,38 @@ impl Item {
     }
 }
 
+/// The most room a recording thread keeps from one record to the next; a larger record's room
+/// is given back.
+pub(crate) const KEEP: usize = 64 << 10;
+
 thread_local! {
     /// Where a recording thread lays its records out before they are copied into their items.
-    pub(crate) static LAYOUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static LAYOUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A record laid out by `write`, as an item: written in the recording thread's reused room (in
+/// fresh room if that is in use, or gone as the thread ends), then copied into the item.
+pub(crate) fn laid_item(write: impl FnOnce(&mut Vec<u8>)) -> Item {
+    let mut write = Some(write);
+    let mut lay = |out: &mut Vec<u8>| {
+        out.clear();
+        if let Some(write) = write.take() {
+            write(out);
+        }
+        Item::laid(Arc::from(&out[..]))
+    };
+    let kept = LAYOUT.try_with(|room| {
+        let mut out = room.try_borrow_mut().ok()?;
+        let item = lay(&mut out);
+        if out.capacity() > KEEP {
+            *out = Vec::new();
+        }
+        Some(item)
+    });
+    match kept {
+        Ok(Some(item)) => item,
+        _ => lay(&mut Vec::new()),
+    }
 }
 
 /// What travels through an exporter's queue.
@@ -268,9 +293,10 @@ impl Buffer {
         self.in_flight.release(self.records, self.bytes);
         self.bytes = 0;
         self.deadline = None;
-        let room = self.laid.capacity();
-        let laid = std::mem::replace(&mut self.laid, Vec::with_capacity(room));
-        (laid, std::mem::take(&mut self.records))
+        (
+            std::mem::take(&mut self.laid),
+            std::mem::take(&mut self.records),
+        )
     }
 }
 

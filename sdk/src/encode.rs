@@ -77,15 +77,36 @@ impl EventAttributes {
         }
     }
 
-    /// Adds the attribute `key` = `value`.
+    /// Adds the attribute `key` = `value`. If laying the value out panics (in an
+    /// [`AttrValue::into_value`]), the attribute is left out whole.
     #[inline]
     pub fn add(&mut self, key: &str, value: impl AttrValue) {
+        /// Cuts the attributes back to where they were, unless the attribute was laid out.
+        struct Undo<'a> {
+            items: &'a mut Vec<u8>,
+            len: usize,
+            done: bool,
+        }
+        impl Drop for Undo<'_> {
+            fn drop(&mut self) {
+                if !self.done {
+                    self.items.truncate(self.len);
+                }
+            }
+        }
+        let len = self.items.len();
+        let mut undo = Undo {
+            items: &mut self.items,
+            len,
+            done: false,
+        };
         let mut w = Writer {
-            out: &mut self.items,
+            out: &mut *undo.items,
             depth: 1,
         };
         w.str(key);
         value.lay(&mut w);
+        undo.done = true;
         self.count += 1;
     }
 

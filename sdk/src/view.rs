@@ -1197,6 +1197,37 @@ mod tests {
     }
 
     #[test]
+    fn attributes_laid_out_as_an_event_is_built_read_as_its_attributes() {
+        struct Panics;
+        impl encode::AttrValue for Panics {
+            fn into_value(self) -> Value {
+                panic!("a value that cannot be made")
+            }
+        }
+        let mut attributes = encode::EventAttributes::in_buffer(Vec::new());
+        attributes.add("s", "text");
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            attributes.add("lost", Panics);
+        }));
+        assert!(failed.is_err());
+        attributes.add("i", 7u64);
+        attributes.add("v", Value::Array(vec![Value::Bool(true)]));
+        let event = model::Event::new("e").attr("own", 1i64);
+        let mut laid = Vec::new();
+        encode::resource_into(&mut laid, &[]);
+        attributes.event_into(&mut laid, &event);
+        let batch = Batch::new(&laid).expect("a batch");
+        let expected = event
+            .clone()
+            .attr("s", "text")
+            .attr("i", 7i64)
+            .attr("v", Value::Array(vec![Value::Bool(true)]));
+        let back: Vec<_> = batch.records().map(|r| r.to_model()).collect();
+        assert_eq!(text(&back), text(&[model::Record::Event(expected.clone())]));
+        assert_eq!(laid, encode::batch(&[], &[model::Record::Event(expected)]));
+    }
+
+    #[test]
     fn damaged_bytes_are_refused_or_read_without_panicking() {
         let (resource, records) = records();
         let bytes = encode::batch(&resource, &records);
