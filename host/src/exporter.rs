@@ -59,16 +59,12 @@ impl Batch {
 
     /// A batch of `records` from `resource` (a resource among the records is left out).
     pub fn of<'a>(resource: &[KeyValue], records: impl IntoIterator<Item = &'a Record>) -> Batch {
-        let mut laid = Vec::new();
-        encode::resource_into(&mut laid, resource);
-        let mut len = 0;
-        for record in records {
-            if Signal::of(record).is_some() {
-                encode::record_into(&mut laid, record);
-                len += 1;
-            }
-        }
-        Batch::laid(resource.into(), laid, len)
+        let records: Vec<&Record> = records
+            .into_iter()
+            .filter(|r| Signal::of(r).is_some())
+            .collect();
+        let laid = encode::batch(resource, records.iter().copied());
+        Batch::laid(resource.into(), laid, records.len())
     }
 
     /// The attributes of the resource that produced it.

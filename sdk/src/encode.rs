@@ -1,51 +1,22 @@
 //! Lays records of [`crate::model`] out in the batch layout (documented in `wit/exporter.wit`):
 //! the one encoder of the record model, which the host uses for every batch it sends, and which
-//! a plugin's native tests use to make batches for [`crate::view::Batch`].
+//! a plugin's native tests use to make batches for `view::Batch`.
 
 use crate::model::{
     Event, HistogramPoint, KeyValue, Metric, MetricData, Number, NumberPoint, Record, Scope, Span,
     Value,
 };
 
-/// The kinds of records, as their first byte.
-pub(crate) mod kind {
-    pub const RESOURCE: u8 = 0;
-    pub const EVENT: u8 = 1;
-    pub const SPAN: u8 = 2;
-    pub const METRIC: u8 = 3;
-}
-
-/// The tags of values.
-pub(crate) mod tag {
-    pub const EMPTY: u8 = 0;
-    pub const STRING: u8 = 1;
-    pub const BOOL: u8 = 2;
-    pub const INT: u8 = 3;
-    pub const DOUBLE: u8 = 4;
-    pub const BYTES: u8 = 5;
-    pub const ARRAY: u8 = 6;
-    pub const MAP: u8 = 7;
-}
+use crate::layout::{MAX_DEPTH, kind, tag};
 
 /// A batch: `resource`, then `records` in order (a resource among them is left out).
 pub fn batch<'a>(resource: &[KeyValue], records: impl IntoIterator<Item = &'a Record>) -> Vec<u8> {
     let mut out = Vec::new();
-    batch_into(&mut out, resource, records);
-    out
-}
-
-/// [`batch`], written into `out` (cleared first), which keeps its capacity from batch to batch.
-pub fn batch_into<'a>(
-    out: &mut Vec<u8>,
-    resource: &[KeyValue],
-    records: impl IntoIterator<Item = &'a Record>,
-) {
-    out.clear();
-    let mut w = Writer { out, depth: 0 };
-    w.sized(kind::RESOURCE, |w| w.attributes(resource));
+    resource_into(&mut out, resource);
     for record in records {
-        w.record(record);
+        record_into(&mut out, record);
     }
+    out
 }
 
 /// Appends the resource record of `attributes` to `out`: how a batch starts.
@@ -112,20 +83,7 @@ impl EventAttributes {
 
     /// Appends the event record of `event`, with these attributes after its own, to `out`.
     pub fn event_into(&self, out: &mut Vec<u8>, event: &Event) {
-        Writer { out, depth: 0 }.sized(kind::EVENT, |w| {
-            w.event_fields(event);
-            let at = w.size();
-            w.u32(event.attributes.len() + self.count);
-            let start = w.out.len();
-            w.depth += 1;
-            for kv in &event.attributes {
-                w.str(&kv.key);
-                w.value(&kv.value);
-            }
-            w.depth -= 1;
-            w.out.extend_from_slice(&self.items);
-            w.set_size_from(at, start);
-        });
+        Writer { out, depth: 0 }.sized(kind::EVENT, |w| w.event(event, self));
     }
 
     /// The buffer, for the next event.
@@ -147,102 +105,41 @@ pub trait AttrValue: Sized {
     }
 }
 
-/// Types laid out as a string.
-macro_rules! str_attr_value {
-    ($($t:ty),*) => {$(
+/// Types laid out by a writer's method of their own (`lay(value => argument)`), and made a
+/// [`Value`] by `into`.
+macro_rules! attr_values {
+    ($($t:ty: $lay:ident($v:ident => $arg:expr), $into:expr;)*) => {$(
         impl AttrValue for $t {
             fn into_value(self) -> Value {
-                self.into()
+                let $v = self;
+                $into
             }
             #[inline]
             fn lay(self, w: &mut Writer<'_>) {
-                w.u8(tag::STRING);
-                w.str(&self);
+                let $v = self;
+                w.$lay($arg)
             }
         }
     )*};
 }
-str_attr_value!(&String, String, crate::model::Str);
 
-/// Text of any lifetime: copied into the layout as it is.
-impl AttrValue for &str {
-    fn into_value(self) -> Value {
-        Value::String(self.to_owned().into())
-    }
-    #[inline]
-    fn lay(self, w: &mut Writer<'_>) {
-        w.u8(tag::STRING);
-        w.str(self);
-    }
-}
-
-/// Types laid out as an integer.
-macro_rules! int_attr_value {
-    ($($t:ty),*) => {$(
-        impl AttrValue for $t {
-            fn into_value(self) -> Value {
-                self.into()
-            }
-            #[inline]
-            fn lay(self, w: &mut Writer<'_>) {
-                w.u8(tag::INT);
-                w.out.extend_from_slice(&(self as i64).to_le_bytes());
-            }
-        }
-    )*};
-}
-int_attr_value!(i64, i32, u32, u8, usize, u64);
-
-impl AttrValue for bool {
-    fn into_value(self) -> Value {
-        Value::Bool(self)
-    }
-    #[inline]
-    fn lay(self, w: &mut Writer<'_>) {
-        w.u8(tag::BOOL);
-        w.u8(u8::from(self));
-    }
-}
-
-impl AttrValue for f64 {
-    fn into_value(self) -> Value {
-        Value::Double(self)
-    }
-    #[inline]
-    fn lay(self, w: &mut Writer<'_>) {
-        w.u8(tag::DOUBLE);
-        w.f64(self);
-    }
-}
-
-impl AttrValue for f32 {
-    fn into_value(self) -> Value {
-        Value::Double(self.into())
-    }
-    #[inline]
-    fn lay(self, w: &mut Writer<'_>) {
-        f64::from(self).lay(w)
-    }
-}
-
-impl AttrValue for Value {
-    fn into_value(self) -> Value {
-        self
-    }
-    #[inline]
-    fn lay(self, w: &mut Writer<'_>) {
-        w.value(&self)
-    }
-}
-
-impl AttrValue for &Value {
-    fn into_value(self) -> Value {
-        self.clone()
-    }
-    #[inline]
-    fn lay(self, w: &mut Writer<'_>) {
-        w.value(self)
-    }
+attr_values! {
+    // Text of any lifetime: copied into the layout as it is.
+    &str: string_value(v => v), Value::String(v.to_owned().into());
+    &String: string_value(v => v), v.into();
+    String: string_value(v => &v), v.into();
+    crate::model::Str: string_value(v => &v), v.into();
+    bool: bool_value(v => v), Value::Bool(v);
+    i64: int_value(v => v), v.into();
+    i32: int_value(v => v.into()), v.into();
+    u32: int_value(v => v.into()), v.into();
+    u8: int_value(v => v.into()), v.into();
+    usize: int_value(v => v as i64), v.into();
+    u64: int_value(v => v as i64), v.into();
+    f64: double_value(v => v), Value::Double(v);
+    f32: double_value(v => v.into()), Value::Double(v.into());
+    Value: value(v => &v), v;
+    &Value: value(v => v), v.clone();
 }
 
 impl AttrValue for Vec<u8> {
@@ -322,15 +219,26 @@ impl Writer<'_> {
     }
 
     /// A list of `items`, each written by `item`: its size, its count, then the items.
-    fn list<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Self, &T)) {
+    fn list<T>(&mut self, items: &[T], item: impl FnMut(&mut Self, &T)) {
+        self.list_then(items, item, &EventAttributes::default());
+    }
+
+    /// [`Writer::list`], with the items of `more` (laid out already) after those of `items`.
+    fn list_then<T>(
+        &mut self,
+        items: &[T],
+        mut item: impl FnMut(&mut Self, &T),
+        more: &EventAttributes,
+    ) {
         let at = self.size();
-        self.u32(items.len());
+        self.u32(items.len() + more.count);
         let start = self.out.len();
         self.depth += 1;
         for x in items {
             item(self, x);
         }
         self.depth -= 1;
+        self.out.extend_from_slice(&more.items);
         self.set_size_from(at, start);
     }
 
@@ -355,35 +263,51 @@ impl Writer<'_> {
     }
 
     fn attributes(&mut self, attributes: &[KeyValue]) {
-        self.list(attributes, |w, kv| {
+        self.attributes_then(attributes, &EventAttributes::default());
+    }
+
+    /// `attributes`, then those of `more`.
+    fn attributes_then(&mut self, attributes: &[KeyValue], more: &EventAttributes) {
+        let kv = |w: &mut Self, kv: &KeyValue| {
             w.str(&kv.key);
             w.value(&kv.value);
-        });
+        };
+        self.list_then(attributes, kv, more);
+    }
+
+    #[inline]
+    fn string_value(&mut self, s: &str) {
+        self.u8(tag::STRING);
+        self.str(s);
+    }
+
+    #[inline]
+    fn bool_value(&mut self, b: bool) {
+        self.u8(tag::BOOL);
+        self.u8(u8::from(b));
+    }
+
+    #[inline]
+    fn int_value(&mut self, i: i64) {
+        self.u8(tag::INT);
+        self.out.extend_from_slice(&i.to_le_bytes());
+    }
+
+    #[inline]
+    fn double_value(&mut self, d: f64) {
+        self.u8(tag::DOUBLE);
+        self.f64(d);
     }
 
     /// A value; an array or map that would nest lists deeper than the layout allows is empty.
     fn value(&mut self, value: &Value) {
         match value {
-            Value::Array(_) | Value::Map(_) if self.depth >= crate::view::MAX_DEPTH => {
-                self.u8(tag::EMPTY)
-            }
+            Value::Array(_) | Value::Map(_) if self.depth >= MAX_DEPTH => self.u8(tag::EMPTY),
             Value::Empty => self.u8(tag::EMPTY),
-            Value::String(s) => {
-                self.u8(tag::STRING);
-                self.str(s);
-            }
-            Value::Bool(b) => {
-                self.u8(tag::BOOL);
-                self.u8(u8::from(*b));
-            }
-            Value::Int(i) => {
-                self.u8(tag::INT);
-                self.out.extend_from_slice(&i.to_le_bytes());
-            }
-            Value::Double(d) => {
-                self.u8(tag::DOUBLE);
-                self.f64(*d);
-            }
+            Value::String(s) => self.string_value(s),
+            Value::Bool(b) => self.bool_value(*b),
+            Value::Int(i) => self.int_value(*i),
+            Value::Double(d) => self.double_value(*d),
             Value::Bytes(b) => {
                 self.u8(tag::BYTES);
                 self.bytes(b);
@@ -407,19 +331,16 @@ impl Writer<'_> {
     fn record(&mut self, record: &Record) {
         match record {
             Record::Resource(_) => {}
-            Record::Event(e) => self.sized(kind::EVENT, |w| w.event(e)),
+            Record::Event(e) => {
+                self.sized(kind::EVENT, |w| w.event(e, &EventAttributes::default()))
+            }
             Record::Span(s) => self.sized(kind::SPAN, |w| w.span(s)),
             Record::Metric(m) => self.sized(kind::METRIC, |w| w.metric(m)),
         }
     }
 
-    fn event(&mut self, e: &Event) {
-        self.event_fields(e);
-        self.attributes(&e.attributes);
-    }
-
-    /// An event's fields before its attributes.
-    fn event_fields(&mut self, e: &Event) {
+    /// An event, with the attributes of `more` after its own.
+    fn event(&mut self, e: &Event, more: &EventAttributes) {
         self.u64(e.time_unix_nano);
         self.u8(e.severity_number);
         self.trace_id(e.trace_id);
@@ -428,6 +349,7 @@ impl Writer<'_> {
         self.str(&e.severity_text);
         self.scope(&e.scope);
         self.value(&e.body);
+        self.attributes_then(&e.attributes, more);
     }
 
     fn span(&mut self, s: &Span) {
@@ -483,8 +405,8 @@ impl Writer<'_> {
         self.u64(p.start_time_unix_nano);
         self.u64(p.time_unix_nano);
         match p.value {
-            Number::Int(i) => self.value(&Value::Int(i)),
-            Number::Double(d) => self.value(&Value::Double(d)),
+            Number::Int(i) => self.int_value(i),
+            Number::Double(d) => self.double_value(d),
         }
         self.attributes(&p.attributes);
     }

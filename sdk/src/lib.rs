@@ -43,6 +43,7 @@ extern crate self as wasmtel_sdk;
 )]
 mod bindings;
 pub mod encode;
+mod layout;
 #[allow(
     missing_docs,
     reason = "fields mirror the WIT types of the same names, documented there"

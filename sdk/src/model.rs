@@ -1,7 +1,7 @@
 //! The owned telemetry data model: what an application records and what a record-format line
-//! holds. [`crate::encode`] lays records out as the batches that cross into a plugin.
+//! holds. `encode` lays records out as the batches that cross into a plugin.
 //!
-//! Each type and field is the owned twin of a view of the same name in [`crate::view`], where
+//! Each type and field is the owned twin of a view of the same name in `view`, where
 //! they are documented: times are nanoseconds since the Unix epoch, ids are big-endian numbers,
 //! `attributes` keep their recorded order.
 
@@ -284,76 +284,6 @@ impl Event {
     pub fn at(mut self, time_unix_nano: u64) -> Self {
         self.time_unix_nano = time_unix_nano;
         self
-    }
-}
-
-/// Roughly how many bytes a value takes in a batch: its text and bytes, plus a fixed cost per item.
-fn value_size(value: &Value) -> usize {
-    const ITEM: usize = 16;
-    ITEM + match value {
-        Value::String(s) => s.len(),
-        Value::Bytes(b) => b.len(),
-        Value::Array(items) => items.iter().map(value_size).sum(),
-        Value::Map(entries) => attributes_size(entries),
-        Value::Empty | Value::Bool(_) | Value::Int(_) | Value::Double(_) => 0,
-    }
-}
-
-fn attributes_size(attributes: &[KeyValue]) -> usize {
-    attributes
-        .iter()
-        .map(|kv| kv.key.len() + value_size(&kv.value))
-        .sum()
-}
-
-impl Record {
-    /// Roughly how many bytes the record takes in a batch (strings are counted as if not shared),
-    /// for caps on batch size.
-    pub fn approx_size(&self) -> usize {
-        const RECORD: usize = 64;
-        let scope = |s: &Scope| s.name.len() + s.version.len();
-        RECORD
-            + match self {
-                Record::Resource(attributes) => attributes_size(attributes),
-                Record::Event(e) => {
-                    e.name.len()
-                        + e.severity_text.len()
-                        + value_size(&e.body)
-                        + attributes_size(&e.attributes)
-                        + scope(&e.scope)
-                }
-                Record::Span(s) => {
-                    s.name.len()
-                        + s.status_message.len()
-                        + attributes_size(&s.attributes)
-                        + s.events
-                            .iter()
-                            .map(|e| RECORD + e.name.len() + attributes_size(&e.attributes))
-                            .sum::<usize>()
-                        + s.links
-                            .iter()
-                            .map(|l| RECORD + attributes_size(&l.attributes))
-                            .sum::<usize>()
-                        + scope(&s.scope)
-                }
-                Record::Metric(m) => {
-                    let points: usize = match &m.data {
-                        MetricData::Sum { points, .. } | MetricData::Gauge { points } => points
-                            .iter()
-                            .map(|p| RECORD + attributes_size(&p.attributes))
-                            .sum(),
-                        MetricData::Histogram { points, .. } => points
-                            .iter()
-                            .map(|p| {
-                                RECORD
-                                    + attributes_size(&p.attributes)
-                                    + 8 * (p.bounds.len() + p.counts.len())
-                            })
-                            .sum(),
-                    };
-                    m.name.len() + m.description.len() + m.unit.len() + scope(&m.scope) + points
-                }
-            }
     }
 }
 

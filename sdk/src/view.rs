@@ -2,7 +2,8 @@
 //! `wit/exporter.wit`). [`Batch::new`] checks the whole batch once (every size, tag and string);
 //! the views it then gives read it without checking again.
 
-use crate::encode::{kind, tag};
+pub use crate::layout::MAX_DEPTH;
+use crate::layout::{kind, tag};
 use crate::model::{self, Number, SpanId, SpanKind, StatusCode, Temporality, TraceId};
 
 /// Why bytes are not a batch.
@@ -45,10 +46,6 @@ mod cursor {
 use cursor::Cursor;
 
 type Read<T> = Result<T, LayoutError>;
-
-/// How deeply lists may nest: a value's arrays and maps inside the lists of its record. The
-/// encoder writes a value that would nest deeper as empty.
-pub const MAX_DEPTH: u8 = 32;
 
 impl<'a> Cursor<'a> {
     /// What is wrong here.
