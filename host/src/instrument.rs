@@ -111,6 +111,34 @@ struct Building {
     attributes: EventAttributes,
 }
 
+impl Building {
+    /// An event named `name`, its attributes laid out in the thread's room.
+    #[inline(never)]
+    fn new(name: Str) -> Building {
+        Building {
+            event: Event::new(name),
+            attributes: EventAttributes::in_buffer(
+                ATTRIBUTES.try_with(Cell::take).unwrap_or_default(),
+            ),
+        }
+    }
+
+    /// Drops an event built but never emitted: `.emit()` forgotten at the end of a chain is a
+    /// mistake at its call site, which the log says once per process.
+    #[cold]
+    #[inline(never)]
+    fn not_emitted(self) {
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                event = %self.event.name,
+                "an event was built with `event(..)` but never recorded: `.emit()` is missing"
+            );
+        }
+        give_back(self.attributes);
+    }
+}
+
 /// Gives the room of an event's attributes back to the thread, for its next event (unless the
 /// thread is ending, or the room grew large).
 fn give_back(attributes: EventAttributes) {
@@ -134,15 +162,18 @@ thread_local! {
 
 impl<'t> EventBuilder<'t> {
     /// An event named `name`, built only if some route takes events.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(routes: &'t Routes, name: impl Into<Str>) -> Self {
-        let event = routes.takes(Signal::Events).then(|| Building {
-            event: Event::new(name),
-            attributes: EventAttributes::in_buffer(
-                ATTRIBUTES.try_with(Cell::take).unwrap_or_default(),
-            ),
-        });
-        EventBuilder { routes, event }
+        if !routes.takes(Signal::Events) {
+            return EventBuilder {
+                routes,
+                event: None,
+            };
+        }
+        EventBuilder {
+            routes,
+            event: Some(Building::new(name.into())),
+        }
     }
 
     #[inline]
@@ -221,18 +252,13 @@ impl<'t> EventBuilder<'t> {
 impl Drop for EventBuilder<'_> {
     /// An event built but never emitted is a mistake at its call site (`.emit()` forgotten at
     /// the end of a chain): the log says so, once per process.
+    #[inline(always)]
     fn drop(&mut self) {
-        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        let Some(building) = self.event.take() else {
-            return;
-        };
-        if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            tracing::warn!(
-                event = %building.event.name,
-                "an event was built with `event(..)` but never recorded: `.emit()` is missing"
-            );
+        if self.event.is_some() {
+            if let Some(building) = self.event.take() {
+                building.not_emitted();
+            }
         }
-        give_back(building.attributes);
     }
 }
 
