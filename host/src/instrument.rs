@@ -13,7 +13,7 @@ use wasmtel_sdk::model::{
 use crate::clock::now_unix_nano;
 use crate::exporter::Signal;
 use crate::metrics::{DEFAULT_BOUNDS, Instrument, InstrumentKind, Measure, Stream};
-use crate::pipeline::{KEEP, laid_item};
+use crate::pipeline::KEEP;
 use crate::routing::{Recorder, Routes};
 
 macro_rules! instruments {
@@ -127,7 +127,7 @@ impl Building {
     /// mistake at its call site, which the log says once per process.
     #[cold]
     #[inline(never)]
-    fn not_emitted(self) {
+    fn not_emitted(mut self) {
         static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!(
@@ -135,14 +135,13 @@ impl Building {
                 "an event was built with `event(..)` but never recorded: `.emit()` is missing"
             );
         }
-        give_back(self.attributes);
+        give_back(self.attributes.take_buffer());
     }
 }
 
 /// Gives the room of an event's attributes back to the thread, for its next event (unless the
 /// thread is ending, or the room grew large).
-fn give_back(attributes: EventAttributes) {
-    let room = attributes.into_buffer();
+fn give_back(room: Vec<u8>) {
     if room.capacity() <= KEEP {
         let _ = ATTRIBUTES.try_with(|kept| kept.set(room));
     }
@@ -234,17 +233,15 @@ impl<'t> EventBuilder<'t> {
     /// Records the event (as [`crate::Telemetry::emit`] does); a builder records once.
     #[inline]
     pub fn emit(&mut self) {
-        if let Some(Building {
-            mut event,
-            attributes,
-        }) = self.event.take()
-        {
+        // The event is laid out and dropped where it is: it is not moved.
+        if let Some(Building { event, attributes }) = &mut self.event {
             if event.time_unix_nano == 0 {
                 event.time_unix_nano = now_unix_nano();
             }
-            let item = laid_item(|out| attributes.event_into(out, &event));
-            give_back(attributes);
-            self.routes.send(Some(Signal::Events), || item, false);
+            let lay = |out: &mut Vec<u8>| attributes.event_into(out, event);
+            self.routes.send(Some(Signal::Events), lay, false);
+            give_back(attributes.take_buffer());
+            self.event = None;
         }
     }
 }
@@ -254,10 +251,11 @@ impl Drop for EventBuilder<'_> {
     /// the end of a chain): the log says so, once per process.
     #[inline(always)]
     fn drop(&mut self) {
-        if self.event.is_some() {
-            if let Some(building) = self.event.take() {
-                building.not_emitted();
-            }
+        // Tested before taking: a builder that built nothing (telemetry disabled) is only read.
+        if self.event.is_some()
+            && let Some(building) = self.event.take()
+        {
+            building.not_emitted();
         }
     }
 }

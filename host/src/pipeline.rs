@@ -3,12 +3,11 @@
 //! exports through its [`Exporter`], retrying, restarting and parking it per policy. It owns every
 //! change of the exporter's health, the first included.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::mpsc::error::{SendError, TryRecvError, TrySendError};
+use tokio::sync::mpsc::error::SendError;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -22,217 +21,242 @@ use crate::exporter::{Batch, Exporter, Start};
 use crate::metrics::Reader;
 use crate::stats::{Counters, ExporterState};
 
-/// A record on its way to an exporter, and how many bytes it takes in a batch. Cheap to clone.
-#[derive(Clone)]
-pub(crate) struct Item {
-    pub record: Laid,
-    pub bytes: usize,
-}
-
-/// What an [`Item`] carries.
-#[derive(Clone)]
-pub(crate) enum Laid {
-    /// A record of a signal, in the batch layout, laid out once for every exporter.
-    Record(Arc<[u8]>),
-    /// A change of resource.
-    Resource(Arc<[KeyValue]>),
-}
-
-impl Item {
-    /// A record, laid out.
-    pub fn record(record: Record) -> Item {
-        match record {
-            Record::Resource(attributes) => Item {
-                record: Laid::Resource(attributes.into()),
-                bytes: 0,
-            },
-            record => laid_item(|out| encode::record_into(out, &record)),
-        }
-    }
-
-    /// A record already laid out.
-    pub fn laid(record: Arc<[u8]>) -> Item {
-        Item {
-            bytes: record.len(),
-            record: Laid::Record(record),
-        }
-    }
-}
-
 /// The most room a recording thread keeps from one record to the next; a larger record's room
 /// is given back.
 pub(crate) const KEEP: usize = 64 << 10;
 
+/// The most room a queue keeps once its worker has taken what it held; a burst's room is given
+/// back.
+const KEEP_QUEUED: usize = 1 << 20;
+
 thread_local! {
-    /// Where a recording thread lays its records out before they are copied into their items.
+    /// Where a recording thread lays its records out before they are copied into their queues.
     static LAYOUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// A record laid out by `write`, as an item: written in the recording thread's reused room (in
-/// fresh room if that is in use, or gone as the thread ends), then copied into the item.
-pub(crate) fn laid_item(write: impl FnOnce(&mut Vec<u8>)) -> Item {
-    let mut write = Some(write);
-    let mut lay = |out: &mut Vec<u8>| {
+/// Lays a record out with `lay` and hands it to `then`: written in the recording thread's reused
+/// room (in fresh room if that is in use, or gone as the thread ends).
+pub(crate) fn laid<R>(lay: impl FnOnce(&mut Vec<u8>), then: impl FnOnce(&[u8]) -> R) -> R {
+    let mut lay = Some(lay);
+    let mut then = Some(then);
+    let mut run = |out: &mut Vec<u8>| {
         out.clear();
-        if let Some(write) = write.take() {
-            write(out);
+        if let Some(lay) = lay.take() {
+            lay(out);
         }
-        Item::laid(Arc::from(&out[..]))
+        then.take().map(|then| then(out))
     };
     let kept = LAYOUT.try_with(|room| {
         let mut out = room.try_borrow_mut().ok()?;
-        let item = lay(&mut out);
+        let result = run(&mut out);
         if out.capacity() > KEEP {
             *out = Vec::new();
         }
-        Some(item)
+        result
     });
     match kept {
-        Ok(Some(item)) => item,
-        _ => lay(&mut Vec::new()),
+        Ok(Some(result)) => result,
+        _ => run(&mut Vec::new()).expect("`then` is called once"),
     }
 }
 
-/// What travels through an exporter's queue.
-pub(crate) enum Message {
-    Item(Item),
-    /// Export what is buffered, flush the exporter, then answer.
+/// What a worker is told besides its records.
+pub(crate) enum Control {
+    /// Export what is queued and buffered, flush the exporter, then answer.
     Flush(oneshot::Sender<()>),
-    /// Export what is buffered, shut the exporter down, and stop.
+    /// Export what is queued and buffered, shut the exporter down, and stop.
     Shutdown,
 }
 
-impl Message {
-    /// How many records the message stands for, in the counters.
-    fn records(&self) -> u64 {
-        matches!(self, Message::Item(_)) as u64
-    }
+/// Why a record was not queued.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Refused {
+    /// The queue holds its capacity.
+    Full,
+    /// The worker has stopped.
+    Closed,
 }
 
-/// An exporter's queue, as record calls see it: bounded, and its worker woken only when a
-/// batch's worth of records is on its way (queued, or held by the worker for its batch), by count
-/// or by bytes; when the queue is half full or full; or for a message that is not a record. Not
-/// at every record. A worker that holds part of a batch waits for such a wake or for the batch's
-/// delay; one that holds nothing (or a deterministic one, which has no delay) wakes at every
-/// message.
+/// An exporter's queue, as record calls see it: the records sent to the exporter, laid out one
+/// after another in one buffer that its worker takes whole. A record call copies its record in
+/// under a lock held for that copy alone (the worker holds it only to swap the buffer for an
+/// empty one), so a send allocates nothing and touches nothing the worker writes per record.
+/// Bounded by records on their way, queued or taken by the worker and not yet exported (a change
+/// of resource counts as one until taken). The worker is woken once per take,
+/// and only when a batch's worth of records is on its way (queued, or held by the worker for its
+/// batch), by count or by bytes; when the queue is half full; or when a record comes to a worker
+/// that holds none (to start the batch's delay). Not at every record.
 #[derive(Clone)]
 pub(crate) struct Queue {
-    tx: mpsc::Sender<Message>,
-    wake: Arc<Notify>,
-    in_flight: Arc<InFlight>,
+    shared: Arc<Shared>,
+    control: mpsc::Sender<Control>,
+}
+
+/// What a queue's senders and its worker share.
+struct Shared {
+    pending: Mutex<Pending>,
+    /// Signalled when the worker has taken what was queued: room for a sender that waits.
+    room: Condvar,
+    wake: Notify,
+    capacity: usize,
     max_batch: usize,
     max_bytes: usize,
-    /// How many queued messages wake the worker whatever the batch: half the queue.
-    half: usize,
 }
 
-/// The records sent to a worker that it has not yet exported or dropped, and their bytes.
+/// The records queued, and what the worker holds.
 #[derive(Default)]
-struct InFlight {
-    records: AtomicUsize,
-    bytes: AtomicUsize,
+struct Pending {
+    /// The records, each as in a batch (a change of resource as a resource record).
+    laid: Vec<u8>,
+    queued: usize,
+    queued_bytes: usize,
+    /// Records (and their bytes) the worker has taken and not yet exported or dropped (changes
+    /// of resource only until it has read them).
+    held: usize,
+    held_bytes: usize,
+    /// Whether the worker was woken since it last took the queue.
+    woken: bool,
+    /// Senders waiting for room.
+    waiting: usize,
+    closed: bool,
 }
 
-impl InFlight {
-    /// Counts `records` of `bytes` more; returns the counts with them.
-    fn add(&self, records: usize, bytes: usize) -> (usize, usize) {
-        (
-            self.records
-                .fetch_add(records, Relaxed)
-                .wrapping_add(records),
-            self.bytes.fetch_add(bytes, Relaxed).wrapping_add(bytes),
-        )
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        // A sender that panicked while holding the lock left the queue whole: a record is
+        // counted only once its bytes are in.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn release(&self, records: usize, bytes: usize) {
-        self.records.fetch_sub(records, Relaxed);
-        self.bytes.fetch_sub(bytes, Relaxed);
+    /// Takes what is queued into `into` (emptied first), counting it as held; whether a
+    /// change of resource may be among it is for the caller to read.
+    fn take(&self, into: &mut Vec<u8>) {
+        into.clear();
+        if into.capacity() > KEEP_QUEUED {
+            *into = Vec::new();
+        }
+        let mut p = self.lock();
+        std::mem::swap(&mut p.laid, into);
+        p.held += std::mem::take(&mut p.queued);
+        p.held_bytes += std::mem::take(&mut p.queued_bytes);
+        p.woken = false;
+        let waiting = p.waiting > 0;
+        drop(p);
+        if waiting {
+            self.room.notify_all();
+        }
+    }
+
+    /// Counts `records` held of `bytes` as read by the worker: in its batch (or a change of
+    /// resource, done with).
+    fn release(&self, (records, bytes): (usize, usize)) {
+        let mut p = self.lock();
+        p.held -= records;
+        p.held_bytes -= bytes;
+        let waiting = p.waiting > 0;
+        drop(p);
+        if waiting {
+            self.room.notify_all();
+        }
+    }
+
+    /// Closes the queue: what is queued now is returned (as a count) and dropped, and every
+    /// later send is refused.
+    fn close(&self) -> usize {
+        let mut p = self.lock();
+        p.closed = true;
+        p.laid = Vec::new();
+        p.queued_bytes = 0;
+        let left = std::mem::take(&mut p.queued);
+        drop(p);
+        self.room.notify_all();
+        left
     }
 }
 
-/// The worker's end of a [`Queue`].
+/// The worker's end of a [`Queue`]. Dropped (the worker stopped, or aborted), it closes the
+/// queue.
 pub(crate) struct Inbox {
-    rx: mpsc::Receiver<Message>,
-    wake: Arc<Notify>,
-    in_flight: Arc<InFlight>,
+    shared: Arc<Shared>,
+    control: mpsc::Receiver<Control>,
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
 }
 
 impl Queue {
-    /// A queue of `capacity` messages for a worker that cuts batches of `max_batch` records
+    /// A queue of `capacity` records for a worker that cuts batches of `max_batch` records
     /// or `max_bytes` bytes.
     pub fn new(capacity: usize, max_batch: usize, max_bytes: usize) -> (Queue, Inbox) {
-        let (tx, rx) = mpsc::channel(capacity);
-        let wake = Arc::new(Notify::new());
-        let in_flight = Arc::new(InFlight::default());
-        let inbox = Inbox {
-            rx,
-            wake: wake.clone(),
-            in_flight: in_flight.clone(),
-        };
-        let queue = Queue {
-            tx,
-            wake,
-            in_flight,
+        let (tx, rx) = mpsc::channel(8);
+        let shared = Arc::new(Shared {
+            pending: Mutex::default(),
+            room: Condvar::new(),
+            wake: Notify::new(),
+            capacity: capacity.max(1),
             max_batch,
             max_bytes,
-            half: (capacity / 2).max(1),
-        };
-        (queue, inbox)
-    }
-
-    /// Queues `item` if there is room.
-    pub fn try_send(&self, item: Item) -> Result<(), TrySendError<Message>> {
-        let counts = self.in_flight.add(1, item.bytes);
-        let sent = self.tx.try_send(Message::Item(item));
-        let unsent = sent.as_ref().err().map(|e| match e {
-            TrySendError::Full(m) | TrySendError::Closed(m) => m,
         });
-        self.sent(unsent, counts);
-        sent
+        let inbox = Inbox {
+            shared: shared.clone(),
+            control: rx,
+        };
+        (
+            Queue {
+                shared,
+                control: tx,
+            },
+            inbox,
+        )
     }
 
-    /// Queues `item`, waiting for room. Not from inside an async runtime.
-    pub fn blocking_send(&self, item: Item) -> Result<(), SendError<Message>> {
-        let counts = self.in_flight.add(1, item.bytes);
-        if self.tx.capacity() == 0 {
-            // The worker is woken before waiting on it.
-            self.wake.notify_one();
-        }
-        let sent = self.tx.blocking_send(Message::Item(item));
-        self.sent(sent.as_ref().err().map(|e| &e.0), counts);
-        sent
-    }
-
-    /// After a record's message was queued, or was not (`unsent`, taken off the count again),
-    /// with `(records, bytes)` in flight: wakes the worker if they make a batch, if the queue is
-    /// half full, or if the message found no room.
+    /// Queues `record` (laid out as in a batch) if there is room; if there is none, waits for
+    /// it when `wait` (not from inside an async runtime), else refuses it.
     #[inline]
-    fn sent(&self, unsent: Option<&Message>, (records, bytes): (usize, usize)) {
-        if let Some(Message::Item(item)) = unsent {
-            self.in_flight.release(1, item.bytes);
+    pub fn send_record(&self, record: &[u8], wait: bool) -> Result<(), Refused> {
+        let s = &*self.shared;
+        let mut p = s.lock();
+        while p.queued + p.held >= s.capacity && !p.closed {
+            if !wait {
+                return Err(Refused::Full);
+            }
+            // The worker is woken before waiting on it.
+            p.waiting += 1;
+            s.wake.notify_one();
+            p = s.room.wait(p).unwrap_or_else(PoisonError::into_inner);
+            p.waiting -= 1;
         }
-        if unsent.is_some()
-            || records >= self.max_batch
-            || bytes >= self.max_bytes
-            || self.tx.max_capacity() - self.tx.capacity() >= self.half
-        {
-            self.wake.notify_one();
+        if p.closed {
+            return Err(Refused::Closed);
         }
+        p.laid.extend_from_slice(record);
+        p.queued += 1;
+        p.queued_bytes += record.len();
+        let wake = !p.woken
+            && (p.held == 0
+                || p.queued + p.held >= s.max_batch
+                || p.queued_bytes + p.held_bytes >= s.max_bytes
+                || p.queued + p.held >= s.capacity.div_ceil(2));
+        p.woken |= wake;
+        drop(p);
+        if wake {
+            s.wake.notify_one();
+        }
+        Ok(())
     }
 
-    /// Queues a message that is not a record (flush, shutdown), waiting for room, and wakes the
-    /// worker.
-    pub async fn send(&self, message: Message) -> Result<(), SendError<Message>> {
-        self.wake.notify_one();
-        let sent = self.tx.send(message).await;
-        self.wake.notify_one();
-        sent
+    /// Tells the worker `control`, waiting for room.
+    pub async fn send(&self, control: Control) -> Result<(), SendError<Control>> {
+        self.control.send(control).await
     }
 
     /// Waits until the worker has stopped taking messages.
     #[cfg(test)]
     pub async fn closed(&self) {
-        self.tx.closed().await;
+        self.control.closed().await;
     }
 }
 
@@ -248,8 +272,8 @@ struct Buffer {
     /// When the batch's delay ends (none: nothing held, or a deterministic worker, which cuts
     /// batches by count and bytes only).
     deadline: Option<Instant>,
-    /// What the queue counts in flight, the records held here included, until they are taken.
-    in_flight: Arc<InFlight>,
+    /// The queue this batch is filled from.
+    queue: Option<Arc<Shared>>,
 }
 
 impl Buffer {
@@ -271,6 +295,7 @@ impl Buffer {
     }
 
     /// Adds a record, laid out.
+    /// Adds a record taken from the queue, laid out.
     fn push(&mut self, record: &[u8]) {
         self.start().extend_from_slice(record);
         self.records += 1;
@@ -288,9 +313,16 @@ impl Buffer {
         bytes
     }
 
+    /// Tells the queue that the records of `read` (a count and their bytes, emptied) are read
+    /// from what the worker took: room for more.
+    fn read(&self, read: &mut (usize, usize)) {
+        if let Some(queue) = &self.queue {
+            queue.release(std::mem::take(read));
+        }
+    }
+
     /// Empties the buffer: the batch laid out, and how many records it holds.
     fn take(&mut self) -> (Vec<u8>, usize) {
-        self.in_flight.release(self.records, self.bytes);
         self.bytes = 0;
         self.deadline = None;
         (
@@ -389,145 +421,109 @@ impl<S: Start> Worker<S> {
 
     /// Works until it is told to shut down or every sender is gone; collects metrics with
     /// `reader` (none: the exporter takes no metrics).
-    pub async fn run(mut self, inbox: Inbox, mut reader: Option<Reader>) {
-        let Inbox {
-            mut rx,
-            wake,
-            in_flight,
-        } = inbox;
+    pub async fn run(mut self, mut inbox: Inbox, mut reader: Option<Reader>) {
+        let shared = inbox.shared.clone();
+        let control = &mut inbox.control;
         let mut buffer = Buffer {
-            in_flight,
+            queue: Some(shared.clone()),
             ..Buffer::default()
         };
         encode::resource_into(&mut buffer.resource, &self.resource);
+        let mut taken = Vec::new();
         let mut interval = tokio::time::interval(self.config.metrics_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval.tick().await;
         loop {
-            // Holding part of a batch, the worker takes more when woken or when the batch's
-            // delay ends; holding nothing, at the first message.
-            let holding = !buffer.is_empty() && !self.deterministic;
+            // The worker takes what is queued when woken (a batch's worth, or a first record),
+            // when the batch's delay ends, and before it flushes or stops.
             let deadline = buffer.deadline;
-            let drain = tokio::select! {
-                message = rx.recv(), if !holding => {
-                    if self.take(message, &mut buffer, &mut reader, &mut rx).await {
-                        return;
-                    }
-                    false
-                }
-                () = wake.notified(), if holding => true,
-                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    if self.take_queued(&mut buffer, &mut reader, &mut rx).await {
-                        return;
-                    }
+            tokio::select! {
+                message = control.recv() => {
+                    shared.take(&mut taken);
+                    self.take(&taken, &mut buffer).await;
+                    self.collect(reader.as_mut(), &mut buffer);
                     self.export(&mut buffer).await;
-                    false
+                    match message {
+                        Some(Control::Flush(done)) => {
+                            self.flush().await;
+                            let _ = done.send(());
+                        }
+                        Some(Control::Shutdown) | None => {
+                            self.shutdown().await;
+                            control.close();
+                            let n = shared.close() as u64;
+                            Counters::add(&self.counters.dropped_shutdown, n);
+                            self.counters.pending.fetch_sub(n, Relaxed);
+                            return;
+                        }
+                    }
+                }
+                () = shared.wake.notified() => {
+                    shared.take(&mut taken);
+                    self.take(&taken, &mut buffer).await;
+                }
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    shared.take(&mut taken);
+                    self.take(&taken, &mut buffer).await;
+                    self.export(&mut buffer).await;
                 }
                 _ = interval.tick() => {
                     if reader.as_ref().is_some_and(|r| !r.is_idle()) {
                         self.collect(reader.as_mut(), &mut buffer);
                         self.export(&mut buffer).await;
                     }
-                    false
                 }
-            };
-            if drain && self.take_queued(&mut buffer, &mut reader, &mut rx).await {
-                return;
             }
         }
     }
 
-    /// Takes every message queued now; true if one ended the worker.
-    async fn take_queued(
-        &mut self,
-        buffer: &mut Buffer,
-        reader: &mut Option<Reader>,
-        rx: &mut mpsc::Receiver<Message>,
-    ) -> bool {
-        loop {
-            let message = match rx.try_recv() {
-                Ok(message) => Some(message),
-                Err(TryRecvError::Empty) => return false,
-                Err(TryRecvError::Disconnected) => None,
-            };
-            if self.take(message, buffer, reader, rx).await {
-                return true;
-            }
-        }
-    }
-
-    /// Takes one message (none: every queue is gone); true if it ended the worker.
-    async fn take(
-        &mut self,
-        message: Option<Message>,
-        buffer: &mut Buffer,
-        reader: &mut Option<Reader>,
-        rx: &mut mpsc::Receiver<Message>,
-    ) -> bool {
+    /// Adds the records `taken` from the queue to the batch, exporting each batch they fill.
+    /// The queue counts a taken record as on its way until it is in the batch (or, a change of
+    /// resource, read): what the worker has yet to read bounds the queue with it.
+    async fn take(&mut self, taken: &[u8], buffer: &mut Buffer) {
         let (max_batch, max_bytes) = (self.config.max_batch, self.config.max_batch_bytes);
-        match message {
-            Some(Message::Item(Item { record, bytes })) => {
-                let record = match record {
-                    Laid::Record(record) => record,
-                    Laid::Resource(attributes) => {
-                        buffer.in_flight.release(1, bytes);
-                        // A change of resource: the batch so far goes with the old one. The
-                        // same resource again changes nothing.
-                        if *attributes != *self.resource {
-                            self.export(buffer).await;
-                            buffer.resource.clear();
-                            encode::resource_into(&mut buffer.resource, &attributes);
-                            self.resource = attributes;
-                        }
-                        self.counters.pending.fetch_sub(1, Relaxed);
-                        return false;
-                    }
-                };
-                // A record that would take the batch past its byte cap starts the next.
-                if !buffer.is_empty() && buffer.bytes + bytes > max_bytes {
+        let mut read = (0, 0);
+        for (resource, record) in encode::records_in(taken) {
+            read = (read.0 + 1, read.1 + record.len());
+            if resource {
+                self.counters.pending.fetch_sub(1, Relaxed);
+                // A change of resource: the batch so far goes with the old one. The same
+                // resource again changes nothing.
+                if *record != *buffer.resource {
+                    buffer.read(&mut read);
                     self.export(buffer).await;
+                    buffer.resource.clear();
+                    buffer.resource.extend_from_slice(record);
+                    self.resource = wasmtel_sdk::Batch::new(record)
+                        .expect("laid out by wasmtel_sdk::encode")
+                        .resource()
+                        .to_model()
+                        .into();
                 }
-                if buffer.is_empty() && !self.deterministic {
-                    buffer.deadline = Some(Instant::now() + self.config.max_delay);
-                }
-                buffer.push(&record);
-                drop(record);
-                if buffer.len() >= max_batch || buffer.bytes >= max_bytes {
-                    self.export(buffer).await;
-                }
-                false
+                continue;
             }
-            Some(Message::Flush(done)) => {
-                self.collect(reader.as_mut(), buffer);
+            // A record that would take the batch past its byte cap starts the next.
+            if !buffer.is_empty() && buffer.bytes + record.len() > max_bytes {
+                buffer.read(&mut read);
                 self.export(buffer).await;
-                self.flush().await;
-                let _ = done.send(());
-                false
             }
-            Some(Message::Shutdown) | None => {
-                self.collect(reader.as_mut(), buffer);
+            if buffer.is_empty() && !self.deterministic {
+                buffer.deadline = Some(Instant::now() + self.config.max_delay);
+            }
+            buffer.push(record);
+            if buffer.len() >= max_batch || buffer.bytes >= max_bytes {
+                buffer.read(&mut read);
                 self.export(buffer).await;
-                self.shutdown().await;
-                rx.close();
-                while let Ok(message) = rx.try_recv() {
-                    if let Message::Item(item) = &message {
-                        buffer.in_flight.release(1, item.bytes);
-                    }
-                    let n = message.records();
-                    Counters::add(&self.counters.dropped_shutdown, n);
-                    self.counters.pending.fetch_sub(n, Relaxed);
-                }
-                true
             }
         }
+        buffer.read(&mut read);
     }
 
     /// Adds the metrics `reader` collects to the buffer.
     fn collect(&self, reader: Option<&mut Reader>, buffer: &mut Buffer) {
         let Some(reader) = reader else { return };
         for metric in reader.collect(now_unix_nano()) {
-            let bytes = buffer.push_record(&Record::Metric(metric));
-            buffer.in_flight.add(1, bytes);
+            buffer.push_record(&Record::Metric(metric));
             self.counters.pending.fetch_add(1, Relaxed);
         }
     }
@@ -713,7 +709,7 @@ fn backoff(attempt: u32) -> Duration {
 /// has (or when the worker is gone).
 pub(crate) async fn flush(queue: Queue) {
     let (done, wait) = oneshot::channel();
-    if queue.send(Message::Flush(done)).await.is_ok() {
+    if queue.send(Control::Flush(done)).await.is_ok() {
         let _ = wait.await;
     }
 }
@@ -733,7 +729,7 @@ pub(crate) async fn stop(
     budget: Duration,
 ) -> bool {
     let stopped = async {
-        let _ = queue.send(Message::Shutdown).await;
+        let _ = queue.send(Control::Shutdown).await;
         let _ = (&mut worker).await;
     };
     if tokio::time::timeout_at(deadline, stopped).await.is_ok() {

@@ -6,7 +6,7 @@ use std::any::Any;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::mpsc::error::TrySendError;
+use wasmtel_sdk::encode;
 use wasmtel_sdk::model::{Event, KeyValue, Record, Scope};
 
 use crate::clock::now_unix_nano;
@@ -14,7 +14,7 @@ use crate::clock::now_unix_nano;
 use crate::config::Signals;
 use crate::exporter::Signal;
 use crate::metrics::{Instrument, Measure, Store, Stream};
-use crate::pipeline::{Item, Queue};
+use crate::pipeline::{Queue, Refused, laid};
 use crate::stats::{Counters, ExporterStats};
 
 /// One exporter's queue and counters.
@@ -39,6 +39,27 @@ impl Route {
     /// Whether the exporter takes records of `signal` (none: a change of resource, for all).
     fn takes(&self, signal: Option<Signal>) -> bool {
         signal.is_none_or(|s| self.signals.wants(s))
+    }
+
+    /// Queues `record` (a record of a signal if `signal`, else a change of resource), dropping
+    /// and counting it if it is too large or the queue is full (unless `wait`) or gone.
+    fn send(&self, signal: bool, record: &[u8], wait: bool) {
+        let counters = &self.counters;
+        if signal && record.len() > self.max_record_bytes {
+            Counters::add(&counters.dropped_too_large, 1);
+            return;
+        }
+        counters.pending.fetch_add(1, Relaxed);
+        if let Err(refused) = self.queue.send_record(record, wait) {
+            counters.pending.fetch_sub(1, Relaxed);
+            Counters::add(
+                match refused {
+                    Refused::Full => &counters.dropped_queue_full,
+                    Refused::Closed => &counters.dropped_shutdown,
+                },
+                1,
+            );
+        }
     }
 }
 
@@ -66,41 +87,21 @@ impl Routes {
         self.iter().map(Route::stats).collect()
     }
 
-    /// Sends what `make` builds to every route that takes `signal`: waiting for room if `wait`,
-    /// else dropping (and counting) where a queue is full. A record too large for any of a
-    /// route's batches is dropped (and counted) there; a change of resource never is. `make` is
-    /// called only if some route takes the signal.
-    pub fn send(&self, signal: Option<Signal>, make: impl FnOnce() -> Item, wait: bool) {
-        let mut routes = self.iter().filter(|r| r.takes(signal)).peekable();
-        if routes.peek().is_none() {
+    /// Sends the record `lay` lays out to every route that takes `signal` (none: a change of
+    /// resource, for all): waiting for room if `wait`, else dropping (and counting) where a
+    /// queue is full. A record too large for any of a route's batches is dropped (and counted)
+    /// there; a change of resource never is. `lay` is called only if some route takes the
+    /// signal.
+    #[inline]
+    pub fn send(&self, signal: Option<Signal>, lay: impl FnOnce(&mut Vec<u8>), wait: bool) {
+        if !self.iter().any(|r| r.takes(signal)) {
             return;
         }
-        let item = make();
-        for route in routes {
-            let counters = &route.counters;
-            if signal.is_some() && item.bytes > route.max_record_bytes {
-                Counters::add(&counters.dropped_too_large, 1);
-                continue;
+        laid(lay, |record| {
+            for route in self.iter().filter(|r| r.takes(signal)) {
+                route.send(signal.is_some(), record, wait);
             }
-            counters.pending.fetch_add(1, Relaxed);
-            let sent = if wait {
-                route.queue.blocking_send(item.clone()).map_err(|_| false)
-            } else {
-                route
-                    .queue
-                    .try_send(item.clone())
-                    .map_err(|e| matches!(e, TrySendError::Full(_)))
-            };
-            if let Err(full) = sent {
-                counters.pending.fetch_sub(1, Relaxed);
-                let counter = if full {
-                    &counters.dropped_queue_full
-                } else {
-                    &counters.dropped_shutdown
-                };
-                Counters::add(counter, 1);
-            }
-        }
+        });
     }
 
     /// Sends `event`, with a time of 0 set to now, dropping it where a queue is full.
@@ -113,7 +114,14 @@ impl Routes {
 
     /// Sends `record`, dropping it where a queue is full (or waiting, if `wait`).
     pub fn record(&self, record: Record, wait: bool) {
-        self.send(Signal::of(&record), || Item::record(record), wait);
+        self.send(
+            Signal::of(&record),
+            |out| match &record {
+                Record::Resource(attributes) => encode::resource_into(out, attributes),
+                record => encode::record_into(out, record),
+            },
+            wait,
+        );
     }
 
     /// Counts one record of `signal` as dropped, by `which` of its counters, at every route that

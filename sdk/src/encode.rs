@@ -29,6 +29,22 @@ pub fn record_into(out: &mut Vec<u8>, record: &Record) {
     Writer { out, depth: 0 }.record(record);
 }
 
+/// The records appended one after another to `laid` (by [`record_into`] and [`resource_into`]),
+/// each with whether it is a resource's.
+///
+/// # Panics
+/// If `laid` is not such records.
+pub fn records_in(laid: &[u8]) -> impl Iterator<Item = (bool, &[u8])> {
+    let mut rest = laid;
+    std::iter::from_fn(move || {
+        let (&kind, after) = rest.split_first()?;
+        let size = u32::from_le_bytes(after[..4].try_into().expect("a record's size"));
+        let (record, after) = rest.split_at(5 + size as usize);
+        rest = after;
+        Some((kind == kind::RESOURCE, record))
+    })
+}
+
 /// The attributes of an event being built, laid out as they are added, so that an attribute
 /// costs no allocation of its own: the event's record is written from them and its other fields
 /// by [`EventAttributes::event_into`].
@@ -86,9 +102,10 @@ impl EventAttributes {
         Writer { out, depth: 0 }.sized(kind::EVENT, |w| w.event(event, self));
     }
 
-    /// The buffer, for the next event.
-    pub fn into_buffer(self) -> Vec<u8> {
-        self.items
+    /// Takes the buffer, for the next event; no attributes are left.
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        self.count = 0;
+        std::mem::take(&mut self.items)
     }
 }
 
@@ -154,6 +171,30 @@ impl AttrValue for Vec<Value> {
     }
 }
 
+/// Appends `b` to `out`. Text up to 32 bytes (most keys, many values) is copied in two
+/// overlapping pieces of a fixed size rather than by a call to `memcpy`, which costs more than
+/// the copy.
+#[inline(always)]
+fn put(out: &mut Vec<u8>, b: &[u8]) {
+    /// The first `N` bytes of `b`, then its last `N`, written over each other's overlap.
+    #[inline(always)]
+    fn ends<const N: usize>(out: &mut Vec<u8>, b: &[u8]) {
+        let end = out.len() + b.len();
+        out.extend_from_slice(&b[..N]);
+        out.truncate(end - N);
+        out.extend_from_slice(&b[b.len() - N..]);
+    }
+    match b.len() {
+        0 => {}
+        1 => out.push(b[0]),
+        2..4 => ends::<2>(out, b),
+        4..8 => ends::<4>(out, b),
+        8..16 => ends::<8>(out, b),
+        16..=32 => ends::<16>(out, b),
+        _ => out.extend_from_slice(b),
+    }
+}
+
 /// In a module of its own: public to name in [`AttrValue`], out of reach of other crates.
 mod writer {
     /// Appends to a batch's bytes.
@@ -189,8 +230,9 @@ impl Writer<'_> {
 
     #[inline]
     fn bytes(&mut self, b: &[u8]) {
+        self.out.reserve(4 + b.len());
         self.u32(b.len());
-        self.out.extend_from_slice(b);
+        put(self.out, b);
     }
 
     #[inline]
