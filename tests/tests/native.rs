@@ -113,3 +113,45 @@ fn text_is_escaped_exactly_as_serde_json_escapes_it() {
         );
     }
 }
+
+/// file-jsonl writes a time as `humantime` writes it (RFC 3339, UTC, nine digits of
+/// nanoseconds): at the epoch, at the edges of days, months, leap days and centuries, at the last
+/// nanosecond a `u64` holds, and at a spread of times between.
+#[test]
+fn times_are_written_as_humantime_writes_them() {
+    const DAY: u64 = 86_400_000_000_000;
+    let mut times = vec![0, 1, 999_999_999, 1_000_000_000, DAY - 1, DAY, u64::MAX];
+    for date in [
+        "1972-02-29T00:00:00Z",
+        "1972-03-01T00:00:00Z",
+        "1999-12-31T23:59:59Z",
+        "2000-02-29T12:00:00Z",
+        "2026-11-20T09:00:02.989Z",
+        "2100-02-28T23:59:59Z",
+        "2100-03-01T00:00:00Z",
+        "2400-02-29T00:00:00Z",
+    ] {
+        let at = humantime::parse_rfc3339(date).expect("a date");
+        let nanos = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_nanos() as u64;
+        times.extend([nanos - 1, nanos, nanos + 1]);
+    }
+    // A spread across the whole range, each a different time of day and fraction.
+    times.extend((1..5000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % u64::MAX));
+    for nanos in times {
+        let event = wasmtel::Event::new("e").at(nanos);
+        let laid_out = encode::batch(&[], &[Record::Event(event)]);
+        let batch = wasmtel_sdk::Batch::new(&laid_out).expect("a batch");
+        let mut lines = file_jsonl::LineWriter::default();
+        batch.records().for_each(|r| lines.record(r));
+        let written = String::from_utf8(lines.lines().to_vec()).expect("UTF-8");
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos);
+        let expected = format!("\"time\":\"{}\"", humantime::format_rfc3339_nanos(at));
+        assert!(
+            written.contains(&expected),
+            "{nanos} ns: {expected} in {written}"
+        );
+    }
+}
