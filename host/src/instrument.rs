@@ -98,7 +98,7 @@ impl Histogram {
 /// converts its arguments, and `emit` does nothing. Its calls chain on the builder in place
 /// (`telemetry.event("x").attr("k", 1).emit()`). Attributes are laid out in the batch layout as
 /// they are added, keys and values copied from wherever they are (no attribute allocates), and
-/// `emit` makes the event one allocation that every exporter's queue shares.
+/// `emit` lays the event out once and copies it into every exporter's queue.
 #[must_use = "an event is recorded by `emit`"]
 pub struct EventBuilder<'t> {
     routes: &'t Routes,

@@ -79,13 +79,13 @@ pub(crate) enum Refused {
 
 /// An exporter's queue, as record calls see it: the records sent to the exporter, laid out one
 /// after another in one buffer that its worker takes whole. A record call copies its record in
-/// under a lock held for that copy alone (the worker holds it only to swap the buffer for an
-/// empty one), so a send allocates nothing and touches nothing the worker writes per record.
-/// Bounded by records on their way, queued or taken by the worker and not yet exported (a change
-/// of resource counts as one until taken). The worker is woken once per take,
-/// and only when a batch's worth of records is on its way (queued, or held by the worker for its
-/// batch), by count or by bytes; when the queue is half full; or when a record comes to a worker
-/// that holds none (to start the batch's delay). Not at every record.
+/// under a lock held while it does (the worker holds it only to swap the buffer for an empty
+/// one, and to say what it has read), so a send allocates nothing once the buffer has grown and
+/// touches nothing the worker writes per record. Bounded by records queued, or taken by the
+/// worker and not yet read into its batch (a change of resource counts as one). The worker is
+/// woken at most once per take, and only when a batch's worth of records is on its way (queued,
+/// taken, or in its batch), by count or by bytes; when the queue is half full; or when a record
+/// comes to a worker that holds none (to start the batch's delay). Not at every record.
 #[derive(Clone)]
 pub(crate) struct Queue {
     shared: Arc<Shared>,
@@ -95,7 +95,8 @@ pub(crate) struct Queue {
 /// What a queue's senders and its worker share.
 struct Shared {
     pending: Mutex<Pending>,
-    /// Signalled when the worker has taken what was queued: room for a sender that waits.
+    /// Signalled when the worker has read what it took (or stopped): room for a sender that
+    /// waits.
     room: Condvar,
     wake: Notify,
     capacity: usize,
@@ -110,15 +111,20 @@ struct Pending {
     laid: Vec<u8>,
     queued: usize,
     queued_bytes: usize,
-    /// Records (and their bytes) the worker has taken and not yet exported or dropped (changes
-    /// of resource only until it has read them).
+    /// Records (and their bytes) the worker has taken and not yet read.
     held: usize,
     held_bytes: usize,
+    /// What the worker's batch holds (not yet exported), as it last said.
+    batch: usize,
+    batch_bytes: usize,
     /// Whether the worker was woken since it last took the queue.
     woken: bool,
     /// Senders waiting for room.
     waiting: usize,
     closed: bool,
+    /// How often the worker took the queue.
+    #[cfg(test)]
+    takes: usize,
 }
 
 impl Shared {
@@ -140,21 +146,27 @@ impl Shared {
         p.held += std::mem::take(&mut p.queued);
         p.held_bytes += std::mem::take(&mut p.queued_bytes);
         p.woken = false;
-        let waiting = p.waiting > 0;
-        drop(p);
-        if waiting {
-            self.room.notify_all();
+        #[cfg(test)]
+        {
+            p.takes += 1;
         }
     }
 
-    /// Counts `records` held of `bytes` as read by the worker: in its batch (or a change of
-    /// resource, done with).
-    fn release(&self, (records, bytes): (usize, usize)) {
+    /// The worker has read `read` (records taken, and their bytes) into its batch (or, a change
+    /// of resource, done with them): room for more; its batch now holds `batch`. A worker that
+    /// holds nothing while records came unannounced (during its exports) is woken for them.
+    fn read(&self, read: (usize, usize), batch: (usize, usize)) {
         let mut p = self.lock();
-        p.held -= records;
-        p.held_bytes -= bytes;
-        let waiting = p.waiting > 0;
+        p.held -= read.0;
+        p.held_bytes -= read.1;
+        (p.batch, p.batch_bytes) = batch;
+        let wake = !p.woken && p.queued > 0 && p.held == 0 && p.batch == 0;
+        p.woken |= wake;
+        let waiting = p.waiting > 0 && read.0 > 0;
         drop(p);
+        if wake {
+            self.wake.notify_one();
+        }
         if waiting {
             self.room.notify_all();
         }
@@ -217,6 +229,10 @@ impl Queue {
     /// it when `wait` (not from inside an async runtime), else refuses it.
     #[inline]
     pub fn send_record(&self, record: &[u8], wait: bool) -> Result<(), Refused> {
+        debug_assert!(
+            !wait || tokio::runtime::Handle::try_current().is_err(),
+            "waiting for room inside an async runtime would block it"
+        );
         let s = &*self.shared;
         let mut p = s.lock();
         while p.queued + p.held >= s.capacity && !p.closed {
@@ -236,9 +252,9 @@ impl Queue {
         p.queued += 1;
         p.queued_bytes += record.len();
         let wake = !p.woken
-            && (p.held == 0
-                || p.queued + p.held >= s.max_batch
-                || p.queued_bytes + p.held_bytes >= s.max_bytes
+            && (p.held + p.batch == 0
+                || p.queued + p.held + p.batch >= s.max_batch
+                || p.queued_bytes + p.held_bytes + p.batch_bytes >= s.max_bytes
                 || p.queued + p.held >= s.capacity.div_ceil(2));
         p.woken |= wake;
         drop(p);
@@ -258,6 +274,12 @@ impl Queue {
     pub async fn closed(&self) {
         self.control.closed().await;
     }
+
+    /// How often the worker took the queue.
+    #[cfg(test)]
+    fn takes(&self) -> usize {
+        self.shared.lock().takes
+    }
 }
 
 /// The batch being filled, laid out: the resource, then the records in arrival order.
@@ -272,8 +294,10 @@ struct Buffer {
     /// When the batch's delay ends (none: nothing held, or a deterministic worker, which cuts
     /// batches by count and bytes only).
     deadline: Option<Instant>,
-    /// The queue this batch is filled from.
+    /// The queue this batch is filled from, and what has been read from what the worker took
+    /// of it (records and bytes) since the queue was last told.
     queue: Option<Arc<Shared>>,
+    read: (usize, usize),
 }
 
 impl Buffer {
@@ -294,12 +318,24 @@ impl Buffer {
         &mut self.laid
     }
 
-    /// Adds a record, laid out.
     /// Adds a record taken from the queue, laid out.
     fn push(&mut self, record: &[u8]) {
         self.start().extend_from_slice(record);
         self.records += 1;
         self.bytes += record.len();
+        self.read_one(record);
+    }
+
+    /// Counts a record taken from the queue as read.
+    fn read_one(&mut self, record: &[u8]) {
+        self.read = (self.read.0 + 1, self.read.1 + record.len());
+    }
+
+    /// Tells the queue what has been read and what the batch holds.
+    fn tell(&mut self) {
+        if let Some(queue) = &self.queue {
+            queue.read(std::mem::take(&mut self.read), (self.records, self.bytes));
+        }
     }
 
     /// Adds `record`, laying it out here; returns its size.
@@ -313,22 +349,17 @@ impl Buffer {
         bytes
     }
 
-    /// Tells the queue that the records of `read` (a count and their bytes, emptied) are read
-    /// from what the worker took: room for more.
-    fn read(&self, read: &mut (usize, usize)) {
-        if let Some(queue) = &self.queue {
-            queue.release(std::mem::take(read));
-        }
-    }
-
-    /// Empties the buffer: the batch laid out, and how many records it holds.
+    /// Empties the buffer (and tells the queue): the batch laid out, and how many records it
+    /// holds.
     fn take(&mut self) -> (Vec<u8>, usize) {
         self.bytes = 0;
         self.deadline = None;
-        (
+        let taken = (
             std::mem::take(&mut self.laid),
             std::mem::take(&mut self.records),
-        )
+        );
+        self.tell();
+        taken
     }
 }
 
@@ -477,20 +508,17 @@ impl<S: Start> Worker<S> {
         }
     }
 
-    /// Adds the records `taken` from the queue to the batch, exporting each batch they fill.
-    /// The queue counts a taken record as on its way until it is in the batch (or, a change of
-    /// resource, read): what the worker has yet to read bounds the queue with it.
+    /// Adds the records `taken` from the queue to the batch, exporting each batch they fill,
+    /// and tells the queue what it read (room for more) and what the batch holds.
     async fn take(&mut self, taken: &[u8], buffer: &mut Buffer) {
         let (max_batch, max_bytes) = (self.config.max_batch, self.config.max_batch_bytes);
-        let mut read = (0, 0);
         for (resource, record) in encode::records_in(taken) {
-            read = (read.0 + 1, read.1 + record.len());
             if resource {
+                buffer.read_one(record);
                 self.counters.pending.fetch_sub(1, Relaxed);
                 // A change of resource: the batch so far goes with the old one. The same
                 // resource again changes nothing.
                 if *record != *buffer.resource {
-                    buffer.read(&mut read);
                     self.export(buffer).await;
                     buffer.resource.clear();
                     buffer.resource.extend_from_slice(record);
@@ -504,7 +532,6 @@ impl<S: Start> Worker<S> {
             }
             // A record that would take the batch past its byte cap starts the next.
             if !buffer.is_empty() && buffer.bytes + record.len() > max_bytes {
-                buffer.read(&mut read);
                 self.export(buffer).await;
             }
             if buffer.is_empty() && !self.deterministic {
@@ -512,11 +539,10 @@ impl<S: Start> Worker<S> {
             }
             buffer.push(record);
             if buffer.len() >= max_batch || buffer.bytes >= max_bytes {
-                buffer.read(&mut read);
                 self.export(buffer).await;
             }
         }
-        buffer.read(&mut read);
+        buffer.tell();
     }
 
     /// Adds the metrics `reader` collects to the buffer.
@@ -921,6 +947,26 @@ mod tests {
         }
         assert_eq!(h.exports(), [(Duration::ZERO, 3)]);
         assert_eq!(h.stats().pending, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_worker_that_holds_part_of_a_batch_is_not_woken_by_each_record() {
+        let config = PipelineConfig {
+            capacity: 1024,
+            ..config(512, 0)
+        };
+        let h = Harness::start(config, &InMemoryExporter::new()).await;
+        for _ in 0..100 {
+            h.events(1).await;
+        }
+        assert_eq!(
+            h.route().queue.takes(),
+            1,
+            "the first record wakes the worker; the others wait for the batch's delay"
+        );
+        pass(1000 * MS).await;
+        assert_eq!(h.exports(), [(1000 * MS, 100)]);
+        assert_eq!(h.route().queue.takes(), 2);
     }
 
     #[tokio::test(start_paused = true)]

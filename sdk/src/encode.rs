@@ -38,8 +38,13 @@ pub fn records_in(laid: &[u8]) -> impl Iterator<Item = (bool, &[u8])> {
     let mut rest = laid;
     std::iter::from_fn(move || {
         let (&kind, after) = rest.split_first()?;
-        let size = u32::from_le_bytes(after[..4].try_into().expect("a record's size"));
-        let (record, after) = rest.split_at(5 + size as usize);
+        let size = after
+            .first_chunk::<4>()
+            .map(|size| u32::from_le_bytes(*size) as usize)
+            .and_then(|size| size.checked_add(5))
+            .filter(|&size| size <= rest.len())
+            .expect("records laid out one after another");
+        let (record, after) = rest.split_at(size);
         rest = after;
         Some((kind == kind::RESOURCE, record))
     })
