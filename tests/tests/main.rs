@@ -7,6 +7,7 @@ mod cli_summary;
 mod disabled;
 mod faults;
 mod file_jsonl;
+mod idle;
 mod limits;
 mod loading;
 mod log_rate;

@@ -20,6 +20,7 @@
 mod bindings;
 mod budget;
 mod disk;
+mod epoch;
 mod files;
 mod net;
 mod stdio;
@@ -41,6 +42,7 @@ pub use crate::exporter::{Batch, Signal};
 use crate::exporter::{Exporter, Start};
 use crate::stats::{Limit, LimitCounts};
 pub use budget::Limits;
+use epoch::{Ticker, Ticking};
 pub use stdio::LogRate;
 
 /// The component of the built-in plugin `name`.
@@ -98,9 +100,6 @@ pub(crate) const DEFAULT_LOG_RATE: LogRate = LogRate {
     bytes: 64 * 1024,
 };
 
-/// How often the epoch advances: the granularity of call deadlines.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
-
 /// What a sandboxed instance may use. The default grants no directory, 64 MiB of memory and
 /// 5 s per call.
 #[derive(Clone, Debug, PartialEq)]
@@ -148,6 +147,8 @@ pub struct Runtime {
     linker: Linker<HostState>,
     cache_dir: Option<PathBuf>,
     bounded: bool,
+    /// What keeps call deadlines, if they are kept (bounded).
+    ticker: Option<Arc<Ticker>>,
 }
 
 /// A compiled plugin, linked and ready to instantiate.
@@ -157,6 +158,7 @@ pub struct Plugin {
     engine: Engine,
     /// Whether its instances' limits are enforced (always, but in benchmarks of their cost).
     bounded: bool,
+    ticker: Option<Arc<Ticker>>,
 }
 
 /// The state of one instance's store.
@@ -305,23 +307,13 @@ impl Runtime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         // The epoch ticker runs as long as the engine does: every plugin and store holds it.
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("wasmtel-epoch".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(EPOCH_TICK);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })?;
+        let ticker = bounded.then(|| Ticker::start(&engine)).transpose()?;
         Ok(Runtime {
             engine,
             linker,
             cache_dir,
             bounded,
+            ticker,
         })
     }
 
@@ -397,6 +389,7 @@ impl Runtime {
             pre,
             engine: self.engine.clone(),
             bounded: self.bounded,
+            ticker: self.ticker.clone(),
         })
     }
 
@@ -499,6 +492,7 @@ pub struct Instance {
     plugin: bindings::Plugin,
     /// The deadline of each call; none if unbounded.
     timeout: Option<Duration>,
+    ticker: Option<Arc<Ticker>>,
 }
 
 impl Plugin {
@@ -610,7 +604,7 @@ impl Plugin {
             Some(deadline) if Instant::now() >= deadline => Err(DeadlineExceeded(limit).into()),
             _ => Ok(UpdateDeadline::Yield(1)),
         });
-        arm(&mut store, timeout);
+        let ticking = arm(&mut store, timeout, self.ticker.as_deref());
         let plugin = within(timeout, self.pre.instantiate_async(&mut store))
             .await
             .map_err(|e| match limit_of(&e) {
@@ -620,10 +614,12 @@ impl Plugin {
                 }
                 None => e.into(),
             })?;
+        drop(ticking);
         Ok(Instance {
             store,
             plugin,
             timeout,
+            ticker: self.ticker.clone(),
         })
     }
 }
@@ -648,10 +644,16 @@ async fn within<T>(
     }
 }
 
-/// Starts the deadline of a call (if it has one): the epoch callback checks it at every tick.
-fn arm(store: &mut Store<HostState>, timeout: Option<Duration>) {
+/// Starts the deadline of a call (if it has one): the epoch callback checks it at every tick of
+/// `ticker`, which ticks while the returned guard lives.
+fn arm(
+    store: &mut Store<HostState>,
+    timeout: Option<Duration>,
+    ticker: Option<&Ticker>,
+) -> Option<Ticking> {
     store.data_mut().deadline = timeout.map(|t| Instant::now() + t);
     store.set_epoch_deadline(1);
+    ticker.map(Ticker::call)
 }
 
 /// The outcome of a call: the plugin's own error, or a fault, with the sandbox limit behind it
@@ -682,7 +684,7 @@ impl Instance {
         exporter: &str,
         session_id: &str,
     ) -> Result<(), CallError> {
-        arm(&mut self.store, self.timeout);
+        let _ticking = arm(&mut self.store, self.timeout, self.ticker.as_deref());
         let context = bindings::Context {
             exporter_name: exporter.into(),
             session_id: session_id.into(),
@@ -695,7 +697,7 @@ impl Instance {
 
     /// Exports one batch (already laid out), within the deadline.
     pub async fn export(&mut self, batch: &Batch) -> Result<(), CallError> {
-        arm(&mut self.store, self.timeout);
+        let _ticking = arm(&mut self.store, self.timeout, self.ticker.as_deref());
         let api = self.plugin.wasmtel_exporter_exporter();
         let call = api.call_export_batch(&mut self.store, batch.laid_out());
         let result = within(self.timeout, call).await;
@@ -704,7 +706,7 @@ impl Instance {
 
     /// Asks the plugin to make what it has durable.
     pub async fn flush(&mut self) -> Result<(), CallError> {
-        arm(&mut self.store, self.timeout);
+        let _ticking = arm(&mut self.store, self.timeout, self.ticker.as_deref());
         let api = self.plugin.wasmtel_exporter_exporter();
         let result = within(self.timeout, api.call_flush(&mut self.store)).await;
         finish(result, &self.store.data().passed)
@@ -712,7 +714,7 @@ impl Instance {
 
     /// The last call.
     pub async fn shutdown(&mut self) -> Result<(), CallError> {
-        arm(&mut self.store, self.timeout);
+        let _ticking = arm(&mut self.store, self.timeout, self.ticker.as_deref());
         let api = self.plugin.wasmtel_exporter_exporter();
         let result = within(self.timeout, api.call_shutdown(&mut self.store)).await;
         finish(result, &self.store.data().passed)
