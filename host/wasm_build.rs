@@ -17,7 +17,7 @@ pub fn build_workspace(workspace: &str) {
         .canonicalize()
         .expect("the plugin workspace exists");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
-    for dir in ["src", "Cargo.toml", "Cargo.lock"] {
+    for dir in ["src", "Cargo.toml", "Cargo.lock", ".cargo"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     let mut members = Vec::new();

@@ -176,11 +176,11 @@ impl AttrValue for Vec<Value> {
     }
 }
 
-/// Appends `b` to `out`. Text up to 32 bytes (most keys, many values) is copied in two
-/// overlapping pieces of a fixed size rather than by a call to `memcpy`, which costs more than
-/// the copy.
+/// Appends `b` to `out`, as `extend_from_slice` does. Up to 32 bytes (most keys, many values)
+/// are copied in two overlapping pieces of a fixed size rather than by a call to `memcpy`,
+/// which costs more than such a copy (in WebAssembly, `memory.copy` is a call into the host).
 #[inline(always)]
-fn put(out: &mut Vec<u8>, b: &[u8]) {
+pub fn put(out: &mut Vec<u8>, b: &[u8]) {
     /// The first `N` bytes of `b`, then its last `N`, written over each other's overlap.
     #[inline(always)]
     fn ends<const N: usize>(out: &mut Vec<u8>, b: &[u8]) {

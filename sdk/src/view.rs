@@ -56,6 +56,7 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Read<&'a [u8]> {
         if n > self.bytes.len() {
             return self.fail("a length runs past its end");
@@ -66,10 +67,12 @@ impl<'a> Cursor<'a> {
         Ok(head)
     }
 
+    #[inline(always)]
     fn array<const N: usize>(&mut self) -> Read<[u8; N]> {
         Ok(self.take(N)?.try_into().expect("N bytes"))
     }
 
+    #[inline(always)]
     fn u8(&mut self) -> Read<u8> {
         Ok(self.array::<1>()?[0])
     }
@@ -84,6 +87,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    #[inline(always)]
     fn u32(&mut self) -> Read<usize> {
         Ok(u32::from_le_bytes(self.array()?) as usize)
     }
@@ -104,11 +108,13 @@ impl<'a> Cursor<'a> {
         Ok(Some(u64::from_be_bytes(self.array()?)).filter(|&id| id != 0))
     }
 
+    #[inline(always)]
     fn bytes(&mut self) -> Read<&'a [u8]> {
         let len = self.u32()?;
         self.take(len)
     }
 
+    #[inline(always)]
     fn str(&mut self) -> Read<&'a str> {
         let at = *self;
         let bytes = self.bytes()?;

@@ -5,6 +5,7 @@
 //! output (which writes the numbers here): text is copied as it is, eight bytes checked at a time,
 //! and only the characters JSON requires are escaped, as `serde_json` escapes them.
 
+use wasmtel_sdk::encode::put;
 use wasmtel_sdk::model::{Number, SpanKind, StatusCode, Temporality};
 use wasmtel_sdk::view::{HistogramPoint, List, MetricData, NumberPoint, Record, Scope};
 use wasmtel_sdk::{AnyValue, Attributes};
@@ -246,7 +247,7 @@ impl Json {
     /// `,"key":` (the keys here never need escaping).
     fn key(&mut self, key: &str) {
         self.0.extend_from_slice(b",\"");
-        self.0.extend_from_slice(key.as_bytes());
+        put(&mut self.0, key.as_bytes());
         self.0.extend_from_slice(b"\":");
     }
 
@@ -305,12 +306,12 @@ impl Json {
                     continue;
                 }
             };
-            self.0.extend_from_slice(&bytes[run..i]);
-            self.0.extend_from_slice(escape);
+            put(&mut self.0, &bytes[run..i]);
+            put(&mut self.0, escape);
             i += 1;
             run = i;
         }
-        self.0.extend_from_slice(&bytes[run..]);
+        put(&mut self.0, &bytes[run..]);
         self.0.push(b'"');
     }
 
