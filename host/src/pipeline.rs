@@ -102,6 +102,8 @@ struct Shared {
     capacity: usize,
     max_batch: usize,
     max_bytes: usize,
+    /// The exporter's counters: what a closed queue drops is counted there.
+    counters: Arc<Counters>,
 }
 
 /// The records queued, and what the worker holds.
@@ -134,22 +136,24 @@ impl Shared {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes what is queued into `into` (emptied first), counting it as held; whether a
-    /// change of resource may be among it is for the caller to read.
-    fn take(&self, into: &mut Vec<u8>) {
+    /// Takes what is queued into `into` (emptied first), counting it as held; returns how many
+    /// records it took (changes of resource among them).
+    fn take(&self, into: &mut Vec<u8>) -> usize {
         into.clear();
         if into.capacity() > KEEP_QUEUED {
             *into = Vec::new();
         }
         let mut p = self.lock();
         std::mem::swap(&mut p.laid, into);
-        p.held += std::mem::take(&mut p.queued);
+        let taken = std::mem::take(&mut p.queued);
+        p.held += taken;
         p.held_bytes += std::mem::take(&mut p.queued_bytes);
         p.woken = false;
         #[cfg(test)]
         {
             p.takes += 1;
         }
+        taken
     }
 
     /// The worker has read `read` (records taken, and their bytes) into its batch (or, a change
@@ -172,16 +176,17 @@ impl Shared {
         }
     }
 
-    /// Closes the queue: what is queued now is returned (as a count) and dropped, and every
-    /// later send is refused.
-    fn close(&self) -> usize {
+    /// Closes the queue: what is queued now is dropped, counted as dropped at shutdown (its
+    /// count returned), and every later send is refused.
+    fn close(&self) -> u64 {
         let mut p = self.lock();
         p.closed = true;
         p.laid = Vec::new();
         p.queued_bytes = 0;
-        let left = std::mem::take(&mut p.queued);
+        let left = std::mem::take(&mut p.queued) as u64;
         drop(p);
         self.room.notify_all();
+        Counters::add(&self.counters.dropped_shutdown, left);
         left
     }
 }
@@ -201,8 +206,13 @@ impl Drop for Inbox {
 
 impl Queue {
     /// A queue of `capacity` records for a worker that cuts batches of `max_batch` records
-    /// or `max_bytes` bytes.
-    pub fn new(capacity: usize, max_batch: usize, max_bytes: usize) -> (Queue, Inbox) {
+    /// or `max_bytes` bytes, counting into `counters`.
+    pub fn new(
+        capacity: usize,
+        max_batch: usize,
+        max_bytes: usize,
+        counters: Arc<Counters>,
+    ) -> (Queue, Inbox) {
         let (tx, rx) = mpsc::channel(8);
         let shared = Arc::new(Shared {
             pending: Mutex::default(),
@@ -211,6 +221,7 @@ impl Queue {
             capacity: capacity.max(1),
             max_batch,
             max_bytes,
+            counters,
         });
         let inbox = Inbox {
             shared: shared.clone(),
@@ -262,6 +273,12 @@ impl Queue {
             s.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// The records queued now (not yet taken by the worker, which counts them pending from
+    /// then on).
+    pub fn queued(&self) -> u64 {
+        self.shared.lock().queued as u64
     }
 
     /// Tells the worker `control`, waiting for room.
@@ -470,7 +487,7 @@ impl<S: Start> Worker<S> {
             let deadline = buffer.deadline;
             tokio::select! {
                 message = control.recv() => {
-                    shared.take(&mut taken);
+                    self.take_queue(&shared, &mut taken);
                     self.take(&taken, &mut buffer).await;
                     self.collect(reader.as_mut(), &mut buffer);
                     self.export(&mut buffer).await;
@@ -482,19 +499,17 @@ impl<S: Start> Worker<S> {
                         Some(Control::Shutdown) | None => {
                             self.shutdown().await;
                             control.close();
-                            let n = shared.close() as u64;
-                            Counters::add(&self.counters.dropped_shutdown, n);
-                            self.counters.pending.fetch_sub(n, Relaxed);
+                            shared.close();
                             return;
                         }
                     }
                 }
                 () = shared.wake.notified() => {
-                    shared.take(&mut taken);
+                    self.take_queue(&shared, &mut taken);
                     self.take(&taken, &mut buffer).await;
                 }
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    shared.take(&mut taken);
+                    self.take_queue(&shared, &mut taken);
                     self.take(&taken, &mut buffer).await;
                     self.export(&mut buffer).await;
                 }
@@ -506,6 +521,12 @@ impl<S: Start> Worker<S> {
                 }
             }
         }
+    }
+
+    /// Takes what is queued into `taken`: from now on this worker counts it as pending.
+    fn take_queue(&self, shared: &Shared, taken: &mut Vec<u8>) {
+        let n = shared.take(taken) as u64;
+        self.counters.pending.fetch_add(n, Relaxed);
     }
 
     /// Adds the records `taken` from the queue to the batch, exporting each batch they fill,
@@ -761,11 +782,14 @@ pub(crate) async fn stop(
     if tokio::time::timeout_at(deadline, stopped).await.is_ok() {
         return true;
     }
+    // What is queued is dropped (and counted) as the queue closes; once the worker is gone it
+    // counts nothing more: what it held is counted here, once.
+    let queued = queue.shared.close();
     worker.abort();
-    // Once it is gone it counts nothing more: what it held is counted here, once.
     let _ = tokio::time::timeout(ABORT_GRACE, worker).await;
-    let undelivered = counters.pending.swap(0, Relaxed);
-    Counters::add(&counters.dropped_shutdown, undelivered);
+    let held = counters.pending.swap(0, Relaxed);
+    Counters::add(&counters.dropped_shutdown, held);
+    let undelivered = queued + held;
     counters.set_error(format!(
         "shutdown deadline ({} ms) passed with {undelivered} records undelivered",
         budget.as_millis()
@@ -846,7 +870,8 @@ mod tests {
             let store = Store::new(1);
             let reader = Reader::new(store.clone(), 0, temporality);
             worker.start().await;
-            let (queue, inbox) = Queue::new(capacity, max_batch, max_record_bytes);
+            let (queue, inbox) =
+                Queue::new(capacity, max_batch, max_record_bytes, counters.clone());
             let route = Route {
                 name: "test".into(),
                 plugin: "in-memory".into(),

@@ -3,7 +3,6 @@
 //! it. Measurements go to the metric store instead, which never drops one for want of room.
 
 use std::any::Any;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 
 use wasmtel_sdk::encode;
@@ -33,7 +32,10 @@ pub(crate) struct Route {
 impl Route {
     /// A snapshot of the exporter's counters.
     pub fn stats(&self) -> ExporterStats {
-        self.counters.snapshot(&self.name, &self.plugin)
+        let mut stats = self.counters.snapshot(&self.name, &self.plugin);
+        // Records still queued are pending too: the worker counts them once it takes them.
+        stats.pending += self.queue.queued();
+        stats
     }
 
     /// Whether the exporter takes records of `signal` (none: a change of resource, for all).
@@ -49,9 +51,7 @@ impl Route {
             Counters::add(&counters.dropped_too_large, 1);
             return;
         }
-        counters.pending.fetch_add(1, Relaxed);
         if let Err(refused) = self.queue.send_record(record, wait) {
-            counters.pending.fetch_sub(1, Relaxed);
             Counters::add(
                 match refused {
                     Refused::Full => &counters.dropped_queue_full,

@@ -237,6 +237,7 @@ fn launch<S: Start>(
         plan.pipeline.capacity,
         plan.pipeline.max_batch,
         plan.pipeline.max_batch_bytes,
+        counters.clone(),
     );
     let route = Route {
         name: plan.name,
