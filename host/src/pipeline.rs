@@ -1,7 +1,8 @@
-//! One exporter's worker: takes records from the exporter's bounded queue, cuts batches (by
-//! count, by bytes, by delay, at a change of resource), collects the aggregated metrics per interval, and
-//! exports through its [`Exporter`], retrying, restarting and parking it per policy. It owns every
-//! change of the exporter's health, the first included.
+//! An exporter's queue and its worker. The queue holds the records laid out by record calls (in
+//! room each recording thread reuses); the worker takes them, cuts batches (by count, by bytes,
+//! by delay, at a change of resource), collects the aggregated metrics per interval, and exports
+//! through its [`Exporter`], retrying, restarting and parking it per policy. It owns every change
+//! of the exporter's health, the first included.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -482,7 +483,7 @@ impl<S: Start> Worker<S> {
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval.tick().await;
         loop {
-            // The worker takes what is queued when woken (a batch's worth, or a first record),
+            // The worker takes what is queued when woken (see `Queue` for when),
             // when the batch's delay ends, and before it flushes or stops.
             let deadline = buffer.deadline;
             tokio::select! {
@@ -752,7 +753,7 @@ fn backoff(attempt: u32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
-/// Asks the worker behind `tx` to export what it holds and flush its exporter; resolves when it
+/// Asks the worker behind `queue` to export what it holds and flush its exporter; resolves when it
 /// has (or when the worker is gone).
 pub(crate) async fn flush(queue: Queue) {
     let (done, wait) = oneshot::channel();
@@ -764,7 +765,7 @@ pub(crate) async fn flush(queue: Queue) {
 /// How long an aborted worker may take to notice; it is stopped at its next await.
 const ABORT_GRACE: Duration = Duration::from_millis(100);
 
-/// Asks the worker behind `tx` to export what it holds and shut its exporter down, and waits for
+/// Asks the worker behind `queue` to export what it holds and shut its exporter down, and waits for
 /// it until `deadline` (the end of shutdown's budget of `budget`). Past it the worker is aborted
 /// and the records it still held are counted as dropped at shutdown. Returns whether it finished
 /// in time.

@@ -97,7 +97,8 @@ pub(crate) struct Counters {
     pub dropped_shutdown: AtomicU64,
     pub dropped_invalid: AtomicU64,
     pub dropped_too_large: AtomicU64,
-    /// Records accepted into the queue and not yet exported or dropped.
+    /// Records the worker has taken from the queue and not yet exported or dropped (an
+    /// exporter's stats add those still queued).
     pub pending: AtomicU64,
     pub batches_ok: AtomicU64,
     pub batches_failed: AtomicU64,

@@ -1,6 +1,8 @@
 //! Lays records of [`crate::model`] out in the batch layout (documented in `wit/exporter.wit`):
 //! the one encoder of the record model, which the host uses for every batch it sends, and which
-//! a plugin's native tests use to make batches for `view::Batch`.
+//! a plugin's native tests use to make batches for `view::Batch`. Also: [`records_in`], which
+//! splits records laid out one after another, and [`put`], a copy of bytes that plugins may use
+//! where short copies are many.
 
 use crate::model::{
     Event, HistogramPoint, KeyValue, Metric, MetricData, Number, NumberPoint, Record, Scope, Span,
@@ -30,7 +32,7 @@ pub fn record_into(out: &mut Vec<u8>, record: &Record) {
 }
 
 /// The records appended one after another to `laid` (by [`record_into`] and [`resource_into`]),
-/// each with whether it is a resource's.
+/// each whole (its kind and size included) with whether it is a resource's.
 ///
 /// # Panics
 /// If `laid` is not such records.

@@ -1,6 +1,6 @@
 //! The plugin runtime: compiles exporter components (with an on-disk cache), links them against
 //! the WASI subset their sandbox grants, and runs each instance in its own store, where it is an
-//! [`Exporter`]. It owns starting an instance (instantiate, then `init`) and the sandbox defaults.
+//! `Exporter`. It owns starting an instance (instantiate, then `init`) and the sandbox defaults.
 //!
 //! [`crate::Telemetry`] drives plugins through this module; it is public for tools that drive one
 //! plugin directly (fixture harnesses, benchmarks):
@@ -306,7 +306,8 @@ impl Runtime {
         }
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        // The epoch ticker runs as long as the engine does: every plugin and store holds it.
+        // The epoch ticker keeps call deadlines, so only a bounded runtime has one; it ticks
+        // while a call runs and ends once the engine is gone.
         let ticker = bounded.then(|| Ticker::start(&engine)).transpose()?;
         Ok(Runtime {
             engine,
