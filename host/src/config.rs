@@ -160,6 +160,8 @@ pub(crate) struct PipelineConfig {
     pub max_batch: usize,
     /// Roughly how many bytes of records a batch holds, at most (a larger record goes alone).
     pub max_batch_bytes: usize,
+    /// The bytes of the records waiting for the exporter, at most (never less than a batch's).
+    pub max_bytes: usize,
     /// The longest a record waits for its batch to fill.
     pub max_delay: Duration,
     /// How often a failed export is tried again before its batch is dropped.
@@ -388,6 +390,7 @@ struct QueueToml {
     capacity: NonZeroUsize,
     max_batch: NonZeroUsize,
     max_batch_bytes: NonZeroUsize,
+    max_bytes: NonZeroUsize,
     max_delay_ms: u64,
     /// Accepted so that a config can say so; [`WhenFull`] has one value.
     #[serde(rename = "when_full")]
@@ -401,6 +404,7 @@ impl QueueToml {
             capacity: self.capacity.get(),
             max_batch: self.max_batch.get(),
             max_batch_bytes: self.max_batch_bytes.get(),
+            max_bytes: self.max_bytes.max(self.max_batch_bytes).get(),
             max_delay: Duration::from_millis(self.max_delay_ms),
             max_retries: self.max_retries,
             metrics_interval: Duration::from_millis(metrics.interval_ms.get()),
@@ -415,6 +419,7 @@ impl Default for QueueToml {
             capacity: NonZeroUsize::new(8192).expect("nonzero"),
             max_batch: NonZeroUsize::new(512).expect("nonzero"),
             max_batch_bytes: NonZeroUsize::new(4 * 1024 * 1024).expect("nonzero"),
+            max_bytes: NonZeroUsize::new(64 * 1024 * 1024).expect("nonzero"),
             max_delay_ms: 1000,
             _when_full: WhenFull::DropNewest,
             max_retries: 3,

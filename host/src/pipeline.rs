@@ -83,7 +83,8 @@ pub(crate) enum Refused {
 /// under a lock held while it does (the worker holds it only to swap the buffer for an empty
 /// one, and to say what it has read), so a send allocates nothing once the buffer has grown and
 /// touches nothing the worker writes per record. Bounded by records queued, or taken by the
-/// worker and not yet read into its batch (a change of resource counts as one). The worker is
+/// worker and not yet read into its batch (a change of resource counts as one), and by their
+/// bytes. The worker is
 /// woken at most once per take, and only when a batch's worth of records is on its way (queued,
 /// taken, or in its batch), by count or by bytes; when the queue is half full; or when a record
 /// comes to a worker that holds none (to start the batch's delay). Not at every record.
@@ -101,6 +102,8 @@ struct Shared {
     room: Condvar,
     wake: Notify,
     capacity: usize,
+    /// The bytes of the records queued or taken and not yet read, at most.
+    max_queued_bytes: usize,
     max_batch: usize,
     max_bytes: usize,
     /// The exporter's counters: what a closed queue drops is counted there.
@@ -206,22 +209,19 @@ impl Drop for Inbox {
 }
 
 impl Queue {
-    /// A queue of `capacity` records for a worker that cuts batches of `max_batch` records
-    /// or `max_bytes` bytes, counting into `counters`.
-    pub fn new(
-        capacity: usize,
-        max_batch: usize,
-        max_bytes: usize,
-        counters: Arc<Counters>,
-    ) -> (Queue, Inbox) {
+    /// A queue of `config.capacity` records and `config.max_bytes` bytes for a worker that cuts
+    /// batches of `config.max_batch` records or `config.max_batch_bytes` bytes, counting into
+    /// `counters`.
+    pub fn new(config: &PipelineConfig, counters: Arc<Counters>) -> (Queue, Inbox) {
         let (tx, rx) = mpsc::channel(8);
         let shared = Arc::new(Shared {
             pending: Mutex::default(),
             room: Condvar::new(),
             wake: Notify::new(),
-            capacity: capacity.max(1),
-            max_batch,
-            max_bytes,
+            capacity: config.capacity.max(1),
+            max_queued_bytes: config.max_bytes,
+            max_batch: config.max_batch,
+            max_bytes: config.max_batch_bytes,
             counters,
         });
         let inbox = Inbox {
@@ -247,7 +247,10 @@ impl Queue {
         );
         let s = &*self.shared;
         let mut p = s.lock();
-        while p.queued + p.held >= s.capacity && !p.closed {
+        while !p.closed
+            && (p.queued + p.held >= s.capacity
+                || p.queued_bytes + p.held_bytes + record.len() > s.max_queued_bytes)
+        {
             if !wait {
                 return Err(Refused::Full);
             }
@@ -856,8 +859,8 @@ mod tests {
         ) -> Harness {
             let t0 = Instant::now();
             let counters = Arc::new(Counters::default());
-            let (capacity, max_batch, max_record_bytes) =
-                (config.capacity, config.max_batch, config.max_batch_bytes);
+            let max_record_bytes = config.max_batch_bytes;
+            let (queue, inbox) = Queue::new(&config, counters.clone());
             let temporality = config.temporality;
             let mut worker = Worker::new(
                 "test",
@@ -871,8 +874,6 @@ mod tests {
             let store = Store::new(1);
             let reader = Reader::new(store.clone(), 0, temporality);
             worker.start().await;
-            let (queue, inbox) =
-                Queue::new(capacity, max_batch, max_record_bytes, counters.clone());
             let route = Route {
                 name: "test".into(),
                 plugin: "in-memory".into(),
@@ -993,6 +994,27 @@ mod tests {
         pass(1000 * MS).await;
         assert_eq!(h.exports(), [(1000 * MS, 100)]);
         assert_eq!(h.route().queue.takes(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_is_bounded_by_bytes_too() {
+        let exporter = InMemoryExporter::new();
+        exporter.script([Outcome::Stall(Duration::from_secs(3600))]);
+        let config = PipelineConfig {
+            max_batch_bytes: 2000,
+            max_bytes: 3000,
+            ..config(1, 0)
+        };
+        let h = Harness::start(config, &exporter).await;
+        let big = || Record::Event(Event::new("big").attr("output", "x".repeat(1000)).at(1));
+        h.routes.record(big(), false); // taken, its export stalls
+        tokio::task::yield_now().await;
+        for _ in 0..4 {
+            h.routes.record(big(), false);
+        }
+        // About 1.1 kB each: two fit under 3000 bytes, the others do not, whatever the capacity.
+        let s = h.stats();
+        assert_eq!((s.dropped_queue_full, s.pending), (2, 3), "{s}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -233,12 +233,7 @@ fn launch<S: Start>(
         worker.start().await;
         worker
     });
-    let (queue, inbox) = Queue::new(
-        plan.pipeline.capacity,
-        plan.pipeline.max_batch,
-        plan.pipeline.max_batch_bytes,
-        counters.clone(),
-    );
+    let (queue, inbox) = Queue::new(&plan.pipeline, counters.clone());
     let route = Route {
         name: plan.name,
         plugin: plan.plugin,
