@@ -117,6 +117,8 @@ struct Pending {
     laid: Vec<u8>,
     queued: usize,
     queued_bytes: usize,
+    /// How many of the queued are changes of resource (not records of a signal).
+    queued_resources: usize,
     /// Records (and their bytes) the worker has taken and not yet read.
     held: usize,
     held_bytes: usize,
@@ -150,6 +152,7 @@ impl Shared {
         let mut p = self.lock();
         std::mem::swap(&mut p.laid, into);
         let taken = std::mem::take(&mut p.queued);
+        p.queued_resources = 0;
         p.held += taken;
         p.held_bytes += std::mem::take(&mut p.queued_bytes);
         p.woken = false;
@@ -180,14 +183,14 @@ impl Shared {
         }
     }
 
-    /// Closes the queue: what is queued now is dropped, counted as dropped at shutdown (its
-    /// count returned), and every later send is refused.
+    /// Closes the queue: the records queued now are dropped, counted as dropped at shutdown
+    /// (their count returned), and every later send is refused.
     fn close(&self) -> u64 {
         let mut p = self.lock();
         p.closed = true;
         p.laid = Vec::new();
         p.queued_bytes = 0;
-        let left = std::mem::take(&mut p.queued) as u64;
+        let left = (std::mem::take(&mut p.queued) - std::mem::take(&mut p.queued_resources)) as u64;
         drop(p);
         self.room.notify_all();
         Counters::add(&self.counters.dropped_shutdown, left);
@@ -237,10 +240,11 @@ impl Queue {
         )
     }
 
-    /// Queues `record` (laid out as in a batch) if there is room; if there is none, waits for
-    /// it when `wait` (not from inside an async runtime), else refuses it.
+    /// Queues `record` (laid out as in a batch; a change of resource if `resource`) if there is
+    /// room; if there is none, waits for it when `wait` (not from inside an async runtime), else
+    /// refuses it.
     #[inline]
-    pub fn send_record(&self, record: &[u8], wait: bool) -> Result<(), Refused> {
+    pub fn send_record(&self, record: &[u8], resource: bool, wait: bool) -> Result<(), Refused> {
         debug_assert!(
             !wait || tokio::runtime::Handle::try_current().is_err(),
             "waiting for room inside an async runtime would block it"
@@ -265,6 +269,7 @@ impl Queue {
         }
         p.laid.extend_from_slice(record);
         p.queued += 1;
+        p.queued_resources += usize::from(resource);
         p.queued_bytes += record.len();
         let wake = !p.woken
             && (p.held + p.batch == 0
@@ -280,9 +285,10 @@ impl Queue {
     }
 
     /// The records queued now (not yet taken by the worker, which counts them pending from
-    /// then on).
+    /// then on); changes of resource are not records.
     pub fn queued(&self) -> u64 {
-        self.shared.lock().queued as u64
+        let p = self.shared.lock();
+        (p.queued - p.queued_resources) as u64
     }
 
     /// Tells the worker `control`, waiting for room.
@@ -540,7 +546,7 @@ impl<S: Start> Worker<S> {
         for (resource, record) in encode::records_in(taken) {
             if resource {
                 buffer.read_one(record);
-                self.counters.pending.fetch_sub(1, Relaxed);
+                self.counters.done(1);
                 // A change of resource: the batch so far goes with the old one. The same
                 // resource again changes nothing.
                 if *record != *buffer.resource {
@@ -617,7 +623,7 @@ impl<S: Start> Worker<S> {
                 Ok(()) => {
                     Counters::add(&c.batches_ok, 1);
                     Counters::add(&c.records_exported, n);
-                    c.pending.fetch_sub(n, Relaxed);
+                    c.done(n);
                     self.recovered();
                     return;
                 }
@@ -654,7 +660,7 @@ impl<S: Start> Worker<S> {
         let c = &self.counters;
         Counters::add(&c.batches_dropped, 1);
         Counters::add(&c.dropped_failed, n);
-        c.pending.fetch_sub(n, Relaxed);
+        c.done(n);
     }
 
     /// A batch was exported: a parked exporter runs again.
@@ -994,6 +1000,24 @@ mod tests {
         pass(1000 * MS).await;
         assert_eq!(h.exports(), [(1000 * MS, 100)]);
         assert_eq!(h.route().queue.takes(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_of_resource_left_queued_at_shutdown_is_not_counted_as_a_record() {
+        let exporter = InMemoryExporter::new();
+        exporter.script([Outcome::Stall(Duration::from_secs(3600))]);
+        let mut h = Harness::start(config(1, 0), &exporter).await;
+        h.events(1).await; // taken, its export stalls
+        let resource = vec![KeyValue::new("service.name", "codex")];
+        h.routes.record(Record::Resource(resource), false);
+        h.events(2).await;
+        assert_eq!(h.stats().pending, 3, "records, not the change of resource");
+        assert!(
+            !h.stop(Duration::from_secs(5)).await,
+            "stuck past the deadline"
+        );
+        let s = h.stats();
+        assert_eq!((s.dropped_shutdown, s.pending), (3, 0), "{s}");
     }
 
     #[tokio::test(start_paused = true)]

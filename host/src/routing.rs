@@ -51,7 +51,7 @@ impl Route {
             Counters::add(&counters.dropped_too_large, 1);
             return;
         }
-        if let Err(refused) = self.queue.send_record(record, wait) {
+        if let Err(refused) = self.queue.send_record(record, !signal, wait) {
             Counters::add(
                 match refused {
                     Refused::Full => &counters.dropped_queue_full,

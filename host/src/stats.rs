@@ -141,6 +141,14 @@ impl Counters {
         counter.fetch_add(n, Relaxed);
     }
 
+    /// Counts `n` records fewer pending; never below zero (a worker aborted at shutdown may
+    /// finish a batch after what it held was counted as dropped and `pending` set to zero).
+    pub fn done(&self, n: u64) {
+        let _ = self
+            .pending
+            .fetch_update(Relaxed, Relaxed, |p| Some(p.saturating_sub(n)));
+    }
+
     pub fn set_error(&self, error: String) {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
     }
