@@ -13,7 +13,7 @@ use wasmtel_sdk::model::{
 use crate::clock::now_unix_nano;
 use crate::exporter::Signal;
 use crate::metrics::{DEFAULT_BOUNDS, Instrument, InstrumentKind, Measure, Stream};
-use crate::pipeline::KEEP;
+use crate::pipeline::{give_back, take_room};
 use crate::routing::{Recorder, Routes};
 
 macro_rules! instruments {
@@ -117,9 +117,7 @@ impl Building {
     fn new(name: Str) -> Building {
         Building {
             event: Event::new(name),
-            attributes: EventAttributes::in_buffer(
-                ATTRIBUTES.try_with(Cell::take).unwrap_or_default(),
-            ),
+            attributes: EventAttributes::in_buffer(take_room(&ATTRIBUTES)),
         }
     }
 
@@ -135,15 +133,7 @@ impl Building {
                 "an event was built with `event(..)` but never recorded: `.emit()` is missing"
             );
         }
-        give_back(self.attributes.take_buffer());
-    }
-}
-
-/// Gives the room of an event's attributes back to the thread, for its next event (unless the
-/// thread is ending, or the room grew large).
-fn give_back(room: Vec<u8>) {
-    if room.capacity() <= KEEP {
-        let _ = ATTRIBUTES.try_with(|kept| kept.set(room));
+        give_back(&ATTRIBUTES, self.attributes.take_buffer());
     }
 }
 
@@ -240,7 +230,7 @@ impl<'t> EventBuilder<'t> {
             }
             let lay = |out: &mut Vec<u8>| attributes.event_into(out, event);
             self.routes.send(Some(Signal::Events), lay, false);
-            give_back(attributes.take_buffer());
+            give_back(&ATTRIBUTES, attributes.take_buffer());
             self.event = None;
         }
     }

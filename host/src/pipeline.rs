@@ -24,41 +24,43 @@ use crate::stats::{Counters, ExporterState};
 
 /// The most room a recording thread keeps from one record to the next; a larger record's room
 /// is given back.
-pub(crate) const KEEP: usize = 64 << 10;
+const KEEP: usize = 64 << 10;
 
 /// The most room a queue keeps once its worker has taken what it held; a burst's room is given
 /// back.
 const KEEP_QUEUED: usize = 1 << 20;
 
-thread_local! {
-    /// Where a recording thread lays its records out before they are copied into their queues.
-    static LAYOUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Room a recording thread reuses from one record to the next.
+pub(crate) type Room = std::thread::LocalKey<std::cell::Cell<Vec<u8>>>;
+
+/// Takes the thread's `room`, empty (fresh room if it is in use, as by a record made while
+/// another is laid out, or gone as the thread ends).
+pub(crate) fn take_room(room: &'static Room) -> Vec<u8> {
+    let mut taken = room.try_with(std::cell::Cell::take).unwrap_or_default();
+    taken.clear();
+    taken
 }
 
-/// Lays a record out with `lay` and hands it to `then`: written in the recording thread's reused
-/// room (in fresh room if that is in use, or gone as the thread ends).
-pub(crate) fn laid<R>(lay: impl FnOnce(&mut Vec<u8>), then: impl FnOnce(&[u8]) -> R) -> R {
-    let mut lay = Some(lay);
-    let mut then = Some(then);
-    let mut run = |out: &mut Vec<u8>| {
-        out.clear();
-        if let Some(lay) = lay.take() {
-            lay(out);
-        }
-        then.take().map(|then| then(out))
-    };
-    let kept = LAYOUT.try_with(|room| {
-        let mut out = room.try_borrow_mut().ok()?;
-        let result = run(&mut out);
-        if out.capacity() > KEEP {
-            *out = Vec::new();
-        }
-        result
-    });
-    match kept {
-        Ok(Some(result)) => result,
-        _ => run(&mut Vec::new()).expect("`then` is called once"),
+/// Gives `taken` back as the thread's `room`, for its next record, unless it grew large (or the
+/// thread is ending).
+pub(crate) fn give_back(room: &'static Room, taken: Vec<u8>) {
+    if taken.capacity() <= KEEP {
+        let _ = room.try_with(|kept| kept.set(taken));
     }
+}
+
+thread_local! {
+    /// Where a recording thread lays its records out before they are copied into their queues.
+    static LAYOUT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Lays a record out with `lay`, in the recording thread's reused room, and hands it to `then`.
+pub(crate) fn laid<R>(lay: impl FnOnce(&mut Vec<u8>), then: impl FnOnce(&[u8]) -> R) -> R {
+    let mut out = take_room(&LAYOUT);
+    lay(&mut out);
+    let result = then(&out);
+    give_back(&LAYOUT, out);
+    result
 }
 
 /// What a worker is told besides its records.
@@ -105,7 +107,7 @@ struct Shared {
     /// The bytes of the records queued or taken and not yet read, at most.
     max_queued_bytes: usize,
     max_batch: usize,
-    max_bytes: usize,
+    max_batch_bytes: usize,
     /// The exporter's counters: what a closed queue drops is counted there.
     counters: Arc<Counters>,
 }
@@ -224,7 +226,7 @@ impl Queue {
             capacity: config.capacity.max(1),
             max_queued_bytes: config.max_bytes,
             max_batch: config.max_batch,
-            max_bytes: config.max_batch_bytes,
+            max_batch_bytes: config.max_batch_bytes,
             counters,
         });
         let inbox = Inbox {
@@ -274,7 +276,7 @@ impl Queue {
         let wake = !p.woken
             && (p.held + p.batch == 0
                 || p.queued + p.held + p.batch >= s.max_batch
-                || p.queued_bytes + p.held_bytes + p.batch_bytes >= s.max_bytes
+                || p.queued_bytes + p.held_bytes + p.batch_bytes >= s.max_batch_bytes
                 || p.queued + p.held >= s.capacity.div_ceil(2));
         p.woken |= wake;
         drop(p);
@@ -310,7 +312,6 @@ impl Queue {
 }
 
 /// The batch being filled, laid out: the resource, then the records in arrival order.
-#[derive(Default)]
 struct Buffer {
     laid: Vec<u8>,
     /// The resource's record, which starts each batch.
@@ -323,11 +324,26 @@ struct Buffer {
     deadline: Option<Instant>,
     /// The queue this batch is filled from, and what has been read from what the worker took
     /// of it (records and bytes) since the queue was last told.
-    queue: Option<Arc<Shared>>,
+    queue: Arc<Shared>,
     read: (usize, usize),
 }
 
 impl Buffer {
+    /// An empty batch of records from `queue`, from the resource `resource`.
+    fn new(queue: Arc<Shared>, resource: &[KeyValue]) -> Buffer {
+        let mut laid_resource = Vec::new();
+        encode::resource_into(&mut laid_resource, resource);
+        Buffer {
+            laid: Vec::new(),
+            resource: laid_resource,
+            records: 0,
+            bytes: 0,
+            deadline: None,
+            queue,
+            read: (0, 0),
+        }
+    }
+
     fn len(&self) -> usize {
         self.records
     }
@@ -360,20 +376,17 @@ impl Buffer {
 
     /// Tells the queue what has been read and what the batch holds.
     fn tell(&mut self) {
-        if let Some(queue) = &self.queue {
-            queue.read(std::mem::take(&mut self.read), (self.records, self.bytes));
-        }
+        let read = std::mem::take(&mut self.read);
+        self.queue.read(read, (self.records, self.bytes));
     }
 
-    /// Adds `record`, laying it out here; returns its size.
-    fn push_record(&mut self, record: &Record) -> usize {
+    /// Adds `record`, laying it out here.
+    fn push_record(&mut self, record: &Record) {
         let out = self.start();
         let before = out.len();
         encode::record_into(out, record);
-        let bytes = out.len() - before;
+        self.bytes += out.len() - before;
         self.records += 1;
-        self.bytes += bytes;
-        bytes
     }
 
     /// Empties the buffer (and tells the queue): the batch laid out, and how many records it
@@ -482,11 +495,7 @@ impl<S: Start> Worker<S> {
     pub async fn run(mut self, mut inbox: Inbox, mut reader: Option<Reader>) {
         let shared = inbox.shared.clone();
         let control = &mut inbox.control;
-        let mut buffer = Buffer {
-            queue: Some(shared.clone()),
-            ..Buffer::default()
-        };
-        encode::resource_into(&mut buffer.resource, &self.resource);
+        let mut buffer = Buffer::new(shared.clone(), &self.resource);
         let mut taken = Vec::new();
         let mut interval = tokio::time::interval(self.config.metrics_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
