@@ -16,7 +16,8 @@ use crate::exporter::Signal;
 use crate::jsonl::TemporalityText;
 use crate::plugin::{
     self, DEFAULT_DISK_BYTES, DEFAULT_HTTP_FIELDS_BYTES, DEFAULT_LIMITS, DEFAULT_LOG_RATE,
-    DEFAULT_MAX_HANDLES, DEFAULT_TIMEOUT, Limits, LogRate, Plugin, Sandbox, Source,
+    DEFAULT_MAX_HANDLES, DEFAULT_TIMEOUT, HttpOptions, Limits, LogRate, Plugin, Sandbox, Source,
+    Tls,
 };
 use crate::stats::LimitCounts;
 
@@ -358,6 +359,8 @@ struct ExporterToml {
     #[serde(default)]
     sandbox: SandboxToml,
     #[serde(default)]
+    http: HttpToml,
+    #[serde(default)]
     queue: QueueToml,
     #[serde(default)]
     metrics: MetricsToml,
@@ -371,7 +374,7 @@ fn all_signals() -> Vec<SignalToml> {
 #[serde(deny_unknown_fields, default)]
 struct SandboxToml {
     dir: Option<PathBuf>,
-    allow_hosts: Vec<Spanned<String>>,
+    allow_hosts: Option<Vec<Spanned<String>>>,
     memory_mib: Option<NonZeroU32>,
     max_memories: Option<NonZeroUsize>,
     max_tables: Option<NonZeroUsize>,
@@ -382,6 +385,65 @@ struct SandboxToml {
     timeout_ms: Option<NonZeroU64>,
     log_lines_per_sec: Option<u32>,
     log_bytes_per_sec: Option<u64>,
+}
+
+/// How the host sends the plugin's HTTP requests.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct HttpToml {
+    ca_certificate: Option<Spanned<PathBuf>>,
+    client_certificate: Option<Spanned<PathBuf>>,
+    client_private_key: Option<Spanned<PathBuf>>,
+    connect_timeout_ms: Option<NonZeroU64>,
+    request_timeout_ms: Option<NonZeroU64>,
+    max_concurrent: Option<NonZeroUsize>,
+    max_response_kib: Option<NonZeroU64>,
+}
+
+impl HttpToml {
+    /// The options of this table; its files (relative to `base`) are read and checked.
+    fn resolve(self, base: &Path) -> Result<HttpOptions, Invalid> {
+        let path = |file: &Option<Spanned<PathBuf>>| file.as_ref().map(|f| base.join(f.get_ref()));
+        let (ca, cert, key) = (
+            path(&self.ca_certificate),
+            path(&self.client_certificate),
+            path(&self.client_private_key),
+        );
+        let tls = Tls::from_files(ca.as_deref(), cert.as_deref(), key.as_deref()).map_err(|e| {
+            let file = match e.key {
+                "ca_certificate" => &self.ca_certificate,
+                "client_certificate" => &self.client_certificate,
+                _ => &self.client_private_key,
+            };
+            let at = file
+                .as_ref()
+                .or(self.client_certificate.as_ref())
+                .or(self.client_private_key.as_ref())
+                .map_or(0, |f| f.span().start);
+            Invalid {
+                at,
+                key: format!("http.{}", e.key),
+                message: e.message,
+            }
+        })?;
+        let default = HttpOptions::default();
+        let ms = |v: Option<NonZeroU64>, or: Duration| {
+            v.map_or(or, |ms| Duration::from_millis(ms.get()))
+        };
+        Ok(HttpOptions {
+            tls,
+            connect_timeout: ms(self.connect_timeout_ms, default.connect_timeout),
+            request_timeout: ms(self.request_timeout_ms, default.request_timeout),
+            max_concurrent: self
+                .max_concurrent
+                .map_or(default.max_concurrent, NonZeroUsize::get),
+            max_response_bytes: self
+                .max_response_kib
+                .map_or(default.max_response_bytes, |kib| {
+                    kib.get().saturating_mul(1024)
+                }),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -451,6 +513,7 @@ impl ExporterToml {
             signals: all_signals(),
             config: toml::Table::new(),
             sandbox: SandboxToml::default(),
+            http: HttpToml::default(),
             queue: QueueToml::default(),
             metrics: MetricsToml::default(),
         }
@@ -482,7 +545,7 @@ impl ExporterToml {
                 });
             }
         };
-        for (i, host) in self.sandbox.allow_hosts.iter().enumerate() {
+        for (i, host) in self.sandbox.allow_hosts.iter().flatten().enumerate() {
             let text = host.get_ref();
             if text.is_empty() || text.contains("://") || text.contains('/') || text.contains('@') {
                 return Err(Invalid {
@@ -494,6 +557,7 @@ impl ExporterToml {
                 });
             }
         }
+        let http = self.http.resolve(base)?;
         let mut config = self.config;
         let s = &self.sandbox;
         let limits = Limits {
@@ -514,13 +578,23 @@ impl ExporterToml {
         let http_fields_bytes = s.http_fields_kib.map_or(DEFAULT_HTTP_FIELDS_BYTES, |kib| {
             usize::try_from(u64::from(kib.get()) << 10).unwrap_or(usize::MAX)
         });
-        let mut dir = self.sandbox.dir;
+        let mut grants = builtin::Grants {
+            dir: self.sandbox.dir,
+            allow_hosts: self
+                .sandbox
+                .allow_hosts
+                .map(|hosts| hosts.into_iter().map(Spanned::into_inner).collect()),
+            timeout: self
+                .sandbox
+                .timeout_ms
+                .map(|ms| Duration::from_millis(ms.get())),
+        };
         if let Source::Builtin(builtin) = &plugin {
             let shared = builtin::Shared {
                 dir: &table.dir,
                 max_total_bytes: table.max_total_bytes,
             };
-            (builtin.defaults)(&shared, &mut dir, &mut config);
+            (builtin.defaults)(&shared, &mut grants, &mut config);
         }
         let signals = Signals {
             events: self.signals.contains(&SignalToml::Events),
@@ -538,7 +612,7 @@ impl ExporterToml {
             signals,
             plugin_config,
             sandbox: Sandbox {
-                dir: dir.map(|d| base.join(d)),
+                dir: grants.dir.map(|d| base.join(d)),
                 limits,
                 max_handles,
                 http_fields_bytes,
@@ -546,16 +620,9 @@ impl ExporterToml {
                     .sandbox
                     .disk_mib
                     .map_or(DEFAULT_DISK_BYTES, |mib| mib.get().saturating_mul(1 << 20)),
-                timeout: self
-                    .sandbox
-                    .timeout_ms
-                    .map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(ms.get())),
-                allow_hosts: self
-                    .sandbox
-                    .allow_hosts
-                    .into_iter()
-                    .map(Spanned::into_inner)
-                    .collect(),
+                timeout: grants.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                allow_hosts: grants.allow_hosts.unwrap_or_default(),
+                http,
                 log_rate: LogRate {
                     lines: self
                         .sandbox

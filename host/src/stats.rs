@@ -28,11 +28,15 @@ pub enum Limit {
     LogLines,
     /// `sandbox.log_bytes_per_sec`.
     LogBytes,
+    /// `sandbox.allow_hosts`: an HTTP request to a host it does not list was refused.
+    Hosts,
+    /// `http.max_response_kib`: a response body was larger.
+    ResponseBytes,
 }
 
 impl Limit {
     /// Every limit, in the order of [`ExporterStats::limits_passed`].
-    pub const ALL: [Limit; 10] = [
+    pub const ALL: [Limit; 12] = [
         Limit::Memory,
         Limit::Memories,
         Limit::Tables,
@@ -43,6 +47,8 @@ impl Limit {
         Limit::Disk,
         Limit::LogLines,
         Limit::LogBytes,
+        Limit::Hosts,
+        Limit::ResponseBytes,
     ];
 
     /// The config key that sets it, e.g. `sandbox.memory_mib`.
@@ -58,6 +64,8 @@ impl Limit {
             Limit::Disk => "sandbox.disk_mib",
             Limit::LogLines => "sandbox.log_lines_per_sec",
             Limit::LogBytes => "sandbox.log_bytes_per_sec",
+            Limit::Hosts => "sandbox.allow_hosts",
+            Limit::ResponseBytes => "http.max_response_kib",
         }
     }
 }

@@ -49,6 +49,8 @@ mod layout;
     reason = "fields mirror the WIT types of the same names, documented there"
 )]
 pub mod model;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod view;
 
 use std::cell::RefCell;

@@ -43,6 +43,7 @@ use crate::exporter::{Exporter, Start};
 use crate::stats::{Limit, LimitCounts};
 pub use budget::Limits;
 use epoch::{Ticker, Ticking};
+pub use net::{HttpOptions, Tls, TlsError};
 pub use stdio::LogRate;
 
 /// The component of the built-in plugin `name`.
@@ -122,6 +123,8 @@ pub struct Sandbox {
     pub timeout: Duration,
     /// The hosts the plugin may send HTTP requests to (see the README); none by default.
     pub allow_hosts: Vec<String>,
+    /// How the host sends those requests.
+    pub http: HttpOptions,
     /// How much of its output (log, stdout, stderr) reaches the host's log.
     pub log_rate: LogRate,
 }
@@ -136,6 +139,7 @@ impl Default for Sandbox {
             disk_bytes: DEFAULT_DISK_BYTES,
             timeout: DEFAULT_TIMEOUT,
             allow_hosts: Vec::new(),
+            http: HttpOptions::default(),
             log_rate: DEFAULT_LOG_RATE,
         }
     }
@@ -169,7 +173,7 @@ struct HostState {
     /// The sandbox directory's quota.
     disk: Arc<disk::Disk>,
     http: WasiHttpCtx,
-    allow_hosts: net::AllowList,
+    http_hooks: net::Hooks,
     /// Its messages into the host's log, within their rate.
     log: Arc<stdio::PluginLog>,
     /// When the call under way must end, if it must.
@@ -196,7 +200,7 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.allow_hosts,
+            hooks: &mut self.http_hooks,
         }
     }
 }
@@ -503,25 +507,29 @@ impl Plugin {
         exporter: &str,
         sandbox: &Sandbox,
     ) -> Result<Instance, StartError> {
-        self.instantiate_counted(exporter, sandbox, Arc::default())
+        let sender = Arc::new(net::Sender::new(&sandbox.allow_hosts, &sandbox.http));
+        self.instantiate_counted(exporter, sandbox, sender, Arc::default())
             .await
     }
 
-    /// [`Plugin::instantiate`], counting the sandbox limits the instance runs into in `passed`.
+    /// [`Plugin::instantiate`], its HTTP requests sent by `sender`, counting the sandbox limits
+    /// the instance runs into in `passed`.
     async fn instantiate_counted(
         &self,
         exporter: &str,
         sandbox: &Sandbox,
+        sender: Arc<net::Sender>,
         passed: Arc<LimitCounts>,
     ) -> Result<Instance, StartError> {
-        self.try_instantiate(exporter, sandbox, passed)
+        self.try_instantiate(exporter, sandbox, sender, passed)
             .await
             .map_err(|e| StartError::Instantiate(e.into()))
     }
 
     /// What starts instances of this plugin for the exporter `exporter`: instantiate in
     /// `sandbox`, then `init` with `config` (JSON text) and `session_id`. The sandbox limits
-    /// its instances run into are counted in `passed`.
+    /// its instances run into are counted in `passed`. Its instances share one HTTP sender (and
+    /// so its pooled connections).
     pub(crate) fn setup(
         self,
         exporter: &str,
@@ -531,6 +539,7 @@ impl Plugin {
         passed: Arc<LimitCounts>,
     ) -> Setup {
         Setup {
+            sender: Arc::new(net::Sender::new(&sandbox.allow_hosts, &sandbox.http)),
             plugin: self,
             exporter: exporter.to_string(),
             sandbox,
@@ -544,6 +553,7 @@ impl Plugin {
         &self,
         exporter: &str,
         sandbox: &Sandbox,
+        sender: Arc<net::Sender>,
         passed: Arc<LimitCounts>,
     ) -> anyhow::Result<Instance> {
         let log = Arc::new(stdio::PluginLog::new(
@@ -588,7 +598,11 @@ impl Plugin {
                 http.set_field_size_limit(sandbox.http_fields_bytes);
                 http
             },
-            allow_hosts: net::AllowList::new(&sandbox.allow_hosts),
+            http_hooks: net::Hooks {
+                sender,
+                exporter: exporter.into(),
+                passed: passed.clone(),
+            },
             log,
             deadline: None,
             dir,
@@ -744,6 +758,8 @@ pub(crate) struct Setup {
     config: String,
     session_id: String,
     passed: Arc<LimitCounts>,
+    /// What sends its instances' HTTP requests.
+    sender: Arc<net::Sender>,
 }
 
 impl Start for Setup {
@@ -752,7 +768,12 @@ impl Start for Setup {
     async fn start(&self) -> Result<Instance, StartError> {
         let mut instance = self
             .plugin
-            .instantiate_counted(&self.exporter, &self.sandbox, self.passed.clone())
+            .instantiate_counted(
+                &self.exporter,
+                &self.sandbox,
+                self.sender.clone(),
+                self.passed.clone(),
+            )
             .await?;
         instance
             .init(&self.config, &self.exporter, &self.session_id)

@@ -1,9 +1,25 @@
-//! Outbound HTTP for plugins (`wasi:http`), refused for every host the exporter's
-//! `sandbox.allow_hosts` does not list.
+//! Outbound HTTP for plugins (`wasi:http`): refused for every host the exporter's
+//! `sandbox.allow_hosts` does not list, else sent by the exporter's own [`Sender`], a pooled
+//! HTTP/1.1 and HTTP/2 client with rustls, within its timeouts, concurrency and response size.
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::stats::{Limit, LimitCounts};
 
 /// The most one outgoing body's buffer holds, so that bodies hold at most `sandbox.max_handles`
 /// times this.
@@ -59,6 +75,267 @@ fn split_port(entry: &str) -> (&str, Option<u16>) {
     }
 }
 
+/// How the host sends an exporter's HTTP requests: TLS, timeouts and bounds. The default trusts
+/// the platform's root certificates, and allows 10 s to connect, 10 s for a response, 8 requests
+/// at once and 4 MiB per response body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpOptions {
+    /// Whom to trust, and who the host is to the server.
+    pub tls: Tls,
+    /// The longest a connection takes to open (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// The longest a request waits for its response's head (a plugin may ask for less), and for
+    /// its body after that.
+    pub request_timeout: Duration,
+    /// Requests of the exporter's instances under way at once, at most; more wait their turn.
+    pub max_concurrent: usize,
+    /// The most bytes one response body may carry; past it, reading the body fails.
+    pub max_response_bytes: u64,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            tls: Tls::default(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            max_concurrent: 8,
+            max_response_bytes: 4 << 20,
+        }
+    }
+}
+
+/// The TLS side of [`HttpOptions`]: the platform's roots by default, or a CA certificate of the
+/// config's (which then is the only one trusted), and a client certificate for mutual TLS. Files
+/// are read and checked when made ([`Tls::from_files`]), so a bad one is a config error.
+#[derive(Clone, Default)]
+pub struct Tls {
+    files: TlsFiles,
+    /// The rustls config of these files; none: the platform's roots, no client certificate.
+    config: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Where a [`Tls`] comes from, which is all it shows of itself (never a key).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct TlsFiles {
+    ca_certificate: Option<PathBuf>,
+    client_certificate: Option<PathBuf>,
+    client_private_key: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.files.fmt(f)
+    }
+}
+
+impl PartialEq for Tls {
+    fn eq(&self, other: &Self) -> bool {
+        self.files == other.files
+    }
+}
+
+/// Why [`Tls::from_files`] failed: which of its files, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct TlsError {
+    /// Which setting: `ca_certificate`, `client_certificate` or `client_private_key`.
+    pub key: &'static str,
+    /// What is wrong, naming the file.
+    pub message: String,
+}
+
+impl Tls {
+    /// Reads and checks the PEM files: a CA certificate to trust (instead of the platform's
+    /// roots), and a client certificate with its private key (both or neither).
+    pub fn from_files(
+        ca_certificate: Option<&Path>,
+        client_certificate: Option<&Path>,
+        client_private_key: Option<&Path>,
+    ) -> Result<Tls, TlsError> {
+        let files = TlsFiles {
+            ca_certificate: ca_certificate.map(Path::to_path_buf),
+            client_certificate: client_certificate.map(Path::to_path_buf),
+            client_private_key: client_private_key.map(Path::to_path_buf),
+        };
+        if files == TlsFiles::default() {
+            return Ok(Tls::default());
+        }
+        let roots = match ca_certificate {
+            Some(path) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in certificates(path, "ca_certificate")? {
+                    roots.add(cert).map_err(|e| TlsError {
+                        key: "ca_certificate",
+                        message: format!(
+                            "{} holds a certificate rustls refuses: {e}",
+                            path.display()
+                        ),
+                    })?;
+                }
+                Arc::new(roots)
+            }
+            None => platform_roots(),
+        };
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots);
+        let config = match (client_certificate, client_private_key) {
+            (None, None) => builder.with_no_client_auth(),
+            (Some(cert), Some(key)) => {
+                let chain = certificates(cert, "client_certificate")?;
+                let private = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError {
+                    key: "client_private_key",
+                    message: format!("{}: no usable PEM private key: {e}", key.display()),
+                })?;
+                builder
+                    .with_client_auth_cert(chain, private)
+                    .map_err(|e| TlsError {
+                        key: "client_private_key",
+                        message: format!(
+                            "{} does not go with the certificate in {}: {e}",
+                            key.display(),
+                            cert.display()
+                        ),
+                    })?
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(TlsError {
+                    key: if client_certificate.is_some() {
+                        "client_private_key"
+                    } else {
+                        "client_certificate"
+                    },
+                    message: "client_certificate and client_private_key go together: set both \
+                              for mutual TLS, or neither"
+                        .into(),
+                });
+            }
+        };
+        Ok(Tls {
+            files,
+            config: Some(Arc::new(config)),
+        })
+    }
+
+    /// The rustls config, before a connector sets its ALPN protocols.
+    fn client_config(&self) -> rustls::ClientConfig {
+        static PLATFORM: OnceLock<rustls::ClientConfig> = OnceLock::new();
+        match &self.config {
+            Some(config) => (**config).clone(),
+            None => PLATFORM
+                .get_or_init(|| {
+                    rustls::ClientConfig::builder_with_provider(provider())
+                        .with_safe_default_protocol_versions()
+                        .expect("ring supports the default protocol versions")
+                        .with_root_certificates(platform_roots())
+                        .with_no_client_auth()
+                })
+                .clone(),
+        }
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The certificates of the PEM file `path` (at least one).
+fn certificates(path: &Path, key: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let err = |message: String| TlsError { key, message };
+    let text =
+        std::fs::read(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+    let certs = CertificateDer::pem_slice_iter(&text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            err(format!(
+                "{} is not a PEM certificate file: {e}",
+                path.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(err(format!(
+            "{} holds no certificate (no `-----BEGIN CERTIFICATE-----` block)",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// The platform's root certificates (read once), or, where it has none, Mozilla's.
+fn platform_roots() -> Arc<rustls::RootCertStore> {
+    static ROOTS: OnceLock<Arc<rustls::RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                tracing::debug!(
+                    "no root certificates found on this system ({:?}): trusting Mozilla's",
+                    found.errors
+                );
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            }
+            Arc::new(roots)
+        })
+        .clone()
+}
+
+type Pool = Client<HttpsConnector<HttpConnector>, WasiBody>;
+
+/// An exporter's HTTP client, shared by its instances: the allow-list, a pool of connections
+/// (HTTP/1.1, or HTTP/2 where TLS negotiates it), a second pool of HTTP/2 connections for gRPC
+/// (negotiated over TLS, prior knowledge over plain HTTP), and the bounds of [`HttpOptions`].
+pub(crate) struct Sender {
+    allow: AllowList,
+    pool: Pool,
+    grpc: Pool,
+    permits: Arc<Semaphore>,
+    options: HttpOptions,
+}
+
+impl Sender {
+    pub fn new(allow_hosts: &[String], options: &HttpOptions) -> Sender {
+        let connector = || {
+            let mut http = HttpConnector::new();
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(options.connect_timeout));
+            http
+        };
+        let tls = || {
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(options.tls.client_config())
+                .https_or_http()
+        };
+        let pool = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(tls().enable_all_versions().wrap_connector(connector()));
+        let grpc = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http2_only(true)
+            .build(tls().enable_http2().wrap_connector(connector()));
+        Sender {
+            allow: AllowList::new(allow_hosts),
+            pool,
+            grpc,
+            permits: Arc::new(Semaphore::new(options.max_concurrent.max(1))),
+            options: options.clone(),
+        }
+    }
+}
+
+/// What one instance's `wasi:http` requests go through: its exporter's [`Sender`].
+pub(crate) struct Hooks {
+    pub sender: Arc<Sender>,
+    pub exporter: Arc<str>,
+    pub passed: Arc<LimitCounts>,
+}
+
 type Response = Box<
     dyn Future<
             Output = Result<
@@ -71,9 +348,14 @@ type Response = Box<
         > + Send,
 >;
 
-impl WasiHttpHooks for AllowList {
+impl WasiHttpHooks for Hooks {
     fn p2_outgoing_body_chunk_size(&mut self) -> usize {
         BODY_BUFFER_BYTES
+    }
+
+    /// The pool sets `host` (HTTP/1.1) or `:authority` (HTTP/2) from the URI.
+    fn set_host_header(&mut self) -> bool {
+        false
     }
 
     fn send_request(
@@ -86,18 +368,171 @@ impl WasiHttpHooks for AllowList {
         let host = uri.host().unwrap_or_default().to_string();
         let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        if !self.allows(&host, port) {
-            tracing::warn!(target: "wasmtel::plugin", "refused an HTTP request to {host}:{port}: not in sandbox.allow_hosts");
+        let exporter = self.exporter.clone();
+        if !self.sender.allow.allows(&host, port) {
+            self.passed.pass(Limit::Hosts);
+            tracing::warn!(target: "wasmtel::plugin", exporter = %exporter, "refused an HTTP request to {host}:{port}: not in sandbox.allow_hosts");
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
+        let sender = self.sender.clone();
+        let passed = self.passed.clone();
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let waited = options
+                .and_then(|o| o.first_byte_timeout)
+                .map_or(sender.options.request_timeout, |t| {
+                    t.min(sender.options.request_timeout)
+                });
+            let grpc = request
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+            let pool = if grpc { &sender.grpc } else { &sender.pool };
+            let send = async {
+                let permit = sender
+                    .permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                let response = pool.request(request).await;
+                (permit, response)
+            };
+            let (permit, response) = match tokio::time::timeout(waited, send).await {
+                Ok((permit, Ok(response))) => (permit, response),
+                Ok((_, Err(e))) => {
+                    let error = client_error(&e);
+                    tracing::warn!(target: "wasmtel::plugin", exporter = %exporter, "HTTP request to {host}:{port} failed: {}", chain(&e));
+                    return Err(error);
+                }
+                Err(_) => return Err(Error::HttpResponseTimeout),
+            };
+            let (parts, body) = response.into_parts();
+            let body = Bounded {
+                body,
+                left: sender.options.max_response_bytes,
+                limit: sender.options.max_response_bytes,
+                deadline: Box::pin(tokio::time::sleep(sender.options.request_timeout)),
+                passed,
+                _permit: permit,
+            };
             Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+                http::Response::from_parts(parts, body.boxed_unsync()),
+                Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
             ))
         })
+    }
+}
+
+/// The `wasi:http` error code of a failed request, with the words of what failed where the code
+/// alone would not say (TLS).
+fn client_error(e: &hyper_util::client::legacy::Error) -> Error {
+    let causes = causes(e);
+    if let Some(tls) = causes
+        .iter()
+        .find_map(|c| c.downcast_ref::<rustls::Error>())
+    {
+        return Error::InternalError(Some(format!("TLS handshake failed: {tls}")));
+    }
+    for cause in &causes {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return Error::ConnectionRefused,
+                std::io::ErrorKind::TimedOut => return Error::ConnectionTimeout,
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => {
+                    return Error::ConnectionTerminated;
+                }
+                _ => {}
+            }
+        }
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>()
+            && hyper.is_timeout()
+        {
+            return Error::ConnectionTimeout;
+        }
+    }
+    Error::InternalError(Some(chain(e)))
+}
+
+/// An error and its causes, outermost first; an I/O error's cause is the error it wraps.
+fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut causes = vec![e];
+    let mut next = e;
+    loop {
+        let inner = match next.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|i| i as &(dyn std::error::Error + 'static)),
+            None => next.source(),
+        };
+        match inner {
+            Some(inner) if causes.len() < 16 => {
+                causes.push(inner);
+                next = inner;
+            }
+            _ => return causes,
+        }
+    }
+}
+
+/// An error and its causes, on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    for cause in causes(e) {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&more);
+        }
+    }
+    text
+}
+
+/// A response body within the exporter's bounds: at most its bytes, read before its deadline;
+/// it holds the request's place among the concurrent ones until read or dropped.
+struct Bounded {
+    body: hyper::body::Incoming,
+    left: u64,
+    limit: u64,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    passed: Arc<LimitCounts>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl hyper::body::Body for Bounded {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                if len > this.left {
+                    this.passed.pass(Limit::ResponseBytes);
+                    this.left = 0;
+                    return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(this.limit)))));
+                }
+                this.left -= len;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::from(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Error::HttpResponseTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
     }
 }
 

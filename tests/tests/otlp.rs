@@ -1,0 +1,436 @@
+//! The built-in `otlp` exporter against a real receiver on 127.0.0.1 (HTTP/1.1 and HTTP/2, plain
+//! and TLS): what arrives decodes to the fixture, over OTLP/HTTP protobuf and JSON and OTLP/gRPC;
+//! connections are reused; TLS trusts the configured CA and presents the client certificate;
+//! answers are honoured as the OTLP specification says.
+
+use std::time::Duration;
+
+use prost::Message;
+use wasmtel_sdk::otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
+use wasmtel_sdk::otlp::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use wasmtel_sdk::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
+use wasmtel_tests::receiver::{Answer, Received, Receiver, ServerTls, TestPki};
+use wasmtel_tests::{config, error_of, exporter, replay_fixture};
+
+/// The fixture's events, spans and metric records.
+const EVENTS: usize = 444;
+const SPANS: usize = 124;
+const METRICS: usize = 15;
+
+/// Replays the fixture into one `otlp` exporter whose exporter table (below its name) is
+/// `table`; returns its counters.
+fn replay(dir: &std::path::Path, table: &str) -> wasmtel::ExporterStats {
+    let text = format!(
+        "[telemetry]\nsession_id = \"otlp\"\n[exporters.collector]\nplugin = \"otlp\"\n{table}\n"
+    );
+    let summary = replay_fixture(config(dir, &text));
+    exporter(&summary, "collector").clone()
+}
+
+/// What the requests carried: log records, spans and metrics, in the order sent.
+#[derive(Default)]
+struct Decoded {
+    logs: Vec<ExportLogsServiceRequest>,
+    traces: Vec<ExportTraceServiceRequest>,
+    metrics: Vec<ExportMetricsServiceRequest>,
+}
+
+impl Decoded {
+    fn of(requests: &[Received], paths: [&str; 3]) -> Decoded {
+        let mut decoded = Decoded::default();
+        for r in requests {
+            let payload = r.payload();
+            match r.path.as_str() {
+                p if p == paths[0] => decoded.logs.push(
+                    ExportLogsServiceRequest::decode(payload.as_slice()).expect("a logs request"),
+                ),
+                p if p == paths[1] => decoded.traces.push(
+                    ExportTraceServiceRequest::decode(payload.as_slice())
+                        .expect("a traces request"),
+                ),
+                p if p == paths[2] => decoded.metrics.push(
+                    ExportMetricsServiceRequest::decode(payload.as_slice())
+                        .expect("a metrics request"),
+                ),
+                other => panic!("a request to {other}"),
+            }
+        }
+        decoded
+    }
+
+    fn counts(&self) -> (usize, usize, usize) {
+        let logs = self
+            .logs
+            .iter()
+            .flat_map(|r| &r.resource_logs)
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum();
+        let spans = self
+            .traces
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        let metrics = self
+            .metrics
+            .iter()
+            .flat_map(|r| &r.resource_metrics)
+            .flat_map(|r| &r.scope_metrics)
+            .map(|s| s.metrics.len())
+            .sum();
+        (logs, spans, metrics)
+    }
+}
+
+const HTTP_PATHS: [&str; 3] = ["/v1/logs", "/v1/traces", "/v1/metrics"];
+
+#[test]
+fn http_protobuf_carries_every_record_over_few_connections() {
+    let receiver = Receiver::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stats = replay(
+        tmp.path(),
+        &format!(
+            "config = {{ endpoint = \"http://{}\", headers = {{ x-tenant = \"t1\" }} }}\nqueue = {{ max_batch = 32 }}",
+            receiver.addr
+        ),
+    );
+    assert_eq!(
+        (stats.records_exported, stats.dropped()),
+        ((EVENTS + SPANS + METRICS) as u64, 0),
+        "{stats}"
+    );
+    let requests = receiver.requests();
+    let decoded = Decoded::of(&requests, HTTP_PATHS);
+    assert_eq!(decoded.counts(), (EVENTS, SPANS, METRICS));
+    for r in &requests {
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.header("content-type"), Some("application/x-protobuf"));
+        assert_eq!(
+            r.header("x-tenant"),
+            Some("t1"),
+            "configured headers are sent"
+        );
+    }
+    // The first event, as the fixture has it.
+    let first = &decoded.logs[0].resource_logs[0];
+    let resource = first.resource.as_ref().expect("a resource");
+    assert!(
+        resource
+            .attributes
+            .iter()
+            .any(|kv| kv.key == "service.name"),
+        "the resource is kept"
+    );
+    let scope = &first.scope_logs[0];
+    assert_eq!(
+        scope.scope.as_ref().map(|s| s.name.as_str()),
+        Some("codex_otel")
+    );
+    let event = &scope.log_records[0];
+    assert_eq!(event.event_name, "codex.conversation_starts");
+    assert_eq!(event.time_unix_nano, 1_795_165_200_000_000_000);
+    assert_eq!(event.severity_number, 9);
+    assert_eq!(
+        event.trace_id,
+        [
+            0x0d, 0x83, 0xb3, 0xe2, 0x9a, 0x21, 0x48, 0x7a, 0x54, 0xc4, 0x4c, 0x79, 0xf1, 0xfe,
+            0x9d, 0x67
+        ]
+    );
+    // Many requests, few connections: the host's pool keeps them open.
+    assert!(requests.len() >= 20, "{} requests", requests.len());
+    assert!(
+        receiver.connections() <= 2,
+        "{} connections for {} requests",
+        receiver.connections(),
+        requests.len()
+    );
+}
+
+#[test]
+fn http_json_with_gzip_follows_the_otlp_json_mapping() {
+    let receiver = Receiver::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stats = replay(
+        tmp.path(),
+        &format!(
+            "config = {{ endpoint = \"http://{}/otlp/\", protocol = \"http/json\", compression = \"gzip\" }}",
+            receiver.addr
+        ),
+    );
+    assert_eq!(stats.dropped(), 0, "{stats}");
+    let requests = receiver.requests();
+    let mut counts = (0, 0, 0);
+    for r in &requests {
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        let json: serde_json::Value = serde_json::from_slice(&r.payload()).expect("JSON");
+        let items = |resources: &str, scopes: &str, items: &str| -> Vec<serde_json::Value> {
+            json[resources]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r[scopes].as_array().cloned().unwrap_or_default())
+                .flat_map(|s| s[items].as_array().cloned().unwrap_or_default())
+                .collect()
+        };
+        match r.path.as_str() {
+            "/otlp/v1/logs" => {
+                let logs = items("resourceLogs", "scopeLogs", "logRecords");
+                let first = &logs[0];
+                assert!(
+                    first["timeUnixNano"].is_string(),
+                    "int64s are strings: {first}"
+                );
+                let trace_id = first["traceId"].as_str().expect("a hex trace id");
+                assert_eq!(trace_id.len(), 32);
+                assert!(
+                    trace_id
+                        .chars()
+                        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+                );
+                assert!(first["severityNumber"].is_number(), "enums are numbers");
+                counts.0 += logs.len();
+            }
+            "/otlp/v1/traces" => {
+                let spans = items("resourceSpans", "scopeSpans", "spans");
+                assert!(spans[0]["spanId"].as_str().is_some_and(|s| s.len() == 16));
+                counts.1 += spans.len();
+            }
+            "/otlp/v1/metrics" => {
+                let metrics = items("resourceMetrics", "scopeMetrics", "metrics");
+                for m in &metrics {
+                    if let Some(points) = m["sum"]["dataPoints"].as_array() {
+                        for p in points {
+                            assert!(
+                                p.get("asInt").is_none_or(serde_json::Value::is_string),
+                                "asInt is a string: {p}"
+                            );
+                        }
+                    }
+                    if let Some(points) = m["histogram"]["dataPoints"].as_array() {
+                        assert!(points[0]["count"].is_string(), "{m}");
+                        assert!(points[0]["bucketCounts"][0].is_string(), "{m}");
+                    }
+                }
+                counts.2 += metrics.len();
+            }
+            other => panic!("a request to {other}"),
+        }
+    }
+    assert_eq!(counts, (EVENTS, SPANS, METRICS));
+}
+
+#[test]
+fn grpc_goes_over_http2_with_prior_knowledge() {
+    let receiver = Receiver::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stats = replay(
+        tmp.path(),
+        &format!(
+            "config = {{ endpoint = \"http://{}\", protocol = \"grpc\", compression = \"gzip\" }}\nqueue = {{ max_batch = 64 }}",
+            receiver.addr
+        ),
+    );
+    assert_eq!(stats.dropped(), 0, "{stats}");
+    let requests = receiver.requests();
+    for r in &requests {
+        assert_eq!(r.version, "HTTP/2.0");
+        assert_eq!(r.header("content-type"), Some("application/grpc"));
+        assert_eq!(r.header("te"), Some("trailers"));
+    }
+    let decoded = Decoded::of(
+        &requests,
+        [
+            "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        ],
+    );
+    assert_eq!(decoded.counts(), (EVENTS, SPANS, METRICS));
+    assert_eq!(
+        receiver.connections(),
+        1,
+        "one HTTP/2 connection carries them all"
+    );
+}
+
+#[test]
+fn tls_trusts_the_configured_ca_and_presents_the_client_certificate() {
+    let pki = TestPki::new();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = |name: &str, text: &str| {
+        std::fs::write(tmp.path().join(name), text).expect("write");
+    };
+    file("ca.pem", &pki.ca);
+    file("client.pem", &pki.client_cert);
+    file("client-key.pem", &pki.client_key);
+    let receiver = Receiver::start_tls(ServerTls {
+        cert: pki.server_cert.clone(),
+        key: pki.server_key.clone(),
+        client_ca: Some(pki.ca.clone()),
+    });
+    let endpoint = format!("https://localhost:{}", receiver.addr.port());
+
+    // The CA and the client certificate: everything arrives, over HTTP/2 (ALPN) for gRPC and
+    // HTTP/1.1 or 2 for HTTP.
+    for protocol in ["http/protobuf", "grpc"] {
+        let stats = replay(
+            tmp.path(),
+            &format!(
+                "config = {{ endpoint = {endpoint:?}, protocol = {protocol:?} }}\n\
+                 http = {{ ca_certificate = \"ca.pem\", client_certificate = \"client.pem\", \
+                 client_private_key = \"client-key.pem\" }}"
+            ),
+        );
+        assert_eq!(stats.dropped(), 0, "{protocol}: {stats}");
+    }
+    let paths = |requests: &[Received]| {
+        requests
+            .iter()
+            .filter(|r| r.path.contains("Export"))
+            .count()
+    };
+    assert!(paths(&receiver.requests()) >= 3, "gRPC requests arrived");
+
+    // Without the client certificate, the receiver refuses the handshake.
+    let before = receiver.requests().len();
+    let stats = replay(
+        tmp.path(),
+        &format!(
+            "config = {{ endpoint = {endpoint:?} }}\nhttp = {{ ca_certificate = \"ca.pem\" }}\nqueue = {{ max_retries = 0 }}"
+        ),
+    );
+    assert_eq!(stats.records_exported, 0, "{stats}");
+    assert_eq!(receiver.requests().len(), before, "nothing got through");
+
+    // Without the CA, the host refuses the server's certificate, and says so.
+    let stats = replay(
+        tmp.path(),
+        &format!("config = {{ endpoint = {endpoint:?} }}\nqueue = {{ max_retries = 0 }}"),
+    );
+    assert_eq!(stats.records_exported, 0, "{stats}");
+    let error = error_of(&stats);
+    assert!(
+        error.contains("TLS") && error.contains("certificate"),
+        "a clear TLS error: {error}"
+    );
+}
+
+#[test]
+fn a_bad_certificate_file_is_a_config_error_naming_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("junk.pem"), "not a certificate").expect("write");
+    for (key, file, expected) in [
+        ("ca_certificate", "missing.pem", "cannot read"),
+        ("ca_certificate", "junk.pem", "holds no certificate"),
+        ("client_certificate", "junk.pem", "client_private_key"),
+    ] {
+        let path = tmp.path().join("config.toml");
+        std::fs::write(
+            &path,
+            format!("[exporters.collector]\nplugin = \"otlp\"\nhttp = {{ {key} = \"{file}\" }}\n"),
+        )
+        .expect("write");
+        let error = wasmtel::Config::from_file(&path)
+            .expect_err("a bad PEM file")
+            .to_string();
+        assert!(
+            error.contains(expected) && error.contains("config.toml"),
+            "{key} = {file}: {error}"
+        );
+        if expected != "client_private_key" {
+            assert!(error.contains(file) && error.contains(key), "{error}");
+        }
+    }
+}
+
+#[test]
+fn retry_after_is_honoured_and_nothing_is_lost() {
+    let receiver = Receiver::start();
+    receiver.script([Answer::status(503, "busy").header("retry-after", "2")]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stats = replay(
+        tmp.path(),
+        &format!(
+            "config = {{ endpoint = \"http://{}\" }}\nsignals = [\"events\"]",
+            receiver.addr
+        ),
+    );
+    assert_eq!(
+        (stats.records_exported, stats.dropped()),
+        (EVENTS as u64, 0),
+        "{stats}"
+    );
+    let requests = receiver.requests();
+    assert!(requests.len() >= 2);
+    let waited = requests[1].at - requests[0].at;
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "the second try waited for Retry-After: {waited:?}"
+    );
+    assert_eq!(
+        requests[0].body, requests[1].body,
+        "the same batch was sent again"
+    );
+    let decoded = Decoded::of(&requests[1..], HTTP_PATHS);
+    assert_eq!(decoded.counts().0, EVENTS);
+}
+
+#[test]
+fn a_bad_request_is_dropped_and_counted_with_the_servers_message() {
+    let receiver = Receiver::start();
+    receiver.script([Answer::status(400, "attribute `model` is too long")]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stats = replay(
+        tmp.path(),
+        &format!(
+            "config = {{ endpoint = \"http://{}\" }}\nsignals = [\"events\"]\nqueue = {{ max_batch = 100 }}",
+            receiver.addr
+        ),
+    );
+    assert_eq!(
+        stats.dropped_failed, 100,
+        "one batch of 100 dropped: {stats}"
+    );
+    assert_eq!(stats.records_exported, EVENTS as u64 - 100, "{stats}");
+    assert_eq!(
+        receiver.requests().len(),
+        5,
+        "no retry of a permanent failure"
+    );
+    let error = error_of(&stats);
+    assert!(
+        error.contains("HTTP 400") && error.contains("attribute `model` is too long"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_host_off_the_allow_list_is_refused_by_the_host_and_reported() {
+    let receiver = Receiver::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stats = replay(
+        tmp.path(),
+        &format!(
+            "config = {{ endpoint = \"http://{}\" }}\nsandbox = {{ allow_hosts = [\"127.0.0.1:1\"] }}\n\
+             signals = [\"events\"]\nqueue = {{ max_retries = 0 }}",
+            receiver.addr
+        ),
+    );
+    assert_eq!(stats.records_exported, 0, "{stats}");
+    assert!(receiver.requests().is_empty(), "nothing left the host");
+    assert!(
+        error_of(&stats).contains("sandbox.allow_hosts"),
+        "the plugin reports the refusal: {stats}"
+    );
+    let refused = stats
+        .limits_passed
+        .iter()
+        .find(|(limit, _)| *limit == wasmtel::Limit::Hosts)
+        .map(|(_, n)| *n);
+    assert!(refused >= Some(1), "refusals are counted: {stats}");
+}
