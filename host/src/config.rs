@@ -484,7 +484,7 @@ impl Default for QueueToml {
             max_bytes: NonZeroUsize::new(64 * 1024 * 1024).expect("nonzero"),
             max_delay_ms: 1000,
             _when_full: WhenFull::DropNewest,
-            max_retries: 3,
+            max_retries: 10,
         }
     }
 }

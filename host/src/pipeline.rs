@@ -416,6 +416,8 @@ enum Health {
 
 /// The first delay after a fault before a fresh instance is made; doubled per fault in a row.
 const RESTART_BACKOFF: Duration = Duration::from_millis(50);
+/// How often a batch is tried again after faults, at most (fewer if `queue.max_retries` says so).
+const MAX_FAULT_RETRIES: u32 = 3;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Batches given up on in a row before the exporter is parked.
 const PARK_AFTER: u32 = 3;
@@ -641,18 +643,19 @@ impl<S: Start> Worker<S> {
             Counters::add(&c.batches_failed, 1);
             let message = format!("batch of {n} records: {error}");
             c.set_error(message.clone());
-            let wait = match &error {
+            let (wait, tries) = match &error {
                 CallError::Permanent(_) => break message,
                 CallError::Retryable { retry_after, .. } => {
-                    retry_after.unwrap_or_else(|| backoff(attempt))
+                    (retry_after.unwrap_or_else(|| backoff(attempt)), max_retries)
                 }
+                // A fault is seldom cured by waiting: a fresh instance gets a few tries.
                 CallError::Fault(_) => {
                     Counters::add(&c.faults, 1);
                     self.exporter = None;
-                    backoff(attempt)
+                    (backoff(attempt), max_retries.min(MAX_FAULT_RETRIES))
                 }
             };
-            if attempt >= max_retries {
+            if attempt >= tries {
                 break message;
             }
             tracing::warn!(exporter = %self.name, "{message}; retrying in {} ms", wait.as_millis());
@@ -1269,6 +1272,22 @@ mod tests {
         assert_eq!(calls, [Call::Start, export.clone(), Call::Start, export]);
         let s = h.stats();
         assert_eq!((s.faults, s.restarts, s.records_exported), (1, 1, 1), "{s}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn faults_get_three_fresh_instances_however_many_retries_errors_get() {
+        let exporter = InMemoryExporter::new();
+        let fault = || Outcome::Fail(CallError::Fault("trap".into()));
+        exporter.script([fault(), fault(), fault(), fault(), Outcome::Ok]);
+        let h = Harness::start(config(1, 10), &exporter).await;
+        h.events(2).await;
+        pass(Duration::from_secs(5)).await;
+        let s = h.stats();
+        assert_eq!(
+            (s.faults, s.dropped_failed, s.records_exported),
+            (4, 1, 1),
+            "the first batch: 4 tries, then dropped; the next one exported: {s}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

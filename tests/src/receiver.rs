@@ -144,22 +144,27 @@ pub struct Receiver {
 impl Receiver {
     /// A receiver over plain TCP.
     pub fn start() -> Receiver {
-        Receiver::start_with(None)
+        Receiver::start_with(None, "127.0.0.1:0".parse().expect("an address"))
+    }
+
+    /// A receiver over plain TCP at `addr` (where an earlier one was, say).
+    pub fn start_at(addr: SocketAddr) -> Receiver {
+        Receiver::start_with(None, addr)
     }
 
     /// A receiver over TLS.
     pub fn start_tls(tls: ServerTls) -> Receiver {
-        Receiver::start_with(Some(tls))
+        Receiver::start_with(Some(tls), "127.0.0.1:0".parse().expect("an address"))
     }
 
-    fn start_with(tls: Option<ServerTls>) -> Receiver {
+    fn start_with(tls: Option<ServerTls>, addr: SocketAddr) -> Receiver {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("a runtime");
         let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
+            .block_on(TcpListener::bind(addr))
             .expect("listen on 127.0.0.1");
         let addr = listener.local_addr().expect("an address");
         let acceptor = tls.map(|tls| tokio_rustls::TlsAcceptor::from(Arc::new(server_config(tls))));

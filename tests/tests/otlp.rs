@@ -434,3 +434,35 @@ fn a_host_off_the_allow_list_is_refused_by_the_host_and_reported() {
         .map(|(_, n)| *n);
     assert!(refused >= Some(1), "refusals are counted: {stats}");
 }
+
+#[test]
+fn what_waits_through_an_outage_arrives_and_what_overflows_is_counted() {
+    let addr = Receiver::start().addr;
+    // The receiver is gone: connections to it are refused.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "[telemetry]\nsession_id = \"outage\"\nshutdown_timeout_ms = 30000\n\
+         [exporters.collector]\nplugin = \"otlp\"\nsignals = [\"events\"]\n\
+         config = {{ endpoint = \"http://{addr}\" }}\nqueue = {{ capacity = 100, max_batch = 50, max_delay_ms = 10 }}\n"
+    );
+    let telemetry = wasmtel::Telemetry::start(config(tmp.path(), &text)).expect("start");
+    for i in 0..400 {
+        telemetry.event("codex.tool_result").attr("i", i).emit();
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    let receiver = Receiver::start_at(addr);
+    assert!(telemetry.flush(Duration::from_secs(40)), "flushed");
+    let stats = telemetry.shutdown().remove(0);
+    let arrived = Decoded::of(&receiver.requests(), HTTP_PATHS).counts().0 as u64;
+    assert_eq!(arrived, stats.records_exported, "{stats}");
+    assert!(
+        (100..=150).contains(&arrived),
+        "what the queue held (100) and the batch being retried (50) arrived: {stats}"
+    );
+    assert_eq!(
+        (stats.dropped_queue_full, stats.dropped_failed),
+        (400 - arrived, 0),
+        "the rest was dropped at the full queue, and counted: {stats}"
+    );
+}
