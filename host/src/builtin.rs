@@ -16,12 +16,28 @@ pub(crate) struct Shared<'a> {
 /// What a built-in may grant its exporter when the config leaves it unset.
 #[derive(Default)]
 pub(crate) struct Grants {
+    /// Whether it takes metrics only (the config's `signals` are narrowed to them).
+    pub metrics_only: bool,
     /// `sandbox.dir`.
     pub dir: Option<PathBuf>,
     /// `sandbox.allow_hosts`.
     pub allow_hosts: Option<Vec<String>>,
     /// `sandbox.timeout_ms`.
     pub timeout: Option<Duration>,
+}
+
+/// Why a built-in's exporter cannot run as configured.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Refusal {
+    /// A key of its `config` table is wrong: a config error.
+    Invalid {
+        /// The key, below `config`, e.g. `headers.x-api-key`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// It lacks what it needs (a key, say): it is left out, and the config says so.
+    NotConfigured(String),
 }
 
 /// A built-in plugin.
@@ -31,8 +47,8 @@ pub(crate) struct Builtin {
     /// The component.
     pub component: &'static [u8],
     /// Fills in what an exporter of this plugin leaves unset: its sandbox's grants and keys of
-    /// its `config` table.
-    pub defaults: fn(&Shared, &mut Grants, &mut toml::Table),
+    /// its `config` table; or says why the exporter cannot run as configured.
+    pub defaults: fn(&Shared, &mut Grants, &mut toml::Table) -> Result<(), Refusal>,
     /// The keys of its `config` table that, with its sandbox directory, name the files it
     /// writes: two exporters alike in all of them would write the same files.
     pub file_keys: &'static [&'static str],
@@ -64,20 +80,41 @@ pub(crate) const BUILTINS: &[Builtin] = &[
                 let budget = i64::try_from(budget).unwrap_or(i64::MAX);
                 config.insert("max_total_bytes".into(), toml::Value::Integer(budget));
             }
+            Ok(())
         },
         file_keys: &["dir", "file"],
     },
     Builtin {
         name: "otlp",
-        component: include_bytes!(concat!(env!("OUT_DIR"), "/otlp.wasm")),
+        component: OTLP,
         defaults: otlp_defaults,
+        file_keys: &[],
+    },
+    Builtin {
+        name: "statsig",
+        component: OTLP,
+        defaults: statsig_defaults,
         file_keys: &[],
     },
 ];
 
+/// The `otlp` component, which `statsig` is too, with a preset.
+const OTLP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/otlp.wasm"));
+
 /// The `otlp` plugin may reach the hosts of its endpoints (unless `sandbox.allow_hosts` says
-/// otherwise), and a call may take as long as its three requests (one per signal) may.
-fn otlp_defaults(_: &Shared, grants: &mut Grants, config: &mut toml::Table) {
+/// otherwise), and a call may take as long as its three requests (one per signal) may. Its
+/// header values may name environment variables: `${NAME}`.
+fn otlp_defaults(_: &Shared, grants: &mut Grants, config: &mut toml::Table) -> Result<(), Refusal> {
+    if let Some(toml::Value::Table(headers)) = config.get_mut("headers") {
+        for (name, value) in headers.iter_mut() {
+            if let toml::Value::String(text) = value {
+                *text = expand(text).map_err(|message| Refusal::Invalid {
+                    key: format!("headers.{name}"),
+                    message,
+                })?;
+            }
+        }
+    }
     let text = |key: &str| config.get(key).and_then(toml::Value::as_str);
     let grpc = text("protocol") == Some("grpc");
     let base = text("endpoint").unwrap_or(if grpc {
@@ -121,6 +158,115 @@ fn otlp_defaults(_: &Shared, grants: &mut Grants, config: &mut toml::Table) {
     grants.timeout.get_or_insert(Duration::from_millis(
         timeout_ms.saturating_mul(3).saturating_add(5_000),
     ));
+    Ok(())
+}
+
+/// Where `statsig` sends metrics unless its `endpoint` or `$WASMTEL_STATSIG_ENDPOINT` says
+/// otherwise: Codex's.
+pub(crate) const STATSIG_ENDPOINT: &str = "https://ab.chatgpt.com/otlp/v1/metrics";
+/// The environment variable that holds the Statsig key unless `api_key_env` names another.
+pub(crate) const STATSIG_KEY_ENV: &str = "STATSIG_SERVER_SDK_SECRET";
+/// The metrics Codex never sends to Statsig.
+pub(crate) const STATSIG_SKIPPED_METRICS: [&str; 9] = [
+    "codex.api_request",
+    "codex.api_request.duration_ms",
+    "codex.conversation.turn.count",
+    "codex.responses_api_engine_iapi_ttft.duration_ms",
+    "codex.responses_api_engine_service_tbt.duration_ms",
+    "codex.responses_api_engine_service_ttft.duration_ms",
+    "codex.tool.call",
+    "codex.tool.call.duration_ms",
+    "codex.turn.token_usage",
+];
+
+/// `statsig`: metrics only, as OTLP/HTTP JSON with delta temporality, to Codex's endpoint, with
+/// the key of `api_key` (which may be `${NAME}`) or of the environment variable `api_key_env`
+/// names (`STATSIG_SERVER_SDK_SECRET` by default) in the `statsig-api-key` header; without a
+/// key it is not configured. Its config keys: `endpoint`, `api_key`, `api_key_env`,
+/// `timeout_ms`.
+fn statsig_defaults(
+    shared: &Shared,
+    grants: &mut Grants,
+    config: &mut toml::Table,
+) -> Result<(), Refusal> {
+    const KEYS: [&str; 4] = ["endpoint", "api_key", "api_key_env", "timeout_ms"];
+    if let Some(key) = config.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(Refusal::Invalid {
+            key: key.clone(),
+            message: format!(
+                "unknown key `{key}` for statsig: it takes {}",
+                KEYS.join(", ")
+            ),
+        });
+    }
+    let text = |config: &toml::Table, key: &str| -> Result<Option<String>, Refusal> {
+        match config.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(Refusal::Invalid {
+                key: key.into(),
+                message: "a string".into(),
+            }),
+        }
+    };
+    let env = text(config, "api_key_env")?.unwrap_or_else(|| STATSIG_KEY_ENV.into());
+    let key = match text(config, "api_key")? {
+        Some(key) => Some(expand(&key).map_err(|message| Refusal::Invalid {
+            key: "api_key".into(),
+            message,
+        })?),
+        None => std::env::var(&env).ok(),
+    }
+    .filter(|k| !k.trim().is_empty());
+    let Some(key) = key else {
+        return Err(Refusal::NotConfigured(format!(
+            "no Statsig key: set `api_key` in its config, or the environment variable `{env}`"
+        )));
+    };
+    let endpoint = text(config, "endpoint")?
+        .or_else(|| std::env::var("WASMTEL_STATSIG_ENDPOINT").ok())
+        .unwrap_or_else(|| STATSIG_ENDPOINT.into());
+    let mut preset = toml::Table::new();
+    preset.insert("protocol".into(), "http/json".into());
+    preset.insert("endpoint".into(), endpoint.clone().into());
+    preset.insert("metrics_endpoint".into(), endpoint.into());
+    let mut headers = toml::Table::new();
+    headers.insert("statsig-api-key".into(), key.into());
+    preset.insert("headers".into(), headers.into());
+    preset.insert(
+        "skip_metrics".into(),
+        toml::Value::Array(STATSIG_SKIPPED_METRICS.iter().map(|&m| m.into()).collect()),
+    );
+    if let Some(timeout) = config.get("timeout_ms") {
+        preset.insert("timeout_ms".into(), timeout.clone());
+    }
+    *config = preset;
+    grants.metrics_only = true;
+    otlp_defaults(shared, grants, config)
+}
+
+/// `text` with each `${NAME}` replaced by the environment variable `NAME`; an unset one is an
+/// error naming it (never a value).
+fn expand(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(
+                "`${` without its `}`: write `${NAME}` to use the environment variable NAME".into(),
+            );
+        };
+        let name = &after[..end];
+        match std::env::var(name) {
+            Ok(value) => out.push_str(&value),
+            Err(_) => return Err(format!("the environment variable `{name}` is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// The plugin of the exporter a config gets when it names none.

@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::builtin;
+use crate::builtin::{self, Refusal};
 use crate::error::{ConfigError, Error, Location};
 use crate::exporter::Signal;
 use crate::jsonl::TemporalityText;
@@ -20,6 +20,8 @@ use crate::plugin::{
     Tls,
 };
 use crate::stats::LimitCounts;
+
+pub mod otel;
 
 /// The name of the exporter used when the config has none.
 const DEFAULT_EXPORTER: &str = "session";
@@ -37,12 +39,17 @@ pub struct Config {
     pub(crate) shutdown_timeout: Duration,
     /// How often wasmtel records its own `wasmtel.*` metrics; none: never.
     pub(crate) self_metrics_interval: Option<Duration>,
-    /// The exporters, in the order of the file.
+    /// The exporters, in the order of the file (those of `[otel]` after the others).
     pub(crate) exporters: Vec<ExporterConfig>,
+    /// What the config left out or changed, and why: an exporter not configured, an `[otel]`
+    /// entry dropped.
+    pub(crate) notices: Vec<String>,
+    /// Codex's `[otel]` settings beyond its exporters, when the file has the table.
+    pub(crate) otel: Option<otel::OtelSettings>,
 }
 
 /// One `[exporters.NAME]` table.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct ExporterConfig {
     /// `NAME` of `[exporters.NAME]`.
     pub name: String,
@@ -58,6 +65,24 @@ pub(crate) struct ExporterConfig {
     pub pipeline: PipelineConfig,
     /// Where the exporter's `plugin` key is, to prefix errors; none for defaults.
     pub location: Option<Location>,
+}
+
+impl std::fmt::Debug for ExporterConfig {
+    /// Everything but the plugin's config, which may hold secrets (header values, keys).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExporterConfig")
+            .field("name", &self.name)
+            .field("plugin", &self.plugin)
+            .field("signals", &self.signals)
+            .field(
+                "plugin_config",
+                &format_args!("<{} bytes, not shown>", self.plugin_config.len()),
+            )
+            .field("sandbox", &self.sandbox)
+            .field("pipeline", &self.pipeline)
+            .field("location", &self.location)
+            .finish()
+    }
 }
 
 impl ExporterConfig {
@@ -186,7 +211,9 @@ impl Default for Config {
         let table = TelemetryToml::default();
         let exporter = ExporterToml::default_exporter()
             .resolve(DEFAULT_EXPORTER, &table, Path::new("."), None)
-            .unwrap_or_else(|e| unreachable!("the default exporter is valid: {}", e.message));
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| unreachable!("the default exporter is valid"));
         table.config(vec![exporter])
     }
 }
@@ -225,27 +252,64 @@ impl Config {
         })?;
         let table = parsed.telemetry;
         let mut exporters = Vec::new();
-        if parsed.exporters.is_empty() {
+        let mut notices = Vec::new();
+        if parsed.exporters.is_empty() && parsed.otel.is_none() {
             let exporter = ExporterToml::default_exporter();
-            exporters.push(
+            exporters.extend(
                 exporter
                     .resolve(DEFAULT_EXPORTER, &table, base, None)
                     .map_err(|e| err(None, None, e.message))?,
             );
         }
+        let (otel_exporters, settings) = match parsed.otel {
+            Some(otel) => {
+                let (found, settings) = otel::resolve(otel, parsed.analytics.enabled, &mut notices)
+                    .map_err(|e| err(Some(e.at), Some(e.key), e.message))?;
+                (found, Some(settings))
+            }
+            None => (Vec::new(), None),
+        };
         let mut writers = std::collections::HashMap::new();
-        for (name, exporter) in parsed.exporters {
+        let named = parsed
+            .exporters
+            .into_iter()
+            .map(|(name, exporter)| (name, exporter, None))
+            .chain(
+                otel_exporters
+                    .into_iter()
+                    .map(|(name, exporter, key)| (name, exporter, Some(key))),
+            );
+        for (name, exporter, otel_key) in named {
             let at = exporter.plugin.span().start;
+            if otel_key.is_some() && exporters.iter().any(|e: &ExporterConfig| e.name == name) {
+                return Err(err(
+                    Some(at),
+                    Some(format!("exporters.{name}")),
+                    format!(
+                        "`[exporters.{name}]` has the name of the exporter `[otel]` makes: give it another name"
+                    ),
+                ));
+            }
             let location = Location::of(file, text, at).line_only();
             let resolved = exporter
                 .resolve(&name, &table, base, Some(location))
                 .map_err(|e| {
-                    err(
-                        Some(e.at),
-                        Some(format!("exporters.{name}.{}", e.key)),
-                        e.message,
-                    )
+                    let key = match &otel_key {
+                        Some(key) => otel::key_of(key, &e.key),
+                        None => format!("exporters.{name}.{}", e.key),
+                    };
+                    err(Some(e.at), Some(key), e.message)
                 })?;
+            let resolved = match resolved {
+                Ok(resolved) => resolved,
+                Err(why) => {
+                    let what = otel_key.unwrap_or_else(|| format!("exporters.{name}"));
+                    notices.push(format!(
+                        "exporter `{name}` ({what}) is not configured and sends nothing: {why}"
+                    ));
+                    continue;
+                }
+            };
             // One writer per file: two exporters must not append to the same files.
             if let Some(files) = resolved.files()
                 && let Some(first) = writers.insert(files, name.clone())
@@ -262,7 +326,10 @@ impl Config {
             }
             exporters.push(resolved);
         }
-        Ok(table.config(exporters))
+        let mut config = table.config(exporters);
+        config.notices = notices;
+        config.otel = settings;
+        Ok(config)
     }
 
     /// A config with no exporter at all: records are accepted and discarded (but for exporters
@@ -274,6 +341,18 @@ impl Config {
     /// `[telemetry] enabled`: when false, records are accepted and discarded, and no plugin runs.
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// What the config left out or changed, and why (an exporter that is not configured, an
+    /// `[otel]` entry dropped); `wasmtel check` and `replay` print them, and
+    /// [`crate::Telemetry`] logs them when it starts.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// Codex's `[otel]` settings (beyond the exporters it makes), if the file has the table.
+    pub fn otel(&self) -> Option<&otel::OtelSettings> {
+        self.otel.as_ref()
     }
 
     /// The configured session id, or a fresh UUID v7.
@@ -299,6 +378,10 @@ struct FileToml {
     #[serde(default)]
     /// In the order of the file.
     exporters: IndexMap<String, ExporterToml>,
+    /// Codex's table, accepted as Codex accepts it.
+    otel: Option<otel::OtelToml>,
+    #[serde(default)]
+    analytics: otel::AnalyticsToml,
 }
 
 #[derive(Deserialize)]
@@ -322,6 +405,8 @@ impl TelemetryToml {
             self_metrics_interval: (self.self_metrics_interval_ms > 0)
                 .then(|| Duration::from_millis(self.self_metrics_interval_ms)),
             exporters,
+            notices: Vec::new(),
+            otel: None,
         }
     }
 }
@@ -526,7 +611,7 @@ impl ExporterToml {
         table: &TelemetryToml,
         base: &Path,
         location: Option<Location>,
-    ) -> Result<ExporterConfig, Invalid> {
+    ) -> Result<Result<ExporterConfig, String>, Invalid> {
         let plugin_at = self.plugin.span().start;
         let plugin_name = self.plugin.into_inner();
         let plugin = match builtin::find(&plugin_name) {
@@ -579,6 +664,7 @@ impl ExporterToml {
             usize::try_from(u64::from(kib.get()) << 10).unwrap_or(usize::MAX)
         });
         let mut grants = builtin::Grants {
+            metrics_only: false,
             dir: self.sandbox.dir,
             allow_hosts: self
                 .sandbox
@@ -594,19 +680,29 @@ impl ExporterToml {
                 dir: &table.dir,
                 max_total_bytes: table.max_total_bytes,
             };
-            (builtin.defaults)(&shared, &mut grants, &mut config);
+            match (builtin.defaults)(&shared, &mut grants, &mut config) {
+                Ok(()) => {}
+                Err(Refusal::Invalid { key, message }) => {
+                    return Err(Invalid {
+                        at: plugin_at,
+                        key: format!("config.{key}"),
+                        message,
+                    });
+                }
+                Err(Refusal::NotConfigured(why)) => return Ok(Err(why)),
+            }
         }
         let signals = Signals {
-            events: self.signals.contains(&SignalToml::Events),
+            events: !grants.metrics_only && self.signals.contains(&SignalToml::Events),
             metrics: self.signals.contains(&SignalToml::Metrics),
-            spans: self.signals.contains(&SignalToml::Spans),
+            spans: !grants.metrics_only && self.signals.contains(&SignalToml::Spans),
         };
         let plugin_config = serde_json::to_string(&config).map_err(|e| Invalid {
             at: plugin_at,
             key: "config".into(),
             message: e.to_string(),
         })?;
-        Ok(ExporterConfig {
+        Ok(Ok(ExporterConfig {
             name: name.to_string(),
             plugin,
             signals,
@@ -636,6 +732,6 @@ impl ExporterToml {
             },
             pipeline: self.queue.resolve(&self.metrics),
             location,
-        })
+        }))
     }
 }

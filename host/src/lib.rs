@@ -49,6 +49,7 @@ mod instrument;
 mod telemetry;
 mod replay;
 
+pub use config::otel::OtelSettings;
 pub use config::{Config, Signals};
 pub use error::{CallError, ConfigError, Error, LoadCause, LoadError, Location, StartError};
 pub use exporter::Signal;

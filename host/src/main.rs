@@ -156,8 +156,15 @@ fn check(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             "telemetry is disabled ([telemetry] enabled = false): no exporter runs; checking them anyway"
         );
     }
+    for notice in config.notices() {
+        println!("note: {notice}");
+    }
     let mut failed = false;
-    for (name, result) in wasmtel::check(&config, wasmtel::default_cache_dir()) {
+    let results = wasmtel::check(&config, wasmtel::default_cache_dir());
+    if results.is_empty() {
+        println!("no exporter is configured: nothing would be exported");
+    }
+    for (name, result) in results {
         match result {
             Ok(()) => println!("{name}: ok"),
             Err(e) => {

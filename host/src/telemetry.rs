@@ -108,7 +108,17 @@ impl TelemetryBuilder {
     /// its worker. Fails if a plugin cannot be loaded (a config error). A plugin that fails in
     /// `init` does not stop the others: its exporter is parked (tried again later) or, if it
     /// refused its config, failed; see [`Telemetry::stats`].
-    pub fn start(self) -> Result<Telemetry, Error> {
+    pub fn start(mut self) -> Result<Telemetry, Error> {
+        for notice in self.config.notices() {
+            tracing::warn!("{notice}");
+        }
+        // `[otel] environment` is the resource's `env`, unless the application set one.
+        if let Some(otel) = self.config.otel()
+            && !self.resource.iter().any(|kv| kv.key == "env")
+        {
+            self.resource
+                .push(KeyValue::new("env", otel.environment.clone()));
+        }
         let config = self.config;
         let session_id = config.session_id_or_new();
         let runtime = tokio::runtime::Builder::new_multi_thread()

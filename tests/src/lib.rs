@@ -85,6 +85,22 @@ pub fn only_jsonl(dir: &Path) -> PathBuf {
     files.into_iter().next().expect("one file")
 }
 
+/// The `wasmtel` binary of this build (`cargo test --workspace` builds it for the host's tests).
+pub fn wasmtel_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .join("wasmtel");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test --workspace` or `cargo build -p wasmtel`",
+        bin.display()
+    );
+    bin
+}
+
 /// Writes `text` as `config.toml` into `dir` and loads it.
 pub fn config(dir: &Path, text: &str) -> wasmtel::Config {
     let path = dir.join("config.toml");

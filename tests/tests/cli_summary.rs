@@ -1,26 +1,9 @@
 //! `wasmtel replay` with a healthy and a trapping exporter: the replay goes on, the process exits
 //! normally, and the summary has a line for each exporter.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use wasmtel_tests::{ROGUE, fixture};
-
-/// The `wasmtel` binary of this build (`cargo test --workspace` builds it for the host's tests).
-fn wasmtel_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>")
-        .join("wasmtel");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo test --workspace` or `cargo build -p wasmtel`",
-        bin.display()
-    );
-    bin
-}
+use wasmtel_tests::{ROGUE, fixture, wasmtel_bin};
 
 #[test]
 fn a_replay_with_a_trapping_exporter_ends_with_a_summary_line_for_each() {

@@ -13,6 +13,7 @@ mod loading;
 mod log_rate;
 mod metrics_burst;
 mod native;
+mod otel_config;
 mod otlp;
 mod network;
 mod prune_property;
