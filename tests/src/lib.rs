@@ -2,6 +2,7 @@
 //! session of `fixtures/`, and helpers to run configs in temporary directories.
 
 mod fixture;
+pub mod native_otlp;
 pub mod receiver;
 pub mod session;
 

@@ -15,6 +15,7 @@ mod metrics_burst;
 mod native;
 mod otel_config;
 mod otlp;
+mod otlp_differential;
 mod network;
 mod prune_property;
 mod record_api;

@@ -126,8 +126,12 @@ fn http_protobuf_carries_every_record_over_few_connections() {
     );
     let scope = &first.scope_logs[0];
     assert_eq!(
-        scope.scope.as_ref().map(|s| s.name.as_str()),
-        Some("codex_otel")
+        scope
+            .scope
+            .as_ref()
+            .map(|s| (s.name.as_str(), s.version.as_str())),
+        Some(("codex_otel", "0.144.0")),
+        "the scope, with its version"
     );
     let event = &scope.log_records[0];
     assert_eq!(event.event_name, "codex.conversation_starts");
