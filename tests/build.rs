@@ -44,9 +44,16 @@ fn hoard(out_dir: &Path, name: &str, memories: usize, tables: usize, grow: u32) 
     let wat = wat
         .replace("GROW_TABLE", &grow.to_string())
         .replace("GROW", &grow.to_string());
-    let mut module = wat::parse_str(&wat).unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut resolve = wit_parser::Resolve::default();
     let (package, _) = resolve.push_dir("../wit").expect("the WIT of wit/");
+    let version = resolve.packages[package]
+        .name
+        .version
+        .as_ref()
+        .expect("a versioned package")
+        .to_string();
+    let wat = wat.replace("@VERSION#", &format!("@{version}#"));
+    let mut module = wat::parse_str(&wat).unwrap_or_else(|e| panic!("{name}: {e}"));
     let world = resolve
         .select_world(&[package], Some("plugin"))
         .expect("the plugin world");

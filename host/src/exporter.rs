@@ -101,6 +101,12 @@ pub(crate) trait Exporter: Send + 'static {
     /// Exports one batch.
     fn export(&mut self, batch: &Batch) -> impl Future<Output = Result<(), CallError>> + Send;
 
+    /// The records of the last successful export that its destination refused, and why (an
+    /// OTLP collector's partial success); taking them resets them.
+    fn take_rejected(&mut self) -> Option<(u64, String)> {
+        None
+    }
+
     /// Makes what was exported durable or sent.
     fn flush(&mut self) -> impl Future<Output = Result<(), CallError>> + Send;
 

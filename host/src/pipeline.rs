@@ -633,7 +633,19 @@ impl<S: Start> Worker<S> {
             let error = match result {
                 Ok(()) => {
                     Counters::add(&c.batches_ok, 1);
-                    Counters::add(&c.records_exported, n);
+                    let rejected = match exporter.take_rejected() {
+                        Some((count, reason)) => {
+                            let count = count.min(n);
+                            let message =
+                                format!("{count} of a batch of {n} records rejected: {reason}");
+                            tracing::warn!(exporter = %self.name, "{message}");
+                            c.set_error(message);
+                            Counters::add(&c.dropped_rejected, count);
+                            count
+                        }
+                        None => 0,
+                    };
+                    Counters::add(&c.records_exported, n - rejected);
                     c.done(n);
                     self.recovered();
                     return;

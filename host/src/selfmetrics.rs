@@ -78,6 +78,7 @@ pub(crate) fn metrics(
                     ("exported", s.records_exported),
                     ("dropped_queue_full", s.dropped_queue_full),
                     ("dropped_failed", s.dropped_failed),
+                    ("dropped_rejected", s.dropped_rejected),
                     ("dropped_shutdown", s.dropped_shutdown),
                     ("dropped_invalid", s.dropped_invalid),
                     ("dropped_too_large", s.dropped_too_large),

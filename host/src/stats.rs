@@ -102,6 +102,7 @@ pub(crate) struct Counters {
     pub records_exported: AtomicU64,
     pub dropped_queue_full: AtomicU64,
     pub dropped_failed: AtomicU64,
+    pub dropped_rejected: AtomicU64,
     pub dropped_shutdown: AtomicU64,
     pub dropped_invalid: AtomicU64,
     pub dropped_too_large: AtomicU64,
@@ -182,6 +183,7 @@ impl Counters {
             records_exported: get(&self.records_exported),
             dropped_queue_full: get(&self.dropped_queue_full),
             dropped_failed: get(&self.dropped_failed),
+            dropped_rejected: get(&self.dropped_rejected),
             dropped_shutdown: get(&self.dropped_shutdown),
             dropped_invalid: get(&self.dropped_invalid),
             dropped_too_large: get(&self.dropped_too_large),
@@ -219,6 +221,9 @@ pub struct ExporterStats {
     pub dropped_queue_full: u64,
     /// Records dropped because their batch failed for good (permanent error, or retries spent).
     pub dropped_failed: u64,
+    /// Records that the plugin reports its destination refused, in batches otherwise exported
+    /// (an OTLP collector's partial success).
+    pub dropped_rejected: u64,
     /// Records dropped because they were recorded after shutdown or not delivered by its deadline.
     pub dropped_shutdown: u64,
     /// Measurements dropped because their instrument clashes in kind or unit with the first
@@ -255,6 +260,7 @@ impl ExporterStats {
     pub fn dropped(&self) -> u64 {
         self.dropped_queue_full
             + self.dropped_failed
+            + self.dropped_rejected
             + self.dropped_shutdown
             + self.dropped_invalid
             + self.dropped_too_large
@@ -280,6 +286,9 @@ impl std::fmt::Display for ExporterStats {
                 " (queue full {}, failed {}, at shutdown {}",
                 self.dropped_queue_full, self.dropped_failed, self.dropped_shutdown
             )?;
+            if self.dropped_rejected > 0 {
+                write!(f, ", rejected {}", self.dropped_rejected)?;
+            }
             if self.dropped_invalid > 0 {
                 write!(f, ", invalid {}", self.dropped_invalid)?;
             }

@@ -68,7 +68,7 @@ pub use view::{AnyValue, Attributes, Batch, LayoutError, Record, Values};
 
 /// The version of the WIT package (`wasmtel:exporter`) this SDK implements; the host looks
 /// plugins' exports up at this version.
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.2.1";
 
 /// An exporter plugin.
 pub trait Exporter: 'static {
@@ -156,6 +156,19 @@ pub mod log {
     /// An error.
     pub fn error(message: &str) {
         write(Level::Error, message)
+    }
+}
+
+/// What became of a batch's records beyond the call's outcome.
+pub mod report {
+    /// `count` records of the batch being exported were refused by their destination though the
+    /// export succeeds (a collector's partial success): the host counts them as dropped, not
+    /// exported, and keeps `reason`. Call it during [`crate::Exporter::export`].
+    pub fn rejected(count: u64, reason: &str) {
+        #[cfg(target_arch = "wasm32")]
+        crate::bindings::wasmtel::exporter::report::rejected(count, reason);
+        #[cfg(not(target_arch = "wasm32"))]
+        eprintln!("rejected {count}: {reason}");
     }
 }
 

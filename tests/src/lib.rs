@@ -16,7 +16,8 @@ pub const ROGUE: &str = concat!(env!("OUT_DIR"), "/rogue.wasm");
 pub const FUTURE_VERSION: &str = concat!(env!("OUT_DIR"), "/future_version.wasm");
 /// A complete exporter that also imports `test:extra/telepathy`.
 pub const EXTRA_IMPORT: &str = concat!(env!("OUT_DIR"), "/extra_import.wasm");
-/// A component that exports `wasmtel:exporter/exporter@0.2.0` with `init` alone.
+/// A component built against the released 0.2.0 WIT that exports `wasmtel:exporter/exporter@0.2.0`
+/// with `init` alone.
 pub const INCOMPLETE: &str = concat!(env!("OUT_DIR"), "/incomplete.wasm");
 /// A core module in WAT made a component: 24 memories, each grown by 16 MiB every export call.
 pub const MEMORIES: &str = concat!(env!("OUT_DIR"), "/memories.wasm");

@@ -170,6 +170,22 @@ impl Native {
         self.export_metrics(&resource, records);
     }
 
+    /// Its logs exporter (to `<base>/v1/logs`, or the gRPC service).
+    pub fn log_exporter(&self) -> opentelemetry_otlp::LogExporter {
+        let _inside = self.runtime.enter();
+        let builder = opentelemetry_otlp::LogExporter::builder();
+        match self.transport {
+            Transport::Grpc => builder.with_tonic().with_endpoint(&self.base).build(),
+            _ => builder
+                .with_http()
+                .with_http_client(self.http.clone())
+                .with_protocol(self.protocol())
+                .with_endpoint(format!("{}/v1/logs", self.base))
+                .build(),
+        }
+        .expect("a log exporter")
+    }
+
     fn export_logs(&self, resource: &Resource, records: &[Record]) {
         let events: Vec<&model::Event> = records
             .iter()
@@ -181,17 +197,7 @@ impl Native {
         if events.is_empty() {
             return;
         }
-        let builder = opentelemetry_otlp::LogExporter::builder();
-        let mut exporter = match self.transport {
-            Transport::Grpc => builder.with_tonic().with_endpoint(&self.base).build(),
-            _ => builder
-                .with_http()
-                .with_http_client(self.http.clone())
-                .with_protocol(self.protocol())
-                .with_endpoint(format!("{}/v1/logs", self.base))
-                .build(),
-        }
-        .expect("a log exporter");
+        let mut exporter = self.log_exporter();
         exporter.set_resource(resource);
         let provider = SdkLoggerProvider::builder().build();
         let logger = provider.logger("native");

@@ -470,3 +470,45 @@ fn what_waits_through_an_outage_arrives_and_what_overflows_is_counted() {
         "the rest was dropped at the full queue, and counted: {stats}"
     );
 }
+
+#[test]
+fn records_a_collector_rejects_in_a_partial_success_are_counted_as_dropped() {
+    use wasmtel_sdk::otlp::proto::collector::logs::v1::{
+        ExportLogsPartialSuccess, ExportLogsServiceResponse,
+    };
+    let receiver = Receiver::start();
+    let partial = ExportLogsServiceResponse {
+        partial_success: Some(ExportLogsPartialSuccess {
+            rejected_log_records: 7,
+            error_message: "7 records too old".into(),
+        }),
+    };
+    receiver.script([Answer {
+        status: 200,
+        headers: vec![("content-type".into(), "application/x-protobuf".into())],
+        body: partial.encode_to_vec(),
+        trailers: Vec::new(),
+    }]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stats = replay(
+        tmp.path(),
+        &format!(
+            "config = {{ endpoint = \"http://{}\" }}\nsignals = [\"events\"]",
+            receiver.addr
+        ),
+    );
+    assert_eq!(
+        (
+            stats.records_exported,
+            stats.dropped_rejected,
+            stats.dropped()
+        ),
+        (EVENTS as u64 - 7, 7, 7),
+        "{stats}"
+    );
+    assert!(
+        error_of(&stats).contains("7 records too old"),
+        "the collector's message is kept: {stats}"
+    );
+    assert!(stats.to_string().contains("rejected 7"), "{stats}");
+}

@@ -184,6 +184,8 @@ struct HostState {
     locks: usize,
     /// The sandbox limits this instance ran into, counted for its exporter.
     passed: Arc<LimitCounts>,
+    /// Records of the call under way that the plugin reports rejected, and the last reason.
+    rejected: Option<(u64, String)>,
 }
 
 impl WasiView for HostState {
@@ -202,6 +204,14 @@ impl WasiHttpView for HostState {
             table: &mut self.table,
             hooks: &mut self.http_hooks,
         }
+    }
+}
+
+impl bindings::wasmtel::exporter::report::Host for HostState {
+    fn rejected(&mut self, count: u64, reason: String) {
+        let (total, _) = self.rejected.get_or_insert_with(Default::default);
+        *total = total.saturating_add(count);
+        self.rejected.as_mut().expect("just set").1 = stdio::bounded_owned(reason);
     }
 }
 
@@ -353,7 +363,7 @@ impl Runtime {
             .compile(bytes)
             .map_err(|e| err(LoadCause::Compile(e.into())))?;
         let expected = interface("exporter");
-        // wasmtime looks exports up by semver: 0.2.x plugins serve a 0.2.0 host.
+        // wasmtime looks exports up by semver: every 0.2.x plugin serves a 0.2.y host.
         if component.get_export(None, &expected).is_none() {
             let exports: Vec<String> = component
                 .component_type()
@@ -608,6 +618,7 @@ impl Plugin {
             dir,
             locks: 0,
             passed,
+            rejected: None,
         };
         let mut store = Store::new(&self.engine, state);
         let limit = sandbox.timeout;
@@ -712,6 +723,7 @@ impl Instance {
 
     /// Exports one batch (already laid out), within the deadline.
     pub async fn export(&mut self, batch: &Batch) -> Result<(), CallError> {
+        self.store.data_mut().rejected = None;
         let _ticking = arm(&mut self.store, self.timeout, self.ticker.as_deref());
         let api = self.plugin.wasmtel_exporter_exporter();
         let call = api.call_export_batch(&mut self.store, batch.laid_out());
@@ -739,6 +751,10 @@ impl Instance {
 impl Exporter for Instance {
     async fn export(&mut self, batch: &Batch) -> Result<(), CallError> {
         Instance::export(self, batch).await
+    }
+
+    fn take_rejected(&mut self) -> Option<(u64, String)> {
+        self.store.data_mut().rejected.take()
     }
 
     async fn flush(&mut self) -> Result<(), CallError> {

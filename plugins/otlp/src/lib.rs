@@ -18,7 +18,7 @@
 //! CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, DATA_LOSS, RESOURCE_EXHAUSTED with retry
 //! information, and failed connections are retryable (with the server's `Retry-After` or retry
 //! delay); anything else is permanent, with the server's message. Rejected records of a partial
-//! success are logged.
+//! success are reported to the host, which counts them as dropped.
 
 mod http;
 
@@ -274,9 +274,12 @@ impl Otlp {
             }
         };
         if let Some((count, message)) = rejected.filter(|(n, m)| *n > 0 || !m.is_empty()) {
-            log::warn(&format!(
-                "{what}: the collector rejected {count} of the records: {message}"
-            ));
+            let reason = format!("{what}: the collector rejected {count} of them: {message}");
+            if count > 0 {
+                wasmtel_sdk::report::rejected(u64::try_from(count).unwrap_or(0), &reason);
+            } else {
+                log::warn(&reason);
+            }
         }
         Ok(())
     }

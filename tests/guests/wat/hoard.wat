@@ -36,13 +36,13 @@
     (drop (table.grow $t1 (ref.null func) (i32.const GROW_TABLE))) (table.fill $t1 (i32.const 0) (ref.func $ok) (table.size $t1)) ;; each table
   )
 
-  (func (export "wasmtel:exporter/exporter@0.2.0#init")
+  (func (export "wasmtel:exporter/exporter@VERSION#init")
     (param i32 i32 i32 i32 i32 i32) (result i32)
     (call $ok))
-  (func (export "wasmtel:exporter/exporter@0.2.0#export-batch") (param i32 i32) (result i32)
+  (func (export "wasmtel:exporter/exporter@VERSION#export-batch") (param i32 i32) (result i32)
     (call $hoard) (call $ok))
-  (func (export "wasmtel:exporter/exporter@0.2.0#flush") (result i32)
+  (func (export "wasmtel:exporter/exporter@VERSION#flush") (result i32)
     (call $ok))
-  (func (export "wasmtel:exporter/exporter@0.2.0#shutdown") (result i32)
+  (func (export "wasmtel:exporter/exporter@VERSION#shutdown") (result i32)
     (call $ok))
 )
