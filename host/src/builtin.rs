@@ -16,7 +16,8 @@ pub(crate) struct Shared<'a> {
 /// What a built-in may grant its exporter when the config leaves it unset.
 #[derive(Default)]
 pub(crate) struct Grants {
-    /// Whether it takes metrics only (the config's `signals` are narrowed to them).
+    /// Whether it takes metrics only (the config's `signals` are narrowed to them), with delta
+    /// temporality (`metrics.temporality = "cumulative"` is a config error).
     pub metrics_only: bool,
     /// `sandbox.dir`.
     pub dir: Option<PathBuf>,
@@ -115,6 +116,13 @@ fn otlp_defaults(_: &Shared, grants: &mut Grants, config: &mut toml::Table) -> R
             }
         }
     }
+    otlp_grants(grants, config);
+    Ok(())
+}
+
+/// What an `otlp` exporter may reach (the hosts of the endpoints it uses) and how long a call
+/// may take (its three requests, one per signal, and 5 s).
+fn otlp_grants(grants: &mut Grants, config: &toml::Table) {
     let text = |key: &str| config.get(key).and_then(toml::Value::as_str);
     let grpc = text("protocol") == Some("grpc");
     let base = text("endpoint").unwrap_or(if grpc {
@@ -122,16 +130,15 @@ fn otlp_defaults(_: &Shared, grants: &mut Grants, config: &mut toml::Table) -> R
     } else {
         "http://localhost:4318"
     });
-    let mut hosts: Vec<String> = Vec::new();
-    for url in [
-        Some(base),
+    let own = [
         text("logs_endpoint"),
         text("traces_endpoint"),
         text("metrics_endpoint"),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    ];
+    // The base endpoint is used for a signal without its own, and for every signal over gRPC.
+    let base = (grpc || own.contains(&None)).then_some(base);
+    let mut hosts: Vec<String> = Vec::new();
+    for url in own.into_iter().chain([base]).flatten() {
         // A bad URL is the plugin's to report, from its `init`.
         if let Ok(uri) = url.parse::<http::Uri>()
             && let Some(authority) = uri.authority()
@@ -158,7 +165,6 @@ fn otlp_defaults(_: &Shared, grants: &mut Grants, config: &mut toml::Table) -> R
     grants.timeout.get_or_insert(Duration::from_millis(
         timeout_ms.saturating_mul(3).saturating_add(5_000),
     ));
-    Ok(())
 }
 
 /// Where `statsig` sends metrics unless its `endpoint` or `$WASMTEL_STATSIG_ENDPOINT` says
@@ -185,7 +191,7 @@ pub(crate) const STATSIG_SKIPPED_METRICS: [&str; 9] = [
 /// key it is not configured. Its config keys: `endpoint`, `api_key`, `api_key_env`,
 /// `timeout_ms`.
 fn statsig_defaults(
-    shared: &Shared,
+    _: &Shared,
     grants: &mut Grants,
     config: &mut toml::Table,
 ) -> Result<(), Refusal> {
@@ -203,9 +209,9 @@ fn statsig_defaults(
         match config.get(key) {
             None => Ok(None),
             Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(Refusal::Invalid {
+            Some(other) => Err(Refusal::Invalid {
                 key: key.into(),
-                message: "a string".into(),
+                message: format!("`{key}` takes a string, not {}", other.type_str()),
             }),
         }
     };
@@ -242,15 +248,22 @@ fn statsig_defaults(
     }
     *config = preset;
     grants.metrics_only = true;
-    otlp_defaults(shared, grants, config)
+    otlp_grants(grants, config);
+    Ok(())
 }
 
-/// `text` with each `${NAME}` replaced by the environment variable `NAME`; an unset one is an
-/// error naming it (never a value).
+/// `text` with each `${NAME}` replaced by the environment variable `NAME` (and `$${` by a
+/// literal `${`); an unset one is an error naming it (never a value).
 fn expand(text: &str) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("${") {
+        if rest[..at].ends_with('$') {
+            out.push_str(&rest[..at - 1]);
+            out.push_str("${");
+            rest = &rest[at + 2..];
+            continue;
+        }
         out.push_str(&rest[..at]);
         let after = &rest[at + 2..];
         let Some(end) = after.find('}') else {

@@ -211,9 +211,9 @@ impl Default for Config {
         let table = TelemetryToml::default();
         let exporter = ExporterToml::default_exporter()
             .resolve(DEFAULT_EXPORTER, &table, Path::new("."), None)
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_else(|| unreachable!("the default exporter is valid"));
+            .map_err(|e| e.message)
+            .and_then(|resolved| resolved)
+            .unwrap_or_else(|e| unreachable!("the default exporter is valid: {e}"));
         table.config(vec![exporter])
     }
 }
@@ -691,6 +691,13 @@ impl ExporterToml {
                 }
                 Err(Refusal::NotConfigured(why)) => return Ok(Err(why)),
             }
+        }
+        if grants.metrics_only && matches!(self.metrics.temporality, TemporalityText::Cumulative) {
+            return Err(Invalid {
+                at: plugin_at,
+                key: "metrics.temporality".into(),
+                message: format!("`{plugin_name}` sends delta temporality only"),
+            });
         }
         let signals = Signals {
             events: !grants.metrics_only && self.signals.contains(&SignalToml::Events),

@@ -715,6 +715,7 @@ pub enum Record<'a> {
 /// recorded.
 #[derive(Clone, Copy, Debug)]
 pub struct Batch<'a> {
+    bytes: &'a [u8],
     resource: Attributes<'a>,
     records: Cursor<'a>,
     len: usize,
@@ -743,6 +744,7 @@ impl<'a> Batch<'a> {
             ..c
         };
         Ok(Batch {
+            bytes,
             resource: List {
                 items: unchecked(resource.items),
                 ..resource
@@ -750,6 +752,12 @@ impl<'a> Batch<'a> {
             records: unchecked(records),
             len,
         })
+    }
+
+    /// The batch as it crossed, in the batch layout (to tell a batch sent again from another,
+    /// say).
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 
     /// The attributes of the resource (the process) that produced it.

@@ -31,6 +31,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// When it arrived.
     pub at: Instant,
+    /// The status it was answered with.
+    pub answered: u16,
 }
 
 impl Received {
@@ -81,6 +83,8 @@ pub struct Answer {
     pub body: Vec<u8>,
     /// Trailers (gRPC's status goes there).
     pub trailers: Vec<(String, String)>,
+    /// How long to wait before answering.
+    pub delay: Duration,
 }
 
 impl Answer {
@@ -90,7 +94,7 @@ impl Answer {
             status,
             headers: vec![("content-type".into(), "text/plain".into())],
             body: body.as_bytes().to_vec(),
-            trailers: Vec::new(),
+            ..Answer::default()
         }
     }
 
@@ -105,11 +109,11 @@ impl Answer {
         Answer {
             status: 200,
             headers: vec![("content-type".into(), "application/grpc".into())],
-            body: Vec::new(),
             trailers: vec![
                 ("grpc-status".into(), code.to_string()),
                 ("grpc-message".into(), message.into()),
             ],
+            ..Answer::default()
         }
     }
 }
@@ -301,17 +305,6 @@ async fn answer(state: &State, request: http::Request<Incoming>) -> http::Respon
         .headers
         .get("content-type")
         .is_some_and(|c| c.as_bytes().starts_with(b"application/grpc"));
-    state.requests.lock().expect("requests").push(Received {
-        method: parts.method.to_string(),
-        path: parts
-            .uri
-            .path_and_query()
-            .map_or("/".to_string(), |p| p.to_string()),
-        version: format!("{:?}", parts.version),
-        headers: parts.headers,
-        body,
-        at: Instant::now(),
-    });
     let scripted = state.script.lock().expect("script").pop_front();
     let answer = scripted.unwrap_or_else(|| {
         if grpc {
@@ -326,6 +319,19 @@ async fn answer(state: &State, request: http::Request<Incoming>) -> http::Respon
             }
         }
     });
+    state.requests.lock().expect("requests").push(Received {
+        method: parts.method.to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or("/".to_string(), |p| p.to_string()),
+        version: format!("{:?}", parts.version),
+        headers: parts.headers,
+        body,
+        at: Instant::now(),
+        answered: answer.status,
+    });
+    tokio::time::sleep(answer.delay).await;
     let mut response = http::Response::builder().status(answer.status);
     for (name, value) in &answer.headers {
         response = response.header(name, value);

@@ -249,6 +249,18 @@ fn codex_pitfalls_are_errors_that_show_the_right_form() {
             vec!["otel.exporters", "unknown field"],
         ),
         (
+            "exporter = { otlp-http = { endpoint = \"http://c/v1/logs\" } }",
+            vec![
+                "otel.exporter.otlp-http",
+                "needs its `protocol`",
+                "protocol = \"binary\"",
+            ],
+        ),
+        (
+            "exporter = { otlp-grpc = { endpoint = \"http://c:4317\", tls = { client-certificate = \"c.pem\", client-private-key = \"k.pem\" } } }",
+            vec!["otel.exporter.otlp-grpc.endpoint", "https://"],
+        ),
+        (
             "metrics_exporter = \"prometheus\"",
             vec![
                 "otel.metrics_exporter",
@@ -257,7 +269,7 @@ fn codex_pitfalls_are_errors_that_show_the_right_form() {
             ],
         ),
         (
-            "exporter = { otlp-http = { endpoint = \"http://c/v1/logs\", tls = { ca-certificate = \"nope.pem\" } } }",
+            "exporter = { otlp-http = { endpoint = \"http://c/v1/logs\", protocol = \"binary\", tls = { ca-certificate = \"nope.pem\" } } }",
             vec![
                 "otel.exporter.tls.ca-certificate",
                 "nope.pem",
@@ -293,5 +305,36 @@ fn header_values_may_name_environment_variables() {
         error.contains("exporters.collector.config.headers.authorization")
             && error.contains("`WASMTEL_TEST_UNSET_TOKEN` is not set"),
         "{error}"
+    );
+}
+
+#[test]
+fn a_refused_request_shows_no_secret_either() {
+    let receiver = Receiver::start();
+    receiver.script((0..8).map(|_| wasmtel_tests::receiver::Answer::status(401, "unknown key")));
+    let config = format!(
+        "[otel]\nexporter = {{ otlp-http = {{ endpoint = \"http://{}/v1/logs?token={SECRET}\", protocol = \"binary\", headers = {{ authorization = \"Bearer {SECRET}\" }} }} }}\nmetrics_exporter = \"none\"\n",
+        receiver.addr
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("config.toml"), config).expect("write");
+    let replay = wasmtel(
+        tmp.path(),
+        &[
+            "replay",
+            "--config",
+            "config.toml",
+            fixture().to_str().expect("a UTF-8 path"),
+        ],
+        &[],
+    );
+    let out = text(&replay);
+    assert!(
+        out.contains("HTTP 401") && out.contains("unknown key"),
+        "{out}"
+    );
+    assert!(
+        receiver.requests()[0].path.contains(SECRET),
+        "the query was sent as written"
     );
 }

@@ -310,6 +310,10 @@ fn tls_trusts_the_configured_ca_and_presents_the_client_certificate() {
     );
     assert_eq!(stats.records_exported, 0, "{stats}");
     assert_eq!(receiver.requests().len(), before, "nothing got through");
+    assert!(
+        receiver.handshakes_failed() > 0,
+        "the receiver refused the handshake: {stats}"
+    );
 
     // Without the CA, the host refuses the server's certificate, and says so.
     let stats = replay(
@@ -487,7 +491,7 @@ fn records_a_collector_rejects_in_a_partial_success_are_counted_as_dropped() {
         status: 200,
         headers: vec![("content-type".into(), "application/x-protobuf".into())],
         body: partial.encode_to_vec(),
-        trailers: Vec::new(),
+        ..Answer::default()
     }]);
     let tmp = tempfile::tempdir().expect("tempdir");
     let stats = replay(
@@ -511,4 +515,110 @@ fn records_a_collector_rejects_in_a_partial_success_are_counted_as_dropped() {
         "the collector's message is kept: {stats}"
     );
     assert!(stats.to_string().contains("rejected 7"), "{stats}");
+}
+
+#[test]
+fn a_stalled_answer_times_out_and_an_oversized_one_is_cut_and_counted() {
+    let receiver = Receiver::start();
+    receiver.script([
+        Answer {
+            delay: Duration::from_secs(5),
+            ..Answer::status(200, "")
+        },
+        Answer::status(200, &"x".repeat(200 * 1024)),
+    ]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stats = replay(
+        tmp.path(),
+        &format!(
+            "config = {{ endpoint = \"http://{}\" }}\nsignals = [\"events\"]\n\
+             http = {{ request_timeout_ms = 300, max_response_kib = 64 }}\n",
+            receiver.addr
+        ),
+    );
+    // The stalled answer failed a try; the oversized one is a 200 (the records arrived), cut
+    // where the host allows and counted.
+    assert_eq!(
+        (
+            stats.records_exported,
+            stats.dropped(),
+            stats.batches_failed
+        ),
+        (EVENTS as u64, 0, 1),
+        "{stats}"
+    );
+    assert_eq!(
+        stats.faults, 0,
+        "a slow or large answer is not a fault: {stats}"
+    );
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2);
+    let waited = requests[1].at - requests[0].at;
+    assert!(
+        waited < Duration::from_secs(3),
+        "the stalled request was given up after http.request_timeout_ms: {waited:?}"
+    );
+    let cut = stats
+        .limits_passed
+        .iter()
+        .find(|(limit, _)| *limit == wasmtel::Limit::ResponseBytes);
+    assert_eq!(cut.map(|(_, n)| *n), Some(1), "{stats}");
+}
+
+#[test]
+fn a_batch_sent_again_skips_the_signals_already_delivered() {
+    // The first batch's logs go through, its spans get a 503: the retry sends spans and
+    // metrics only, so the collector gets every record once.
+    let receiver = Receiver::start();
+    receiver.script([Answer::status(200, ""), Answer::status(503, "busy")]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stats = replay(
+        tmp.path(),
+        &format!("config = {{ endpoint = \"http://{}\" }}", receiver.addr),
+    );
+    assert_eq!(stats.dropped(), 0, "{stats}");
+    let mut requests = receiver.requests();
+    requests.retain(|r| r.answered == 200);
+    let decoded = Decoded::of(&requests, HTTP_PATHS);
+    assert_eq!(
+        decoded.counts(),
+        (EVENTS, SPANS, METRICS),
+        "each record once"
+    );
+    assert_eq!(stats.batches_failed, 1, "{stats}");
+
+    // A signal refused for good does not stop the others: its records are counted rejected.
+    let receiver = Receiver::start();
+    receiver.script([
+        Answer::status(200, ""),
+        Answer::status(400, "spans refused"),
+    ]);
+    let stats = replay(
+        tmp.path(),
+        &format!("config = {{ endpoint = \"http://{}\" }}", receiver.addr),
+    );
+    let mut requests = receiver.requests();
+    requests.retain(|r| r.answered == 200);
+    let (events, spans, metrics) = Decoded::of(&requests, HTTP_PATHS).counts();
+    assert_eq!(
+        (events, metrics),
+        (EVENTS, METRICS),
+        "logs and metrics all arrived"
+    );
+    let refused = (SPANS - spans) as u64;
+    assert!(refused > 0);
+    assert_eq!(
+        (
+            stats.dropped_rejected,
+            stats.dropped(),
+            stats.records_exported
+        ),
+        (
+            refused,
+            refused,
+            (EVENTS + SPANS + METRICS) as u64 - refused
+        ),
+        "{stats}"
+    );
+    assert!(error_of(&stats).contains("spans refused"), "{stats}");
 }

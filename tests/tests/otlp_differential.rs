@@ -75,7 +75,7 @@ fn as_json(requests: &[Received], transport: Transport) -> BTreeMap<&'static str
     by_signal
 }
 
-/// 64-bit integers as strings, fields at their default value and `flags` left out.
+/// 64-bit integers as strings; fields at their default value, and spans' `flags`, left out.
 fn normalize(value: &mut Json) {
     const INT64: [&str; 7] = [
         "timeUnixNano",
@@ -88,7 +88,10 @@ fn normalize(value: &mut Json) {
     ];
     match value {
         Json::Object(map) => {
-            map.remove("flags");
+            // A span's flags (see above): a span is what has a `parentSpanId` or `kind`.
+            if map.contains_key("kind") || map.contains_key("parentSpanId") {
+                map.remove("flags");
+            }
             for (key, v) in map.iter_mut() {
                 if INT64.contains(&key.as_str()) && v.is_number() {
                     *v = Json::String(v.to_string());

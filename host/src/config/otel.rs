@@ -306,7 +306,15 @@ fn kind(value: &toml::Value) -> Result<Kind, (String, String)> {
                 .try_into()
                 .map_err(|e: toml::de::Error| (format!(".{name}"), e.message().to_string()))?;
             match (grpc, settings.protocol.as_deref()) {
-                (_, None) | (false, Some("binary" | "json")) => {}
+                (true, None) | (false, Some("binary" | "json")) => {}
+                (false, None) => {
+                    return Err((
+                        format!(".{name}"),
+                        "otlp-http needs its `protocol`, as Codex does: write `protocol = \"binary\"` \
+                         (protobuf) or `protocol = \"json\"`"
+                            .into(),
+                    ));
+                }
                 (true, Some(_)) => {
                     return Err((
                         format!(".{name}.protocol"),
@@ -326,6 +334,18 @@ fn kind(value: &toml::Value) -> Result<Kind, (String, String)> {
                         ),
                     ));
                 }
+            }
+            // As Codex's: a client certificate is for https:// only.
+            let mutual = settings
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.client_certificate.is_some());
+            if mutual && !settings.endpoint.starts_with("https://") {
+                return Err((
+                    format!(".{name}.endpoint"),
+                    "a client certificate (tls.client-certificate) needs an https:// endpoint"
+                        .into(),
+                ));
             }
             Ok(Kind::Otlp { grpc, settings })
         }

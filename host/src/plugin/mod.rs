@@ -610,7 +610,7 @@ impl Plugin {
             },
             http_hooks: net::Hooks {
                 sender,
-                exporter: exporter.into(),
+                log: log.clone(),
                 passed: passed.clone(),
             },
             log,

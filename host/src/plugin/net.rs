@@ -2,6 +2,7 @@
 //! `sandbox.allow_hosts` does not list, else sent by the exporter's own [`Sender`], a pooled
 //! HTTP/1.1 and HTTP/2 client with rustls, within its timeouts, concurrency and response size.
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -13,12 +14,15 @@ use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::bindings::Level;
+use super::stdio::PluginLog;
 use crate::stats::{Limit, LimitCounts};
 
 /// The most one outgoing body's buffer holds, so that bodies hold at most `sandbox.max_handles`
@@ -82,10 +86,10 @@ fn split_port(entry: &str) -> (&str, Option<u16>) {
 pub struct HttpOptions {
     /// Whom to trust, and who the host is to the server.
     pub tls: Tls,
-    /// The longest a connection takes to open (TCP and TLS).
+    /// The longest a TCP connection takes to open.
     pub connect_timeout: Duration,
-    /// The longest a request waits for its response's head (a plugin may ask for less), and for
-    /// its body after that.
+    /// The longest one request may take in all: waiting its turn, connecting (TLS included), the
+    /// response's head and its body. A plugin may ask for less (not under 100 ms).
     pub request_timeout: Duration,
     /// Requests of the exporter's instances under way at once, at most; more wait their turn.
     pub max_concurrent: usize,
@@ -283,56 +287,108 @@ fn platform_roots() -> Arc<rustls::RootCertStore> {
         .clone()
 }
 
-type Pool = Client<HttpsConnector<HttpConnector>, WasiBody>;
+type Pool = Client<HttpsConnector<HttpConnector<Lookups>>, WasiBody>;
 
-/// An exporter's HTTP client, shared by its instances: the allow-list, a pool of connections
-/// (HTTP/1.1, or HTTP/2 where TLS negotiates it), a second pool of HTTP/2 connections for gRPC
-/// (negotiated over TLS, prior knowledge over plain HTTP), and the bounds of [`HttpOptions`].
+/// The shortest wait a plugin may ask of a request: so that requests given up at once cannot
+/// pile up work in the host (name lookups, connections) faster than it ends.
+const MIN_REQUEST_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// An exporter's HTTP client, shared by its instances: the allow-list, and, made at its first
+/// allowed request, a pool of connections (HTTP/1.1, or HTTP/2 where TLS negotiates it) and a
+/// pool of HTTP/2 connections for gRPC (negotiated over TLS, prior knowledge over plain HTTP),
+/// within the bounds of [`HttpOptions`].
 pub(crate) struct Sender {
     allow: AllowList,
-    pool: Pool,
-    grpc: Pool,
+    pools: OnceLock<(Pool, Pool)>,
     permits: Arc<Semaphore>,
     options: HttpOptions,
 }
 
 impl Sender {
     pub fn new(allow_hosts: &[String], options: &HttpOptions) -> Sender {
-        let connector = || {
-            let mut http = HttpConnector::new();
-            http.enforce_http(false);
-            http.set_nodelay(true);
-            http.set_connect_timeout(Some(options.connect_timeout));
-            http
-        };
-        let tls = || {
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(options.tls.client_config())
-                .https_or_http()
-        };
-        let pool = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(tls().enable_all_versions().wrap_connector(connector()));
-        let grpc = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_only(true)
-            .build(tls().enable_http2().wrap_connector(connector()));
         Sender {
             allow: AllowList::new(allow_hosts),
-            pool,
-            grpc,
+            pools: OnceLock::new(),
             permits: Arc::new(Semaphore::new(options.max_concurrent.max(1))),
             options: options.clone(),
         }
     }
+
+    /// The pool for ordinary requests, or for gRPC's.
+    fn pool(&self, grpc: bool) -> &Pool {
+        let (pool, grpc_pool) = self.pools.get_or_init(|| {
+            let options = &self.options;
+            let lookups = Lookups(Arc::new(Semaphore::new(options.max_concurrent.max(1))));
+            let connector = || {
+                let mut http = HttpConnector::new_with_resolver(lookups.clone());
+                http.enforce_http(false);
+                http.set_nodelay(true);
+                http.set_connect_timeout(Some(options.connect_timeout));
+                http
+            };
+            let tls = || {
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(options.tls.client_config())
+                    .https_or_http()
+            };
+            let builder = || {
+                let mut builder = Client::builder(TokioExecutor::new());
+                builder
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .pool_max_idle_per_host(options.max_concurrent.max(1));
+                builder
+            };
+            (
+                builder().build(tls().enable_all_versions().wrap_connector(connector())),
+                builder()
+                    .http2_only(true)
+                    .build(tls().enable_http2().wrap_connector(connector())),
+            )
+        });
+        if grpc { grpc_pool } else { pool }
+    }
 }
 
-/// What one instance's `wasi:http` requests go through: its exporter's [`Sender`].
+/// Name lookups for an exporter's connections, at most `http.max_concurrent` at once: a lookup
+/// cannot be stopped, so it holds its place until it ends, even when its request was given up.
+#[derive(Clone)]
+struct Lookups(Arc<Semaphore>);
+
+impl tower_service::Service<Name> for Lookups {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let places = self.0.clone();
+        Box::pin(async move {
+            let place = places
+                .acquire_owned()
+                .await
+                .map_err(std::io::Error::other)?;
+            let host = name.as_str().to_owned();
+            tokio::task::spawn_blocking(move || {
+                let _place = place;
+                (host.as_str(), 0)
+                    .to_socket_addrs()
+                    .map(|found| found.collect::<Vec<_>>().into_iter())
+            })
+            .await
+            .map_err(std::io::Error::other)?
+        })
+    }
+}
+
+/// What one instance's `wasi:http` requests go through: its exporter's [`Sender`]; what the
+/// host has to say of them goes to the exporter's log, within the plugin's log rate.
 pub(crate) struct Hooks {
     pub sender: Arc<Sender>,
-    pub exporter: Arc<str>,
+    pub log: Arc<PluginLog>,
     pub passed: Arc<LimitCounts>,
 }
 
@@ -368,25 +424,28 @@ impl WasiHttpHooks for Hooks {
         let host = uri.host().unwrap_or_default().to_string();
         let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let exporter = self.exporter.clone();
         if !self.sender.allow.allows(&host, port) {
             self.passed.pass(Limit::Hosts);
-            tracing::warn!(target: "wasmtel::plugin", exporter = %exporter, "refused an HTTP request to {host}:{port}: not in sandbox.allow_hosts");
+            self.log.log(
+                Level::Warn,
+                &format!("refused an HTTP request to {host}:{port}: not in sandbox.allow_hosts"),
+            );
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         let sender = self.sender.clone();
-        let passed = self.passed.clone();
+        let (log, passed) = (self.log.clone(), self.passed.clone());
         Box::new(async move {
-            let waited = options
+            // One deadline for the whole request: its turn, connecting, the head and the body.
+            let limit = options
                 .and_then(|o| o.first_byte_timeout)
                 .map_or(sender.options.request_timeout, |t| {
-                    t.min(sender.options.request_timeout)
+                    t.clamp(MIN_REQUEST_TIMEOUT, sender.options.request_timeout)
                 });
+            let deadline = tokio::time::Instant::now() + limit;
             let grpc = request
                 .headers()
                 .get(http::header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-            let pool = if grpc { &sender.grpc } else { &sender.pool };
             let send = async {
                 let permit = sender
                     .permits
@@ -394,24 +453,32 @@ impl WasiHttpHooks for Hooks {
                     .acquire_owned()
                     .await
                     .expect("the semaphore is never closed");
-                let response = pool.request(request).await;
+                let response = sender.pool(grpc).request(request).await;
                 (permit, response)
             };
-            let (permit, response) = match tokio::time::timeout(waited, send).await {
+            let failed = |what: String| {
+                log.log(
+                    Level::Warn,
+                    &format!("HTTP request to {host}:{port} failed: {what}"),
+                );
+            };
+            let (permit, response) = match tokio::time::timeout_at(deadline, send).await {
                 Ok((permit, Ok(response))) => (permit, response),
                 Ok((_, Err(e))) => {
-                    let error = client_error(&e);
-                    tracing::warn!(target: "wasmtel::plugin", exporter = %exporter, "HTTP request to {host}:{port} failed: {}", chain(&e));
-                    return Err(error);
+                    failed(chain(&e));
+                    return Err(client_error(&e));
                 }
-                Err(_) => return Err(Error::HttpResponseTimeout),
+                Err(_) => {
+                    failed(format!("no response within {} ms", limit.as_millis()));
+                    return Err(Error::HttpResponseTimeout);
+                }
             };
             let (parts, body) = response.into_parts();
             let body = Bounded {
                 body,
                 left: sender.options.max_response_bytes,
                 limit: sender.options.max_response_bytes,
-                deadline: Box::pin(tokio::time::sleep(sender.options.request_timeout)),
+                deadline: Box::pin(tokio::time::sleep_until(deadline)),
                 passed,
                 _permit: permit,
             };

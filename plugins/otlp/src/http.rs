@@ -43,6 +43,14 @@ impl Url {
         })
     }
 
+    /// This URL's origin with `path` (the service path of gRPC).
+    pub fn with_path(&self, path: &str) -> Url {
+        Url {
+            path: format!("/{}", path.trim_start_matches('/')),
+            ..self.clone()
+        }
+    }
+
     /// This URL with `suffix` added to its path (one `/` between them).
     pub fn join(&self, suffix: &str) -> Url {
         let base = self.path.trim_end_matches('/');
@@ -54,9 +62,23 @@ impl Url {
 }
 
 impl std::fmt::Display for Url {
+    /// The URL without its query, which may hold a key.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let scheme = if self.https { "https" } else { "http" };
-        write!(f, "{scheme}://{}{}", self.authority, self.path)
+        let path = match self.path.split_once('?') {
+            Some((path, _)) => format!("{path}?…"),
+            None => self.path.clone(),
+        };
+        write!(f, "{scheme}://{}{path}", self.authority)
+    }
+}
+
+/// Why a header cannot be sent, in words.
+pub fn header_error(e: &wasi::http::types::HeaderError) -> &'static str {
+    match e {
+        wasi::http::types::HeaderError::Forbidden => "forbidden",
+        wasi::http::types::HeaderError::InvalidSyntax => "invalid",
+        wasi::http::types::HeaderError::Immutable => "immutable",
     }
 }
 
@@ -66,6 +88,9 @@ pub struct Reply {
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
     pub trailers: Vec<(String, Vec<u8>)>,
+    /// Why the body (or its trailers) could not be read to its end, if it could not: the status
+    /// stands, the body is what was read.
+    pub unread: Option<String>,
 }
 
 impl Reply {
@@ -101,12 +126,17 @@ impl std::fmt::Display for Failed {
 }
 
 impl Failed {
-    /// Whether sending again may help: not when the host refuses the request.
+    /// Whether sending again may help: not when the host refuses the request, the server's
+    /// certificate (or this client's) is refused (the host's message starts `TLS `).
     pub fn retryable(&self) -> bool {
-        !matches!(
-            self.0,
-            ErrorCode::HttpRequestDenied | ErrorCode::HttpRequestUriInvalid
-        )
+        match &self.0 {
+            ErrorCode::HttpRequestDenied
+            | ErrorCode::HttpRequestUriInvalid
+            | ErrorCode::TlsCertificateError
+            | ErrorCode::TlsAlertReceived(_) => false,
+            ErrorCode::InternalError(Some(message)) => !message.starts_with("TLS "),
+            _ => true,
+        }
     }
 }
 
@@ -118,7 +148,8 @@ pub fn post(
     timeout_ms: u64,
 ) -> Result<Reply, Failed> {
     let internal = |what: &str| Failed(ErrorCode::InternalError(Some(what.to_string())));
-    let fields = Fields::from_list(headers).map_err(|e| internal(&format!("headers: {e:?}")))?;
+    let fields = Fields::from_list(headers)
+        .map_err(|e| internal(&format!("headers: {}", header_error(&e))))?;
     let request = OutgoingRequest::new(fields);
     let _ = request.set_method(&Method::Post);
     let _ = request.set_scheme(Some(if url.https {
@@ -175,6 +206,7 @@ pub fn post(
         .consume()
         .map_err(|()| internal("no response body"))?;
     let mut body = Vec::new();
+    let mut unread = None;
     {
         let stream = incoming
             .stream()
@@ -184,27 +216,28 @@ pub fn post(
                 Ok(chunk) => body.extend_from_slice(&chunk),
                 Err(StreamError::Closed) => break,
                 Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(internal(&format!(
-                        "reading the response: {}",
-                        e.to_debug_string()
-                    )));
+                    unread = Some(e.to_debug_string());
+                    break;
                 }
             }
         }
     }
-    let future = IncomingBody::finish(incoming);
-    future.subscribe().block();
-    let trailers = match future.get() {
-        Some(Ok(Ok(Some(trailers)))) => trailers.entries(),
-        Some(Ok(Ok(None))) => Vec::new(),
-        Some(Ok(Err(code))) => return Err(Failed(code)),
-        Some(Err(())) | None => Vec::new(),
-    };
+    let mut trailers = Vec::new();
+    if unread.is_none() {
+        let future = IncomingBody::finish(incoming);
+        future.subscribe().block();
+        match future.get() {
+            Some(Ok(Ok(Some(fields)))) => trailers = fields.entries(),
+            Some(Ok(Err(code))) => unread = Some(format!("{code:?}")),
+            Some(Ok(Ok(None))) | Some(Err(())) | None => {}
+        }
+    }
     Ok(Reply {
         status,
         headers,
         body,
         trailers,
+        unread,
     })
 }
 

@@ -90,6 +90,54 @@ struct Otlp {
     logs: Signal,
     traces: Signal,
     metrics: Signal,
+    /// The batch that failed with a retryable error, and what became of its signals then.
+    retrying: Option<Retrying>,
+}
+
+/// A batch's signals sent so far: a batch sent again after a retryable error skips those done,
+/// so a collector gets each record once.
+#[derive(Clone, Default)]
+struct Progress {
+    /// Per signal (logs, traces, metrics): sent, or refused for good.
+    done: [bool; 3],
+    /// Whether any signal got through.
+    delivered: bool,
+    /// Records refused for good, and why.
+    refused: u64,
+    reasons: Vec<String>,
+}
+
+struct Retrying {
+    /// The batch, by a hash of its bytes and its length.
+    fingerprint: (u64, usize),
+    progress: Progress,
+}
+
+fn fingerprint(batch: &Batch<'_>) -> (u64, usize) {
+    use std::hash::Hasher;
+    let mut hasher = rustc_hash::FxHasher::default();
+    hasher.write(batch.bytes());
+    (hasher.finish(), batch.bytes().len())
+}
+
+impl Progress {
+    /// Notes the outcome of signal `i`, `count` records; the first retryable error is kept.
+    fn note(&mut self, i: usize, count: u64, result: Result<(), Error>, retry: &mut Option<Error>) {
+        match result {
+            Ok(()) => {
+                self.done[i] = true;
+                self.delivered = true;
+            }
+            Err(Error::Permanent(reason)) => {
+                self.done[i] = true;
+                self.refused += count;
+                self.reasons.push(reason);
+            }
+            Err(e) => {
+                retry.get_or_insert(e);
+            }
+        }
+    }
 }
 
 impl Exporter for Otlp {
@@ -101,10 +149,11 @@ impl Exporter for Otlp {
         });
         let base = Url::parse(base).map_err(|e| Error::permanent(format!("endpoint: {e}")))?;
         let signal = |name: &'static str, own: &Option<String>, service: &str| {
+            // Over gRPC, the service's path goes after the endpoint's origin (as tonic does).
             let url = match (own, config.protocol) {
-                (Some(url), Protocol::Grpc) => Url::parse(url).map(|u| u.join(service)),
+                (Some(url), Protocol::Grpc) => Url::parse(url).map(|u| u.with_path(service)),
                 (Some(url), _) => Url::parse(url),
-                (None, Protocol::Grpc) => Ok(base.join(service)),
+                (None, Protocol::Grpc) => Ok(base.with_path(service)),
                 (None, _) => Ok(base.join(&format!("v1/{name}"))),
             }
             .map_err(|e| Error::permanent(format!("{name}_endpoint: {e}")))?;
@@ -112,12 +161,16 @@ impl Exporter for Otlp {
         };
         let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
         for (name, value) in &config.headers {
-            if name.is_empty() || value.contains(['\r', '\n']) {
+            let header = [(name.to_ascii_lowercase(), value.clone().into_bytes())];
+            // The host refuses what it would refuse at every request: say so once, now.
+            if let Err(e) = wasi::http::types::Fields::from_list(&header) {
                 return Err(Error::permanent(format!(
-                    "headers: `{name}` is not a valid header (empty name, or a line break in its value)"
+                    "headers: `{name}` cannot be sent ({}): a header the host forbids \
+                     (connection, host, ...), or an invalid name or value",
+                    http::header_error(&e)
                 )));
             }
-            headers.push((name.to_ascii_lowercase(), value.clone().into_bytes()));
+            headers.extend(header);
         }
         let content_type: &[u8] = match config.protocol {
             Protocol::HttpProtobuf => b"application/x-protobuf",
@@ -135,6 +188,10 @@ impl Exporter for Otlp {
         match config.protocol {
             Protocol::Grpc => {
                 headers.push(("te".into(), b"trailers".to_vec()));
+                headers.push((
+                    "grpc-timeout".into(),
+                    format!("{}m", config.timeout_ms.min(99_999_999)).into_bytes(),
+                ));
                 if gzip {
                     headers.push(("grpc-encoding".into(), b"gzip".to_vec()));
                 }
@@ -163,19 +220,57 @@ impl Exporter for Otlp {
                 "opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
             )?,
             skip_metrics: config.skip_metrics,
+            retrying: None,
         })
     }
 
+    /// Sends each signal of the batch in its own request. A signal refused for good does not
+    /// stop the others: its records are reported rejected (all of them refused: a permanent
+    /// error). A retryable failure fails the call, and the batch's next try skips the signals
+    /// already done.
     fn export(&mut self, batch: &Batch<'_>) -> Result<(), Error> {
         let requests = Requests::of(batch, |name| !self.skip_metrics.iter().any(|s| s == name));
-        if let Some(logs) = &requests.logs {
-            self.send::<_, ExportLogsServiceResponse>(&self.logs, logs, json::logs)?;
+        let mut progress = match self.retrying.take() {
+            Some(r) if r.fingerprint == fingerprint(batch) => r.progress,
+            _ => Progress::default(),
+        };
+        let mut retry = None;
+        if let Some(logs) = requests.logs.as_ref().filter(|_| !progress.done[0]) {
+            let count = logs.resource_logs.iter().flat_map(|r| &r.scope_logs);
+            let count = count.map(|s| s.log_records.len() as u64).sum();
+            let result = self.send::<_, ExportLogsServiceResponse>(&self.logs, logs, json::logs);
+            progress.note(0, count, result, &mut retry);
         }
-        if let Some(traces) = &requests.traces {
-            self.send::<_, ExportTraceServiceResponse>(&self.traces, traces, json::traces)?;
+        if let Some(traces) = requests.traces.as_ref().filter(|_| !progress.done[1]) {
+            let count = traces.resource_spans.iter().flat_map(|r| &r.scope_spans);
+            let count = count.map(|s| s.spans.len() as u64).sum();
+            let result =
+                self.send::<_, ExportTraceServiceResponse>(&self.traces, traces, json::traces);
+            progress.note(1, count, result, &mut retry);
         }
-        if let Some(metrics) = &requests.metrics {
-            self.send::<_, ExportMetricsServiceResponse>(&self.metrics, metrics, json::metrics)?;
+        if let Some(metrics) = requests.metrics.as_ref().filter(|_| !progress.done[2]) {
+            let count = metrics
+                .resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics);
+            let count = count.map(|s| s.metrics.len() as u64).sum();
+            let result =
+                self.send::<_, ExportMetricsServiceResponse>(&self.metrics, metrics, json::metrics);
+            progress.note(2, count, result, &mut retry);
+        }
+        if let Some(error) = retry {
+            self.retrying = Some(Retrying {
+                fingerprint: fingerprint(batch),
+                progress,
+            });
+            return Err(error);
+        }
+        if progress.refused > 0 {
+            let reasons = progress.reasons.join("; ");
+            if !progress.delivered {
+                return Err(Error::permanent(reasons));
+            }
+            wasmtel_sdk::report::rejected(progress.refused, &reasons);
         }
         Ok(())
     }
@@ -258,6 +353,12 @@ impl Otlp {
                     Error::permanent(message)
                 }
             })?;
+        if let Some(why) = &reply.unread {
+            log::warn(&format!(
+                "{what}: HTTP {}, but the answer could not be read to its end: {why}",
+                reply.status
+            ));
+        }
         let rejected = match self.protocol {
             Protocol::Grpc => grpc_outcome::<R>(&what, &reply)?,
             Protocol::HttpJson | Protocol::HttpProtobuf => {
@@ -369,21 +470,23 @@ fn grpc_outcome<R: PartialSuccess>(
             reply.status
         )));
     }
+    // No status: gRPC's UNKNOWN, which is not worth another try.
     let Some(code) = reply
         .field("grpc-status")
         .and_then(|c| c.trim().parse::<u32>().ok())
     else {
-        return Err(Error::retryable(
-            format!("{what}: the answer has no grpc-status"),
-            None,
-        ));
+        return Err(Error::permanent(format!(
+            "{what}: gRPC status UNKNOWN: the answer has no grpc-status"
+        )));
     };
     if code == 0 {
         let message = reply.body.get(5..).unwrap_or_default();
         let compressed = reply.body.first() == Some(&1);
         let decoded = if compressed {
+            // An answer is a few bytes: read at most 1 MiB of what it unzips to.
             let mut out = Vec::new();
-            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(message), &mut out)
+            let unzipped = std::io::Read::take(flate2::read::GzDecoder::new(message), 1 << 20);
+            std::io::Read::read_to_end(&mut { unzipped }, &mut out)
                 .ok()
                 .map(|_| out)
         } else {
@@ -514,7 +617,9 @@ impl Status {
             .iter()
             .find(|d| d.type_url.ends_with("/google.rpc.RetryInfo"))?;
         let delay = RetryInfo::decode(info.value.as_slice()).ok()?.retry_delay?;
-        let ms = delay.seconds.max(0) as u64 * 1000 + (delay.nanos.max(0) as u64) / 1_000_000;
+        let ms = (delay.seconds.max(0) as u64)
+            .saturating_mul(1000)
+            .saturating_add(delay.nanos.max(0) as u64 / 1_000_000);
         Some(ms)
     }
 }

@@ -1,6 +1,11 @@
 //! OTLP/JSON: the export requests in the JSON encoding of the OTLP specification (lowerCamelCase
 //! names, trace and span ids as lowercase hex, 64-bit integers as decimal strings, enums as
 //! numbers, bytes as base64, fields with their default values left out).
+//!
+//! Written here, from the prost messages, because opentelemetry-proto 0.31's serde support
+//! departs from the specification (some 64-bit integers as JSON numbers, NaN unwritable); the
+//! tests check this writer against the specification's rules and, through the `otlp` plugin,
+//! against opentelemetry-otlp's own JSON.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
