@@ -19,6 +19,9 @@ pub const EXTRA_IMPORT: &str = concat!(env!("OUT_DIR"), "/extra_import.wasm");
 /// A component built against the released 0.2.0 WIT that exports `wasmtel:exporter/exporter@0.2.0`
 /// with `init` alone.
 pub const INCOMPLETE: &str = concat!(env!("OUT_DIR"), "/incomplete.wasm");
+/// A complete exporter built against the released WIT 0.2.0: it logs how many records each batch
+/// holds.
+pub const RELEASED_0_2_0: &str = concat!(env!("OUT_DIR"), "/released_0_2_0.wasm");
 /// A core module in WAT made a component: 24 memories, each grown by 16 MiB every export call.
 pub const MEMORIES: &str = concat!(env!("OUT_DIR"), "/memories.wasm");
 /// A core module in WAT made a component: 2 tables, each grown by 32 M elements every export

@@ -2,7 +2,7 @@
 //! wrong with it; nothing starts.
 
 use wasmtel::{Telemetry, check};
-use wasmtel_tests::{EXTRA_IMPORT, FUTURE_VERSION, INCOMPLETE, ROGUE, config};
+use wasmtel_tests::{EXTRA_IMPORT, FUTURE_VERSION, INCOMPLETE, RELEASED_0_2_0, ROGUE, config};
 
 /// Starting with `plugin` as the one exporter's plugin fails; returns the error.
 fn load_error(plugin: &str) -> String {
@@ -108,4 +108,40 @@ fn compiled_plugins_are_cached_and_a_bad_cache_entry_is_compiled_again() {
         rewritten, b"not a compiled plugin",
         "the bad entry is replaced"
     );
+}
+
+#[test]
+fn a_plugin_built_against_the_released_0_2_0_runs_on_this_host() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        tmp.path().join("config.toml"),
+        format!("[exporters.old]\nplugin = {RELEASED_0_2_0:?}\n"),
+    )
+    .expect("write");
+    let output = std::process::Command::new(wasmtel_tests::wasmtel_bin())
+        .args(["replay", "--strict", "--config", "config.toml"])
+        .arg(wasmtel_tests::fixture())
+        .current_dir(tmp.path())
+        .env("WASMTEL_LOG", "info")
+        .output()
+        .expect("run wasmtel");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("0.2.0 plugin up for old"), "{text}");
+    let got: u64 = text
+        .lines()
+        .filter_map(|l| l.split("0.2.0 plugin got ").nth(1))
+        .map(|rest| {
+            let count = rest.split_whitespace().next().unwrap_or_default();
+            count
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("a count: {rest}"))
+        })
+        .sum();
+    assert_eq!(
+        got, 583,
+        "every record of the fixture, read by the 0.2.0 layout: {text}"
+    );
+    assert!(text.contains("583 exported, 0 dropped"), "{text}");
 }
