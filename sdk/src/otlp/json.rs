@@ -39,12 +39,7 @@ pub fn logs(request: &ExportLogsServiceRequest) -> Vec<u8> {
                         if let Some(body) = &l.body {
                             o.insert("body".into(), any_value(body));
                         }
-                        key_values(&mut o, "attributes", &l.attributes);
-                        nonzero(
-                            &mut o,
-                            "droppedAttributesCount",
-                            l.dropped_attributes_count.into(),
-                        );
+                        attributed(&mut o, &l.attributes, l.dropped_attributes_count);
                         nonzero(&mut o, "flags", l.flags.into());
                         hex(&mut o, "traceId", &l.trace_id);
                         hex(&mut o, "spanId", &l.span_id);
@@ -104,20 +99,12 @@ fn resourced(
     field: &str,
     scopes: impl Iterator<Item = Value>,
 ) -> Value {
-    let mut o = Map::new();
-    if let Some(resource) = resource {
-        let mut r = Map::new();
-        key_values(&mut r, "attributes", &resource.attributes);
-        nonzero(
-            &mut r,
-            "droppedAttributesCount",
-            resource.dropped_attributes_count.into(),
-        );
-        o.insert("resource".into(), Value::Object(r));
-    }
-    o.insert(field.into(), Value::Array(scopes.collect()));
-    text(&mut o, "schemaUrl", schema_url);
-    Value::Object(o)
+    let head = resource.as_ref().map(|r| {
+        let mut o = Map::new();
+        attributed(&mut o, &r.attributes, r.dropped_attributes_count);
+        ("resource", o)
+    });
+    group(head, schema_url, field, scopes)
 }
 
 /// `{"scope": .., "<field>": [..], "schemaUrl": ..}`.
@@ -127,22 +114,36 @@ fn scoped(
     field: &str,
     items: impl Iterator<Item = Value>,
 ) -> Value {
+    let head = scope.as_ref().map(|s| {
+        let mut o = Map::new();
+        text(&mut o, "name", &s.name);
+        text(&mut o, "version", &s.version);
+        attributed(&mut o, &s.attributes, s.dropped_attributes_count);
+        ("scope", o)
+    });
+    group(head, schema_url, field, items)
+}
+
+/// `{"<head>": .., "<field>": [..], "schemaUrl": ..}`.
+fn group(
+    head: Option<(&str, Map<String, Value>)>,
+    schema_url: &str,
+    field: &str,
+    items: impl Iterator<Item = Value>,
+) -> Value {
     let mut o = Map::new();
-    if let Some(scope) = scope {
-        let mut s = Map::new();
-        text(&mut s, "name", &scope.name);
-        text(&mut s, "version", &scope.version);
-        key_values(&mut s, "attributes", &scope.attributes);
-        nonzero(
-            &mut s,
-            "droppedAttributesCount",
-            scope.dropped_attributes_count.into(),
-        );
-        o.insert("scope".into(), Value::Object(s));
+    if let Some((key, head)) = head {
+        o.insert(key.into(), Value::Object(head));
     }
     o.insert(field.into(), Value::Array(items.collect()));
     text(&mut o, "schemaUrl", schema_url);
     Value::Object(o)
+}
+
+/// `attributes` and `droppedAttributesCount`, each unless empty.
+fn attributed(o: &mut Map<String, Value>, attributes: &[common::KeyValue], dropped: u32) {
+    key_values(o, "attributes", attributes);
+    nonzero(o, "droppedAttributesCount", dropped.into());
 }
 
 fn span(s: &trace::Span) -> Value {
@@ -156,23 +157,13 @@ fn span(s: &trace::Span) -> Value {
     nonzero(&mut o, "kind", s.kind.into());
     u64s(&mut o, "startTimeUnixNano", s.start_time_unix_nano);
     u64s(&mut o, "endTimeUnixNano", s.end_time_unix_nano);
-    key_values(&mut o, "attributes", &s.attributes);
-    nonzero(
-        &mut o,
-        "droppedAttributesCount",
-        s.dropped_attributes_count.into(),
-    );
+    attributed(&mut o, &s.attributes, s.dropped_attributes_count);
     if !s.events.is_empty() {
         let events = s.events.iter().map(|e| {
             let mut o = Map::new();
             u64s(&mut o, "timeUnixNano", e.time_unix_nano);
             text(&mut o, "name", &e.name);
-            key_values(&mut o, "attributes", &e.attributes);
-            nonzero(
-                &mut o,
-                "droppedAttributesCount",
-                e.dropped_attributes_count.into(),
-            );
+            attributed(&mut o, &e.attributes, e.dropped_attributes_count);
             Value::Object(o)
         });
         o.insert("events".into(), Value::Array(events.collect()));
@@ -184,12 +175,7 @@ fn span(s: &trace::Span) -> Value {
             hex(&mut o, "traceId", &l.trace_id);
             hex(&mut o, "spanId", &l.span_id);
             text(&mut o, "traceState", &l.trace_state);
-            key_values(&mut o, "attributes", &l.attributes);
-            nonzero(
-                &mut o,
-                "droppedAttributesCount",
-                l.dropped_attributes_count.into(),
-            );
+            attributed(&mut o, &l.attributes, l.dropped_attributes_count);
             nonzero(&mut o, "flags", l.flags.into());
             Value::Object(o)
         });
