@@ -13,8 +13,8 @@
 //! let bytes = encode::batch(&[], &[model::Record::Event(event)]);
 //! let batch = Batch::new(&bytes).expect("laid out");
 //! let requests = otlp::Requests::of(&batch, |_| true);
-//! assert_eq!(requests.logs.expect("an event").resource_logs[0].scope_logs[0].log_records.len(), 1);
-//! assert!(requests.traces.is_none() && requests.metrics.is_none());
+//! assert_eq!(requests.logs().expect("an event").resource_logs[0].scope_logs[0].log_records.len(), 1);
+//! assert!(requests.traces().is_none() && requests.metrics().is_none());
 //! ```
 
 pub mod json;
@@ -24,200 +24,257 @@ use proto::collector::logs::v1::ExportLogsServiceRequest;
 use proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use proto::collector::trace::v1::ExportTraceServiceRequest;
 use proto::common::v1::{self as common, InstrumentationScope};
-use proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use proto::metrics::v1::{self as metrics, ResourceMetrics, ScopeMetrics};
+use proto::logs::v1::{LogRecord, ScopeLogs};
+use proto::metrics::v1::{self as metrics, ScopeMetrics};
 use proto::resource::v1::Resource;
-use proto::trace::v1::{self as trace, ResourceSpans, ScopeSpans};
+use proto::trace::v1::{self as trace, ScopeSpans};
 
 use crate::model::{Number, SpanKind, StatusCode, Temporality};
 use crate::view::{self, Attributes, Batch, MetricData, Record, Scope};
 
-/// The OTLP export requests of one batch: one per signal that has records in it.
+/// The OTLP export requests of one batch: one per signal that has records in it. Kept from batch
+/// to batch ([`Requests::fill`]), they reuse the strings and vectors of the last, so that a
+/// batch like the one before converts without allocating.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Requests {
-    /// Its events, as log records.
-    pub logs: Option<ExportLogsServiceRequest>,
-    /// Its spans.
-    pub traces: Option<ExportTraceServiceRequest>,
-    /// Its metrics, those that `keep` kept.
-    pub metrics: Option<ExportMetricsServiceRequest>,
+    logs: ExportLogsServiceRequest,
+    traces: ExportTraceServiceRequest,
+    metrics: ExportMetricsServiceRequest,
+    /// The groups (scopes) of each signal in use, with the items each holds.
+    used: [Vec<usize>; 3],
 }
 
 impl Requests {
     /// The requests of `batch`, with the metrics whose names `keep` keeps.
     pub fn of(batch: &Batch<'_>, keep: impl Fn(&str) -> bool) -> Requests {
-        let mut logs = Scoped::default();
-        let mut spans = Scoped::default();
-        let mut metrics = Scoped::default();
+        let mut requests = Requests::default();
+        requests.fill(batch, keep);
+        requests
+    }
+
+    /// Makes these the requests of `batch` (with the metrics whose names `keep` keeps), reusing
+    /// what they hold.
+    pub fn fill(&mut self, batch: &Batch<'_>, keep: impl Fn(&str) -> bool) {
+        let logs = one(&mut self.logs.resource_logs);
+        let spans = one(&mut self.traces.resource_spans);
+        let metrics = one(&mut self.metrics.resource_metrics);
+        for (resource, _) in [
+            (&mut logs.resource, 0),
+            (&mut spans.resource, 1),
+            (&mut metrics.resource, 2),
+        ] {
+            fill_attributes(
+                &mut resource.get_or_insert_with(Resource::default).attributes,
+                batch.resource(),
+            );
+        }
+        let [used_logs, used_spans, used_metrics] = &mut self.used;
+        for used in [&mut *used_logs, &mut *used_spans, &mut *used_metrics] {
+            used.clear();
+        }
         for record in batch.records() {
             match record {
-                Record::Event(e) => logs.push(e.scope, log_record(&e)),
-                Record::Span(s) => spans.push(s.scope, span(&s)),
-                Record::Metric(m) if keep(m.name) => metrics.push(m.scope, metric(&m)),
+                Record::Event(e) => {
+                    fill_log_record(place(&mut logs.scope_logs, used_logs, e.scope), &e);
+                }
+                Record::Span(s) => {
+                    fill_span(place(&mut spans.scope_spans, used_spans, s.scope), &s)
+                }
+                Record::Metric(m) if keep(m.name) => {
+                    *place(&mut metrics.scope_metrics, used_metrics, m.scope) = metric(&m);
+                }
                 Record::Metric(_) => {}
             }
         }
-        let resource = || {
-            Some(Resource {
-                attributes: attributes(batch.resource()),
-                ..Default::default()
-            })
-        };
-        Requests {
-            logs: logs.finish(|scope_logs| ExportLogsServiceRequest {
-                resource_logs: vec![ResourceLogs {
-                    resource: resource(),
-                    scope_logs: scope_logs
-                        .into_iter()
-                        .map(|(scope, log_records)| ScopeLogs {
-                            scope,
-                            log_records,
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
-                }],
-            }),
-            traces: spans.finish(|scope_spans| ExportTraceServiceRequest {
-                resource_spans: vec![ResourceSpans {
-                    resource: resource(),
-                    scope_spans: scope_spans
-                        .into_iter()
-                        .map(|(scope, spans)| ScopeSpans {
-                            scope,
-                            spans,
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
-                }],
-            }),
-            metrics: metrics.finish(|scope_metrics| ExportMetricsServiceRequest {
-                resource_metrics: vec![ResourceMetrics {
-                    resource: resource(),
-                    scope_metrics: scope_metrics
-                        .into_iter()
-                        .map(|(scope, metrics)| ScopeMetrics {
-                            scope,
-                            metrics,
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
-                }],
-            }),
-        }
+        finish(&mut logs.scope_logs, used_logs);
+        finish(&mut spans.scope_spans, used_spans);
+        finish(&mut metrics.scope_metrics, used_metrics);
+    }
+
+    /// The batch's events, as log records; none if it has none.
+    pub fn logs(&self) -> Option<&ExportLogsServiceRequest> {
+        (!self.used[0].is_empty()).then_some(&self.logs)
+    }
+
+    /// The batch's spans; none if it has none.
+    pub fn traces(&self) -> Option<&ExportTraceServiceRequest> {
+        (!self.used[1].is_empty()).then_some(&self.traces)
+    }
+
+    /// The batch's metrics that were kept; none if there are none.
+    pub fn metrics(&self) -> Option<&ExportMetricsServiceRequest> {
+        (!self.used[2].is_empty()).then_some(&self.metrics)
     }
 }
 
-/// Items grouped by scope (none for an empty one), the scopes in the order they first appear.
-struct Scoped<T> {
-    groups: Vec<(Option<InstrumentationScope>, Vec<T>)>,
-}
-
-impl<T> Default for Scoped<T> {
-    fn default() -> Self {
-        Scoped { groups: Vec::new() }
+/// The one item of `items`, made if missing.
+fn one<T: Default>(items: &mut Vec<T>) -> &mut T {
+    items.truncate(1);
+    if items.is_empty() {
+        items.push(T::default());
     }
+    &mut items[0]
 }
 
-impl<T> Scoped<T> {
-    fn push(&mut self, scope: Scope<'_>, item: T) {
-        let same = |group: &Option<InstrumentationScope>| match group {
-            Some(g) => g.name == scope.name && g.version == scope.version,
-            None => scope.is_empty(),
-        };
-        match self.groups.iter_mut().rev().find(|(g, _)| same(g)) {
-            Some((_, items)) => items.push(item),
-            None => {
-                let group = (!scope.is_empty()).then(|| InstrumentationScope {
-                    name: scope.name.to_owned(),
-                    version: scope.version.to_owned(),
-                    ..Default::default()
-                });
-                self.groups.push((group, vec![item]));
+/// A group of one scope's items: `ScopeLogs`, `ScopeSpans`, `ScopeMetrics`.
+trait Group: Default {
+    type Item: Default;
+    fn scope(&mut self) -> &mut Option<InstrumentationScope>;
+    fn items(&mut self) -> &mut Vec<Self::Item>;
+}
+
+macro_rules! group {
+    ($group:ty, $item:ty, $items:ident) => {
+        impl Group for $group {
+            type Item = $item;
+            fn scope(&mut self) -> &mut Option<InstrumentationScope> {
+                &mut self.scope
+            }
+            fn items(&mut self) -> &mut Vec<$item> {
+                &mut self.$items
             }
         }
-    }
+    };
+}
+group!(ScopeLogs, LogRecord, log_records);
+group!(ScopeSpans, trace::Span, spans);
+group!(ScopeMetrics, metrics::Metric, metrics);
 
-    fn finish<R>(
-        self,
-        request: impl FnOnce(Vec<(Option<InstrumentationScope>, Vec<T>)>) -> R,
-    ) -> Option<R> {
-        (!self.groups.is_empty()).then(|| request(self.groups))
+/// The next item of the group of `scope` (the groups in use and their items counted in `used`,
+/// the scopes in the order they first appear; an empty scope is none), reused if there is one.
+fn place<'g, G: Group>(
+    groups: &'g mut Vec<G>,
+    used: &mut Vec<usize>,
+    scope: Scope<'_>,
+) -> &'g mut G::Item {
+    let same = |group: &mut G| match group.scope() {
+        Some(g) => g.name == scope.name && g.version == scope.version,
+        None => scope.is_empty(),
+    };
+    let found = (0..used.len()).rev().find(|&i| same(&mut groups[i]));
+    let i = found.unwrap_or_else(|| {
+        let i = used.len();
+        if groups.len() == i {
+            groups.push(G::default());
+        }
+        let slot = groups[i].scope();
+        if scope.is_empty() {
+            *slot = None;
+        } else {
+            let s = slot.get_or_insert_with(InstrumentationScope::default);
+            set(&mut s.name, scope.name);
+            set(&mut s.version, scope.version);
+        }
+        used.push(0);
+        i
+    });
+    let n = used[i];
+    used[i] += 1;
+    let items = groups[i].items();
+    if items.len() == n {
+        items.push(G::Item::default());
+    }
+    &mut items[n]
+}
+
+/// Drops the groups and items beyond those in use.
+fn finish<G: Group>(groups: &mut Vec<G>, used: &[usize]) {
+    groups.truncate(used.len());
+    for (group, &n) in groups.iter_mut().zip(used) {
+        group.items().truncate(n);
     }
 }
 
-fn log_record(e: &view::Event<'_>) -> LogRecord {
-    LogRecord {
-        time_unix_nano: e.time_unix_nano,
-        observed_time_unix_nano: e.time_unix_nano,
-        severity_number: i32::from(e.severity_number),
-        severity_text: e.severity_text.to_owned(),
-        body: match e.body {
-            view::AnyValue::Empty => None,
-            body => Some(any_value(body)),
-        },
-        attributes: attributes(e.attributes),
-        trace_id: e
-            .trace_id
-            .map_or_else(Vec::new, |t| t.to_be_bytes().to_vec()),
-        span_id: e
-            .span_id
-            .map_or_else(Vec::new, |s| s.to_be_bytes().to_vec()),
-        event_name: e.name.to_owned(),
-        ..Default::default()
-    }
+/// `target` made `text`, in the room it has.
+fn set(target: &mut String, text: &str) {
+    target.clear();
+    target.push_str(text);
 }
 
-fn span(s: &view::Span<'_>) -> trace::Span {
-    trace::Span {
-        trace_id: s.trace_id.to_be_bytes().to_vec(),
-        span_id: s.span_id.to_be_bytes().to_vec(),
-        parent_span_id: s
-            .parent_span_id
-            .map_or_else(Vec::new, |p| p.to_be_bytes().to_vec()),
-        name: s.name.to_owned(),
-        kind: match s.kind {
-            SpanKind::Internal => trace::span::SpanKind::Internal,
-            SpanKind::Server => trace::span::SpanKind::Server,
-            SpanKind::Client => trace::span::SpanKind::Client,
-            SpanKind::Producer => trace::span::SpanKind::Producer,
-            SpanKind::Consumer => trace::span::SpanKind::Consumer,
-        } as i32,
-        start_time_unix_nano: s.start_time_unix_nano,
-        end_time_unix_nano: s.end_time_unix_nano,
-        attributes: attributes(s.attributes),
-        events: s
-            .events
-            .iter()
-            .map(|e| trace::span::Event {
-                time_unix_nano: e.time_unix_nano,
-                name: e.name.to_owned(),
-                attributes: attributes(e.attributes),
-                ..Default::default()
-            })
-            .collect(),
-        links: s
-            .links
-            .iter()
-            .map(|l| trace::span::Link {
-                trace_id: l.trace_id.to_be_bytes().to_vec(),
-                span_id: l.span_id.to_be_bytes().to_vec(),
-                attributes: attributes(l.attributes),
-                ..Default::default()
-            })
-            .collect(),
-        status: Some(trace::Status {
-            message: s.status_message.to_owned(),
-            code: match s.status {
-                StatusCode::Unset => trace::status::StatusCode::Unset,
-                StatusCode::Ok => trace::status::StatusCode::Ok,
-                StatusCode::Error => trace::status::StatusCode::Error,
-            } as i32,
-        }),
-        ..Default::default()
+/// `target` made the bytes of `id` (none: empty), in the room it has.
+fn set_id(target: &mut Vec<u8>, id: Option<&[u8]>) {
+    target.clear();
+    target.extend_from_slice(id.unwrap_or_default());
+}
+
+fn fill_log_record(r: &mut LogRecord, e: &view::Event<'_>) {
+    r.time_unix_nano = e.time_unix_nano;
+    r.observed_time_unix_nano = e.time_unix_nano;
+    r.severity_number = i32::from(e.severity_number);
+    set(&mut r.severity_text, e.severity_text);
+    match e.body {
+        view::AnyValue::Empty => r.body = None,
+        body => fill_any(r.body.get_or_insert_with(Default::default), body),
     }
+    fill_attributes(&mut r.attributes, e.attributes);
+    r.dropped_attributes_count = 0;
+    r.flags = 0;
+    set_id(
+        &mut r.trace_id,
+        e.trace_id.map(u128::to_be_bytes).as_ref().map(|b| &b[..]),
+    );
+    set_id(
+        &mut r.span_id,
+        e.span_id.map(u64::to_be_bytes).as_ref().map(|b| &b[..]),
+    );
+    set(&mut r.event_name, e.name);
+}
+
+fn fill_span(t: &mut trace::Span, s: &view::Span<'_>) {
+    set_id(&mut t.trace_id, Some(&s.trace_id.to_be_bytes()));
+    set_id(&mut t.span_id, Some(&s.span_id.to_be_bytes()));
+    t.trace_state.clear();
+    set_id(
+        &mut t.parent_span_id,
+        s.parent_span_id
+            .map(u64::to_be_bytes)
+            .as_ref()
+            .map(|b| &b[..]),
+    );
+    t.flags = 0;
+    set(&mut t.name, s.name);
+    let kind = match s.kind {
+        SpanKind::Internal => trace::span::SpanKind::Internal,
+        SpanKind::Server => trace::span::SpanKind::Server,
+        SpanKind::Client => trace::span::SpanKind::Client,
+        SpanKind::Producer => trace::span::SpanKind::Producer,
+        SpanKind::Consumer => trace::span::SpanKind::Consumer,
+    };
+    t.kind = kind as i32;
+    t.start_time_unix_nano = s.start_time_unix_nano;
+    t.end_time_unix_nano = s.end_time_unix_nano;
+    fill_attributes(&mut t.attributes, s.attributes);
+    t.dropped_attributes_count = 0;
+    t.events.truncate(s.events.len());
+    for (i, e) in s.events.iter().enumerate() {
+        if t.events.len() == i {
+            t.events.push(Default::default());
+        }
+        let event = &mut t.events[i];
+        event.time_unix_nano = e.time_unix_nano;
+        set(&mut event.name, e.name);
+        fill_attributes(&mut event.attributes, e.attributes);
+    }
+    t.dropped_events_count = 0;
+    t.links.truncate(s.links.len());
+    for (i, l) in s.links.iter().enumerate() {
+        if t.links.len() == i {
+            t.links.push(Default::default());
+        }
+        let link = &mut t.links[i];
+        set_id(&mut link.trace_id, Some(&l.trace_id.to_be_bytes()));
+        set_id(&mut link.span_id, Some(&l.span_id.to_be_bytes()));
+        fill_attributes(&mut link.attributes, l.attributes);
+    }
+    t.dropped_links_count = 0;
+    let code = match s.status {
+        StatusCode::Unset => trace::status::StatusCode::Unset,
+        StatusCode::Ok => trace::status::StatusCode::Ok,
+        StatusCode::Error => trace::status::StatusCode::Error,
+    };
+    let status = t.status.get_or_insert_with(Default::default);
+    status.code = code as i32;
+    set(&mut status.message, s.status_message);
 }
 
 fn temporality(t: Temporality) -> i32 {
@@ -317,5 +374,153 @@ pub fn any_value(value: view::AnyValue<'_>) -> common::AnyValue {
                 values: self::attributes(entries),
             })),
         },
+    }
+}
+
+/// `target` made `attributes`, reusing its keys and string values.
+fn fill_attributes(target: &mut Vec<common::KeyValue>, attributes: Attributes<'_>) {
+    target.truncate(attributes.len());
+    for (i, (key, value)) in attributes.iter().enumerate() {
+        if target.len() == i {
+            target.push(common::KeyValue::default());
+        }
+        let kv = &mut target[i];
+        set(&mut kv.key, key);
+        fill_any(kv.value.get_or_insert_with(Default::default), value);
+    }
+}
+
+/// `target` made `value`, reusing its string if both are strings.
+fn fill_any(target: &mut common::AnyValue, value: view::AnyValue<'_>) {
+    use common::any_value::Value;
+    match (&mut target.value, value) {
+        (Some(Value::StringValue(s)), view::AnyValue::Str(text)) => set(s, text),
+        _ => *target = any_value(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Requests;
+    use crate::model::{
+        Event, KeyValue, Metric, MetricData, Number, NumberPoint, Record, Scope, Span, SpanEvent,
+        SpanKind, SpanLink, StatusCode, Temporality, Value,
+    };
+    use crate::{Batch, encode};
+
+    fn scope(name: &str) -> Scope {
+        Scope {
+            name: name.into(),
+            version: "1".into(),
+        }
+    }
+
+    fn event(name: &'static str, scope_name: &str, attributes: Vec<KeyValue>) -> Record {
+        let mut e = Event::new(name);
+        e.time_unix_nano = 7;
+        e.scope = scope(scope_name);
+        e.attributes = attributes;
+        e.trace_id = Some(1);
+        Record::Event(e)
+    }
+
+    fn span(name: &str, events: usize) -> Record {
+        Record::Span(Span {
+            trace_id: 2,
+            span_id: 3,
+            parent_span_id: Some(4),
+            name: name.into(),
+            kind: SpanKind::Client,
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
+            attributes: vec![KeyValue::new("k", "v")],
+            events: (0..events)
+                .map(|i| SpanEvent {
+                    time_unix_nano: i as u64,
+                    name: format!("e{i}"),
+                    attributes: vec![KeyValue::new("i", i as i64)],
+                })
+                .collect(),
+            links: vec![SpanLink {
+                trace_id: 5,
+                span_id: 6,
+                attributes: Vec::new(),
+            }],
+            status: StatusCode::Error,
+            status_message: "bad".into(),
+            scope: scope("spans"),
+        })
+    }
+
+    #[test]
+    fn requests_refilled_by_another_batch_are_that_batchs_requests() {
+        let a = [
+            event(
+                "a1",
+                "x",
+                vec![
+                    KeyValue::new("s", "long string value"),
+                    KeyValue::new("n", 1),
+                ],
+            ),
+            event(
+                "a2",
+                "y",
+                vec![KeyValue::new("arr", Value::Array(vec![Value::Int(1)]))],
+            ),
+            event("a3", "x", vec![KeyValue::new("s", "t")]),
+            span("one", 3),
+            span("two", 0),
+        ];
+        let mut body = Event::new("b1");
+        body.body = Value::String("a body".into());
+        body.attributes = vec![KeyValue::new("s", 5), KeyValue::new("t", "u")];
+        let b = [
+            Record::Event(body),
+            span("three", 1),
+            Record::Metric(Metric {
+                name: "m".into(),
+                description: String::new(),
+                unit: String::new(),
+                scope: scope("x"),
+                data: MetricData::Sum {
+                    points: vec![NumberPoint {
+                        attributes: Vec::new(),
+                        start_time_unix_nano: 1,
+                        time_unix_nano: 2,
+                        value: Number::Int(3),
+                    }],
+                    temporality: Temporality::Delta,
+                    monotonic: true,
+                },
+            }),
+        ];
+        let (a, b) = (
+            encode::batch(&[KeyValue::new("service.name", "a")], &a),
+            encode::batch(&[], &b),
+        );
+        let (a, b) = (Batch::new(&a).expect("a"), Batch::new(&b).expect("b"));
+        let mut requests = Requests::of(&a, |_| true);
+        requests.fill(&b, |_| true);
+        assert_eq!(requests, Requests::of(&b, |_| true));
+        requests.fill(&a, |_| true);
+        assert_eq!(requests, Requests::of(&a, |_| true));
+        assert!(requests.metrics().is_none(), "a has no metrics");
+        let logs = requests.logs().expect("a has events");
+        let scopes: Vec<_> = logs.resource_logs[0]
+            .scope_logs
+            .iter()
+            .map(|s| {
+                (
+                    s.scope.as_ref().map(|s| s.name.as_str()),
+                    s.log_records.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            scopes,
+            [(Some("x"), 2), (Some("y"), 1)],
+            "grouped by scope, in order"
+        );
     }
 }

@@ -92,6 +92,8 @@ struct Otlp {
     metrics: Signal,
     /// The batch that failed with a retryable error, and what became of its signals then.
     retrying: Option<Retrying>,
+    /// The last batch's requests, whose strings and vectors the next one reuses.
+    requests: Requests,
 }
 
 /// A batch's signals sent so far: a batch sent again after a retryable error skips those done,
@@ -221,6 +223,7 @@ impl Exporter for Otlp {
             )?,
             skip_metrics: config.skip_metrics,
             retrying: None,
+            requests: Requests::default(),
         })
     }
 
@@ -229,26 +232,36 @@ impl Exporter for Otlp {
     /// error). A retryable failure fails the call, and the batch's next try skips the signals
     /// already done.
     fn export(&mut self, batch: &Batch<'_>) -> Result<(), Error> {
-        let requests = Requests::of(batch, |name| !self.skip_metrics.iter().any(|s| s == name));
+        let mut requests = std::mem::take(&mut self.requests);
+        requests.fill(batch, |name| !self.skip_metrics.iter().any(|s| s == name));
+        let outcome = self.send_all(batch, &requests);
+        self.requests = requests;
+        outcome
+    }
+}
+
+impl Otlp {
+    /// Sends the requests of `batch` (see [`Otlp::export`]).
+    fn send_all(&mut self, batch: &Batch<'_>, requests: &Requests) -> Result<(), Error> {
         let mut progress = match self.retrying.take() {
             Some(r) if r.fingerprint == fingerprint(batch) => r.progress,
             _ => Progress::default(),
         };
         let mut retry = None;
-        if let Some(logs) = requests.logs.as_ref().filter(|_| !progress.done[0]) {
+        if let Some(logs) = requests.logs().filter(|_| !progress.done[0]) {
             let count = logs.resource_logs.iter().flat_map(|r| &r.scope_logs);
             let count = count.map(|s| s.log_records.len() as u64).sum();
             let result = self.send::<_, ExportLogsServiceResponse>(&self.logs, logs, json::logs);
             progress.note(0, count, result, &mut retry);
         }
-        if let Some(traces) = requests.traces.as_ref().filter(|_| !progress.done[1]) {
+        if let Some(traces) = requests.traces().filter(|_| !progress.done[1]) {
             let count = traces.resource_spans.iter().flat_map(|r| &r.scope_spans);
             let count = count.map(|s| s.spans.len() as u64).sum();
             let result =
                 self.send::<_, ExportTraceServiceResponse>(&self.traces, traces, json::traces);
             progress.note(1, count, result, &mut retry);
         }
-        if let Some(metrics) = requests.metrics.as_ref().filter(|_| !progress.done[2]) {
+        if let Some(metrics) = requests.metrics().filter(|_| !progress.done[2]) {
             let count = metrics
                 .resource_metrics
                 .iter()
