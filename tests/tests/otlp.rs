@@ -622,3 +622,42 @@ fn a_batch_sent_again_skips_the_signals_already_delivered() {
     );
     assert!(error_of(&stats).contains("spans refused"), "{stats}");
 }
+
+#[test]
+fn grpc_statuses_from_trailers_are_retried_or_dropped_as_the_spec_says() {
+    let receiver = Receiver::start();
+    receiver.script([
+        // UNAVAILABLE: retried.
+        Answer::grpc(14, "try%20later"),
+        // RESOURCE_EXHAUSTED without retry information: dropped.
+        Answer::grpc(8, "quota"),
+        // INVALID_ARGUMENT: dropped, with the message decoded.
+        Answer::grpc(3, "bad%20attribute"),
+    ]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stats = replay(
+        tmp.path(),
+        &format!(
+            "config = {{ endpoint = \"http://{}\", protocol = \"grpc\" }}\nsignals = [\"events\"]\n\
+             queue = {{ max_batch = 100 }}",
+            receiver.addr
+        ),
+    );
+    // Batch 1: UNAVAILABLE, then through; batch 2: RESOURCE_EXHAUSTED; batch 3: INVALID_ARGUMENT;
+    // batches 4 and 5 through.
+    assert_eq!(
+        (
+            stats.records_exported,
+            stats.dropped_failed,
+            stats.batches_retried
+        ),
+        (EVENTS as u64 - 200, 200, 1),
+        "{stats}"
+    );
+    assert_eq!(receiver.requests().len(), 6);
+    let error = error_of(&stats);
+    assert!(
+        error.contains("INVALID_ARGUMENT") && error.contains("bad attribute"),
+        "{error}"
+    );
+}
