@@ -80,6 +80,18 @@ instruments! {
     Gauge, record, f64, InstrumentKind::Gauge, |v| Measure::Set(Number::Double(v));
 }
 
+impl Gauge {
+    /// Records an integer `value` with `attributes` (exported as an integer point).
+    pub fn record_int(&self, value: i64, attributes: &[KeyValue]) {
+        self.recorder.measure(
+            &self.instrument,
+            &self.stream,
+            Measure::Set(Number::Int(value)),
+            attributes,
+        );
+    }
+}
+
 impl Histogram {
     /// Sets the upper bucket bounds (ascending; bounds that are not finite numbers are left out,
     /// as the last bucket already holds everything above the others); the default is

@@ -48,6 +48,8 @@ mod instrument;
 // The telemetry host, and the commands built on it.
 mod telemetry;
 mod replay;
+// Codex's surface, on the telemetry host.
+pub mod codex;
 
 pub use config::otel::OtelSettings;
 pub use config::{Config, Signals};

@@ -328,7 +328,7 @@ impl Telemetry {
     }
 
     /// What instruments and spans record through; they keep this telemetry running.
-    fn recorder(&self) -> Recorder {
+    pub(crate) fn recorder(&self) -> Recorder {
         let owner: Arc<dyn Any + Send + Sync> = self.inner.clone();
         Recorder::new(self.inner.routes.clone(), self.inner.store.clone(), owner)
     }

@@ -1,0 +1,445 @@
+//! Codex's telemetry surface on wasmtel: [`MetricsClient`], the metrics client Codex's code calls
+//! (`counter`, `histogram`, `gauge`, `record_duration`, timers), with Codex's rules for names and
+//! tags and its session tags.
+//!
+//! ```
+//! use std::time::Duration;
+//! use wasmtel::codex::{MetricsClient, SessionTags};
+//! use wasmtel::{Config, Telemetry};
+//!
+//! let telemetry = Telemetry::start(Config::empty())?;
+//! let metrics = MetricsClient::new(&telemetry).with_session_tags(SessionTags {
+//!     auth_mode: Some("Chatgpt".into()),
+//!     session_source: "cli".into(),
+//!     originator: "codex_cli_rs".into(),
+//!     service_name: None,
+//!     model: "gpt-5.1-codex".into(),
+//!     app_version: "0.144.0".into(),
+//! })?;
+//! metrics.counter("codex.tool.call", 1, &[("tool", "shell"), ("success", "true")])?;
+//! metrics.record_duration("codex.tool.call.duration_ms", Duration::from_millis(31), &[])?;
+//! assert!(metrics.counter("codex.tool.call", -1, &[]).is_err(), "a counter only grows");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtel_sdk::model::KeyValue;
+
+use crate::instrument::{Counter, Gauge, Histogram};
+use crate::routing::Recorder;
+use crate::telemetry::Telemetry;
+
+/// The bucket bounds of durations in milliseconds ([`MetricsClient::record_duration`]), Codex's.
+pub const MILLISECOND_BOUNDS: [f64; 34] = [
+    0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 1250.0, 1500.0, 1750.0,
+    2000.0, 2250.0, 2500.0, 3000.0, 3500.0, 4000.0, 4500.0, 5000.0, 6000.0, 7000.0, 7500.0, 8000.0,
+    9000.0, 10000.0, 12000.0, 15000.0, 20000.0, 30000.0, 60000.0, 120000.0,
+];
+
+/// The bucket bounds of durations in seconds ([`MetricsClient::record_duration_seconds`]),
+/// Codex's.
+pub const SECOND_BOUNDS: [f64; 21] = [
+    0.0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 12.0,
+    15.0, 20.0, 30.0, 60.0, 120.0,
+];
+
+/// The originators a metric's `originator` tag may name; any other is `other`.
+pub const KNOWN_ORIGINATORS: [&str; 11] = [
+    "codex_desktop",
+    "codex-app-server",
+    "codex_mcp_server",
+    "codex_cli_rs",
+    "codex-tui",
+    "codex_vscode",
+    "none",
+    "codex_exec",
+    "codex-cli",
+    "codex_sdk_ts",
+    "codex-app-server-sdk",
+];
+
+/// A measurement Codex's rules refuse; nothing is recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetricsError {
+    /// A metric name is empty.
+    #[error("a metric name is empty")]
+    EmptyMetricName,
+    /// A metric name has a character other than ASCII letters, digits, `.`, `_` and `-`.
+    #[error("metric name `{name}` has a character other than A-Z, a-z, 0-9, `.`, `_` and `-`")]
+    InvalidMetricName {
+        /// The name.
+        name: String,
+    },
+    /// A tag key or value is empty.
+    #[error("a tag {what} is empty")]
+    EmptyTag {
+        /// `key`, or `value of KEY`.
+        what: String,
+    },
+    /// A tag key or value has a character other than ASCII letters, digits, `.`, `_`, `/` and
+    /// `-`.
+    #[error("tag {what} `{text}` has a character other than A-Z, a-z, 0-9, `.`, `_`, `/` and `-`")]
+    InvalidTag {
+        /// `key`, or `value of KEY`.
+        what: String,
+        /// The text.
+        text: String,
+    },
+    /// A counter was given a negative increment.
+    #[error("counter `{name}` was given {increment}: a counter only grows")]
+    NegativeCounterIncrement {
+        /// The counter.
+        name: String,
+        /// The increment.
+        increment: i64,
+    },
+}
+
+/// Whether `name` is a valid metric name: ASCII letters, digits, `.`, `_`, `-`, not empty.
+pub fn validate_metric_name(name: &str) -> Result<(), MetricsError> {
+    if name.is_empty() {
+        return Err(MetricsError::EmptyMetricName);
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(MetricsError::InvalidMetricName { name: name.into() });
+    }
+    Ok(())
+}
+
+fn tag_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/')
+}
+
+/// Whether `key` = `value` is a valid tag: each ASCII letters, digits, `.`, `_`, `/`, `-`, and
+/// not empty.
+pub fn validate_tag(key: &str, value: &str) -> Result<(), MetricsError> {
+    for (what, text) in [("key".to_string(), key), (format!("value of {key}"), value)] {
+        if text.is_empty() {
+            return Err(MetricsError::EmptyTag { what });
+        }
+        if !text.bytes().all(tag_char) {
+            return Err(MetricsError::InvalidTag {
+                what,
+                text: text.into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `value` made a valid tag value, as Codex makes it: every other character becomes `_`, the
+/// ends are trimmed of `_`, and it is cut at 256 bytes; `unspecified` if nothing is left or no
+/// letter or digit is.
+pub fn sanitize_metric_tag_value(value: &str) -> String {
+    let replaced: String = value
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && tag_char(c as u8) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed = replaced.trim_matches('_');
+    if !trimmed.bytes().any(|b| b.is_ascii_alphanumeric()) {
+        return "unspecified".into();
+    }
+    trimmed[..trimmed.len().min(256)].into()
+}
+
+/// The `originator` tag of `originator`: itself (sanitized) if it is one of
+/// [`KNOWN_ORIGINATORS`], else `other`.
+pub fn bounded_originator_tag_value(originator: &str) -> &'static str {
+    let sanitized = sanitize_metric_tag_value(originator);
+    KNOWN_ORIGINATORS
+        .iter()
+        .find(|known| **known == sanitized)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// The tags Codex puts on every metric of a session: `auth_mode`, `session_source`,
+/// `originator` (bounded to [`KNOWN_ORIGINATORS`]), `service_name`, `model`, `app.version`, in
+/// that order, each sanitized.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionTags {
+    /// `auth_mode`, when known.
+    pub auth_mode: Option<String>,
+    /// `session_source`: `cli`, `exec`, `vscode`, ...
+    pub session_source: String,
+    /// `originator`.
+    pub originator: String,
+    /// `service_name`, when set.
+    pub service_name: Option<String>,
+    /// `model`.
+    pub model: String,
+    /// `app.version`.
+    pub app_version: String,
+}
+
+impl SessionTags {
+    /// The tags, in Codex's order, sanitized; an unset optional one is left out.
+    pub fn tags(&self) -> Vec<(String, String)> {
+        let mut tags = Vec::new();
+        let mut push = |key: &str, value: Option<&str>| {
+            if let Some(value) = value {
+                tags.push((key.to_string(), sanitize_metric_tag_value(value)));
+            }
+        };
+        push("auth_mode", self.auth_mode.as_deref());
+        push("session_source", Some(&self.session_source));
+        push(
+            "originator",
+            Some(bounded_originator_tag_value(&self.originator)),
+        );
+        push("service_name", self.service_name.as_deref());
+        push("model", Some(&self.model));
+        push("app.version", Some(&self.app_version));
+        tags
+    }
+}
+
+/// Codex's metrics client, on wasmtel's instruments: names and tags checked as Codex checks
+/// them (a bad one is an error, and nothing is recorded), default tags and session tags on every
+/// measurement (a call's own tags win over them), instruments made once per name. Cheap to clone;
+/// clones share their instruments. Like every wasmtel instrument, it never blocks and never drops
+/// a measurement while telemetry runs.
+#[derive(Clone)]
+pub struct MetricsClient {
+    recorder: Recorder,
+    /// Default tags, then the session's.
+    defaults: Vec<(String, String)>,
+    session: Vec<(String, String)>,
+    instruments: Arc<Mutex<Instruments>>,
+}
+
+#[derive(Default)]
+struct Instruments {
+    counters: HashMap<String, Counter>,
+    histograms: HashMap<(String, &'static str), Histogram>,
+    gauges: HashMap<String, Gauge>,
+}
+
+impl MetricsClient {
+    /// A client recording into `telemetry`, with no default tags.
+    pub fn new(telemetry: &Telemetry) -> MetricsClient {
+        MetricsClient {
+            recorder: telemetry.recorder(),
+            defaults: Vec::new(),
+            session: Vec::new(),
+            instruments: Arc::default(),
+        }
+    }
+
+    /// The client with `key` = `value` on every measurement.
+    pub fn with_tag(mut self, key: &str, value: &str) -> Result<MetricsClient, MetricsError> {
+        validate_tag(key, value)?;
+        self.defaults.retain(|(k, _)| k != key);
+        self.defaults.push((key.into(), value.into()));
+        Ok(self)
+    }
+
+    /// The client with the session's tags on every measurement.
+    pub fn with_session_tags(mut self, tags: SessionTags) -> Result<MetricsClient, MetricsError> {
+        let tags = tags.tags();
+        for (key, value) in &tags {
+            validate_tag(key, value)?;
+        }
+        self.session = tags;
+        Ok(self)
+    }
+
+    /// The client without the session's tags (Codex's `with_metrics_without_metadata_tags`).
+    pub fn without_metadata_tags(mut self) -> MetricsClient {
+        self.session.clear();
+        self
+    }
+
+    /// The attributes of a measurement: the default and session tags, then `tags`, which win.
+    fn attributes(&self, tags: &[(&str, &str)]) -> Result<Vec<KeyValue>, MetricsError> {
+        for (key, value) in tags {
+            validate_tag(key, value)?;
+        }
+        let inherited = self
+            .defaults
+            .iter()
+            .chain(&self.session)
+            .filter(|(k, _)| !tags.iter().any(|(key, _)| key == k))
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone()));
+        Ok(inherited
+            .chain(
+                tags.iter()
+                    .map(|(k, v)| KeyValue::new(k.to_string(), v.to_string())),
+            )
+            .collect())
+    }
+
+    fn instruments(&self) -> std::sync::MutexGuard<'_, Instruments> {
+        self.instruments.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `increment` to the counter `name`; a negative increment is an error.
+    pub fn counter(
+        &self,
+        name: &str,
+        increment: i64,
+        tags: &[(&str, &str)],
+    ) -> Result<(), MetricsError> {
+        validate_metric_name(name)?;
+        let Ok(increment) = u64::try_from(increment) else {
+            return Err(MetricsError::NegativeCounterIncrement {
+                name: name.into(),
+                increment,
+            });
+        };
+        let attributes = self.attributes(tags)?;
+        let counter = self
+            .instruments()
+            .counters
+            .entry(name.into())
+            .or_insert_with(|| Counter::new(self.recorder.clone(), name))
+            .clone();
+        counter.add(increment, &attributes);
+        Ok(())
+    }
+
+    /// Records `value` into the histogram `name` (OpenTelemetry's default buckets).
+    pub fn histogram(
+        &self,
+        name: &str,
+        value: i64,
+        tags: &[(&str, &str)],
+    ) -> Result<(), MetricsError> {
+        self.sample(name, "", &[], value as f64, tags)
+    }
+
+    /// Records `duration`, in milliseconds, into the histogram `name` (unit `ms`, Codex's
+    /// buckets: [`MILLISECOND_BOUNDS`]).
+    pub fn record_duration(
+        &self,
+        name: &str,
+        duration: Duration,
+        tags: &[(&str, &str)],
+    ) -> Result<(), MetricsError> {
+        let ms = duration.as_secs_f64() * 1000.0;
+        self.sample(name, "ms", &MILLISECOND_BOUNDS, ms, tags)
+    }
+
+    /// Records `duration`, in seconds, into the histogram `name` (unit `s`, Codex's buckets:
+    /// [`SECOND_BOUNDS`]).
+    pub fn record_duration_seconds(
+        &self,
+        name: &str,
+        duration: Duration,
+        tags: &[(&str, &str)],
+    ) -> Result<(), MetricsError> {
+        self.sample(name, "s", &SECOND_BOUNDS, duration.as_secs_f64(), tags)
+    }
+
+    fn sample(
+        &self,
+        name: &str,
+        unit: &'static str,
+        bounds: &[f64],
+        value: f64,
+        tags: &[(&str, &str)],
+    ) -> Result<(), MetricsError> {
+        validate_metric_name(name)?;
+        let attributes = self.attributes(tags)?;
+        let histogram = self
+            .instruments()
+            .histograms
+            .entry((name.into(), unit))
+            .or_insert_with(|| {
+                let histogram = Histogram::new(self.recorder.clone(), name);
+                match unit {
+                    "" => histogram,
+                    unit => histogram.with_unit(unit).with_bounds(bounds),
+                }
+            })
+            .clone();
+        histogram.record(value, &attributes);
+        Ok(())
+    }
+
+    /// Sets the gauge `name` to `value`.
+    pub fn gauge(&self, name: &str, value: i64, tags: &[(&str, &str)]) -> Result<(), MetricsError> {
+        validate_metric_name(name)?;
+        let attributes = self.attributes(tags)?;
+        let gauge = self
+            .instruments()
+            .gauges
+            .entry(name.into())
+            .or_insert_with(|| Gauge::new(self.recorder.clone(), name))
+            .clone();
+        gauge.record_int(value, &attributes);
+        Ok(())
+    }
+
+    /// A timer that records the time from now until it is dropped (or [`Timer::record`]) into
+    /// the histogram `name`, in milliseconds, as [`MetricsClient::record_duration`] does.
+    pub fn start_timer(&self, name: &str, tags: &[(&str, &str)]) -> Result<Timer, MetricsError> {
+        validate_metric_name(name)?;
+        for (key, value) in tags {
+            validate_tag(key, value)?;
+        }
+        Ok(Timer {
+            client: self.clone(),
+            name: name.into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            started: Instant::now(),
+            recorded: false,
+        })
+    }
+}
+
+/// Records the time since it started when dropped (see [`MetricsClient::start_timer`]).
+pub struct Timer {
+    client: MetricsClient,
+    name: String,
+    tags: Vec<(String, String)>,
+    started: Instant,
+    recorded: bool,
+}
+
+impl Timer {
+    /// Records now, with `tags` added to its own; dropping it afterwards records nothing more.
+    pub fn record(mut self, tags: &[(&str, &str)]) -> Result<(), MetricsError> {
+        self.recorded = true;
+        let mut all: Vec<(&str, &str)> = self
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        all.extend_from_slice(tags);
+        self.client
+            .record_duration(&self.name, self.started.elapsed(), &all)
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        if !self.recorded {
+            let tags: Vec<(&str, &str)> = self
+                .tags
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            // Its name and tags were checked when it started.
+            let _ = self
+                .client
+                .record_duration(&self.name, self.started.elapsed(), &tags);
+        }
+    }
+}
