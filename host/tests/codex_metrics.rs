@@ -8,16 +8,9 @@ use wasmtel::codex::{
     sanitize_metric_tag_value,
 };
 use wasmtel::testing::InMemoryExporter;
-use wasmtel::{Config, Metric, MetricData, Number, Signals, Telemetry, Value};
 
-fn start() -> (Telemetry, InMemoryExporter) {
-    let exporter = InMemoryExporter::new();
-    let telemetry = Telemetry::builder(Config::empty())
-        .in_memory("memory", Signals::ALL, &exporter)
-        .start()
-        .expect("start");
-    (telemetry, exporter)
-}
+use crate::start;
+use wasmtel::{Metric, MetricData, Number, Telemetry, Value};
 
 fn session() -> SessionTags {
     SessionTags {

@@ -2,5 +2,16 @@
 
 mod cli;
 mod codex_metrics;
+mod codex_session;
 mod in_memory;
 mod layers;
+
+/// A running telemetry whose one exporter is the in-memory one, which it returns.
+fn start() -> (wasmtel::Telemetry, wasmtel::testing::InMemoryExporter) {
+    let exporter = wasmtel::testing::InMemoryExporter::new();
+    let telemetry = wasmtel::Telemetry::builder(wasmtel::Config::empty())
+        .in_memory("memory", wasmtel::Signals::ALL, &exporter)
+        .start()
+        .expect("start");
+    (telemetry, exporter)
+}

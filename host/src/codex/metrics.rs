@@ -1,26 +1,5 @@
-//! Codex's telemetry surface on wasmtel: [`MetricsClient`], the metrics client Codex's code calls
-//! (`counter`, `histogram`, `gauge`, `record_duration`, timers), with Codex's rules for names and
-//! tags and its session tags.
-//!
-//! ```
-//! use std::time::Duration;
-//! use wasmtel::codex::{MetricsClient, SessionTags};
-//! use wasmtel::{Config, Telemetry};
-//!
-//! let telemetry = Telemetry::start(Config::empty())?;
-//! let metrics = MetricsClient::new(&telemetry).with_session_tags(SessionTags {
-//!     auth_mode: Some("Chatgpt".into()),
-//!     session_source: "cli".into(),
-//!     originator: "codex_cli_rs".into(),
-//!     service_name: None,
-//!     model: "gpt-5.1-codex".into(),
-//!     app_version: "0.144.0".into(),
-//! })?;
-//! metrics.counter("codex.tool.call", 1, &[("tool", "shell"), ("success", "true")])?;
-//! metrics.record_duration("codex.tool.call.duration_ms", Duration::from_millis(31), &[])?;
-//! assert!(metrics.counter("codex.tool.call", -1, &[]).is_err(), "a counter only grows");
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! Codex's metrics client: [`MetricsClient`], with Codex's rules for names and tags and its
+//! session tags.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,272 @@
+//! `wasmtel::codex::SessionTelemetry` behind a real `Telemetry` and the in-memory exporter: the
+//! catalog's events with the session's metadata, Codex's redaction, and the metrics recorded
+//! beside the events.
+
+use std::time::Duration;
+
+use wasmtel::codex::{
+    ConversationStart, MetricsClient, SessionMetadata, SessionTags, SessionTelemetry, TokenUsage,
+    ToolResult,
+};
+
+use crate::start;
+use wasmtel::{Config, Event, MetricData, Number, Telemetry, Value};
+
+fn metadata(email: Option<&str>) -> SessionMetadata {
+    SessionMetadata {
+        conversation_id: "019a7c5e-3b2d-7c41-9f0e-5a6b7c8d9e0f".into(),
+        app_version: "0.144.0".into(),
+        auth_mode: Some("ChatGPT".into()),
+        originator: "codex_cli_rs".into(),
+        account_id: email.map(|_| "acct-1".into()),
+        account_email: email.map(String::from),
+        terminal_type: "xterm-256color".into(),
+        model: "gpt-5.1-codex".into(),
+        slug: "gpt-5.1-codex".into(),
+    }
+}
+
+fn facade(telemetry: &Telemetry, email: Option<&str>) -> SessionTelemetry {
+    let metrics = MetricsClient::new(telemetry)
+        .with_session_tags(SessionTags {
+            auth_mode: Some("Chatgpt".into()),
+            session_source: "cli".into(),
+            originator: "codex_cli_rs".into(),
+            service_name: None,
+            model: "gpt-5.1-codex".into(),
+            app_version: "0.144.0".into(),
+        })
+        .expect("session tags");
+    SessionTelemetry::new(telemetry, metadata(email), metrics)
+}
+
+fn attr<'e>(event: &'e Event, key: &str) -> Option<&'e Value> {
+    event
+        .attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| &kv.value)
+}
+
+fn text<'e>(event: &'e Event, key: &str) -> &'e str {
+    match attr(event, key) {
+        Some(Value::String(s)) => s,
+        other => panic!("{key} is not text: {other:?} in {event:?}"),
+    }
+}
+
+fn tool_result(output: &str) -> ToolResult<'_> {
+    ToolResult {
+        tool_name: "shell",
+        call_id: "call_1",
+        arguments: "{\"cmd\":\"ls\"}",
+        duration: Duration::from_millis(31),
+        success: true,
+        output,
+        mcp_server: None,
+    }
+}
+
+#[test]
+fn every_event_of_the_catalog_carries_the_sessions_metadata() {
+    let (telemetry, exporter) = start();
+    let session = facade(&telemetry, Some("dev@example.com"));
+    session.conversation_starts(&ConversationStart {
+        provider_name: "openai".into(),
+        reasoning_effort: Some("medium".into()),
+        reasoning_summary: "auto".into(),
+        context_window: Some(272_000),
+        auto_compact_token_limit: None,
+        approval_policy: "on-request".into(),
+        sandbox_policy: "workspace-write".into(),
+        mcp_servers: vec!["github".into(), "linear".into()],
+    });
+    session.user_prompt("list the files");
+    session.api_request(
+        1,
+        Duration::from_millis(840),
+        Some(200),
+        None,
+        "/v1/responses",
+    );
+    session.sse_event(
+        "response.completed",
+        Duration::from_millis(12),
+        None,
+        Some(TokenUsage {
+            input: 11_384,
+            output: 734,
+            ..TokenUsage::default()
+        }),
+    );
+    session.tool_decision("shell", "call_1", "approved", "config");
+    session.tool_result(&tool_result("a\nb\n"));
+    session.sandbox_outcome(
+        "shell",
+        "call_1",
+        "success",
+        Duration::from_millis(30),
+        None,
+    );
+    session.startup_phase("config", "ok", Duration::from_millis(4));
+    session.turn_ttft(Duration::from_millis(917));
+    session.turn_cost("turn-1", 0.0123, false);
+    assert!(telemetry.flush(Duration::from_secs(10)));
+    let events = exporter.events();
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_ref()).collect();
+    assert_eq!(
+        names,
+        [
+            "codex.conversation_starts",
+            "codex.user_prompt",
+            "codex.api_request",
+            "codex.sse_event",
+            "codex.tool_decision",
+            "codex.tool_result",
+            "codex.sandbox_outcome",
+            "codex.startup_phase",
+            "codex.turn_ttft",
+            "codex.turn_cost",
+        ]
+    );
+    for event in &events {
+        let keys: Vec<&str> = event.attributes.iter().map(|kv| kv.key.as_ref()).collect();
+        assert_eq!(
+            keys[..10],
+            [
+                "event.timestamp",
+                "conversation.id",
+                "app.version",
+                "auth_mode",
+                "originator",
+                "user.account_id",
+                "user.email",
+                "terminal.type",
+                "model",
+                "slug",
+            ],
+            "{event:?}"
+        );
+        let timestamp = text(event, "event.timestamp");
+        assert!(
+            timestamp.len() == 24 && timestamp.ends_with('Z'),
+            "RFC 3339 with milliseconds: {timestamp}"
+        );
+    }
+    let sse = &events[3];
+    assert_eq!(attr(sse, "input_token_count"), Some(&Value::Int(11_384)));
+    assert_eq!(text(sse, "event.kind"), "response.completed");
+    assert_eq!(
+        attr(&events[0], "mcp_servers"),
+        Some(&Value::Array(vec![
+            Value::String("github".into()),
+            Value::String("linear".into())
+        ]))
+    );
+}
+
+#[test]
+fn prompts_are_redacted_unless_configured_and_tool_output_is_cut_with_a_notice() {
+    let (telemetry, exporter) = start();
+    let session = facade(&telemetry, None);
+    session.user_prompt("my secret plan");
+    session.tool_result(&tool_result(&"x".repeat(5000)));
+    session.tool_result(&tool_result("short"));
+    let config = Config::parse(
+        "[otel]\nlog_user_prompt = true\nmetrics_exporter = \"none\"\n[otel.tool_result]\nmax_bytes = 10\n",
+        "config.toml".as_ref(),
+        ".".as_ref(),
+    )
+    .expect("config");
+    let open = session.clone().with_otel(config.otel().expect("[otel]"));
+    open.user_prompt("my secret plan");
+    open.tool_result(&tool_result("0123456789abcdef"));
+    assert!(telemetry.flush(Duration::from_secs(10)));
+    let events = exporter.events();
+    assert_eq!(text(&events[0], "prompt"), "[REDACTED]");
+    assert_eq!(attr(&events[0], "prompt_length"), Some(&Value::Int(14)));
+    assert!(
+        attr(&events[0], "user.email").is_none(),
+        "no email when none is known"
+    );
+    let cut = text(&events[1], "output");
+    assert!(
+        cut.starts_with(&"x".repeat(2048)) && cut.ends_with("[... 2952 bytes truncated]"),
+        "{cut}"
+    );
+    assert_eq!(
+        attr(&events[1], "output_truncated"),
+        Some(&Value::Bool(true))
+    );
+    assert_eq!(text(&events[2], "output"), "short");
+    assert_eq!(
+        attr(&events[2], "output_truncated"),
+        Some(&Value::Bool(false))
+    );
+    assert_eq!(text(&events[3], "prompt"), "my secret plan");
+    assert_eq!(
+        text(&events[4], "output"),
+        "0123456789\n[... 6 bytes truncated]"
+    );
+}
+
+#[test]
+fn tool_results_and_api_requests_are_counted_with_the_session_tags() {
+    let (telemetry, exporter) = start();
+    let session = facade(&telemetry, None);
+    session.tool_result(&tool_result("ok"));
+    session.tool_result(&tool_result("ok"));
+    session.api_request(
+        1,
+        Duration::from_millis(90),
+        Some(429),
+        Some("rate limited"),
+        "/v1/responses",
+    );
+    assert!(telemetry.flush(Duration::from_secs(10)));
+    let metrics = exporter.metrics();
+    let sum = |name: &str| -> Vec<(Vec<String>, Number)> {
+        metrics
+            .iter()
+            .filter(|m| m.name == name)
+            .flat_map(|m| match &m.data {
+                MetricData::Sum { points, .. } => points.clone(),
+                other => panic!("a sum: {other:?}"),
+            })
+            .map(|p| {
+                let tags = p
+                    .attributes
+                    .iter()
+                    .map(|kv| format!("{}={:?}", kv.key, kv.value))
+                    .collect();
+                (tags, p.value)
+            })
+            .collect()
+    };
+    let calls = sum("codex.tool.call");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].1, Number::Int(2));
+    assert!(
+        calls[0].0.iter().any(|t| t == "tool=String(\"shell\")"),
+        "{calls:?}"
+    );
+    assert!(
+        calls[0].0.iter().any(|t| t.starts_with("originator=")),
+        "session tags: {calls:?}"
+    );
+    let requests = sum("codex.api_request");
+    assert!(
+        requests[0].0.iter().any(|t| t == "status=String(\"429\")")
+            && requests[0]
+                .0
+                .iter()
+                .any(|t| t == "success=String(\"false\")"),
+        "{requests:?}"
+    );
+    assert!(
+        metrics
+            .iter()
+            .any(|m| m.name == "codex.tool.call.duration_ms" && m.unit == "ms"),
+        "durations in ms"
+    );
+}
