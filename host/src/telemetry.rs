@@ -396,13 +396,21 @@ impl Telemetry {
     /// exporter's final counters. Later calls return the counters again; records recorded after
     /// shutdown are dropped and counted.
     pub fn shutdown(&self) -> Vec<ExporterStats> {
-        self.inner.shutdown();
+        self.inner.shutdown(self.inner.shutdown_timeout);
+        self.stats()
+    }
+
+    /// [`Telemetry::shutdown`] within `budget` instead of the config's `shutdown_timeout_ms`:
+    /// for an exit that must not wait longer, whether the exporters' destinations answer or not
+    /// (a TUI's 500 ms, say).
+    pub fn shutdown_with_timeout(&self, budget: Duration) -> Vec<ExporterStats> {
+        self.inner.shutdown(budget);
         self.stats()
     }
 }
 
 impl Inner {
-    fn shutdown(&self) {
+    fn shutdown(&self, budget: Duration) {
         let Some(runtime) = self
             .runtime
             .lock()
@@ -415,7 +423,6 @@ impl Inner {
         self.store.close();
         let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
         let routes = self.routes.clone();
-        let budget = self.shutdown_timeout;
         // Every exporter shuts down at once, all within one deadline: one stuck exporter does
         // not hold back the others.
         block_on(&runtime, async move {
@@ -440,6 +447,6 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.shutdown();
+        self.shutdown(self.shutdown_timeout);
     }
 }

@@ -72,3 +72,30 @@ fn flush_gives_up_at_its_deadline_on_a_stuck_exporter_and_says_so() {
     let stats = telemetry.shutdown();
     assert_eq!(stats[0].records_exported, 1, "{}", stats[0]);
 }
+
+#[test]
+fn shutdown_with_a_budget_returns_within_it_with_an_exporter_stuck() {
+    let stuck = InMemoryExporter::new();
+    stuck.script([Outcome::Stall(Duration::from_secs(30))]);
+    let telemetry = Telemetry::builder(Config::empty())
+        .in_memory("stuck", Signals::ALL, &stuck)
+        .start()
+        .expect("start");
+    telemetry.event("one").emit();
+    // Let the worker take the event into its stuck export call.
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = std::time::Instant::now();
+    let stats = telemetry.shutdown_with_timeout(Duration::from_millis(200));
+    // The config's own deadline is 5 s: a shutdown under 3 s kept the budget given.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "shutdown kept its budget, not the config's 5 s nor the 30 s the exporter is stuck for: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (stats[0].records_exported, stats[0].dropped_shutdown),
+        (0, 1),
+        "{}",
+        stats[0]
+    );
+}
