@@ -250,10 +250,32 @@ impl Config {
                 inner.message().to_string(),
             )
         })?;
-        let table = parsed.telemetry;
+        let mut table = parsed.telemetry;
+        // `[telemetry.logs.NAME]`: each a file-jsonl exporter NAME in the telemetry directory.
+        let logs: Vec<otel::Made> = std::mem::take(&mut table.logs)
+            .into_iter()
+            .filter(|(_, log)| log.get_ref().enabled)
+            .map(|(name, log)| {
+                let at = log.span().start;
+                let file = log
+                    .into_inner()
+                    .file
+                    .unwrap_or_else(|| format!("{name}-{{session_id}}.jsonl"));
+                let mut config = toml::Table::new();
+                config.insert("file".into(), file.into());
+                let exporter = ExporterToml {
+                    plugin: Spanned::new(at..at, builtin::DEFAULT.name.to_string()),
+                    config,
+                    ..ExporterToml::default_exporter()
+                };
+                let key = format!("telemetry.logs.{name}");
+                (name, exporter, key)
+            })
+            .collect();
+        let any_logs = !logs.is_empty();
         let mut exporters = Vec::new();
         let mut notices = Vec::new();
-        if parsed.exporters.is_empty() && parsed.otel.is_none() {
+        if parsed.exporters.is_empty() && parsed.otel.is_none() && !any_logs {
             let exporter = ExporterToml::default_exporter();
             exporters.extend(
                 exporter
@@ -275,18 +297,21 @@ impl Config {
             .into_iter()
             .map(|(name, exporter)| (name, exporter, None))
             .chain(
-                otel_exporters
-                    .into_iter()
+                logs.into_iter()
+                    .chain(otel_exporters)
                     .map(|(name, exporter, key)| (name, exporter, Some(key))),
             );
         for (name, exporter, otel_key) in named {
             let at = exporter.plugin.span().start;
-            if otel_key.is_some() && exporters.iter().any(|e: &ExporterConfig| e.name == name) {
+            if let Some(made_by) = &otel_key
+                && exporters.iter().any(|e: &ExporterConfig| e.name == name)
+            {
                 return Err(err(
                     Some(at),
-                    Some(format!("exporters.{name}")),
+                    Some(made_by.clone()),
                     format!(
-                        "`[exporters.{name}]` has the name of the exporter `[otel]` makes: give it another name"
+                        "another exporter is named `{name}` (an `[exporters.{name}]` table, or \
+                         `[telemetry.logs.{name}]`): give one of them another name"
                     ),
                 ));
             }
@@ -343,6 +368,52 @@ impl Config {
         self.enabled
     }
 
+    /// The config turned on or off, over what the file and the environment say (a
+    /// `--telemetry` / `--no-telemetry` flag, say).
+    pub fn with_enabled(mut self, enabled: bool) -> Config {
+        self.enabled = enabled;
+        self
+    }
+
+    /// The config with what the process's environment says over the file (see
+    /// [`Config::with_vars`]).
+    pub fn with_env(self) -> Result<Config, ConfigError> {
+        self.with_vars(|name| std::env::var(name).ok())
+    }
+
+    /// The config with what the variables `var` gives say over the file: `CODEX_OTEL_ENABLED`
+    /// (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`) turns telemetry on or off, and
+    /// `OTEL_SDK_DISABLED=true` turns it off whatever else says. A bad value is an error naming
+    /// the variable.
+    pub fn with_vars(
+        mut self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let flag = |name: &str| -> Result<Option<bool>, ConfigError> {
+            let Some(value) = var(name) else {
+                return Ok(None);
+            };
+            match value.trim().to_ascii_lowercase().as_str() {
+                "" => Ok(None),
+                "true" | "1" | "yes" | "on" => Ok(Some(true)),
+                "false" | "0" | "no" | "off" => Ok(Some(false)),
+                _ => Err(ConfigError {
+                    file: PathBuf::from("the environment"),
+                    location: None,
+                    key: Some(name.into()),
+                    message: format!("`{value}` is not true or false"),
+                }),
+            }
+        };
+        if let Some(enabled) = flag("CODEX_OTEL_ENABLED")? {
+            self.enabled = enabled;
+        }
+        if flag("OTEL_SDK_DISABLED")? == Some(true) {
+            self.enabled = false;
+        }
+        Ok(self)
+    }
+
     /// What the config left out or changed, and why (an exporter that is not configured, an
     /// `[otel]` entry dropped); `wasmtel check` and `replay` print them, and
     /// [`crate::Telemetry`] logs them when it starts.
@@ -393,6 +464,17 @@ struct TelemetryToml {
     session_id: Option<String>,
     shutdown_timeout_ms: NonZeroU64,
     self_metrics_interval_ms: u64,
+    /// `[telemetry.logs.NAME]`: file-jsonl exporters in `dir`, as a Codex fork configures them.
+    logs: IndexMap<String, Spanned<LogToml>>,
+}
+
+/// `[telemetry.logs.NAME]`: a log file in the telemetry directory.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogToml {
+    #[serde(default = "otel::yes")]
+    enabled: bool,
+    file: Option<String>,
 }
 
 impl TelemetryToml {
@@ -421,6 +503,7 @@ impl Default for TelemetryToml {
             session_id: None,
             shutdown_timeout_ms: NonZeroU64::new(5000).expect("nonzero"),
             self_metrics_interval_ms: 0,
+            logs: IndexMap::new(),
         }
     }
 }

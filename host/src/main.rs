@@ -42,6 +42,8 @@ enum Command {
         /// Exit with status 2 if any exporter did not deliver every record.
         #[arg(long)]
         strict: bool,
+        #[command(flatten)]
+        switch: Switch,
     },
     /// Loads the config, instantiates every exporter's plugin and calls its init; prints each
     /// exporter as ok or with its error. Exits non-zero if any failed.
@@ -49,7 +51,21 @@ enum Command {
         /// The config file (default: the embedded default).
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        switch: Switch,
     },
+}
+
+/// Telemetry on or off, over the config file and the environment (`CODEX_OTEL_ENABLED`,
+/// `OTEL_SDK_DISABLED`), which are read in that order.
+#[derive(clap::Args)]
+struct Switch {
+    /// Turn telemetry on, whatever the config and the environment say.
+    #[arg(long, conflicts_with = "no_telemetry")]
+    telemetry: bool,
+    /// Turn telemetry off: records are read and discarded, no plugin runs.
+    #[arg(long)]
+    no_telemetry: bool,
 }
 
 fn main() -> ExitCode {
@@ -67,8 +83,12 @@ fn main() -> ExitCode {
             config,
             quiet,
             strict,
-        } => replay(&input, config.as_deref(), quiet, strict),
-        Command::Check { config } => check(config.as_deref()),
+            switch,
+        } => load_config(config.as_deref(), &switch)
+            .and_then(|config| replay(&input, config, quiet, strict)),
+        Command::Check { config, switch } => {
+            load_config(config.as_deref(), &switch).and_then(check)
+        }
     };
     match result {
         Ok(code) => code,
@@ -82,20 +102,21 @@ fn main() -> ExitCode {
 /// Inputs of at least this many records show a progress bar on a terminal.
 const PROGRESS_FROM: u64 = 10_000;
 
-fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
-    Ok(match path {
+/// The config: the file (or the embedded default), then the environment, then the switch.
+fn load_config(path: Option<&Path>, switch: &Switch) -> anyhow::Result<Config> {
+    let config = match path {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
+    };
+    let config = config.with_env()?;
+    Ok(match (switch.telemetry, switch.no_telemetry) {
+        (true, _) => config.with_enabled(true),
+        (_, true) => config.with_enabled(false),
+        _ => config,
     })
 }
 
-fn replay(
-    name: &str,
-    config: Option<&Path>,
-    quiet: bool,
-    strict: bool,
-) -> anyhow::Result<ExitCode> {
-    let config = load_config(config)?;
+fn replay(name: &str, config: Config, quiet: bool, strict: bool) -> anyhow::Result<ExitCode> {
     let builder = Telemetry::builder(config);
     // A progress bar on a terminal, for inputs long enough to wait for.
     let progress = indicatif::ProgressBar::hidden();
@@ -149,11 +170,11 @@ fn replay(
     })
 }
 
-fn check(config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let config = load_config(config)?;
+fn check(config: Config) -> anyhow::Result<ExitCode> {
     if !config.enabled() {
         println!(
-            "telemetry is disabled ([telemetry] enabled = false): no exporter runs; checking them anyway"
+            "telemetry is disabled ([telemetry] enabled = false, the environment, or \
+             --no-telemetry): no exporter runs; checking them anyway"
         );
     }
     for notice in config.notices() {

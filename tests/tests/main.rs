@@ -4,6 +4,7 @@
 //! again, alone, through `wasmtel_tests::in_own_process`.
 
 mod cli_summary;
+mod config_layers;
 mod disabled;
 mod faults;
 mod file_jsonl;

@@ -63,7 +63,7 @@ impl Default for AnalyticsToml {
     }
 }
 
-fn yes() -> bool {
+pub(super) fn yes() -> bool {
     true
 }
 
