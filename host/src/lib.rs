@@ -49,6 +49,7 @@ mod instrument;
 mod telemetry;
 mod replay;
 // Codex's surface, on the telemetry host.
+mod layer;
 pub mod codex;
 
 pub use config::otel::OtelSettings;
@@ -58,6 +59,7 @@ pub use exporter::Signal;
 pub use instrument::{
     ActiveSpan, Counter, EventBuilder, Gauge, Histogram, SpanBuilder, SpanContext, UpDownCounter,
 };
+pub use layer::TelemetryLayer;
 pub use plugin::default_cache_dir;
 pub use replay::{ReplaySummary, check, replay};
 pub use stats::{ExporterState, ExporterStats, Limit};

@@ -5,6 +5,7 @@ mod codex_metrics;
 mod codex_session;
 mod in_memory;
 mod layers;
+mod tracing_layer;
 
 /// A running telemetry whose one exporter is the in-memory one, which it returns.
 fn start() -> (wasmtel::Telemetry, wasmtel::testing::InMemoryExporter) {
