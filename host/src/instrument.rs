@@ -271,6 +271,79 @@ pub struct SpanContext {
     pub span_id: SpanId,
 }
 
+impl SpanContext {
+    /// The W3C `traceparent` of the span: `00-<trace id>-<span id>-01` (sampled).
+    pub fn traceparent(&self) -> String {
+        format!("00-{:032x}-{:016x}-01", self.trace_id, self.span_id)
+    }
+
+    /// The span context of a W3C `traceparent` value (version `00`, lowercase hex, ids not
+    /// zero); none if it is not one.
+    pub fn from_traceparent(value: &str) -> Option<SpanContext> {
+        let mut parts = value.trim().split('-');
+        let (version, trace, span, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |s: &str, len: usize| {
+            s.len() == len
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        if parts.next().is_some()
+            || version != "00"
+            || !hex(trace, 32)
+            || !hex(span, 16)
+            || !hex(flags, 2)
+        {
+            return None;
+        }
+        let trace_id = u128::from_str_radix(trace, 16).ok()?;
+        let span_id = u64::from_str_radix(span, 16).ok()?;
+        (trace_id != 0 && span_id != 0).then_some(SpanContext { trace_id, span_id })
+    }
+
+    /// The span context of `TRACEPARENT` in the environment, if it holds a valid one (how a
+    /// parent process passes its trace on).
+    pub fn from_env() -> Option<SpanContext> {
+        SpanContext::from_traceparent(&std::env::var("TRACEPARENT").ok()?)
+    }
+
+    /// Puts the span into `headers` as W3C trace context: `traceparent`, and `tracestate` with
+    /// `entries` (member, value) first, then the members already there that they do not name.
+    pub fn inject(&self, headers: &mut http::HeaderMap, entries: &[(String, String)]) {
+        if let Ok(value) = http::HeaderValue::from_str(&self.traceparent()) {
+            headers.insert("traceparent", value);
+        }
+        let kept: Vec<String> = headers
+            .get_all("tracestate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|member| member.trim().to_string())
+            .filter(|member| {
+                let key = member.split('=').next().unwrap_or_default();
+                !member.is_empty() && !entries.iter().any(|(k, _)| k == key)
+            })
+            .collect();
+        let members: Vec<String> = entries
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(kept)
+            .take(32)
+            .collect();
+        headers.remove("tracestate");
+        if !members.is_empty()
+            && let Ok(value) = http::HeaderValue::from_str(&members.join(","))
+        {
+            headers.insert("tracestate", value);
+        }
+    }
+
+    /// The span context of the W3C `traceparent` in `headers`, if there is a valid one.
+    pub fn extract(headers: &http::HeaderMap) -> Option<SpanContext> {
+        SpanContext::from_traceparent(headers.get("traceparent")?.to_str().ok()?)
+    }
+}
+
 fn random_u64() -> u64 {
     loop {
         let mut bytes = [0u8; 8];

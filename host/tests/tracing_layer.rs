@@ -93,3 +93,56 @@ fn instrumented_async_functions_give_spans_with_their_parents_and_events_in_them
     assert_eq!(events[0].span_id, Some(tool.span_id));
     assert_eq!(events[0].severity_text, "DEBUG");
 }
+
+#[test]
+fn w3c_trace_context_round_trips_through_headers_and_a_child_span_joins_the_trace() {
+    use wasmtel::SpanContext;
+    let (telemetry, exporter) = start();
+    let parent = telemetry.span("request").start();
+    let context = parent.context();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "tracestate",
+        "other=1,example=old".parse().expect("a value"),
+    );
+    context.inject(
+        &mut headers,
+        &[("example".into(), "alpha:one;beta:two".into())],
+    );
+    assert_eq!(
+        headers["traceparent"],
+        format!("00-{:032x}-{:016x}-01", context.trace_id, context.span_id)
+    );
+    assert_eq!(
+        headers["tracestate"], "example=alpha:one;beta:two,other=1",
+        "the configured member first, replacing its old value; the others kept"
+    );
+    let received = SpanContext::extract(&headers).expect("a traceparent");
+    assert_eq!(received, context);
+    // The other side makes its span a child of the received context.
+    telemetry.span("handle").parent(received).start().end();
+    parent.end();
+    assert!(telemetry.flush(Duration::from_secs(10)));
+    let spans = exporter.spans();
+    let handle = spans.iter().find(|s| s.name == "handle").expect("handle");
+    assert_eq!(
+        (handle.trace_id, handle.parent_span_id),
+        (context.trace_id, Some(context.span_id))
+    );
+
+    for bad in [
+        "",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+    ] {
+        assert_eq!(SpanContext::from_traceparent(bad), None, "{bad:?}");
+    }
+    let good =
+        SpanContext::from_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+            .expect("valid");
+    assert_eq!(good.span_id, 0xb7ad6b7169203331);
+}
