@@ -81,16 +81,44 @@ impl Error {
     }
 }
 
-/// `error` and its causes on one line, each after a `: ` (as anyhow's `{:#}`).
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
+/// `error` and its causes on one line, each after a `: ` (as anyhow's `{:#}`); a cause whose
+/// words are already on the line is not said again.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    for cause in causes(error) {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&more);
+        }
     }
     text
+}
+
+/// `error` and its causes, outermost first (at most 16); an I/O error's cause is the error it
+/// wraps, which its `source` passes over.
+pub(crate) fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut causes = vec![error];
+    let mut next = error;
+    loop {
+        let inner = match next.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|i| i as &(dyn std::error::Error + 'static)),
+            None => next.source(),
+        };
+        match inner {
+            Some(inner) if causes.len() < 16 => {
+                causes.push(inner);
+                next = inner;
+            }
+            _ => return causes,
+        }
+    }
 }
 
 fn prefix(location: &Option<Location>) -> String {

@@ -23,6 +23,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::bindings::Level;
 use super::stdio::PluginLog;
+use crate::error::{causes, chain};
 use crate::stats::{Limit, LimitCounts};
 
 /// The most one outgoing body's buffer holds, so that bodies hold at most `sandbox.max_handles`
@@ -518,44 +519,6 @@ fn client_error(e: &hyper_util::client::legacy::Error) -> Error {
         }
     }
     Error::InternalError(Some(chain(e)))
-}
-
-/// An error and its causes, outermost first; an I/O error's cause is the error it wraps.
-fn causes<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> Vec<&'a (dyn std::error::Error + 'static)> {
-    let mut causes = vec![e];
-    let mut next = e;
-    loop {
-        let inner = match next.downcast_ref::<std::io::Error>() {
-            Some(io) => io
-                .get_ref()
-                .map(|i| i as &(dyn std::error::Error + 'static)),
-            None => next.source(),
-        };
-        match inner {
-            Some(inner) if causes.len() < 16 => {
-                causes.push(inner);
-                next = inner;
-            }
-            _ => return causes,
-        }
-    }
-}
-
-/// An error and its causes, on one line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = String::new();
-    for cause in causes(e) {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&more);
-        }
-    }
-    text
 }
 
 /// A response body within the exporter's bounds: at most its bytes, read before its deadline;
