@@ -91,6 +91,13 @@ impl Requests {
         finish(&mut metrics.scope_metrics, used_metrics);
     }
 
+    /// How many records the requests hold: events, spans, and the metrics kept.
+    pub fn counts(&self) -> [u64; 3] {
+        self.used
+            .each_ref()
+            .map(|groups| groups.iter().sum::<usize>() as u64)
+    }
+
     /// The batch's events, as log records; none if it has none.
     pub fn logs(&self) -> Option<&ExportLogsServiceRequest> {
         (!self.used[0].is_empty()).then_some(&self.logs)
@@ -506,6 +513,7 @@ mod tests {
         requests.fill(&a, |_| true);
         assert_eq!(requests, Requests::of(&a, |_| true));
         assert!(requests.metrics().is_none(), "a has no metrics");
+        assert_eq!(requests.counts(), [3, 2, 0]);
         let logs = requests.logs().expect("a has events");
         let scopes: Vec<_> = logs.resource_logs[0]
             .scope_logs

@@ -248,28 +248,20 @@ impl Otlp {
             _ => Progress::default(),
         };
         let mut retry = None;
+        let [logs_count, spans_count, metrics_count] = requests.counts();
         if let Some(logs) = requests.logs().filter(|_| !progress.done[0]) {
-            let count = logs.resource_logs.iter().flat_map(|r| &r.scope_logs);
-            let count = count.map(|s| s.log_records.len() as u64).sum();
             let result = self.send::<_, ExportLogsServiceResponse>(&self.logs, logs, json::logs);
-            progress.note(0, count, result, &mut retry);
+            progress.note(0, logs_count, result, &mut retry);
         }
         if let Some(traces) = requests.traces().filter(|_| !progress.done[1]) {
-            let count = traces.resource_spans.iter().flat_map(|r| &r.scope_spans);
-            let count = count.map(|s| s.spans.len() as u64).sum();
             let result =
                 self.send::<_, ExportTraceServiceResponse>(&self.traces, traces, json::traces);
-            progress.note(1, count, result, &mut retry);
+            progress.note(1, spans_count, result, &mut retry);
         }
         if let Some(metrics) = requests.metrics().filter(|_| !progress.done[2]) {
-            let count = metrics
-                .resource_metrics
-                .iter()
-                .flat_map(|r| &r.scope_metrics);
-            let count = count.map(|s| s.metrics.len() as u64).sum();
             let result =
                 self.send::<_, ExportMetricsServiceResponse>(&self.metrics, metrics, json::metrics);
-            progress.note(2, count, result, &mut retry);
+            progress.note(2, metrics_count, result, &mut retry);
         }
         if let Some(error) = retry {
             self.retrying = Some(Retrying {
