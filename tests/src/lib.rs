@@ -106,6 +106,28 @@ pub fn wasmtel_bin() -> PathBuf {
     bin
 }
 
+/// The `wasmtel` command, run in `dir`, inheriting none of the variables that change what it
+/// does (`CODEX_OTEL_ENABLED`, `OTEL_SDK_DISABLED`, `STATSIG_SERVER_SDK_SECRET`,
+/// `WASMTEL_STATSIG_ENDPOINT`), so that a test sees the same wherever it runs.
+pub fn wasmtel_command(dir: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(wasmtel_bin());
+    command.current_dir(dir);
+    for var in [
+        "CODEX_OTEL_ENABLED",
+        "OTEL_SDK_DISABLED",
+        "STATSIG_SERVER_SDK_SECRET",
+        "WASMTEL_STATSIG_ENDPOINT",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// What a run of the command printed: its stdout, then its stderr.
+pub fn output_text(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
 /// Writes `text` as `config.toml` into `dir` and loads it.
 pub fn config(dir: &Path, text: &str) -> wasmtel::Config {
     let path = dir.join("config.toml");

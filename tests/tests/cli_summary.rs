@@ -1,9 +1,7 @@
 //! `wasmtel replay` with a healthy and a trapping exporter: the replay goes on, the process exits
 //! normally, and the summary has a line for each exporter.
 
-use std::process::Command;
-
-use wasmtel_tests::{ROGUE, fixture, wasmtel_bin};
+use wasmtel_tests::{ROGUE, fixture, wasmtel_command};
 
 #[test]
 fn a_replay_with_a_trapping_exporter_ends_with_a_summary_line_for_each() {
@@ -14,11 +12,10 @@ fn a_replay_with_a_trapping_exporter_ends_with_a_summary_line_for_each() {
     );
     std::fs::write(tmp.path().join("config.toml"), config).expect("write");
     let run = |extra: &[&str]| {
-        Command::new(wasmtel_bin())
+        wasmtel_command(tmp.path())
             .args(["replay", "--config", "config.toml"])
             .args(extra)
             .arg(fixture())
-            .current_dir(tmp.path())
             .env("WASMTEL_LOG", "off")
             .output()
             .expect("run wasmtel")

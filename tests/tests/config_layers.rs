@@ -3,9 +3,9 @@
 //! `--telemetry` / `--no-telemetry` turn it on or off, in that order of precedence.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use wasmtel_tests::{fixture, wasmtel_bin};
+use wasmtel_tests::{fixture, output_text, wasmtel_command};
 
 const SEED_000: &str = r#"[telemetry]
 enabled = true
@@ -24,19 +24,12 @@ enabled = false
 "#;
 
 fn wasmtel(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(wasmtel_bin())
+    wasmtel_command(dir)
         .args(args)
-        .current_dir(dir)
-        .env_remove("CODEX_OTEL_ENABLED")
-        .env_remove("OTEL_SDK_DISABLED")
         .envs(env.iter().copied())
         .env("WASMTEL_LOG", "warn")
         .output()
         .expect("run wasmtel")
-}
-
-fn text(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
 }
 
 /// Replays the fixture with the seed's config in a fresh directory, with `args` and `env`;
@@ -49,7 +42,7 @@ fn replay(args: &[&str], env: &[(&str, &str)]) -> (String, Vec<String>) {
     all.extend_from_slice(args);
     all.push(fixture.to_str().expect("a UTF-8 path"));
     let output = wasmtel(tmp.path(), &all, env);
-    let text = text(&output);
+    let text = output_text(&output);
     assert!(output.status.success(), "{text}");
     let mut files: Vec<String> = std::fs::read_dir(tmp.path().join("logs"))
         .map(|entries| {
@@ -87,7 +80,7 @@ fn a_codex_forks_telemetry_logs_tables_work_unchanged() {
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::write(tmp.path().join("config.toml"), SEED_000).expect("write");
     let check = wasmtel(tmp.path(), &["check", "--config", "config.toml"], &[]);
-    let out = text(&check);
+    let out = output_text(&check);
     assert!(check.status.success(), "{out}");
     assert!(
         out.contains("tui: ok") && out.contains("session: ok") && !out.contains("debug"),
@@ -116,7 +109,7 @@ fn the_environment_and_the_command_turn_telemetry_off_and_on() {
         &["check", "--config", "config.toml"],
         &[("CODEX_OTEL_ENABLED", "maybe")],
     );
-    let out = text(&bad);
+    let out = output_text(&bad);
     assert!(!bad.status.success(), "{out}");
     assert!(
         out.contains("`CODEX_OTEL_ENABLED`: `maybe` is not true or false"),

@@ -118,15 +118,13 @@ fn a_plugin_built_against_the_released_0_2_0_runs_on_this_host() {
         format!("[exporters.old]\nplugin = {RELEASED_0_2_0:?}\n"),
     )
     .expect("write");
-    let output = std::process::Command::new(wasmtel_tests::wasmtel_bin())
+    let output = wasmtel_tests::wasmtel_command(tmp.path())
         .args(["replay", "--strict", "--config", "config.toml"])
         .arg(wasmtel_tests::fixture())
-        .current_dir(tmp.path())
         .env("WASMTEL_LOG", "info")
         .output()
         .expect("run wasmtel");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
+    let text = wasmtel_tests::output_text(&output);
     assert!(output.status.success(), "{text}");
     assert!(text.contains("0.2.0 plugin up for old"), "{text}");
     let got: u64 = text

@@ -2,29 +2,26 @@
 //! over HTTP (binary and JSON) and gRPC to a receiver on 127.0.0.1, and Statsig (pointed at one
 //! too); secrets never show in the output; Codex's pitfalls get errors that show the right form.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use prost::Message;
 use wasmtel_sdk::otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
 use wasmtel_sdk::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 use wasmtel_tests::receiver::Receiver;
-use wasmtel_tests::{fixture, wasmtel_bin};
+use wasmtel_tests::{fixture, output_text, wasmtel_command};
 
 /// A secret that must never be printed.
 const SECRET: &str = "s3cr3t-77f1c0de";
 
 /// Runs `wasmtel <args>` in `dir` with the environment `env`.
 fn wasmtel(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let output = Command::new(wasmtel_bin())
+    let output = wasmtel_command(dir)
         .args(args)
-        .current_dir(dir)
-        .env_remove("STATSIG_SERVER_SDK_SECRET")
-        .env_remove("WASMTEL_STATSIG_ENDPOINT")
         .envs(env.iter().copied())
         .env("WASMTEL_LOG", "info")
         .output()
         .expect("run wasmtel");
-    let text = text(&output);
+    let text = output_text(&output);
     assert!(
         !text.contains(SECRET),
         "a secret was printed by `wasmtel {}`:\n{text}",
@@ -33,17 +30,13 @@ fn wasmtel(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output
     output
 }
 
-fn text(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
-}
-
 /// `wasmtel check` then `wasmtel replay` of the fixture with `config.toml` = `config`; both
 /// succeed. Returns the replay's output.
 fn check_and_replay(config: &str, env: &[(&str, &str)]) -> String {
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::write(tmp.path().join("config.toml"), config).expect("write");
     let check = wasmtel(tmp.path(), &["check", "--config", "config.toml"], env);
-    assert!(check.status.success(), "check:\n{}", text(&check));
+    assert!(check.status.success(), "check:\n{}", output_text(&check));
     let fixture = fixture();
     let replay = wasmtel(
         tmp.path(),
@@ -56,8 +49,8 @@ fn check_and_replay(config: &str, env: &[(&str, &str)]) -> String {
         ],
         env,
     );
-    assert!(replay.status.success(), "replay:\n{}", text(&replay));
-    text(&check) + &text(&replay)
+    assert!(replay.status.success(), "replay:\n{}", output_text(&replay));
+    output_text(&check) + &output_text(&replay)
 }
 
 #[test]
@@ -201,7 +194,7 @@ fn statsig_without_a_key_is_not_configured_and_sends_nothing() {
     )
     .expect("write");
     let check = wasmtel(tmp.path(), &["check", "--config", "config.toml"], &[]);
-    let out = text(&check);
+    let out = output_text(&check);
     assert!(check.status.success(), "{out}");
     assert!(
         out.contains("otel-metrics")
@@ -220,7 +213,7 @@ fn statsig_without_a_key_is_not_configured_and_sends_nothing() {
         &["check", "--config", "config.toml"],
         &[("STATSIG_SERVER_SDK_SECRET", SECRET)],
     );
-    let out = text(&check);
+    let out = output_text(&check);
     assert!(out.contains("no exporter is configured"), "{out}");
 }
 
@@ -328,7 +321,7 @@ fn a_refused_request_shows_no_secret_either() {
         ],
         &[],
     );
-    let out = text(&replay);
+    let out = output_text(&replay);
     assert!(
         out.contains("HTTP 401") && out.contains("unknown key"),
         "{out}"
