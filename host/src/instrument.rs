@@ -464,10 +464,15 @@ impl ActiveSpan {
 
     /// Adds an event to the span, now.
     pub fn add_event(&mut self, name: &str, attributes: &[KeyValue]) {
+        self.push_event(name.into(), attributes.to_vec());
+    }
+
+    /// Adds an event to the span, now, taking its name and attributes.
+    pub(crate) fn push_event(&mut self, name: String, attributes: Vec<KeyValue>) {
         self.span().events.push(SpanEvent {
             time_unix_nano: now_unix_nano(),
-            name: name.into(),
-            attributes: attributes.to_vec(),
+            name,
+            attributes,
         });
     }
 

@@ -133,6 +133,35 @@ where
     active.as_ref().map(ActiveSpan::context)
 }
 
+/// Runs `f` on the wasmtel span of the current `tracing` span (or of its nearest ancestor a
+/// [`TelemetryLayer`] recorded), if there is one: how the session facade puts the trace-safe
+/// part of its events on the span they happen in. Needs the layer over `tracing-subscriber`'s
+/// registry; without one, or outside every span, `f` is not called.
+pub(crate) fn in_current_span(f: impl FnOnce(&mut ActiveSpan)) {
+    let mut f = Some(f);
+    tracing::dispatcher::get_default(|dispatch| {
+        let Some(id) = dispatch.current_span().id().cloned() else {
+            return;
+        };
+        let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>() else {
+            return;
+        };
+        let Some(span) = registry.span(&id) else {
+            return;
+        };
+        for span in span.scope() {
+            let extensions = span.extensions();
+            if let Some(recorded) = extensions.get::<Recorded>() {
+                let mut active = recorded.0.lock().unwrap_or_else(|e| e.into_inner());
+                if let (Some(active), Some(f)) = (active.as_mut(), f.take()) {
+                    f(active);
+                }
+                return;
+            }
+        }
+    });
+}
+
 impl<S> tracing_subscriber::Layer<S> for TelemetryLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,

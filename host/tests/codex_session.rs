@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use wasmtel::codex::{
-    ConversationStart, MetricsClient, SessionMetadata, SessionTags, SessionTelemetry, TokenUsage,
-    ToolResult,
+    ApiRequest, AuthDetails, AuthRecovery, ConversationStart, MetricsClient, PromptInputs,
+    SessionMetadata, SessionTags, SessionTelemetry, TokenUsage, ToolResult,
 };
 
 use crate::start;
@@ -81,14 +81,14 @@ fn every_event_of_the_catalog_carries_the_sessions_metadata() {
         sandbox_policy: "workspace-write".into(),
         mcp_servers: vec!["github".into(), "linear".into()],
     });
-    session.user_prompt("list the files");
-    session.api_request(
-        1,
-        Duration::from_millis(840),
-        Some(200),
-        None,
-        "/v1/responses",
-    );
+    session.user_prompt("list the files", PromptInputs::default());
+    session.api_request(&ApiRequest {
+        attempt: 1,
+        duration: Duration::from_millis(840),
+        status: Some(200),
+        endpoint: "/v1/responses",
+        ..ApiRequest::default()
+    });
     session.sse_event(
         "response.completed",
         Duration::from_millis(12),
@@ -169,7 +169,7 @@ fn every_event_of_the_catalog_carries_the_sessions_metadata() {
 fn prompts_are_redacted_unless_configured_and_tool_output_is_cut_with_a_notice() {
     let (telemetry, exporter) = start();
     let session = facade(&telemetry, None);
-    session.user_prompt("my secret plan");
+    session.user_prompt("my secret plan", PromptInputs::default());
     session.tool_result(&tool_result(&"x".repeat(5000)));
     session.tool_result(&tool_result("short"));
     let config = Config::parse(
@@ -179,7 +179,7 @@ fn prompts_are_redacted_unless_configured_and_tool_output_is_cut_with_a_notice()
     )
     .expect("config");
     let open = session.clone().with_otel(config.otel().expect("[otel]"));
-    open.user_prompt("my secret plan");
+    open.user_prompt("my secret plan", PromptInputs::default());
     open.tool_result(&tool_result("0123456789abcdef"));
     assert!(telemetry.flush(Duration::from_secs(10)));
     let events = exporter.events();
@@ -216,13 +216,14 @@ fn tool_results_and_api_requests_are_counted_with_the_session_tags() {
     let session = facade(&telemetry, None);
     session.tool_result(&tool_result("ok"));
     session.tool_result(&tool_result("ok"));
-    session.api_request(
-        1,
-        Duration::from_millis(90),
-        Some(429),
-        Some("rate limited"),
-        "/v1/responses",
-    );
+    session.api_request(&ApiRequest {
+        attempt: 1,
+        duration: Duration::from_millis(90),
+        status: Some(429),
+        error: Some("rate limited"),
+        endpoint: "/v1/responses",
+        auth: AuthDetails::default(),
+    });
     assert!(telemetry.flush(Duration::from_secs(10)));
     let metrics = exporter.metrics();
     let sum = |name: &str| -> Vec<(Vec<String>, Number)> {
@@ -269,4 +270,141 @@ fn tool_results_and_api_requests_are_counted_with_the_session_tags() {
             .any(|m| m.name == "codex.tool.call.duration_ms" && m.unit == "ms"),
         "durations in ms"
     );
+}
+
+#[test]
+fn each_event_puts_its_trace_safe_part_on_the_current_span_and_nothing_sensitive() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let (telemetry, exporter) = start();
+    let session = facade(&telemetry, Some("dev@example.com")).with_redaction(true, 2048);
+    let subscriber = tracing_subscriber::registry().with(wasmtel::TelemetryLayer::new(&telemetry));
+    tracing::subscriber::with_default(subscriber, || {
+        // Outside every span: the events alone.
+        session.turn_ttft(Duration::from_millis(5));
+        let turn = tracing::info_span!("turn");
+        let _in_turn = turn.enter();
+        session.user_prompt(
+            "my secret plan",
+            PromptInputs {
+                text: 1,
+                images: 2,
+                local_images: 0,
+            },
+        );
+        session.tool_decision("shell", "call_1", "approved", "user");
+        session.tool_result(&ToolResult {
+            mcp_server: Some("github"),
+            ..tool_result("line 1\nline 2\n")
+        });
+        session.websocket_connect(&ApiRequest {
+            attempt: 1,
+            duration: Duration::from_millis(70),
+            status: Some(101),
+            endpoint: "/v1/responses",
+            auth: AuthDetails {
+                header_attached: true,
+                header_name: Some("Authorization"),
+                connection_reused: Some(false),
+                ..AuthDetails::default()
+            },
+            ..ApiRequest::default()
+        });
+        session.websocket_request(
+            Duration::from_millis(300),
+            Some("closed"),
+            &AuthDetails::default(),
+        );
+        session.websocket_event("response.created", Duration::from_millis(3), None);
+        session.auth_recovery(&AuthRecovery {
+            mode: "chatgpt",
+            step: "refresh_token",
+            outcome: "recovered",
+            state_changed: true,
+            ..AuthRecovery::default()
+        });
+        session.turn_cost("turn-1", 0.01, false);
+    });
+    assert!(telemetry.flush(Duration::from_secs(10)));
+
+    // Every event in full, as a log record.
+    let events = exporter.events();
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_ref()).collect();
+    assert_eq!(
+        names,
+        [
+            "codex.turn_ttft",
+            "codex.user_prompt",
+            "codex.tool_decision",
+            "codex.tool_result",
+            "codex.websocket_connect",
+            "codex.websocket_request",
+            "codex.auth_recovery",
+            "codex.turn_cost",
+        ]
+    );
+    assert_eq!(text(&events[1], "prompt"), "my secret plan");
+    assert_eq!(text(&events[3], "mcp_server"), "github");
+    assert_eq!(text(&events[4], "auth.header_name"), "Authorization");
+    assert_eq!(
+        attr(&events[4], "http.response.status_code"),
+        Some(&Value::Int(101))
+    );
+    assert_eq!(text(&events[6], "auth.step"), "refresh_token");
+
+    // The trace-safe part of all but tool_decision and turn_cost on the span they happen in.
+    let spans = exporter.spans();
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    let on_span: Vec<&str> = spans[0].events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        on_span,
+        [
+            "codex.user_prompt",
+            "codex.tool_result",
+            "codex.websocket_connect",
+            "codex.websocket_request",
+            "codex.auth_recovery",
+        ]
+    );
+    let field = |event: usize, key: &str| {
+        spans[0].events[event]
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| kv.value.clone())
+    };
+    for (i, event) in spans[0].events.iter().enumerate() {
+        for secret in [
+            "prompt",
+            "user.email",
+            "user.account_id",
+            "arguments",
+            "output",
+            "mcp_server",
+        ] {
+            assert_eq!(field(i, secret), None, "{secret} on a span: {event:?}");
+        }
+        assert!(field(i, "conversation.id").is_some(), "metadata: {event:?}");
+    }
+    assert_eq!(field(0, "prompt_length"), Some(Value::Int(14)));
+    assert_eq!(field(0, "image_input_count"), Some(Value::Int(2)));
+    assert_eq!(field(1, "output_line_count"), Some(Value::Int(2)));
+    assert_eq!(field(1, "arguments_length"), Some(Value::Int(12)));
+    assert_eq!(field(1, "tool_origin"), Some(Value::String("mcp".into())));
+    assert_eq!(field(2, "success"), Some(Value::Bool(true)));
+    assert_eq!(
+        field(3, "error.message"),
+        Some(Value::String("closed".into()))
+    );
+
+    // The websocket metrics, the event of a message as a metric only.
+    let metrics = exporter.metrics();
+    for name in [
+        "codex.websocket.request",
+        "codex.websocket.request.duration_ms",
+        "codex.websocket.event",
+        "codex.websocket.event.duration_ms",
+    ] {
+        assert!(metrics.iter().any(|m| m.name == name), "{name}");
+    }
 }

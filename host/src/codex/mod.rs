@@ -31,4 +31,7 @@ pub use metrics::{
     Timer, bounded_originator_tag_value, sanitize_metric_tag_value, validate_metric_name,
     validate_tag,
 };
-pub use session::{ConversationStart, SessionMetadata, SessionTelemetry, TokenUsage, ToolResult};
+pub use session::{
+    ApiRequest, AuthDetails, AuthRecovery, ConversationStart, PromptInputs, SessionMetadata,
+    SessionTelemetry, TokenUsage, ToolResult,
+};

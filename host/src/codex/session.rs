@@ -1,12 +1,17 @@
 //! Codex's session facade: [`SessionTelemetry`] records the event catalog of Codex's
 //! `SessionTelemetry` (`codex.conversation_starts`, `codex.user_prompt`, `codex.api_request`,
+//! `codex.websocket_connect`, `codex.websocket_request`, `codex.auth_recovery`,
 //! `codex.sse_event`, `codex.tool_decision`, `codex.tool_result`, `codex.sandbox_outcome`,
 //! `codex.startup_phase`, `codex.turn_ttft`, `codex.turn_cost`) with the session's metadata on
-//! every event, redacted as Codex redacts it, and the metrics Codex records beside them.
+//! every event, redacted as Codex redacts it, and the metrics Codex records beside them. As
+//! Codex routes them, each event is recorded in full detail as an event, and its trace-safe part
+//! as an event of the current span.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
-use wasmtel_sdk::model::Value;
+use wasmtel_sdk::encode::AttrValue;
+use wasmtel_sdk::model::{KeyValue, Value};
 
 use super::metrics::MetricsClient;
 use crate::instrument::EventBuilder;
@@ -74,6 +79,88 @@ pub struct TokenUsage {
     pub tool: i64,
 }
 
+/// The words a prompt is made of (`codex.user_prompt`'s trace-safe counts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PromptInputs {
+    /// `text_input_count`.
+    pub text: u32,
+    /// `image_input_count`.
+    pub images: u32,
+    /// `local_image_input_count`.
+    pub local_images: u32,
+}
+
+/// How a request was authenticated: the `auth.*` fields of `codex.api_request`,
+/// `codex.websocket_connect` and `codex.websocket_request`. It names headers, never their
+/// values; every field left at its default is left out of the event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuthDetails<'a> {
+    /// `auth.header_attached`: whether an authorization header was sent.
+    pub header_attached: bool,
+    /// `auth.header_name`: which (`Authorization`, `api-key`...).
+    pub header_name: Option<&'a str>,
+    /// `auth.retry_after_unauthorized`: whether this is the retry after a 401.
+    pub retry_after_unauthorized: bool,
+    /// `auth.recovery_mode`.
+    pub recovery_mode: Option<&'a str>,
+    /// `auth.recovery_phase`.
+    pub recovery_phase: Option<&'a str>,
+    /// `auth.request_id`: the server's request id.
+    pub request_id: Option<&'a str>,
+    /// `auth.cf_ray`: the edge's ray id.
+    pub cf_ray: Option<&'a str>,
+    /// `auth.error`.
+    pub error: Option<&'a str>,
+    /// `auth.error_code`.
+    pub error_code: Option<&'a str>,
+    /// `auth.agent_id`.
+    pub agent_id: Option<&'a str>,
+    /// `auth.task_id`.
+    pub task_id: Option<&'a str>,
+    /// `auth.connection_reused` (websockets).
+    pub connection_reused: Option<bool>,
+}
+
+/// `codex.api_request` and `codex.websocket_connect`: one attempt at a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApiRequest<'a> {
+    /// `attempt`: 1 for the first.
+    pub attempt: u64,
+    /// `duration_ms`.
+    pub duration: Duration,
+    /// `http.response.status_code`, if a response came.
+    pub status: Option<u16>,
+    /// `error.message`, if it failed.
+    pub error: Option<&'a str>,
+    /// `endpoint`.
+    pub endpoint: &'a str,
+    /// `auth.*`.
+    pub auth: AuthDetails<'a>,
+}
+
+/// `codex.auth_recovery`: a step of recovering from an authentication failure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuthRecovery<'a> {
+    /// `auth.mode`.
+    pub mode: &'a str,
+    /// `auth.step`.
+    pub step: &'a str,
+    /// `auth.outcome`.
+    pub outcome: &'a str,
+    /// `auth.request_id`.
+    pub request_id: Option<&'a str>,
+    /// `auth.cf_ray`.
+    pub cf_ray: Option<&'a str>,
+    /// `auth.error`.
+    pub error: Option<&'a str>,
+    /// `auth.error_code`.
+    pub error_code: Option<&'a str>,
+    /// `auth.recovery_reason`.
+    pub recovery_reason: Option<&'a str>,
+    /// `auth.state_changed`.
+    pub state_changed: bool,
+}
+
 /// `codex.tool_result`: a tool call and what came of it.
 #[derive(Clone, Copy, Debug)]
 pub struct ToolResult<'a> {
@@ -96,8 +183,14 @@ pub struct ToolResult<'a> {
 /// The session facade: Codex's event catalog with the session's metadata on every event
 /// (`event.timestamp`, `conversation.id`, `app.version`, `auth_mode`, `originator`,
 /// `user.account_id`, `user.email`, `terminal.type`, `model`, `slug`), and the metrics Codex
-/// records beside its events (`codex.api_request`, `codex.sse_event`, `codex.tool.call`, with
-/// their `.duration_ms`), through a [`MetricsClient`].
+/// records beside its events (`codex.api_request`, `codex.sse_event`, `codex.tool.call`,
+/// `codex.websocket.request`, `codex.websocket.event`, with their `.duration_ms`), through a
+/// [`MetricsClient`].
+///
+/// Routed as Codex routes: every event is recorded in full; and all but `codex.tool_decision`
+/// and `codex.turn_cost` also as an event of the current span (a `tracing` span recorded by a
+/// [`crate::TelemetryLayer`]) with only their trace-safe fields: no `user.*`, no prompt, no
+/// tool arguments or output (their lengths instead), no MCP server.
 ///
 /// Redacted as Codex redacts: the prompt's text is `[REDACTED]` unless `log_user_prompt`, tool
 /// output is cut at `tool_result_max_bytes` (2048 by default) with a notice; header values are
@@ -156,101 +249,153 @@ impl SessionTelemetry {
         &self.metrics
     }
 
-    /// An event named `name` with the session's metadata.
-    fn event(&self, name: &'static str) -> EventBuilder<'_> {
-        let m = &self.metadata;
+    /// Records the catalog event `name`: in full, with the session's metadata and what
+    /// `fields` writes to its log record; and, unless `log_only`, on the current span, with
+    /// the metadata but `user.*` and what `fields` writes to its trace record.
+    fn record(&self, name: &'static str, log_only: bool, fields: impl Fn(&mut Sink<'_, '_>)) {
         let mut event = EventBuilder::new(&self.recorder.routes, name);
+        let mut log = Sink::Log(&mut event);
+        self.metadata(&mut log);
+        fields(&mut log);
+        event.emit();
+        if !log_only {
+            crate::layer::in_current_span(|span| {
+                let mut attributes = Vec::new();
+                let mut trace = Sink::Trace(&mut attributes);
+                self.metadata(&mut trace);
+                fields(&mut trace);
+                span.push_event(name.into(), attributes);
+            });
+        }
+    }
+
+    /// The session's metadata; `user.*` on log records only.
+    fn metadata(&self, sink: &mut Sink<'_, '_>) {
+        let m = &self.metadata;
         let timestamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        event
-            .attr("event.timestamp", timestamp.as_str())
-            .attr("conversation.id", m.conversation_id.as_str())
-            .attr("app.version", m.app_version.as_str());
-        if let Some(auth_mode) = &m.auth_mode {
-            event.attr("auth_mode", auth_mode.as_str());
+        sink.put("event.timestamp", timestamp.as_str())
+            .put("conversation.id", m.conversation_id.as_str())
+            .put("app.version", m.app_version.as_str())
+            .some("auth_mode", m.auth_mode.as_deref())
+            .put("originator", m.originator.as_str());
+        if sink.is_log() {
+            sink.some("user.account_id", m.account_id.as_deref())
+                .some("user.email", m.account_email.as_deref());
         }
-        event.attr("originator", m.originator.as_str());
-        if let Some(account_id) = &m.account_id {
-            event.attr("user.account_id", account_id.as_str());
-        }
-        if let Some(email) = &m.account_email {
-            event.attr("user.email", email.as_str());
-        }
-        event
-            .attr("terminal.type", m.terminal_type.as_str())
-            .attr("model", m.model.as_str())
-            .attr("slug", m.slug.as_str());
-        event
+        sink.put("terminal.type", m.terminal_type.as_str())
+            .put("model", m.model.as_str())
+            .put("slug", m.slug.as_str());
     }
 
-    /// `codex.conversation_starts`.
+    /// `codex.conversation_starts`; the MCP servers' names on its log record, their count on
+    /// its trace record.
     pub fn conversation_starts(&self, start: &ConversationStart) {
-        let mut event = self.event("codex.conversation_starts");
-        event.attr("provider_name", start.provider_name.as_str());
-        if let Some(effort) = &start.reasoning_effort {
-            event.attr("reasoning_effort", effort.as_str());
-        }
-        event.attr("reasoning_summary", start.reasoning_summary.as_str());
-        if let Some(window) = start.context_window {
-            event.attr("context_window", window);
-        }
-        if let Some(limit) = start.auto_compact_token_limit {
-            event.attr("auto_compact_token_limit", limit);
-        }
-        let servers: Vec<Value> = start
-            .mcp_servers
-            .iter()
-            .map(|s| Value::String(s.clone().into()))
-            .collect();
-        event
-            .attr("approval_policy", start.approval_policy.as_str())
-            .attr("sandbox_policy", start.sandbox_policy.as_str())
-            .attr("mcp_servers", Value::Array(servers))
-            .emit();
+        self.record("codex.conversation_starts", false, |s| {
+            s.put("provider_name", start.provider_name.as_str())
+                .some("reasoning_effort", start.reasoning_effort.as_deref())
+                .put("reasoning_summary", start.reasoning_summary.as_str())
+                .some("context_window", start.context_window)
+                .some("auto_compact_token_limit", start.auto_compact_token_limit)
+                .put("approval_policy", start.approval_policy.as_str())
+                .put("sandbox_policy", start.sandbox_policy.as_str());
+            if s.is_log() {
+                let servers: Vec<Value> = start
+                    .mcp_servers
+                    .iter()
+                    .map(|s| Value::String(s.clone().into()))
+                    .collect();
+                s.put("mcp_servers", servers);
+            } else {
+                s.put("mcp_server_count", start.mcp_servers.len());
+            }
+        });
     }
 
-    /// `codex.user_prompt`: its length, and its text only if `log_user_prompt`.
-    pub fn user_prompt(&self, prompt: &str) {
-        let text = if self.log_user_prompt {
-            prompt
-        } else {
-            "[REDACTED]"
-        };
-        self.event("codex.user_prompt")
-            .attr("prompt_length", prompt.chars().count())
-            .attr("prompt", text)
-            .emit();
+    /// `codex.user_prompt`: its length; its text on the log record only if `log_user_prompt`
+    /// (else `[REDACTED]`); what it is made of on the trace record.
+    pub fn user_prompt(&self, prompt: &str, inputs: PromptInputs) {
+        self.record("codex.user_prompt", false, |s| {
+            s.put("prompt_length", prompt.chars().count());
+            if s.is_log() {
+                let text = if self.log_user_prompt {
+                    prompt
+                } else {
+                    "[REDACTED]"
+                };
+                s.put("prompt", text);
+            } else {
+                s.put("text_input_count", inputs.text)
+                    .put("image_input_count", inputs.images)
+                    .put("local_image_input_count", inputs.local_images);
+            }
+        });
     }
 
     /// `codex.api_request`, and the `codex.api_request` counter and `.duration_ms` histogram
     /// (tags `status`, `success`).
-    pub fn api_request(
+    pub fn api_request(&self, request: &ApiRequest<'_>) {
+        self.record("codex.api_request", false, |s| {
+            s.request(request);
+        });
+        let status = request
+            .status
+            .map_or_else(|| "none".to_string(), |s| s.to_string());
+        let tags = [
+            ("status", status.as_str()),
+            ("success", success(request.error)),
+        ];
+        self.counted("codex.api_request", request.duration, &tags);
+    }
+
+    /// `codex.websocket_connect`: a request's fields, with `success`.
+    pub fn websocket_connect(&self, request: &ApiRequest<'_>) {
+        self.record("codex.websocket_connect", false, |s| {
+            s.request(request).put("success", request.error.is_none());
+        });
+    }
+
+    /// `codex.websocket_request`, and the `codex.websocket.request` counter and `.duration_ms`
+    /// histogram (tag `success`).
+    pub fn websocket_request(
         &self,
-        attempt: u64,
         duration: Duration,
-        status: Option<u16>,
         error: Option<&str>,
-        endpoint: &str,
+        auth: &AuthDetails<'_>,
     ) {
-        let mut event = self.event("codex.api_request");
-        event
-            .attr("duration_ms", duration_ms(duration))
-            .attr("attempt", attempt)
-            .attr("endpoint", endpoint);
-        if let Some(status) = status {
-            event.attr("http.response.status_code", u32::from(status));
-        }
-        if let Some(error) = error {
-            event.attr("error.message", error);
-        }
-        event.emit();
-        let status = status.map_or_else(|| "none".to_string(), |s| s.to_string());
-        let success = if error.is_none() { "true" } else { "false" };
-        let tags = [("status", status.as_str()), ("success", success)];
-        // Names and tags are Codex's own, so they pass its rules.
-        let _ = self.metrics.counter("codex.api_request", 1, &tags);
-        let _ = self
-            .metrics
-            .record_duration("codex.api_request.duration_ms", duration, &tags);
+        self.record("codex.websocket_request", false, |s| {
+            s.put("duration_ms", duration_ms(duration))
+                .put("success", error.is_none())
+                .some("error.message", error)
+                .auth(auth);
+        });
+        self.counted(
+            "codex.websocket.request",
+            duration,
+            &[("success", success(error))],
+        );
+    }
+
+    /// A message on a websocket: the `codex.websocket.event` counter and `.duration_ms`
+    /// histogram (tags `kind`, `success`); metrics only, as in Codex.
+    pub fn websocket_event(&self, kind: &str, duration: Duration, error: Option<&str>) {
+        let kind = super::metrics::sanitize_metric_tag_value(kind);
+        let tags = [("kind", kind.as_str()), ("success", success(error))];
+        self.counted("codex.websocket.event", duration, &tags);
+    }
+
+    /// `codex.auth_recovery`.
+    pub fn auth_recovery(&self, recovery: &AuthRecovery<'_>) {
+        self.record("codex.auth_recovery", false, |s| {
+            s.put("auth.mode", recovery.mode)
+                .put("auth.step", recovery.step)
+                .put("auth.outcome", recovery.outcome)
+                .some("auth.request_id", recovery.request_id)
+                .some("auth.cf_ray", recovery.cf_ray)
+                .some("auth.error", recovery.error)
+                .some("auth.error_code", recovery.error_code)
+                .some("auth.recovery_reason", recovery.recovery_reason)
+                .put("auth.state_changed", recovery.state_changed);
+        });
     }
 
     /// `codex.sse_event` of `kind`, with the token counts of a completed response; and the
@@ -262,85 +407,75 @@ impl SessionTelemetry {
         error: Option<&str>,
         usage: Option<TokenUsage>,
     ) {
-        let mut event = self.event("codex.sse_event");
-        event
-            .attr("event.kind", kind)
-            .attr("duration_ms", duration_ms(duration));
-        if let Some(error) = error {
-            event.attr("error.message", error);
-        }
-        if let Some(u) = usage {
-            event
-                .attr("input_token_count", u.input)
-                .attr("output_token_count", u.output)
-                .attr("cached_token_count", u.cached)
-                .attr("cache_write_token_count", u.cache_write)
-                .attr("reasoning_token_count", u.reasoning)
-                .attr("tool_token_count", u.tool);
-        }
-        event.emit();
+        self.record("codex.sse_event", false, |s| {
+            s.put("event.kind", kind)
+                .put("duration_ms", duration_ms(duration))
+                .some("error.message", error);
+            if let Some(u) = usage {
+                s.put("input_token_count", u.input)
+                    .put("output_token_count", u.output)
+                    .put("cached_token_count", u.cached)
+                    .put("cache_write_token_count", u.cache_write)
+                    .put("reasoning_token_count", u.reasoning)
+                    .put("tool_token_count", u.tool);
+            }
+        });
         let kind = super::metrics::sanitize_metric_tag_value(kind);
-        let success = if error.is_none() { "true" } else { "false" };
-        let tags = [("kind", kind.as_str()), ("success", success)];
-        let _ = self.metrics.counter("codex.sse_event", 1, &tags);
-        let _ = self
-            .metrics
-            .record_duration("codex.sse_event.duration_ms", duration, &tags);
+        let tags = [("kind", kind.as_str()), ("success", success(error))];
+        self.counted("codex.sse_event", duration, &tags);
     }
 
     /// `codex.tool_decision`: `decision` (approved, denied, ...) by `source` (`config`, `user`,
-    /// `automated_reviewer`).
+    /// `automated_reviewer`); a log record only.
     pub fn tool_decision(&self, tool_name: &str, call_id: &str, decision: &str, source: &str) {
-        self.event("codex.tool_decision")
-            .attr("tool_name", tool_name)
-            .attr("call_id", call_id)
-            .attr("decision", decision)
-            .attr("source", source)
-            .emit();
+        self.record("codex.tool_decision", true, |s| {
+            s.put("tool_name", tool_name)
+                .put("call_id", call_id)
+                .put("decision", decision)
+                .put("source", source);
+        });
     }
 
-    /// `codex.tool_result`, its output cut at `tool_result_max_bytes` with a notice; and the
-    /// `codex.tool.call` counter and `.duration_ms` histogram (tags `tool`, `success`).
+    /// `codex.tool_result`: the arguments, the output (cut at `tool_result_max_bytes` with a
+    /// notice) and the MCP server on its log record, their lengths, the output's line count and
+    /// the tool's origin on its trace record; and the `codex.tool.call` counter and
+    /// `.duration_ms` histogram (tags `tool`, `success`).
     pub fn tool_result(&self, result: &ToolResult<'_>) {
         let output = result.output;
-        let (shown, truncated) = if output.len() > self.tool_result_max_bytes {
-            let mut end = self.tool_result_max_bytes;
-            while !output.is_char_boundary(end) {
-                end -= 1;
+        let truncated = output.len() > self.tool_result_max_bytes;
+        self.record("codex.tool_result", false, |s| {
+            s.put("tool_name", result.tool_name)
+                .put("call_id", result.call_id)
+                .put("duration_ms", duration_ms(result.duration))
+                .put("success", result.success)
+                .put("output_truncated", truncated);
+            if s.is_log() {
+                let shown = if truncated {
+                    Cow::Owned(cut(output, self.tool_result_max_bytes))
+                } else {
+                    Cow::Borrowed(output)
+                };
+                s.put("arguments", result.arguments)
+                    .put("output", shown.as_ref())
+                    .some("mcp_server", result.mcp_server);
+            } else {
+                let origin = if result.mcp_server.is_some() {
+                    "mcp"
+                } else {
+                    "builtin"
+                };
+                s.put("arguments_length", result.arguments.len())
+                    .put("output_length", output.len())
+                    .put("output_line_count", output.lines().count())
+                    .put("tool_origin", origin);
             }
-            (
-                format!(
-                    "{}{}",
-                    &output[..end],
-                    truncation_notice(output.len() - end)
-                ),
-                true,
-            )
-        } else {
-            (output.to_string(), false)
-        };
-        let mut event = self.event("codex.tool_result");
-        event
-            .attr("tool_name", result.tool_name)
-            .attr("call_id", result.call_id)
-            .attr("arguments", result.arguments)
-            .attr("duration_ms", duration_ms(result.duration))
-            .attr("success", result.success)
-            .attr("output", shown.as_str())
-            .attr("output_truncated", truncated);
-        if let Some(server) = result.mcp_server {
-            event.attr("mcp_server", server);
-        }
-        event.emit();
+        });
         let tool = super::metrics::sanitize_metric_tag_value(result.tool_name);
         let tags = [
             ("tool", tool.as_str()),
             ("success", if result.success { "true" } else { "false" }),
         ];
-        let _ = self.metrics.counter("codex.tool.call", 1, &tags);
-        let _ = self
-            .metrics
-            .record_duration("codex.tool.call.duration_ms", result.duration, &tags);
+        self.counted("codex.tool.call", result.duration, &tags);
     }
 
     /// `codex.sandbox_outcome`.
@@ -352,42 +487,128 @@ impl SessionTelemetry {
         initial: Duration,
         escalated: Option<Duration>,
     ) {
-        let mut event = self.event("codex.sandbox_outcome");
-        event
-            .attr("tool_name", tool_name)
-            .attr("call_id", call_id)
-            .attr("outcome", outcome)
-            .attr("initial_duration_ms", duration_ms(initial));
-        if let Some(escalated) = escalated {
-            event.attr("escalated_duration_ms", duration_ms(escalated));
-        }
-        event.emit();
+        self.record("codex.sandbox_outcome", false, |s| {
+            s.put("tool_name", tool_name)
+                .put("call_id", call_id)
+                .put("outcome", outcome)
+                .put("initial_duration_ms", duration_ms(initial))
+                .some("escalated_duration_ms", escalated.map(duration_ms));
+        });
     }
 
     /// `codex.startup_phase`.
     pub fn startup_phase(&self, phase: &str, status: &str, duration: Duration) {
-        self.event("codex.startup_phase")
-            .attr("startup.phase", phase)
-            .attr("startup.status", status)
-            .attr("duration_ms", duration_ms(duration))
-            .emit();
+        self.record("codex.startup_phase", false, |s| {
+            s.put("startup.phase", phase)
+                .put("startup.status", status)
+                .put("duration_ms", duration_ms(duration));
+        });
     }
 
     /// `codex.turn_ttft`: the time to the first token of a turn.
     pub fn turn_ttft(&self, duration: Duration) {
-        self.event("codex.turn_ttft")
-            .attr("duration_ms", duration_ms(duration))
-            .emit();
+        self.record("codex.turn_ttft", false, |s| {
+            s.put("duration_ms", duration_ms(duration));
+        });
     }
 
-    /// `codex.turn_cost`: a turn's estimated cost.
+    /// `codex.turn_cost`: a turn's estimated cost; a log record only.
     pub fn turn_cost(&self, turn_id: &str, estimated_usd: f64, interrupted: bool) {
-        self.event("codex.turn_cost")
-            .attr("turn.id", turn_id)
-            .attr("usage.estimated_usd", estimated_usd)
-            .attr("turn.interrupted", interrupted)
-            .emit();
+        self.record("codex.turn_cost", true, |s| {
+            s.put("turn.id", turn_id)
+                .put("usage.estimated_usd", estimated_usd)
+                .put("turn.interrupted", interrupted);
+        });
     }
+
+    /// Counts one `name` and records its `duration` in `name.duration_ms`, with `tags`. The
+    /// names and tags are Codex's own, so they pass its rules.
+    fn counted(&self, name: &str, duration: Duration, tags: &[(&str, &str)]) {
+        let _ = self.metrics.counter(name, 1, tags);
+        let _ = self
+            .metrics
+            .record_duration(&format!("{name}.duration_ms"), duration, tags);
+    }
+}
+
+/// Where a catalog event's fields are written: its log record (in full, an event) or its trace
+/// record (the trace-safe part, an event of the current span).
+enum Sink<'b, 't> {
+    Log(&'b mut EventBuilder<'t>),
+    Trace(&'b mut Vec<KeyValue>),
+}
+
+impl Sink<'_, '_> {
+    /// Whether this is the log record (else the trace record).
+    fn is_log(&self) -> bool {
+        matches!(self, Sink::Log(_))
+    }
+
+    /// Writes a field.
+    fn put(&mut self, key: &'static str, value: impl AttrValue) -> &mut Self {
+        match self {
+            Sink::Log(event) => {
+                event.attr(key, value);
+            }
+            Sink::Trace(fields) => fields.push(KeyValue::new(key, value.into_value())),
+        }
+        self
+    }
+
+    /// Writes a field if it has a value.
+    fn some(&mut self, key: &'static str, value: Option<impl AttrValue>) -> &mut Self {
+        if let Some(value) = value {
+            self.put(key, value);
+        }
+        self
+    }
+
+    /// A request's fields.
+    fn request(&mut self, request: &ApiRequest<'_>) -> &mut Self {
+        self.put("duration_ms", duration_ms(request.duration))
+            .put("attempt", request.attempt)
+            .put("endpoint", request.endpoint)
+            .some("http.response.status_code", request.status.map(u32::from))
+            .some("error.message", request.error)
+            .auth(&request.auth)
+    }
+
+    /// The `auth.*` fields that are set.
+    fn auth(&mut self, auth: &AuthDetails<'_>) -> &mut Self {
+        self.put("auth.header_attached", auth.header_attached)
+            .some("auth.header_name", auth.header_name)
+            .put(
+                "auth.retry_after_unauthorized",
+                auth.retry_after_unauthorized,
+            )
+            .some("auth.recovery_mode", auth.recovery_mode)
+            .some("auth.recovery_phase", auth.recovery_phase)
+            .some("auth.request_id", auth.request_id)
+            .some("auth.cf_ray", auth.cf_ray)
+            .some("auth.error", auth.error)
+            .some("auth.error_code", auth.error_code)
+            .some("auth.agent_id", auth.agent_id)
+            .some("auth.task_id", auth.task_id)
+            .some("auth.connection_reused", auth.connection_reused)
+    }
+}
+
+/// `success`, as Codex's metric tags say it.
+fn success(error: Option<&str>) -> &'static str {
+    if error.is_none() { "true" } else { "false" }
+}
+
+/// `output` cut to at most `max` bytes (at a character's start), with a notice of the rest.
+fn cut(output: &str, max: usize) -> String {
+    let mut end = max;
+    while !output.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}{}",
+        &output[..end],
+        truncation_notice(output.len() - end)
+    )
 }
 
 /// A duration in whole milliseconds, as Codex's events carry it.
