@@ -23,6 +23,7 @@ macro_rules! instruments {
         pub struct $ty {
             recorder: Recorder,
             instrument: Arc<Instrument>,
+            scope: Arc<Scope>,
             /// The instrument's points, found at the first measurement.
             stream: OnceLock<Option<Arc<Stream>>>,
         }
@@ -37,6 +38,7 @@ macro_rules! instruments {
                         unit: String::new(),
                         kind: $kind,
                     }),
+                    scope: Arc::default(),
                     stream: OnceLock::new(),
                 }
             }
@@ -45,8 +47,13 @@ macro_rules! instruments {
             /// them. Never blocks, and never drops the measurement while telemetry runs.
             pub fn $method(&self, value: $value, attributes: &[KeyValue]) {
                 let measure: fn($value) -> Measure = $measure;
-                self.recorder
-                    .measure(&self.instrument, &self.stream, measure(value), attributes);
+                self.recorder.measure(
+                    &self.instrument,
+                    &self.scope,
+                    &self.stream,
+                    measure(value),
+                    attributes,
+                );
             }
 
             /// Sets the unit (UCUM, e.g. `ms`).
@@ -57,6 +64,13 @@ macro_rules! instruments {
             /// Sets the description.
             pub fn with_description(self, description: &str) -> Self {
                 self.with(|i| i.description = description.into())
+            }
+
+            /// Sets the instrumentation scope (default: none), e.g. the meter's name.
+            pub fn with_scope(mut self, scope: Scope) -> Self {
+                self.scope = Arc::new(scope);
+                self.stream = OnceLock::new();
+                self
             }
 
             fn with(mut self, f: impl FnOnce(&mut Instrument)) -> Self {
@@ -85,6 +99,7 @@ impl Gauge {
     pub fn record_int(&self, value: i64, attributes: &[KeyValue]) {
         self.recorder.measure(
             &self.instrument,
+            &self.scope,
             &self.stream,
             Measure::Set(Number::Int(value)),
             attributes,
@@ -175,6 +190,12 @@ impl<'t> EventBuilder<'t> {
             routes,
             event: Some(Building::new(name.into())),
         }
+    }
+
+    /// Whether the event is being built (some route takes events), so `emit` records it.
+    #[inline]
+    pub(crate) fn is_building(&self) -> bool {
+        self.event.is_some()
     }
 
     #[inline]

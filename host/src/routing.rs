@@ -155,12 +155,18 @@ impl Recorder {
         }
     }
 
-    /// Folds `measure` of `instrument` into its point for `attributes`; `stream` keeps the
+    /// Whether some exporter collects measurements (with none, they are not kept).
+    pub fn takes_metrics(&self) -> bool {
+        self.store.has_readers()
+    }
+
+    /// Folds `measure` of `instrument` (in `scope`) into its point for `attributes`; `stream` keeps the
     /// instrument's points once found. A measurement after shutdown, or of an instrument that
     /// clashes with the first of its name, is dropped and counted.
     pub fn measure(
         &self,
         instrument: &Instrument,
+        scope: &Scope,
         stream: &OnceLock<Option<Arc<Stream>>>,
         measure: Measure,
         attributes: &[KeyValue],
@@ -173,7 +179,7 @@ impl Recorder {
                 .routes
                 .count_drop(Signal::Metrics, |c| &c.dropped_shutdown);
         }
-        match stream.get_or_init(|| self.store.stream(instrument, &Scope::default())) {
+        match stream.get_or_init(|| self.store.stream(instrument, scope)) {
             Some(stream) => stream.measure(measure, attributes),
             None => self
                 .routes

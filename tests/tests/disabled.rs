@@ -1,10 +1,11 @@
 //! A record call with telemetry disabled allocates nothing: the event builder converts none of
-//! its arguments; with telemetry running, a record call allocates nothing per record once its
-//! thread has recorded. Counted by a global allocator that counts this thread's allocations.
+//! its arguments, nor do Codex's session facade and metrics client; with telemetry running, a
+//! record call allocates nothing per record once its thread has recorded. Counted by a global allocator that counts this thread's allocations.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use wasmtel::codex::{MetricsClient, SessionMetadata, SessionTelemetry, ToolResult};
 use wasmtel::{KeyValue, Telemetry};
 use wasmtel_tests::config;
 
@@ -51,10 +52,26 @@ fn a_record_call_with_telemetry_disabled_allocates_nothing() {
     let counter = telemetry.counter("codex.tool.call");
     let conversation = String::from("019a7c5e-3b2d-7c41-9f0e-5a6b7c8d9e0f");
     let attributes = [KeyValue::new("tool", "shell")];
+    let metrics = MetricsClient::new(&telemetry);
+    let session = SessionTelemetry::new(&telemetry, SessionMetadata::default(), metrics.clone());
+    let output = "x".repeat(4096);
     let before = allocations();
     for i in 0..1000u64 {
         tool_result(&telemetry, &conversation, i);
         counter.add(1, &attributes);
+        // Codex's facade and metrics client, a tool output to cut included.
+        session.tool_result(&ToolResult {
+            tool_name: "shell",
+            call_id: "call_1",
+            arguments: "{}",
+            duration: std::time::Duration::from_millis(i),
+            success: true,
+            output: &output,
+            mcp_server: None,
+        });
+        metrics
+            .counter("codex.tool.call", 1, &[("tool", "shell")])
+            .expect("a valid counter");
     }
     assert_eq!(
         allocations() - before,

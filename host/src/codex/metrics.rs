@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmtel_sdk::model::KeyValue;
+use wasmtel_sdk::model::{KeyValue, Scope};
 
 use crate::instrument::{Counter, Gauge, Histogram};
 use crate::routing::Recorder;
@@ -99,13 +99,21 @@ fn tag_char(b: u8) -> bool {
 /// Whether `key` = `value` is a valid tag: each ASCII letters, digits, `.`, `_`, `/`, `-`, and
 /// not empty.
 pub fn validate_tag(key: &str, value: &str) -> Result<(), MetricsError> {
-    for (what, text) in [("key".to_string(), key), (format!("value of {key}"), value)] {
+    // What is wrong is named only once something is (a valid tag allocates nothing).
+    let what = |is_key: bool| {
+        if is_key {
+            "key".to_string()
+        } else {
+            format!("value of {key}")
+        }
+    };
+    for (is_key, text) in [(true, key), (false, value)] {
         if text.is_empty() {
-            return Err(MetricsError::EmptyTag { what });
+            return Err(MetricsError::EmptyTag { what: what(is_key) });
         }
         if !text.bytes().all(tag_char) {
             return Err(MetricsError::InvalidTag {
-                what,
+                what: what(is_key),
                 text: text.into(),
             });
         }
@@ -186,6 +194,14 @@ impl SessionTags {
     }
 }
 
+/// The instrumentation scope of the client's instruments: Codex's meter, `codex`.
+fn meter() -> Scope {
+    Scope {
+        name: "codex".into(),
+        version: String::new(),
+    }
+}
+
 /// Codex's metrics client, on wasmtel's instruments: names and tags checked as Codex checks
 /// them (a bad one is an error, and nothing is recorded), default tags and session tags on every
 /// measurement (a call's own tags win over them), instruments made once per name. Cheap to clone;
@@ -203,8 +219,23 @@ pub struct MetricsClient {
 #[derive(Default)]
 struct Instruments {
     counters: HashMap<String, Counter>,
-    histograms: HashMap<(String, &'static str), Histogram>,
+    /// By unit, then name.
+    histograms: HashMap<&'static str, HashMap<String, Histogram>>,
     gauges: HashMap<String, Gauge>,
+}
+
+/// The instrument `name` of `instruments`, made by `make` at its first use.
+fn cached<I: Clone>(
+    instruments: &mut HashMap<String, I>,
+    name: &str,
+    make: impl FnOnce() -> I,
+) -> I {
+    if let Some(instrument) = instruments.get(name) {
+        return instrument.clone();
+    }
+    let instrument = make();
+    instruments.insert(name.to_string(), instrument.clone());
+    instrument
 }
 
 impl MetricsClient {
@@ -243,26 +274,48 @@ impl MetricsClient {
     }
 
     /// The attributes of a measurement: the default and session tags, then `tags`, which win.
-    fn attributes(&self, tags: &[(&str, &str)]) -> Result<Vec<KeyValue>, MetricsError> {
-        for (key, value) in tags {
-            validate_tag(key, value)?;
-        }
+    fn attributes(&self, tags: &[(&str, &str)]) -> Vec<KeyValue> {
         let inherited = self
             .defaults
             .iter()
             .chain(&self.session)
             .filter(|(k, _)| !tags.iter().any(|(key, _)| key == k))
             .map(|(k, v)| KeyValue::new(k.clone(), v.clone()));
-        Ok(inherited
+        inherited
             .chain(
                 tags.iter()
                     .map(|(k, v)| KeyValue::new(k.to_string(), v.to_string())),
             )
-            .collect())
+            .collect()
     }
 
-    fn instruments(&self) -> std::sync::MutexGuard<'_, Instruments> {
-        self.instruments.lock().unwrap_or_else(|e| e.into_inner())
+    /// Whether some exporter takes its measurements (with none, the client records nothing).
+    pub(crate) fn takes_metrics(&self) -> bool {
+        self.recorder.takes_metrics()
+    }
+
+    /// Records into the instrument `find` gives (made once per name) what `record` records,
+    /// once `name` and `tags` pass Codex's rules; nothing when no exporter takes metrics.
+    fn measure<I>(
+        &self,
+        name: &str,
+        tags: &[(&str, &str)],
+        find: impl FnOnce(&mut Instruments, &Recorder) -> I,
+        record: impl FnOnce(I, &[KeyValue]),
+    ) -> Result<(), MetricsError> {
+        validate_metric_name(name)?;
+        for (key, value) in tags {
+            validate_tag(key, value)?;
+        }
+        if !self.recorder.takes_metrics() {
+            return Ok(());
+        }
+        let instrument = find(
+            &mut self.instruments.lock().unwrap_or_else(|e| e.into_inner()),
+            &self.recorder,
+        );
+        record(instrument, &self.attributes(tags));
+        Ok(())
     }
 
     /// Adds `increment` to the counter `name`; a negative increment is an error.
@@ -272,22 +325,23 @@ impl MetricsClient {
         increment: i64,
         tags: &[(&str, &str)],
     ) -> Result<(), MetricsError> {
-        validate_metric_name(name)?;
         let Ok(increment) = u64::try_from(increment) else {
+            validate_metric_name(name)?;
             return Err(MetricsError::NegativeCounterIncrement {
                 name: name.into(),
                 increment,
             });
         };
-        let attributes = self.attributes(tags)?;
-        let counter = self
-            .instruments()
-            .counters
-            .entry(name.into())
-            .or_insert_with(|| Counter::new(self.recorder.clone(), name))
-            .clone();
-        counter.add(increment, &attributes);
-        Ok(())
+        self.measure(
+            name,
+            tags,
+            |i, recorder| {
+                cached(&mut i.counters, name, || {
+                    Counter::new(recorder.clone(), name).with_scope(meter())
+                })
+            },
+            |counter, attributes| counter.add(increment, attributes),
+        )
     }
 
     /// Records `value` into the histogram `name` (OpenTelemetry's default buckets).
@@ -331,36 +385,35 @@ impl MetricsClient {
         value: f64,
         tags: &[(&str, &str)],
     ) -> Result<(), MetricsError> {
-        validate_metric_name(name)?;
-        let attributes = self.attributes(tags)?;
-        let histogram = self
-            .instruments()
-            .histograms
-            .entry((name.into(), unit))
-            .or_insert_with(|| {
-                let histogram = Histogram::new(self.recorder.clone(), name);
-                match unit {
-                    "" => histogram,
-                    unit => histogram.with_unit(unit).with_bounds(bounds),
-                }
-            })
-            .clone();
-        histogram.record(value, &attributes);
-        Ok(())
+        self.measure(
+            name,
+            tags,
+            |i, recorder| {
+                let by_name = i.histograms.entry(unit).or_default();
+                cached(by_name, name, || {
+                    let histogram = Histogram::new(recorder.clone(), name).with_scope(meter());
+                    match unit {
+                        "" => histogram,
+                        unit => histogram.with_unit(unit).with_bounds(bounds),
+                    }
+                })
+            },
+            |histogram, attributes| histogram.record(value, attributes),
+        )
     }
 
     /// Sets the gauge `name` to `value`.
     pub fn gauge(&self, name: &str, value: i64, tags: &[(&str, &str)]) -> Result<(), MetricsError> {
-        validate_metric_name(name)?;
-        let attributes = self.attributes(tags)?;
-        let gauge = self
-            .instruments()
-            .gauges
-            .entry(name.into())
-            .or_insert_with(|| Gauge::new(self.recorder.clone(), name))
-            .clone();
-        gauge.record_int(value, &attributes);
-        Ok(())
+        self.measure(
+            name,
+            tags,
+            |i, recorder| {
+                cached(&mut i.gauges, name, || {
+                    Gauge::new(recorder.clone(), name).with_scope(meter())
+                })
+            },
+            |gauge, attributes| gauge.record_int(value, attributes),
+        )
     }
 
     /// A timer that records the time from now until it is dropped (or [`Timer::record`]) into

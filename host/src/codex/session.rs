@@ -254,10 +254,12 @@ impl SessionTelemetry {
     /// the metadata but `user.*` and what `fields` writes to its trace record.
     fn record(&self, name: &'static str, log_only: bool, fields: impl Fn(&mut Sink<'_, '_>)) {
         let mut event = EventBuilder::new(&self.recorder.routes, name);
-        let mut log = Sink::Log(&mut event);
-        self.metadata(&mut log);
-        fields(&mut log);
-        event.emit();
+        if event.is_building() {
+            let mut log = Sink::Log(&mut event);
+            self.metadata(&mut log);
+            fields(&mut log);
+            event.emit();
+        }
         if !log_only {
             crate::layer::in_current_span(|span| {
                 let mut attributes = Vec::new();
@@ -337,14 +339,16 @@ impl SessionTelemetry {
         self.record("codex.api_request", false, |s| {
             s.request(request);
         });
-        let status = request
-            .status
-            .map_or_else(|| "none".to_string(), |s| s.to_string());
-        let tags = [
-            ("status", status.as_str()),
-            ("success", success(request.error)),
-        ];
-        self.counted("codex.api_request", request.duration, &tags);
+        let status: &dyn std::fmt::Display = match &request.status {
+            Some(status) => status,
+            None => &"none",
+        };
+        self.counted(
+            ["codex.api_request", "codex.api_request.duration_ms"],
+            request.duration,
+            Some(("status", status)),
+            request.error.is_none(),
+        );
     }
 
     /// `codex.websocket_connect`: a request's fields, with `success`.
@@ -369,18 +373,25 @@ impl SessionTelemetry {
                 .auth(auth);
         });
         self.counted(
-            "codex.websocket.request",
+            [
+                "codex.websocket.request",
+                "codex.websocket.request.duration_ms",
+            ],
             duration,
-            &[("success", success(error))],
+            None,
+            error.is_none(),
         );
     }
 
     /// A message on a websocket: the `codex.websocket.event` counter and `.duration_ms`
     /// histogram (tags `kind`, `success`); metrics only, as in Codex.
     pub fn websocket_event(&self, kind: &str, duration: Duration, error: Option<&str>) {
-        let kind = super::metrics::sanitize_metric_tag_value(kind);
-        let tags = [("kind", kind.as_str()), ("success", success(error))];
-        self.counted("codex.websocket.event", duration, &tags);
+        self.counted(
+            ["codex.websocket.event", "codex.websocket.event.duration_ms"],
+            duration,
+            Some(("kind", &kind)),
+            error.is_none(),
+        );
     }
 
     /// `codex.auth_recovery`.
@@ -420,9 +431,12 @@ impl SessionTelemetry {
                     .put("tool_token_count", u.tool);
             }
         });
-        let kind = super::metrics::sanitize_metric_tag_value(kind);
-        let tags = [("kind", kind.as_str()), ("success", success(error))];
-        self.counted("codex.sse_event", duration, &tags);
+        self.counted(
+            ["codex.sse_event", "codex.sse_event.duration_ms"],
+            duration,
+            Some(("kind", &kind)),
+            error.is_none(),
+        );
     }
 
     /// `codex.tool_decision`: `decision` (approved, denied, ...) by `source` (`config`, `user`,
@@ -470,12 +484,12 @@ impl SessionTelemetry {
                     .put("tool_origin", origin);
             }
         });
-        let tool = super::metrics::sanitize_metric_tag_value(result.tool_name);
-        let tags = [
-            ("tool", tool.as_str()),
-            ("success", if result.success { "true" } else { "false" }),
-        ];
-        self.counted("codex.tool.call", result.duration, &tags);
+        self.counted(
+            ["codex.tool.call", "codex.tool.call.duration_ms"],
+            result.duration,
+            Some(("tool", &result.tool_name)),
+            result.success,
+        );
     }
 
     /// `codex.sandbox_outcome`.
@@ -521,13 +535,33 @@ impl SessionTelemetry {
         });
     }
 
-    /// Counts one `name` and records its `duration` in `name.duration_ms`, with `tags`. The
-    /// names and tags are Codex's own, so they pass its rules.
-    fn counted(&self, name: &str, duration: Duration, tags: &[(&str, &str)]) {
-        let _ = self.metrics.counter(name, 1, tags);
-        let _ = self
-            .metrics
-            .record_duration(&format!("{name}.duration_ms"), duration, tags);
+    /// Counts one in the counter of `[counter, histogram]` and records `duration` in the
+    /// histogram, tagged with `tag` (its value sanitized by Codex's rules) and `success`. Nothing
+    /// is built when no exporter takes metrics.
+    fn counted(
+        &self,
+        [counter, histogram]: [&'static str; 2],
+        duration: Duration,
+        tag: Option<(&'static str, &dyn std::fmt::Display)>,
+        success: bool,
+    ) {
+        if !self.metrics.takes_metrics() {
+            return;
+        }
+        let success = ("success", if success { "true" } else { "false" });
+        let value =
+            tag.map(|(_, value)| super::metrics::sanitize_metric_tag_value(&value.to_string()));
+        let tagged;
+        let tags: &[(&str, &str)] = match (tag, &value) {
+            (Some((key, _)), Some(value)) => {
+                tagged = [(key, value.as_str()), success];
+                &tagged
+            }
+            _ => std::slice::from_ref(&success),
+        };
+        // The names and tags are Codex's own, so they pass its rules.
+        let _ = self.metrics.counter(counter, 1, tags);
+        let _ = self.metrics.record_duration(histogram, duration, tags);
     }
 }
 
@@ -591,11 +625,6 @@ impl Sink<'_, '_> {
             .some("auth.task_id", auth.task_id)
             .some("auth.connection_reused", auth.connection_reused)
     }
-}
-
-/// `success`, as Codex's metric tags say it.
-fn success(error: Option<&str>) -> &'static str {
-    if error.is_none() { "true" } else { "false" }
 }
 
 /// `output` cut to at most `max` bytes (at a character's start), with a notice of the rest.
