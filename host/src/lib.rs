@@ -51,6 +51,8 @@ mod replay;
 // Codex's surface, on the telemetry host.
 mod layer;
 pub mod codex;
+#[cfg(feature = "opentelemetry")]
+pub mod otel_sdk;
 
 pub use config::otel::OtelSettings;
 pub use config::{Config, Signals};

@@ -15,6 +15,7 @@ mod log_rate;
 mod metrics_burst;
 mod native;
 mod otel_config;
+mod otel_sdk;
 mod otlp;
 mod otlp_differential;
 mod network;
