@@ -21,6 +21,7 @@ use crate::plugin::{
 };
 use crate::stats::LimitCounts;
 
+mod env;
 pub mod otel;
 
 /// The name of the exporter used when the config has none.
@@ -46,6 +47,22 @@ pub struct Config {
     pub(crate) notices: Vec<String>,
     /// Codex's `[otel]` settings beyond its exporters, when the file has the table.
     pub(crate) otel: Option<otel::OtelSettings>,
+    /// Resource attributes the environment sets, over the application's.
+    pub(crate) resource: Vec<(String, String)>,
+    /// The share of traces whose spans are recorded (`[telemetry] trace_sample_rate`,
+    /// `CODEX_OTEL_SAMPLE_RATE`).
+    pub(crate) sample_rate: f64,
+    /// The text the config was read from, to read again under the environment's layer; none
+    /// for a config made in code.
+    source: Option<Arc<Text>>,
+}
+
+/// A config file's text, where it is, and what its relative paths are relative to.
+#[derive(Debug, PartialEq)]
+struct Text {
+    text: String,
+    file: PathBuf,
+    base: PathBuf,
 }
 
 /// One `[exporters.NAME]` table.
@@ -208,13 +225,8 @@ impl Default for Config {
     /// The embedded default: one exporter, `session`, the built-in file-jsonl writing into
     /// `./logs`.
     fn default() -> Self {
-        let table = TelemetryToml::default();
-        let exporter = ExporterToml::default_exporter()
-            .resolve(DEFAULT_EXPORTER, &table, Path::new("."), None)
-            .map_err(|e| e.message)
-            .and_then(|resolved| resolved)
-            .unwrap_or_else(|e| unreachable!("the default exporter is valid: {e}"));
-        table.config(vec![exporter])
+        Config::parse("", Path::new("the embedded default"), Path::new("."))
+            .unwrap_or_else(|e| unreachable!("the default config is valid: {e}"))
     }
 }
 
@@ -236,6 +248,22 @@ impl Config {
 
     /// Validates `text`, the contents of `file`; relative paths are resolved against `base`.
     pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
+        let mut config = Config::parse_under(text, file, base, &env::EnvLayer::default())?;
+        config.source = Some(Arc::new(Text {
+            text: text.into(),
+            file: file.into(),
+            base: base.into(),
+        }));
+        Ok(config)
+    }
+
+    /// Validates `text` as [`Config::parse`] does, with what `layer` says over it.
+    fn parse_under(
+        text: &str,
+        file: &Path,
+        base: &Path,
+        layer: &env::EnvLayer,
+    ) -> Result<Config, ConfigError> {
         let err = |at: Option<usize>, key: Option<String>, message: String| {
             ConfigError::at(file, text, at, key, message)
         };
@@ -292,7 +320,7 @@ impl Config {
             None => (Vec::new(), None),
         };
         let mut writers = std::collections::HashMap::new();
-        let named = parsed
+        let mut named: Vec<(String, ExporterToml, Option<String>)> = parsed
             .exporters
             .into_iter()
             .map(|(name, exporter)| (name, exporter, None))
@@ -300,7 +328,20 @@ impl Config {
                 logs.into_iter()
                     .chain(otel_exporters)
                     .map(|(name, exporter, key)| (name, exporter, Some(key))),
-            );
+            )
+            .collect();
+        if layer.changes_exporters() {
+            // The default exporter is the file's too: the environment may replace it.
+            if !exporters.is_empty() {
+                exporters.clear();
+                named.push((
+                    DEFAULT_EXPORTER.into(),
+                    ExporterToml::default_exporter(),
+                    None,
+                ));
+            }
+            layer.apply(&mut named, &mut notices);
+        }
         for (name, exporter, otel_key) in named {
             let at = exporter.plugin.span().start;
             if let Some(made_by) = &otel_key
@@ -351,6 +392,14 @@ impl Config {
             }
             exporters.push(resolved);
         }
+        let rate = *table.trace_sample_rate.get_ref();
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(err(
+                Some(table.trace_sample_rate.span().start),
+                Some("telemetry.trace_sample_rate".into()),
+                format!("`{rate}` is not a rate from 0.0 to 1.0"),
+            ));
+        }
         let mut config = table.config(exporters);
         config.notices = notices;
         config.otel = settings;
@@ -381,35 +430,43 @@ impl Config {
         self.with_vars(|name| std::env::var(name).ok())
     }
 
-    /// The config with what the variables `var` gives say over the file: `CODEX_OTEL_ENABLED`
-    /// (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`) turns telemetry on or off, and
-    /// `OTEL_SDK_DISABLED=true` turns it off whatever else says. A bad value is an error naming
-    /// the variable.
+    /// The config with what the variables `var` gives say over the file (each documented in
+    /// the README's config reference): `CODEX_OTEL_ENABLED` turns telemetry on or off and
+    /// `OTEL_SDK_DISABLED=true` off whatever else says; `CODEX_OTEL_EXPORTER` replaces the file's
+    /// exporters; `CODEX_OTEL_ENDPOINT`, `CODEX_OTEL_HEADERS` and the `OTEL_EXPORTER_OTLP_*`
+    /// variables set every `otlp` exporter's endpoint, headers, protocol, compression, timeout
+    /// and certificates; `CODEX_OTEL_SERVICE_NAME`, `OTEL_SERVICE_NAME` and
+    /// `OTEL_RESOURCE_ATTRIBUTES` set the resource over the application's; and
+    /// `CODEX_OTEL_SAMPLE_RATE` the share of traces recorded. A bad value is an error naming the
+    /// variable; a value that makes a bad config, one naming the file.
     pub fn with_vars(
         mut self,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let flag = |name: &str| -> Result<Option<bool>, ConfigError> {
-            let Some(value) = var(name) else {
-                return Ok(None);
-            };
-            match value.trim().to_ascii_lowercase().as_str() {
-                "" => Ok(None),
-                "true" | "1" | "yes" | "on" => Ok(Some(true)),
-                "false" | "0" | "no" | "off" => Ok(Some(false)),
-                _ => Err(ConfigError {
-                    file: PathBuf::from("the environment"),
-                    location: None,
-                    key: Some(name.into()),
-                    message: format!("`{value}` is not true or false"),
-                }),
-            }
-        };
-        if let Some(enabled) = flag("CODEX_OTEL_ENABLED")? {
+        let layer = env::EnvLayer::read(var)?;
+        if let Some(enabled) = layer.enabled {
             self.enabled = enabled;
         }
-        if flag("OTEL_SDK_DISABLED")? == Some(true) {
-            self.enabled = false;
+        if layer.changes_exporters() {
+            if let Some(source) = &self.source {
+                let layered =
+                    Config::parse_under(&source.text, &source.file, &source.base, &layer)?;
+                self.exporters = layered.exporters;
+                self.notices = layered.notices;
+            } else {
+                self.notices.push(
+                    "the environment's exporter settings (CODEX_OTEL_EXPORTER, \
+                     OTEL_EXPORTER_OTLP_*) do not apply to a config made in code"
+                        .into(),
+                );
+            }
+        }
+        for (key, value) in layer.resource {
+            self.resource.retain(|(k, _)| *k != key);
+            self.resource.push((key, value));
+        }
+        if let Some(rate) = layer.sample_rate {
+            self.sample_rate = rate;
         }
         Ok(self)
     }
@@ -464,6 +521,7 @@ struct TelemetryToml {
     session_id: Option<String>,
     shutdown_timeout_ms: NonZeroU64,
     self_metrics_interval_ms: u64,
+    trace_sample_rate: Spanned<f64>,
     /// `[telemetry.logs.NAME]`: file-jsonl exporters in `dir`, as a Codex fork configures them.
     logs: IndexMap<String, Spanned<LogToml>>,
 }
@@ -489,6 +547,9 @@ impl TelemetryToml {
             exporters,
             notices: Vec::new(),
             otel: None,
+            resource: Vec::new(),
+            sample_rate: *self.trace_sample_rate.get_ref(),
+            source: None,
         }
     }
 }
@@ -503,6 +564,7 @@ impl Default for TelemetryToml {
             session_id: None,
             shutdown_timeout_ms: NonZeroU64::new(5000).expect("nonzero"),
             self_metrics_interval_ms: 0,
+            trace_sample_rate: Spanned::new(0..0, 1.0),
             logs: IndexMap::new(),
         }
     }

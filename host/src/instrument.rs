@@ -290,12 +290,19 @@ pub struct SpanContext {
     pub trace_id: TraceId,
     /// The span's own id.
     pub span_id: SpanId,
+    /// Whether the trace is sampled: its spans recorded (W3C's `sampled` flag).
+    pub sampled: bool,
 }
 
 impl SpanContext {
-    /// The W3C `traceparent` of the span: `00-<trace id>-<span id>-01` (sampled).
+    /// The W3C `traceparent` of the span: `00-<trace id>-<span id>-<flags>`, the flags `01` when
+    /// sampled, else `00`.
     pub fn traceparent(&self) -> String {
-        format!("00-{:032x}-{:016x}-01", self.trace_id, self.span_id)
+        let flags = u8::from(self.sampled);
+        format!(
+            "00-{:032x}-{:016x}-{flags:02x}",
+            self.trace_id, self.span_id
+        )
     }
 
     /// The span context of a W3C `traceparent` value (version `00`, lowercase hex, ids not
@@ -319,7 +326,12 @@ impl SpanContext {
         }
         let trace_id = u128::from_str_radix(trace, 16).ok()?;
         let span_id = u64::from_str_radix(span, 16).ok()?;
-        (trace_id != 0 && span_id != 0).then_some(SpanContext { trace_id, span_id })
+        let sampled = u8::from_str_radix(flags, 16).ok()? & 1 == 1;
+        (trace_id != 0 && span_id != 0).then_some(SpanContext {
+            trace_id,
+            span_id,
+            sampled,
+        })
     }
 
     /// The span context of `TRACEPARENT` in the environment, if it holds a valid one (how a
@@ -328,8 +340,30 @@ impl SpanContext {
         SpanContext::from_traceparent(&std::env::var("TRACEPARENT").ok()?)
     }
 
+    /// The members of `TRACESTATE` in the environment (the trace state a parent process passes
+    /// on with `TRACEPARENT`), to give [`SpanContext::inject`] after the configured ones.
+    pub fn tracestate_from_env() -> Vec<(String, String)> {
+        std::env::var("TRACESTATE")
+            .map(|value| SpanContext::tracestate_members(&value))
+            .unwrap_or_default()
+    }
+
+    /// The members of a W3C `tracestate` value (`key=value,...`), those without `=` or with an
+    /// empty key left out, at most 32.
+    pub fn tracestate_members(value: &str) -> Vec<(String, String)> {
+        value
+            .split(',')
+            .filter_map(|member| {
+                let (key, value) = member.trim().split_once('=')?;
+                (!key.is_empty()).then(|| (key.to_string(), value.to_string()))
+            })
+            .take(32)
+            .collect()
+    }
+
     /// Puts the span into `headers` as W3C trace context: `traceparent`, and `tracestate` with
-    /// `entries` (member, value) first, then the members already there that they do not name.
+    /// `entries` (member, value; a key's first only) first, then the members already there that
+    /// they do not name.
     pub fn inject(&self, headers: &mut http::HeaderMap, entries: &[(String, String)]) {
         if let Ok(value) = http::HeaderValue::from_str(&self.traceparent()) {
             headers.insert("traceparent", value);
@@ -345,9 +379,12 @@ impl SpanContext {
                 !member.is_empty() && !entries.iter().any(|(k, _)| k == key)
             })
             .collect();
+        // A key once: the first entry that names it.
         let members: Vec<String> = entries
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .enumerate()
+            .filter(|(i, (key, _))| !entries[..*i].iter().any(|(k, _)| k == key))
+            .map(|(_, (k, v))| format!("{k}={v}"))
             .chain(kept)
             .take(32)
             .collect();
@@ -426,13 +463,18 @@ impl SpanBuilder {
         self
     }
 
-    /// Starts the span now.
+    /// Starts the span now. Whether it is recorded when it ends is the sampler's choice: a
+    /// child's is its parent's; a root's, its trace id's (see `trace_sample_rate`).
     pub fn start(self) -> ActiveSpan {
         let trace_id = self.parent.map_or_else(
             || (u128::from(random_u64()) << 64) | u128::from(random_u64()),
             |p| p.trace_id,
         );
+        let sampled = self
+            .parent
+            .map_or_else(|| self.recorder.sampler.samples(trace_id), |p| p.sampled);
         ActiveSpan {
+            sampled,
             recorder: self.recorder,
             span: Some(Span {
                 trace_id,
@@ -453,9 +495,11 @@ impl SpanBuilder {
     }
 }
 
-/// A started span. It is recorded when it ends: by [`ActiveSpan::end`] or when dropped.
+/// A started span. It is recorded when it ends (by [`ActiveSpan::end`] or when dropped), if
+/// its trace is sampled.
 pub struct ActiveSpan {
     recorder: Recorder,
+    sampled: bool,
     span: Option<Span>,
 }
 
@@ -475,6 +519,7 @@ impl ActiveSpan {
         SpanContext {
             trace_id: span.trace_id,
             span_id: span.span_id,
+            sampled: self.sampled,
         }
     }
 
@@ -510,7 +555,9 @@ impl ActiveSpan {
     }
 
     fn finish(&mut self) {
-        if let Some(mut span) = self.span.take() {
+        if let Some(mut span) = self.span.take()
+            && self.sampled
+        {
             span.end_time_unix_nano = now_unix_nano();
             self.recorder.routes.record(Record::Span(span), false);
         }

@@ -137,20 +137,52 @@ impl Routes {
     }
 }
 
+/// Which traces' spans are recorded: OpenTelemetry's trace-id ratio sampler, for root spans (a
+/// child follows its parent). A trace is sampled when its id's lower 63 bits fall under the
+/// rate's share of them, so every process sampling at a rate picks the same traces.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sampler {
+    bound: u64,
+}
+
+impl Sampler {
+    /// A sampler recording `rate` (0.0 to 1.0) of traces.
+    pub fn ratio(rate: f64) -> Sampler {
+        let bound = if rate >= 1.0 {
+            u64::MAX
+        } else {
+            (rate.max(0.0) * (1u64 << 63) as f64) as u64
+        };
+        Sampler { bound }
+    }
+
+    /// Whether the trace `trace_id` is sampled.
+    pub fn samples(&self, trace_id: u128) -> bool {
+        ((trace_id as u64) >> 1) < self.bound
+    }
+}
+
 /// What the record API's handles (instruments, spans) record through: the routes, the metric
-/// store, and whatever owns them, kept alive as long as a handle is.
+/// store, the sampler of traces, and whatever owns them, kept alive as long as a handle is.
 #[derive(Clone)]
 pub(crate) struct Recorder {
     pub routes: Routes,
     store: Arc<Store>,
+    pub sampler: Sampler,
     _owner: Arc<dyn Any + Send + Sync>,
 }
 
 impl Recorder {
-    pub fn new(routes: Routes, store: Arc<Store>, owner: Arc<dyn Any + Send + Sync>) -> Self {
+    pub fn new(
+        routes: Routes,
+        store: Arc<Store>,
+        sampler: Sampler,
+        owner: Arc<dyn Any + Send + Sync>,
+    ) -> Self {
         Recorder {
             routes,
             store,
+            sampler,
             _owner: owner,
         }
     }

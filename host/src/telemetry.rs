@@ -17,7 +17,7 @@ use crate::instrument::{Counter, EventBuilder, Gauge, Histogram, SpanBuilder, Up
 use crate::metrics::{Reader, Store};
 use crate::pipeline::{self, Queue, Worker};
 use crate::plugin::{self, default_cache_dir};
-use crate::routing::{Recorder, Route, Routes};
+use crate::routing::{Recorder, Route, Routes, Sampler};
 use crate::selfmetrics;
 use crate::stats::{Counters, ExporterStats};
 
@@ -34,6 +34,7 @@ struct Inner {
     routes: Routes,
     /// Every instrument's aggregated points.
     store: Arc<Store>,
+    sampler: Sampler,
     session_id: String,
     shutdown_timeout: Duration,
     workers: Mutex<Vec<JoinHandle<()>>>,
@@ -119,6 +120,14 @@ impl TelemetryBuilder {
             self.resource
                 .push(KeyValue::new("env", otel.environment.clone()));
         }
+        // The environment's resource attributes (`OTEL_RESOURCE_ATTRIBUTES`,
+        // `OTEL_SERVICE_NAME`...) over the application's.
+        for (key, value) in &self.config.resource {
+            self.resource.retain(|kv| kv.key != key.as_str());
+            self.resource
+                .push(KeyValue::new(key.clone(), value.clone()));
+        }
+        let sampler = Sampler::ratio(self.config.sample_rate);
         let config = self.config;
         let session_id = config.session_id_or_new();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -203,6 +212,7 @@ impl TelemetryBuilder {
             inner: Arc::new(Inner {
                 routes,
                 store,
+                sampler,
                 session_id,
                 shutdown_timeout: config.shutdown_timeout,
                 workers: Mutex::new(workers),
@@ -330,7 +340,12 @@ impl Telemetry {
     /// What instruments and spans record through; they keep this telemetry running.
     pub(crate) fn recorder(&self) -> Recorder {
         let owner: Arc<dyn Any + Send + Sync> = self.inner.clone();
-        Recorder::new(self.inner.routes.clone(), self.inner.store.clone(), owner)
+        Recorder::new(
+            self.inner.routes.clone(),
+            self.inner.store.clone(),
+            self.inner.sampler,
+            owner,
+        )
     }
 
     /// A [`Counter`] named `name`: a monotonic sum.

@@ -36,6 +36,16 @@ const OWN_PROCESS: &str = "WASMTEL_TEST_OWN_PROCESS";
 /// fails if it failed, and returns its peak resident memory in MiB, as the kernel counts it
 /// (`VmHWM` of /proc/self/status).
 pub fn in_own_process(module: &str, test: &str, body: impl FnOnce()) -> Option<u64> {
+    in_own_process_with_env(module, test, &[], body)
+}
+
+/// [`in_own_process`], the process given the variables `env` too.
+pub fn in_own_process_with_env(
+    module: &str,
+    test: &str,
+    env: &[(&str, &str)],
+    body: impl FnOnce(),
+) -> Option<u64> {
     const PEAK: &str = "peak resident memory (KiB): ";
     // The test harness names a test by its path without the crate.
     let test = match module.split_once("::") {
@@ -58,6 +68,7 @@ pub fn in_own_process(module: &str, test: &str, body: impl FnOnce()) -> Option<u
     let output = std::process::Command::new(std::env::current_exe().expect("this test binary"))
         .args([&test, "--exact", "--nocapture", "--test-threads=1"])
         .env(OWN_PROCESS, "1")
+        .envs(env.iter().copied())
         .output()
         .expect("run the test again");
     let text = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
@@ -107,18 +118,25 @@ pub fn wasmtel_bin() -> PathBuf {
 }
 
 /// The `wasmtel` command, run in `dir`, inheriting none of the variables that change what it
-/// does (`CODEX_OTEL_ENABLED`, `OTEL_SDK_DISABLED`, `STATSIG_SERVER_SDK_SECRET`,
+/// does (`CODEX_OTEL_*`, `OTEL_*`, `TRACEPARENT`, `STATSIG_SERVER_SDK_SECRET`,
 /// `WASMTEL_STATSIG_ENDPOINT`), so that a test sees the same wherever it runs.
 pub fn wasmtel_command(dir: &Path) -> std::process::Command {
     let mut command = std::process::Command::new(wasmtel_bin());
     command.current_dir(dir);
-    for var in [
-        "CODEX_OTEL_ENABLED",
-        "OTEL_SDK_DISABLED",
-        "STATSIG_SERVER_SDK_SECRET",
-        "WASMTEL_STATSIG_ENDPOINT",
-    ] {
-        command.env_remove(var);
+    for (var, _) in std::env::vars_os() {
+        let name = var.to_string_lossy();
+        if name.starts_with("CODEX_OTEL_")
+            || name.starts_with("OTEL_")
+            || matches!(
+                name.as_ref(),
+                "TRACEPARENT"
+                    | "TRACESTATE"
+                    | "STATSIG_SERVER_SDK_SECRET"
+                    | "WASMTEL_STATSIG_ENDPOINT"
+            )
+        {
+            command.env_remove(&var);
+        }
     }
     command
 }

@@ -1,11 +1,17 @@
 //! Config layers: a Codex fork's `[telemetry]` with `[telemetry.logs.NAME]` tables works
 //! unchanged, and the environment (`CODEX_OTEL_ENABLED`, `OTEL_SDK_DISABLED`) and the command's
-//! `--telemetry` / `--no-telemetry` turn it on or off, in that order of precedence.
+//! `--telemetry` / `--no-telemetry` turn it on or off, in that order of precedence; the
+//! environment's exporter (`CODEX_OTEL_EXPORTER`, `CODEX_OTEL_ENDPOINT`, `CODEX_OTEL_HEADERS`,
+//! `OTEL_EXPORTER_OTLP_*`) sends to a receiver on 127.0.0.1 in place of the file's exporters, its
+//! resource (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`) goes over the application's, its
+//! sample rate picks traces, and each bad value is an error naming its variable.
 
 use std::path::Path;
 use std::process::Output;
 
-use wasmtel_tests::{fixture, output_text, wasmtel_command};
+use wasmtel::{KeyValue, Telemetry};
+use wasmtel_tests::receiver::Receiver;
+use wasmtel_tests::{config, fixture, only_jsonl, output_text, wasmtel_command};
 
 const SEED_000: &str = r#"[telemetry]
 enabled = true
@@ -115,4 +121,289 @@ fn the_environment_and_the_command_turn_telemetry_off_and_on() {
         out.contains("`CODEX_OTEL_ENABLED`: `maybe` is not true or false"),
         "{out}"
     );
+}
+
+#[test]
+fn the_environments_exporter_replaces_the_files_and_sends_to_its_endpoint() {
+    let receiver = Receiver::start();
+    let addr = receiver.addr;
+    let metrics = format!("http://{addr}/custom/metrics");
+    let endpoint = format!("http://{addr}");
+    let (output, files) = replay(
+        &[],
+        &[
+            ("CODEX_OTEL_EXPORTER", "otlp"),
+            ("CODEX_OTEL_ENDPOINT", &endpoint),
+            ("CODEX_OTEL_HEADERS", "x-api-key=k%3D1,x-team=core%20infra"),
+            // Overruled by CODEX_OTEL_HEADERS.
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=other"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", &metrics),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "4000"),
+        ],
+    );
+    assert!(
+        files.is_empty(),
+        "the file's exporters are replaced: {files:?}"
+    );
+    assert!(output.contains("otlp (otlp): 583 exported"), "{output}");
+    let requests = receiver.requests();
+    let mut paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths, ["/custom/metrics", "/v1/logs", "/v1/traces"]);
+    for r in &requests {
+        assert_eq!(r.header("x-api-key"), Some("k=1"), "decoded: {}", r.path);
+        assert_eq!(r.header("x-team"), Some("core infra"));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+}
+
+#[test]
+fn settings_for_an_exporter_that_is_not_there_are_said() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("config.toml"), SEED_000).expect("write");
+    let check = wasmtel(
+        tmp.path(),
+        &["check", "--config", "config.toml"],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")],
+    );
+    let out = output_text(&check);
+    assert!(check.status.success(), "{out}");
+    assert!(
+        out.contains("OTEL_EXPORTER_OTLP_ENDPOINT is set, but no exporter sends OTLP"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_value_in_the_environment_is_an_error_naming_its_variable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("config.toml"), SEED_000).expect("write");
+    for (var, value, says) in [
+        (
+            "CODEX_OTEL_EXPORTER",
+            "jaeger",
+            "is not an exporter wasmtel has",
+        ),
+        (
+            "CODEX_OTEL_ENDPOINT",
+            "localhost:4318",
+            "is not an http:// or https:// URL",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "not a url",
+            "is not a URL",
+        ),
+        ("CODEX_OTEL_HEADERS", "authorization", "is not `key=value`"),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "a=%zz",
+            "not followed by two hex digits",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "http",
+            "is not `grpc`, `http/protobuf` or `http/json`",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+            "zstd",
+            "is not `gzip` or `none`",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "soon",
+            "is not a number of milliseconds",
+        ),
+        ("OTEL_RESOURCE_ATTRIBUTES", "=x", "has an empty key"),
+        (
+            "CODEX_OTEL_SAMPLE_RATE",
+            "1.5",
+            "is not a rate from 0.0 to 1.0",
+        ),
+        ("OTEL_SDK_DISABLED", "nah", "is not true or false"),
+    ] {
+        let bad = wasmtel(
+            tmp.path(),
+            &["check", "--config", "config.toml"],
+            &[(var, value)],
+        );
+        let out = output_text(&bad);
+        assert!(!bad.status.success(), "{var}={value}: {out}");
+        assert!(
+            out.contains(&format!("the environment: `{var}`: `")) && out.contains(says),
+            "{var}={value}: {out}"
+        );
+        assert!(!out.contains("panicked"), "{out}");
+    }
+}
+
+/// The spans of `roots` traces (each a root and a child) recorded with `vars` over the default
+/// config, and the resource written before them.
+fn sampled(vars: &[(&str, &str)], roots: usize) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = config(tmp.path(), "")
+        .with_vars(|name| {
+            vars.iter()
+                .find(|(var, _)| *var == name)
+                .map(|(_, value)| value.to_string())
+        })
+        .expect("a valid environment");
+    let telemetry = Telemetry::builder(config)
+        .resource(vec![
+            KeyValue::new("service.name", "codex_cli_rs"),
+            KeyValue::new("host.name", "devbox"),
+        ])
+        .start()
+        .expect("start");
+    for _ in 0..roots {
+        let turn = telemetry.span("turn").start();
+        telemetry
+            .span("tool_call")
+            .parent(turn.context())
+            .start()
+            .end();
+        turn.end();
+    }
+    telemetry.shutdown();
+    let logs = tmp.path().join("logs");
+    if std::fs::read_dir(&logs).map_or(true, |mut d| d.next().is_none()) {
+        // Nothing recorded, nothing written.
+        return (Vec::new(), serde_json::Value::Null);
+    }
+    let text = std::fs::read_to_string(only_jsonl(&logs)).expect("read");
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let resource = records
+        .iter()
+        .find(|r| r["type"] == "resource")
+        .cloned()
+        .unwrap_or_default();
+    (
+        records
+            .into_iter()
+            .filter(|r| r["type"] == "span")
+            .collect(),
+        resource,
+    )
+}
+
+#[test]
+fn the_environments_resource_goes_over_the_applications() {
+    let (_, resource) = sampled(
+        &[
+            ("OTEL_SERVICE_NAME", "codex-ci"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=overruled,deployment.environment=ci%2Fnightly",
+            ),
+        ],
+        1,
+    );
+    assert_eq!(
+        resource["attributes"],
+        serde_json::json!({
+            "service.name": "codex-ci",
+            "host.name": "devbox",
+            "deployment.environment": "ci/nightly",
+        })
+    );
+}
+
+#[test]
+fn the_sample_rate_records_whole_traces_picked_by_their_ids() {
+    let roots = 400;
+    let (all, _) = sampled(&[], roots);
+    assert_eq!(all.len(), 2 * roots, "a rate of 1 records every span");
+    let (none, _) = sampled(&[("CODEX_OTEL_SAMPLE_RATE", "0")], roots);
+    assert!(none.is_empty(), "{none:?}");
+
+    let (some, _) = sampled(&[("CODEX_OTEL_SAMPLE_RATE", "0.25")], roots);
+    let traces: std::collections::BTreeMap<&str, Vec<&serde_json::Value>> =
+        some.iter().fold(Default::default(), |mut traces, span| {
+            let id = span["trace_id"].as_str().expect("a trace id");
+            traces.entry(id).or_default().push(span);
+            traces
+        });
+    // Whole traces: a child is recorded exactly when its root is.
+    for (id, spans) in &traces {
+        let names: Vec<&str> = spans.iter().filter_map(|s| s["name"].as_str()).collect();
+        assert_eq!(names, ["tool_call", "turn"], "trace {id}");
+        // Picked by the id: its lower 63 bits under a quarter of them.
+        let low = u64::from_str_radix(&id[16..], 16).expect("hex");
+        assert!(low >> 1 < 1 << 61, "trace {id} is over the rate");
+    }
+    // 400 traces at 1/4: 100 expected, outside 50..150 once in about 10^8 runs.
+    assert!((50..150).contains(&traces.len()), "{} traces", traces.len());
+}
+
+#[test]
+fn a_parent_processs_trace_context_comes_through_traceparent_and_tracestate() {
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    wasmtel_tests::in_own_process_with_env(
+        module_path!(),
+        "a_parent_processs_trace_context_comes_through_traceparent_and_tracestate",
+        &[
+            ("TRACEPARENT", &format!("00-{TRACE}-00f067aa0ba902b7-01")),
+            ("TRACESTATE", "vendor=opaque,broken,rojo=00f067aa0ba902b7"),
+        ],
+        || {
+            let parent = wasmtel::SpanContext::from_env().expect("TRACEPARENT");
+            assert!(parent.sampled);
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let telemetry = Telemetry::start(config(tmp.path(), "")).expect("start");
+            let span = telemetry.span("exec").parent(parent).start();
+            // The configured members first, then the parent's that they do not name.
+            let mut headers = http::HeaderMap::new();
+            let mut members = vec![("rojo".to_string(), "ours".to_string())];
+            members.extend(wasmtel::SpanContext::tracestate_from_env());
+            span.context().inject(&mut headers, &members);
+            assert_eq!(
+                headers["tracestate"],
+                "rojo=ours,vendor=opaque"
+            );
+            let context = span.context();
+            span.end();
+            telemetry.shutdown();
+            let text = std::fs::read_to_string(only_jsonl(&tmp.path().join("logs"))).expect("read");
+            let span: serde_json::Value = text
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+                .find(|r| r["type"] == "span")
+                .expect("the span");
+            assert_eq!(span["trace_id"], TRACE);
+            assert_eq!(span["parent_span_id"], "00f067aa0ba902b7");
+            assert_eq!(
+                headers["traceparent"],
+                format!("00-{TRACE}-{:016x}-01", context.span_id).as_str()
+            );
+        },
+    );
+}
+
+#[test]
+fn a_child_of_a_parent_that_was_not_sampled_is_not_recorded() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let telemetry = Telemetry::start(config(tmp.path(), "")).expect("start");
+    let parent = wasmtel::SpanContext::from_traceparent(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+    )
+    .expect("a traceparent");
+    assert!(!parent.sampled);
+    let child = telemetry.span("exec").parent(parent).start();
+    assert!(child.context().traceparent().ends_with("-00"), "passed on");
+    child.end();
+    telemetry.span("sampled").start().end();
+    telemetry.shutdown();
+    let text = std::fs::read_to_string(only_jsonl(&tmp.path().join("logs"))).expect("read");
+    let spans: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(r#""type":"span""#))
+        .collect();
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    assert!(spans[0].contains(r#""name":"sampled""#));
 }
