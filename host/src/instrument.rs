@@ -12,7 +12,7 @@ use wasmtel_sdk::model::{
 
 use crate::clock::now_unix_nano;
 use crate::exporter::Signal;
-use crate::metrics::{DEFAULT_BOUNDS, Instrument, InstrumentKind, Measure, Stream};
+use crate::metrics::{DEFAULT_BOUNDS, Instrument, InstrumentKind, Measure, Observer, Stream};
 use crate::pipeline::{give_back, take_room};
 use crate::routing::{Recorder, Routes};
 
@@ -95,6 +95,17 @@ instruments! {
 }
 
 impl Gauge {
+    /// Makes the gauge observable: `callback` is called at every collection of metrics (each
+    /// exporter's `metrics.interval_ms`, `flush`, shutdown), on an exporter's worker, and sets
+    /// the gauge's points through the [`Observer`] it is given, e.g. the memory in use. Keep it
+    /// quick. It is called until telemetry shuts down; a callback that panics is warned about
+    /// and called again next time.
+    pub fn with_callback(self, callback: impl Fn(&Observer<'_>) + Send + Sync + 'static) -> Self {
+        self.recorder
+            .observe(&self.instrument, &self.scope, Box::new(callback));
+        self
+    }
+
     /// Records an integer `value` with `attributes` (exported as an integer point).
     pub fn record_int(&self, value: i64, attributes: &[KeyValue]) {
         self.recorder.measure(

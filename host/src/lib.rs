@@ -62,6 +62,7 @@ pub use instrument::{
     ActiveSpan, Counter, EventBuilder, Gauge, Histogram, SpanBuilder, SpanContext, UpDownCounter,
 };
 pub use layer::TelemetryLayer;
+pub use metrics::Observer;
 pub use plugin::default_cache_dir;
 pub use replay::{ReplaySummary, check, replay};
 pub use stats::{ExporterState, ExporterStats, Limit};

@@ -93,6 +93,36 @@ pub(crate) struct Store {
     streams: RwLock<Vec<Arc<Stream>>>,
     /// Set at shutdown: later measurements are not collected.
     closed: AtomicBool,
+    /// The callbacks of observable instruments, called at every collection.
+    callbacks: RwLock<Vec<Arc<Callback>>>,
+}
+
+/// An observable instrument's callback, with the stream it observes into.
+struct Callback {
+    stream: Arc<Stream>,
+    observe: Box<dyn Fn(&Observer<'_>) + Send + Sync>,
+    /// Whether a panic in it was warned about.
+    warned: AtomicBool,
+}
+
+/// What an observable gauge's callback observes through: each call sets the gauge's point for
+/// its attributes (see [`crate::Gauge::with_callback`]).
+pub struct Observer<'a> {
+    stream: &'a Stream,
+}
+
+impl Observer<'_> {
+    /// Sets the gauge's point for `attributes` to `value`.
+    pub fn observe(&self, value: f64, attributes: &[KeyValue]) {
+        self.stream
+            .measure(Measure::Set(Number::Double(value)), attributes);
+    }
+
+    /// Sets the gauge's point for `attributes` to the integer `value`.
+    pub fn observe_int(&self, value: i64, attributes: &[KeyValue]) {
+        self.stream
+            .measure(Measure::Set(Number::Int(value)), attributes);
+    }
 }
 
 impl Store {
@@ -102,7 +132,41 @@ impl Store {
             readers,
             streams: RwLock::default(),
             closed: AtomicBool::new(false),
+            callbacks: RwLock::default(),
         })
+    }
+
+    /// Registers `observe`, to be called into `stream` at every collection until shutdown.
+    pub fn add_callback(
+        &self,
+        stream: Arc<Stream>,
+        observe: Box<dyn Fn(&Observer<'_>) + Send + Sync>,
+    ) {
+        write(&self.callbacks).push(Arc::new(Callback {
+            stream,
+            observe,
+            warned: AtomicBool::new(false),
+        }));
+    }
+
+    /// Calls every observable instrument's callback. A callback that panics is warned about
+    /// once and called again next time; the others run.
+    fn call_back(&self) {
+        let callbacks: Vec<Arc<Callback>> = read(&self.callbacks).clone();
+        for callback in callbacks {
+            let observer = Observer {
+                stream: &callback.stream,
+            };
+            let call = std::panic::AssertUnwindSafe(|| (callback.observe)(&observer));
+            if std::panic::catch_unwind(call).is_err()
+                && !callback.warned.swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    metric = %callback.stream.instrument.name,
+                    "the callback of an observable gauge panicked; its observations are missing"
+                );
+            }
+        }
     }
 
     /// Whether the store was closed: measurements are no longer collected.
@@ -547,8 +611,12 @@ impl Reader {
         }
     }
 
-    /// Whether anything was measured since the last collection.
+    /// Whether anything was measured since the last collection (never, with observable
+    /// instruments, which observe at every collection).
     pub fn is_idle(&self) -> bool {
+        if !read(&self.store.callbacks).is_empty() {
+            return false;
+        }
         let streams = read(&self.store.streams);
         streams.iter().enumerate().all(|(i, stream)| {
             let seen = self.seen.get(i);
@@ -563,6 +631,7 @@ impl Reader {
     /// The metrics measured in the interval ending `now` (delta: only points that changed in
     /// it), or since each instrument's first use (cumulative: every point).
     pub fn collect(&mut self, now: u64) -> Vec<Metric> {
+        self.store.call_back();
         let delta = self.temporality == Temporality::Delta;
         let streams: Vec<Arc<Stream>> = read(&self.store.streams).clone();
         let mut metrics = Vec::new();

@@ -12,7 +12,7 @@ use crate::clock::now_unix_nano;
 
 use crate::config::Signals;
 use crate::exporter::Signal;
-use crate::metrics::{Instrument, Measure, Store, Stream};
+use crate::metrics::{Instrument, Measure, Observer, Store, Stream};
 use crate::pipeline::{Queue, Refused, laid};
 use crate::stats::{Counters, ExporterStats};
 
@@ -190,6 +190,25 @@ impl Recorder {
     /// Whether some exporter collects measurements (with none, they are not kept).
     pub fn takes_metrics(&self) -> bool {
         self.store.has_readers()
+    }
+
+    /// Registers `observe` as the callback of the observable `instrument` (in `scope`), called
+    /// at every collection until shutdown; nothing when no exporter takes metrics.
+    pub fn observe(
+        &self,
+        instrument: &Instrument,
+        scope: &Scope,
+        observe: Box<dyn Fn(&Observer<'_>) + Send + Sync>,
+    ) {
+        if !self.store.has_readers() {
+            return;
+        }
+        match self.store.stream(instrument, scope) {
+            Some(stream) => self.store.add_callback(stream, observe),
+            None => self
+                .routes
+                .count_drop(Signal::Metrics, |c| &c.dropped_invalid),
+        }
     }
 
     /// Folds `measure` of `instrument` (in `scope`) into its point for `attributes`; `stream` keeps the

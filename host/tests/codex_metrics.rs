@@ -209,3 +209,57 @@ fn a_gauge_keeps_its_last_integer_value() {
     };
     assert_eq!(points[0].value, Number::Int(2));
 }
+
+#[test]
+fn an_observable_gauge_is_observed_at_every_collection_and_a_panicking_one_harms_no_other() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    let (telemetry, exporter) = start();
+    let metrics = MetricsClient::new(&telemetry)
+        .with_session_tags(session())
+        .expect("session tags");
+    let running = Arc::new(AtomicI64::new(3));
+    let seen = running.clone();
+    metrics
+        .register_observable_gauge(
+            "codex.turn.unified_exec.running_processes",
+            "processes running",
+            move || seen.load(Ordering::Relaxed),
+        )
+        .expect("registered");
+    let _broken = telemetry
+        .gauge("broken")
+        .with_callback(|_| panic!("a broken callback"));
+    assert!(
+        metrics
+            .register_observable_gauge("bad name!", "", || 0)
+            .is_err()
+    );
+    let mut values = Vec::new();
+    for now in [3, 5, 0] {
+        running.store(now, Ordering::Relaxed);
+        let found = exported(
+            &telemetry,
+            &exporter,
+            "codex.turn.unified_exec.running_processes",
+        );
+        let last = found.last().expect("observed");
+        assert_eq!(last.scope.name, "codex");
+        assert_eq!(last.description, "processes running");
+        let MetricData::Gauge { points } = &last.data else {
+            panic!("a gauge: {last:?}")
+        };
+        assert!(tags(&points[0].attributes).contains(&"model=gpt-5.1-codex".to_string()));
+        values.push((found.len(), points[0].value));
+    }
+    assert_eq!(
+        values,
+        [
+            (1, Number::Int(3)),
+            (2, Number::Int(5)),
+            (3, Number::Int(0))
+        ],
+        "once per collection, with the value then"
+    );
+}

@@ -362,10 +362,7 @@ fn a_parent_processs_trace_context_comes_through_traceparent_and_tracestate() {
             let mut members = vec![("rojo".to_string(), "ours".to_string())];
             members.extend(wasmtel::SpanContext::tracestate_from_env());
             span.context().inject(&mut headers, &members);
-            assert_eq!(
-                headers["tracestate"],
-                "rojo=ours,vendor=opaque"
-            );
+            assert_eq!(headers["tracestate"], "rojo=ours,vendor=opaque");
             let context = span.context();
             span.end();
             telemetry.shutdown();

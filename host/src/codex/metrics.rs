@@ -416,6 +416,24 @@ impl MetricsClient {
         )
     }
 
+    /// Registers the observable gauge `name` (Codex's `register_observable_gauge_with_description`):
+    /// `callback` is called at every collection of metrics, and its value recorded with the
+    /// client's default and session tags. It is called until telemetry shuts down; keep it quick.
+    pub fn register_observable_gauge(
+        &self,
+        name: &str,
+        description: &str,
+        callback: impl Fn() -> i64 + Send + Sync + 'static,
+    ) -> Result<(), MetricsError> {
+        validate_metric_name(name)?;
+        let attributes = self.attributes(&[]);
+        let _ = Gauge::new(self.recorder.clone(), name)
+            .with_description(description)
+            .with_scope(meter())
+            .with_callback(move |observer| observer.observe_int(callback(), &attributes));
+        Ok(())
+    }
+
     /// A timer that records the time from now until it is dropped (or [`Timer::record`]) into
     /// the histogram `name`, in milliseconds, as [`MetricsClient::record_duration`] does.
     pub fn start_timer(&self, name: &str, tags: &[(&str, &str)]) -> Result<Timer, MetricsError> {
