@@ -3,6 +3,7 @@
 mod cli;
 mod codex_metrics;
 mod codex_session;
+mod example;
 mod in_memory;
 mod layers;
 mod tracing_layer;

@@ -250,24 +250,30 @@ impl SessionTelemetry {
     }
 
     /// Records the catalog event `name`: in full, with the session's metadata and what
-    /// `fields` writes to its log record; and, unless `log_only`, on the current span, with
-    /// the metadata but `user.*` and what `fields` writes to its trace record.
+    /// `fields` writes to its log record, in the current span; and, unless `log_only`, on the
+    /// current span, with the metadata but `user.*` and what `fields` writes to its trace
+    /// record.
     fn record(&self, name: &'static str, log_only: bool, fields: impl Fn(&mut Sink<'_, '_>)) {
-        let mut event = EventBuilder::new(&self.recorder.routes, name);
-        if event.is_building() {
-            let mut log = Sink::Log(&mut event);
-            self.metadata(&mut log);
-            fields(&mut log);
-            event.emit();
-        }
-        if !log_only {
-            crate::layer::in_current_span(|span| {
+        let mut within = None;
+        crate::layer::in_current_span(|span| {
+            within = Some(span.context());
+            if !log_only {
                 let mut attributes = Vec::new();
                 let mut trace = Sink::Trace(&mut attributes);
                 self.metadata(&mut trace);
                 fields(&mut trace);
                 span.push_event(name.into(), attributes);
-            });
+            }
+        });
+        let mut event = EventBuilder::new(&self.recorder.routes, name);
+        if event.is_building() {
+            let mut log = Sink::Log(&mut event);
+            self.metadata(&mut log);
+            fields(&mut log);
+            if let Some(context) = within {
+                event.in_span(context);
+            }
+            event.emit();
         }
     }
 
