@@ -6,7 +6,9 @@
 //!
 //! wasmtel is measured twice: with its attributes built at the call, as most call sites write
 //! them, and built once beforehand. The SDK's attributes of `&'static str` cost nothing to
-//! build.
+//! build. Codex's metrics client (`wasmtel::codex::MetricsClient::counter`, tags as text, checked
+//! by Codex's rules at every call, with the session's six tags added) is measured beside the
+//! SDK's counter given the same eight attributes.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -15,6 +17,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
+use wasmtel::codex::{MetricsClient, SessionTags};
 use wasmtel::model::KeyValue;
 use wasmtel::{Config, Telemetry};
 
@@ -114,6 +117,62 @@ fn histogram_record(c: &mut Criterion) {
     finish(telemetry, provider);
 }
 
+fn codex_counter(c: &mut Criterion) {
+    let (telemetry, provider) = (wasmtel(), sdk());
+    let client = MetricsClient::new(&telemetry)
+        .with_session_tags(SessionTags {
+            auth_mode: Some("Chatgpt".into()),
+            session_source: "cli".into(),
+            originator: "codex_cli_rs".into(),
+            service_name: Some("codex".into()),
+            model: "gpt-5.1-codex".into(),
+            app_version: "0.144.0".into(),
+        })
+        .expect("session tags");
+    let sdk_counter = provider
+        .meter("codex")
+        .u64_counter("codex.tool.call")
+        .build();
+    let mut group = c.benchmark_group("Codex's counter, 2 tags and 6 session tags");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    let tool = |i: u64| ["shell", "apply_patch", "read"][(i % 3) as usize];
+    let success = |i: u64| if i.is_multiple_of(2) { "true" } else { "false" };
+    group.bench_function("opentelemetry_sdk Counter::add (peer)", |b| {
+        b.iter(|| {
+            i += 1;
+            use opentelemetry::KeyValue as Kv;
+            sdk_counter.add(
+                1,
+                &[
+                    Kv::new("auth_mode", "Chatgpt"),
+                    Kv::new("session_source", "cli"),
+                    Kv::new("originator", "codex_cli_rs"),
+                    Kv::new("service_name", "codex"),
+                    Kv::new("model", "gpt-5.1-codex"),
+                    Kv::new("app.version", "0.144.0"),
+                    Kv::new("tool", tool(i)),
+                    Kv::new("success", success(i)),
+                ],
+            );
+        })
+    });
+    group.bench_function("wasmtel::codex::MetricsClient::counter", |b| {
+        b.iter(|| {
+            i += 1;
+            client
+                .counter(
+                    "codex.tool.call",
+                    1,
+                    &[("tool", tool(i)), ("success", success(i))],
+                )
+                .expect("valid");
+        })
+    });
+    group.finish();
+    finish(telemetry, provider);
+}
+
 /// Shuts both down, and shows that wasmtel exported what it collected without a drop.
 fn finish(telemetry: Telemetry, provider: SdkMeterProvider) {
     provider.shutdown().expect("the SDK shuts down");
@@ -126,6 +185,6 @@ fn finish(telemetry: Telemetry, provider: SdkMeterProvider) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = counter_add, histogram_record
+    targets = counter_add, histogram_record, codex_counter
 }
 criterion_main!(benches);

@@ -7,9 +7,13 @@
 //! - The SDK (`opentelemetry_sdk` 0.31): `Logger::emit` through a `BatchLogProcessor` into an
 //!   exporter that does nothing.
 //!
+//! - Codex's session facade: `SessionTelemetry::tool_result` (the session's metadata stamped,
+//!   its timestamp formatted, the output cut at 2048 bytes) into an exporter of events only, so
+//!   that it records the event alone, as the SDK's call does.
+//!
 //! Only accepted records are measured: the calls are timed in rounds smaller than both queues,
 //! each followed (untimed) by a flush, and the run fails if a record was dropped. A record call
-//! with telemetry disabled (`[telemetry] enabled = false`) is measured too.
+//! with telemetry disabled (`[telemetry] enabled = false`) is measured too, for both.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -21,6 +25,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{
     BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, SdkLoggerProvider,
 };
+use wasmtel::codex::{MetricsClient, SessionMetadata, SessionTelemetry, ToolResult};
 use wasmtel::{Config, Event, Telemetry};
 
 /// Records per timed round: well within both queues.
@@ -90,6 +95,38 @@ macro_rules! tool_result {
     };
 }
 
+/// Codex's session facade over `telemetry`, with this session's metadata.
+fn facade(session: &Session, telemetry: &Telemetry) -> SessionTelemetry {
+    SessionTelemetry::new(
+        telemetry,
+        SessionMetadata {
+            conversation_id: session.conversation_id.clone(),
+            app_version: session.app_version.clone(),
+            auth_mode: Some(session.auth_mode.clone()),
+            originator: "codex_cli_rs".into(),
+            account_id: None,
+            account_email: None,
+            terminal_type: session.terminal.clone(),
+            model: session.model.clone(),
+            slug: session.model.clone(),
+        },
+        MetricsClient::new(telemetry),
+    )
+}
+
+/// The facade's `tool_result` of `call`.
+fn facade_record(facade: &SessionTelemetry, call: &ToolCall) {
+    facade.tool_result(&ToolResult {
+        tool_name: "apply_patch",
+        call_id: call.call_id,
+        arguments: call.arguments,
+        duration: Duration::from_millis(call.duration_ms),
+        success: call.success,
+        output: call.output,
+        mcp_server: None,
+    });
+}
+
 impl Session {
     fn wasmtel_event(&self, call: &ToolCall) -> Event {
         tool_result!(Event::new("codex.tool_result"), self, call)
@@ -146,9 +183,14 @@ impl LogExporter for Nothing {
 }
 
 fn wasmtel(enabled: bool) -> Telemetry {
+    wasmtel_of(enabled, "[\"events\", \"spans\", \"metrics\"]")
+}
+
+/// wasmtel with one exporter taking `signals`, file-jsonl into /dev/null.
+fn wasmtel_of(enabled: bool, signals: &str) -> Telemetry {
     let text = format!(
         "[telemetry]\nenabled = {enabled}\n\
-         [exporters.null]\nplugin = \"file-jsonl\"\n\
+         [exporters.null]\nplugin = \"file-jsonl\"\nsignals = {signals}\n\
          config = {{ file = \"null\", max_total_bytes = 0 }}\n\
          sandbox = {{ dir = \"/dev\" }}\nqueue = {{ capacity = {QUEUE} }}\n"
     );
@@ -218,6 +260,21 @@ fn record_call(c: &mut Criterion) {
     group.bench_function("wasmtel, telemetry disabled", |b| {
         b.iter(|| session.wasmtel_record(&disabled, black_box(&CALL)))
     });
+    let events = wasmtel_of(true, "[\"events\"]");
+    let codex = facade(&session, &events);
+    group.bench_function("codex facade", |b| {
+        b.iter_custom(|iters| {
+            in_rounds(
+                iters,
+                || facade_record(&codex, &CALL),
+                || assert!(events.flush(Duration::from_secs(30)), "flushed"),
+            )
+        })
+    });
+    let codex_disabled = facade(&session, &disabled);
+    group.bench_function("codex facade, telemetry disabled", |b| {
+        b.iter(|| facade_record(&codex_disabled, black_box(&CALL)))
+    });
     group.finish();
 
     // The ratio, from rounds of each in turn: the best round of each (what the machine's other
@@ -228,8 +285,15 @@ fn record_call(c: &mut Criterion) {
                 .map(|_| f(8 * ROUND).as_secs_f64() / (8 * ROUND) as f64)
                 .fold(f64::MAX, f64::min)
         };
-        let (mut sdk, mut ours) = (f64::MAX, f64::MAX);
+        let (mut sdk, mut ours, mut codex_ours) = (f64::MAX, f64::MAX, f64::MAX);
         for _ in 0..4 {
+            codex_ours = codex_ours.min(best(&mut |n| {
+                in_rounds(
+                    n,
+                    || facade_record(&codex, &CALL),
+                    || assert!(events.flush(Duration::from_secs(30)), "flushed"),
+                )
+            }));
             sdk = sdk.min(best(&mut |n| {
                 in_rounds(
                     n,
@@ -253,9 +317,14 @@ fn record_call(c: &mut Criterion) {
             ours * 1e9,
             ours / sdk
         );
+        println!(
+            "Codex's facade, tool_result, same rounds: wasmtel {:.0} ns, wasmtel/sdk = {:.2}\n",
+            codex_ours * 1e9,
+            codex_ours / sdk
+        );
     }
     provider.shutdown().expect("the SDK shuts down");
-    for s in telemetry.shutdown() {
+    for s in telemetry.shutdown().into_iter().chain(events.shutdown()) {
         println!("wasmtel's exporter: {s}");
         assert_eq!(s.dropped(), 0, "the benchmark measured drops: {s}");
     }

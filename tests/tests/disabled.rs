@@ -117,3 +117,39 @@ fn a_record_call_allocates_nothing_per_record() {
     let s = telemetry.shutdown().remove(0);
     assert_eq!(s.records_exported, 3000, "{s}");
 }
+
+#[test]
+fn codexs_metrics_client_allocates_nothing_for_a_tag_set_it_has_seen() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let telemetry = Telemetry::start(config(tmp.path(), "")).expect("start");
+    let metrics = MetricsClient::new(&telemetry)
+        .with_tag("surface", "cli")
+        .expect("a valid tag");
+    let tools = ["shell", "apply_patch", "read_file"];
+    let call = |i: usize| {
+        let tags = [("tool", tools[i % 3]), ("success", "true")];
+        metrics
+            .counter("codex.tool.call", 1, &tags)
+            .expect("a valid counter");
+        metrics
+            .record_duration(
+                "codex.tool.call.duration_ms",
+                std::time::Duration::from_millis(i as u64),
+                &tags,
+            )
+            .expect("a valid histogram");
+    };
+    for i in 0..3 {
+        call(i);
+    }
+    let before = allocations();
+    for i in 0..1000 {
+        call(i);
+    }
+    assert_eq!(
+        allocations() - before,
+        0,
+        "allocations in 2,000 measurements"
+    );
+    telemetry.shutdown();
+}

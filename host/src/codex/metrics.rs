@@ -2,9 +2,12 @@
 //! session tags.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use indexmap::{Equivalent, IndexMap};
+use rustc_hash::FxHasher;
 use wasmtel_sdk::model::{KeyValue, Scope};
 
 use crate::instrument::{Counter, Gauge, Histogram};
@@ -216,26 +219,71 @@ pub struct MetricsClient {
     instruments: Arc<Mutex<Instruments>>,
 }
 
+/// The client's instruments by name, each made at its first use.
 #[derive(Default)]
 struct Instruments {
-    counters: HashMap<String, Counter>,
+    counters: HashMap<String, Cached<Counter>>,
     /// By unit, then name.
-    histograms: HashMap<&'static str, HashMap<String, Histogram>>,
-    gauges: HashMap<String, Gauge>,
+    histograms: HashMap<&'static str, HashMap<String, Cached<Histogram>>>,
+    gauges: HashMap<String, Cached<Gauge>>,
 }
 
-/// The instrument `name` of `instruments`, made by `make` at its first use.
-fn cached<I: Clone>(
-    instruments: &mut HashMap<String, I>,
-    name: &str,
-    make: impl FnOnce() -> I,
-) -> I {
-    if let Some(instrument) = instruments.get(name) {
-        return instrument.clone();
+/// How many tag sets an instrument keeps the attributes of (OpenTelemetry's cardinality limit);
+/// the attributes of further sets are built at every call.
+const MAX_TAG_SETS: usize = 2000;
+
+/// An instrument, and the attributes of each tag set it was given (the client's tags, then the
+/// call's), built once: a call with a tag set seen before allocates nothing.
+struct Cached<I> {
+    instrument: I,
+    sets: IndexMap<TagSet, Arc<[KeyValue]>, BuildHasherDefault<FxHasher>>,
+}
+
+/// A call's tags, kept as the key of the attributes built for them.
+struct TagSet(Box<[(String, String)]>);
+
+/// A call's tags, as given, looked up as a [`TagSet`] without making one.
+struct TagQuery<'a>(&'a [(&'a str, &'a str)]);
+
+/// Hashes tags: the same for a [`TagSet`] and the [`TagQuery`] of the same tags.
+fn hash_tags<'t, H: Hasher>(tags: impl Iterator<Item = (&'t str, &'t str)>, state: &mut H) {
+    for (key, value) in tags {
+        state.write(key.as_bytes());
+        state.write_u8(0xff);
+        state.write(value.as_bytes());
+        state.write_u8(0xff);
     }
-    let instrument = make();
-    instruments.insert(name.to_string(), instrument.clone());
-    instrument
+}
+
+impl Hash for TagSet {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_tags(self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())), state);
+    }
+}
+
+impl PartialEq for TagSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for TagSet {}
+
+impl Hash for TagQuery<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_tags(self.0.iter().copied(), state);
+    }
+}
+
+impl Equivalent<TagSet> for TagQuery<'_> {
+    fn equivalent(&self, set: &TagSet) -> bool {
+        self.0.len() == set.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&set.0)
+                .all(|((k, v), (key, value))| k == key && v == value)
+    }
 }
 
 impl MetricsClient {
@@ -254,6 +302,8 @@ impl MetricsClient {
         validate_tag(key, value)?;
         self.defaults.retain(|(k, _)| k != key);
         self.defaults.push((key.into(), value.into()));
+        // Its attributes differ from its clones': it keeps its own.
+        self.instruments = Arc::default();
         Ok(self)
     }
 
@@ -264,12 +314,14 @@ impl MetricsClient {
             validate_tag(key, value)?;
         }
         self.session = tags;
+        self.instruments = Arc::default();
         Ok(self)
     }
 
     /// The client without the session's tags (Codex's `with_metrics_without_metadata_tags`).
     pub fn without_metadata_tags(mut self) -> MetricsClient {
         self.session.clear();
+        self.instruments = Arc::default();
         self
     }
 
@@ -294,14 +346,16 @@ impl MetricsClient {
         self.recorder.takes_metrics()
     }
 
-    /// Records into the instrument `find` gives (made once per name) what `record` records,
-    /// once `name` and `tags` pass Codex's rules; nothing when no exporter takes metrics.
+    /// Records with `record` into the instrument `name` of the map `of` picks (made by `make`
+    /// at its first use), once `name` and `tags` pass Codex's rules; nothing when no exporter
+    /// takes metrics.
     fn measure<I>(
         &self,
         name: &str,
         tags: &[(&str, &str)],
-        find: impl FnOnce(&mut Instruments, &Recorder) -> I,
-        record: impl FnOnce(I, &[KeyValue]),
+        of: impl FnOnce(&mut Instruments) -> &mut HashMap<String, Cached<I>>,
+        make: impl FnOnce(&Recorder) -> I,
+        record: impl FnOnce(&I, &[KeyValue]),
     ) -> Result<(), MetricsError> {
         validate_metric_name(name)?;
         for (key, value) in tags {
@@ -310,11 +364,27 @@ impl MetricsClient {
         if !self.recorder.takes_metrics() {
             return Ok(());
         }
-        let instrument = find(
-            &mut self.instruments.lock().unwrap_or_else(|e| e.into_inner()),
-            &self.recorder,
-        );
-        record(instrument, &self.attributes(tags));
+        let mut instruments = self.instruments.lock().unwrap_or_else(|e| e.into_inner());
+        let by_name = of(&mut instruments);
+        if !by_name.contains_key(name) {
+            let instrument = make(&self.recorder);
+            let sets = IndexMap::default();
+            by_name.insert(name.to_string(), Cached { instrument, sets });
+        }
+        let cached = by_name.get_mut(name).expect("made above");
+        match cached.sets.get(&TagQuery(tags)) {
+            Some(attributes) => record(&cached.instrument, attributes),
+            None => {
+                let attributes: Arc<[KeyValue]> = self.attributes(tags).into();
+                if cached.sets.len() < MAX_TAG_SETS {
+                    let set = tags.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+                    cached
+                        .sets
+                        .insert(TagSet(set.collect()), attributes.clone());
+                }
+                record(&cached.instrument, &attributes);
+            }
+        }
         Ok(())
     }
 
@@ -335,11 +405,8 @@ impl MetricsClient {
         self.measure(
             name,
             tags,
-            |i, recorder| {
-                cached(&mut i.counters, name, || {
-                    Counter::new(recorder.clone(), name).with_scope(meter())
-                })
-            },
+            |i| &mut i.counters,
+            |recorder| Counter::new(recorder.clone(), name).with_scope(meter()),
             |counter, attributes| counter.add(increment, attributes),
         )
     }
@@ -388,15 +455,13 @@ impl MetricsClient {
         self.measure(
             name,
             tags,
-            |i, recorder| {
-                let by_name = i.histograms.entry(unit).or_default();
-                cached(by_name, name, || {
-                    let histogram = Histogram::new(recorder.clone(), name).with_scope(meter());
-                    match unit {
-                        "" => histogram,
-                        unit => histogram.with_unit(unit).with_bounds(bounds),
-                    }
-                })
+            |i| i.histograms.entry(unit).or_default(),
+            |recorder| {
+                let histogram = Histogram::new(recorder.clone(), name).with_scope(meter());
+                match unit {
+                    "" => histogram,
+                    unit => histogram.with_unit(unit).with_bounds(bounds),
+                }
             },
             |histogram, attributes| histogram.record(value, attributes),
         )
@@ -407,11 +472,8 @@ impl MetricsClient {
         self.measure(
             name,
             tags,
-            |i, recorder| {
-                cached(&mut i.gauges, name, || {
-                    Gauge::new(recorder.clone(), name).with_scope(meter())
-                })
-            },
+            |i| &mut i.gauges,
+            |recorder| Gauge::new(recorder.clone(), name).with_scope(meter()),
             |gauge, attributes| gauge.record_int(value, attributes),
         )
     }

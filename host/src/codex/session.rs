@@ -8,12 +8,14 @@
 //! as an event of the current span.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::time::{Duration, SystemTime};
 
 use wasmtel_sdk::encode::AttrValue;
 use wasmtel_sdk::model::{KeyValue, Value};
 
 use super::metrics::MetricsClient;
+use crate::exporter::Signal;
 use crate::instrument::EventBuilder;
 use crate::routing::Recorder;
 use crate::telemetry::Telemetry;
@@ -254,6 +256,11 @@ impl SessionTelemetry {
     /// current span, with the metadata but `user.*` and what `fields` writes to its trace
     /// record.
     fn record(&self, name: &'static str, log_only: bool, fields: impl Fn(&mut Sink<'_, '_>)) {
+        let routes = &self.recorder.routes;
+        if !routes.takes(Signal::Events) && !routes.takes(Signal::Spans) {
+            // Telemetry off, say: nothing to build.
+            return;
+        }
         let mut within = None;
         crate::layer::in_current_span(|span| {
             within = Some(span.context());
@@ -280,9 +287,8 @@ impl SessionTelemetry {
     /// The session's metadata; `user.*` on log records only.
     fn metadata(&self, sink: &mut Sink<'_, '_>) {
         let m = &self.metadata;
-        let timestamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        sink.put("event.timestamp", timestamp.as_str())
-            .put("conversation.id", m.conversation_id.as_str())
+        with_timestamp(|timestamp| sink.put("event.timestamp", timestamp));
+        sink.put("conversation.id", m.conversation_id.as_str())
             .put("app.version", m.app_version.as_str())
             .some("auth_mode", m.auth_mode.as_deref())
             .put("originator", m.originator.as_str());
@@ -644,6 +650,29 @@ fn cut(output: &str, max: usize) -> String {
         &output[..end],
         truncation_notice(output.len() - end)
     )
+}
+
+/// Calls `f` with the time now as Codex's `event.timestamp`: RFC 3339 in UTC, with
+/// milliseconds. Formatted once per millisecond per thread, without allocating.
+fn with_timestamp<R>(f: impl FnOnce(&str) -> R) -> R {
+    use std::io::Write;
+    thread_local! {
+        static LAST: Cell<(u128, [u8; 24], usize)> = const { Cell::new((0, [0; 24], 0)) };
+    }
+    let now = SystemTime::now();
+    let ms = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    LAST.with(|last| {
+        let (at, mut text, mut len) = last.get();
+        if at != ms || len == 0 {
+            let mut cursor = std::io::Cursor::new(&mut text[..]);
+            let _ = write!(cursor, "{}", humantime::format_rfc3339_millis(now));
+            len = usize::try_from(cursor.position()).unwrap_or(0);
+            last.set((ms, text, len));
+        }
+        f(std::str::from_utf8(&text[..len]).unwrap_or_default())
+    })
 }
 
 /// A duration in whole milliseconds, as Codex's events carry it.
