@@ -29,7 +29,9 @@ use crate::routing::Recorder;
 use crate::telemetry::Telemetry;
 
 /// Turns `tracing` spans into wasmtel spans (a span's parent is its `tracing` parent, its scope
-/// its target, its fields its attributes, with the layer's span attributes after them) and
+/// its target, its fields its attributes, with the layer's span attributes after them; a field
+/// that holds a credential, such as `authorization`, `api_key`, `http.request.header.cookie` or
+/// `token`, is recorded as `[REDACTED]`) and
 /// `tracing` events into wasmtel events (named by their `event.name` field, else by their
 /// message; their other fields as attributes; in the span they happen in). Only the targets it
 /// selects: all by default, or those under the prefixes given to
@@ -87,8 +89,35 @@ struct Fields {
     name: Option<String>,
 }
 
+/// Whether a field named `name` holds a credential (an `Authorization` header, an API key, a
+/// cookie): its value is never recorded.
+fn secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase().replace('-', "_");
+    let name = name.rsplit('.').next().unwrap_or_default();
+    matches!(
+        name,
+        "authorization"
+            | "proxy_authorization"
+            | "api_key"
+            | "x_api_key"
+            | "apikey"
+            | "cookie"
+            | "set_cookie"
+            | "password"
+            | "secret"
+            | "token"
+            | "access_token"
+            | "refresh_token"
+    )
+}
+
 impl Fields {
     fn put(&mut self, field: &Field, value: Value) {
+        if secret(field.name()) {
+            let redacted = Value::String("[REDACTED]".into());
+            self.attributes.push(KeyValue::new(field.name(), redacted));
+            return;
+        }
         match (field.name(), value) {
             ("message", Value::String(s)) => self.message = Some(s.into_owned()),
             ("event.name", Value::String(s)) => self.name = Some(s.into_owned()),

@@ -146,3 +146,35 @@ fn w3c_trace_context_round_trips_through_headers_and_a_child_span_joins_the_trac
             .expect("valid");
     assert_eq!(good.span_id, 0xb7ad6b7169203331);
 }
+
+#[test]
+fn credentials_in_tracing_fields_are_never_recorded() {
+    let (telemetry, exporter) = start();
+    let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(&telemetry));
+    tracing::subscriber::with_default(subscriber, || {
+        let request = tracing::info_span!(
+            "request",
+            http.request.header.authorization = "Bearer sk-live-123",
+            endpoint = "/v1/responses"
+        );
+        let _in_request = request.enter();
+        tracing::info!(api_key = "sk-live-456", x_api_key = "sk-live-789", "sent");
+        request.record("endpoint", "/v1/responses?retry=1");
+    });
+    assert!(telemetry.flush(Duration::from_secs(10)));
+    let recorded = format!("{:?}{:?}", exporter.spans(), exporter.events());
+    assert!(!recorded.contains("sk-live"), "{recorded}");
+    let events = exporter.events();
+    let value = |key: &str| {
+        events[0]
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| kv.value.clone())
+    };
+    assert_eq!(value("api_key"), Some(Value::String("[REDACTED]".into())));
+    assert!(
+        recorded.contains("/v1/responses?retry=1"),
+        "other fields kept"
+    );
+}
