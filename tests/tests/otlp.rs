@@ -661,3 +661,43 @@ fn grpc_statuses_from_trailers_are_retried_or_dropped_as_the_spec_says() {
         "{error}"
     );
 }
+
+#[test]
+fn shutdown_with_a_budget_keeps_it_whether_the_backend_stalls_or_is_gone() {
+    // A backend that takes 30 s to answer, and one where nothing listens.
+    let stalled = Receiver::start();
+    stalled.script(std::iter::repeat_n(
+        Answer {
+            delay: Duration::from_secs(30),
+            ..Answer::status(200, "")
+        },
+        8,
+    ));
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a port")
+        .local_addr()
+        .expect("its address");
+    for endpoint in [stalled.addr, gone] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let text = format!(
+            "[exporters.collector]\nplugin = \"otlp\"\n\
+             config = {{ endpoint = \"http://{endpoint}\" }}\n"
+        );
+        let telemetry = wasmtel::Telemetry::start(config(tmp.path(), &text)).expect("start");
+        for i in 0..100 {
+            telemetry.event("codex.tool_result").attr("i", i).emit();
+        }
+        // Let the worker take the batch into its export call.
+        std::thread::sleep(Duration::from_millis(1500));
+        let started = std::time::Instant::now();
+        let stats = telemetry.shutdown_with_timeout(Duration::from_millis(200));
+        // The config's own deadline is 5 s, the request's 10 s: under 3 s kept the budget.
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{endpoint}: shutdown took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(stats[0].records_exported, 0, "{}", stats[0]);
+        assert_eq!(stats[0].dropped(), 100, "counted, not lost: {}", stats[0]);
+    }
+}
