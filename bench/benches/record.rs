@@ -231,27 +231,37 @@ fn record_call(c: &mut Criterion) {
     let session = session();
     let (telemetry, provider) = (wasmtel(true), sdk());
     let logger = provider.logger("codex_otel");
+    let events = wasmtel_of(true, "[\"events\"]");
+    let codex = facade(&session, &events);
+    // `n` calls of each, in rounds.
+    let sdk_rounds = |n| {
+        in_rounds(
+            n,
+            || session.sdk_emit(&logger, &CALL),
+            || provider.force_flush().expect("the SDK flushes"),
+        )
+    };
+    let wasmtel_rounds = |n| {
+        in_rounds(
+            n,
+            || session.wasmtel_record(&telemetry, &CALL),
+            || assert!(telemetry.flush(Duration::from_secs(30)), "flushed"),
+        )
+    };
+    let codex_rounds = |n| {
+        in_rounds(
+            n,
+            || facade_record(&codex, &CALL),
+            || assert!(events.flush(Duration::from_secs(30)), "flushed"),
+        )
+    };
     let mut group =
         c.benchmark_group("record a tool_result event (15 attributes), building included");
     group.throughput(Throughput::Elements(1));
     group.bench_function("opentelemetry_sdk Logger::emit (peer)", |b| {
-        b.iter_custom(|iters| {
-            in_rounds(
-                iters,
-                || session.sdk_emit(&logger, &CALL),
-                || provider.force_flush().expect("the SDK flushes"),
-            )
-        })
+        b.iter_custom(sdk_rounds)
     });
-    group.bench_function("wasmtel", |b| {
-        b.iter_custom(|iters| {
-            in_rounds(
-                iters,
-                || session.wasmtel_record(&telemetry, &CALL),
-                || assert!(telemetry.flush(Duration::from_secs(30)), "flushed"),
-            )
-        })
-    });
+    group.bench_function("wasmtel", |b| b.iter_custom(wasmtel_rounds));
     group.bench_function(
         "build an Event alone (strings copied, for `Telemetry::emit`)",
         |b| b.iter(|| black_box(session.wasmtel_event(&CALL))),
@@ -260,17 +270,7 @@ fn record_call(c: &mut Criterion) {
     group.bench_function("wasmtel, telemetry disabled", |b| {
         b.iter(|| session.wasmtel_record(&disabled, black_box(&CALL)))
     });
-    let events = wasmtel_of(true, "[\"events\"]");
-    let codex = facade(&session, &events);
-    group.bench_function("codex facade", |b| {
-        b.iter_custom(|iters| {
-            in_rounds(
-                iters,
-                || facade_record(&codex, &CALL),
-                || assert!(events.flush(Duration::from_secs(30)), "flushed"),
-            )
-        })
-    });
+    group.bench_function("codex facade", |b| b.iter_custom(codex_rounds));
     let codex_disabled = facade(&session, &disabled);
     group.bench_function("codex facade, telemetry disabled", |b| {
         b.iter(|| facade_record(&codex_disabled, black_box(&CALL)))
@@ -280,34 +280,16 @@ fn record_call(c: &mut Criterion) {
     // The ratio, from rounds of each in turn: the best round of each (what the machine's other
     // load took least from).
     if !std::env::args().any(|a| a == "--profile-time") {
-        let best = |f: &mut dyn FnMut(u64) -> Duration| {
+        let best = |rounds: &dyn Fn(u64) -> Duration| {
             (0..8)
-                .map(|_| f(8 * ROUND).as_secs_f64() / (8 * ROUND) as f64)
+                .map(|_| rounds(8 * ROUND).as_secs_f64() / (8 * ROUND) as f64)
                 .fold(f64::MAX, f64::min)
         };
         let (mut sdk, mut ours, mut codex_ours) = (f64::MAX, f64::MAX, f64::MAX);
         for _ in 0..4 {
-            codex_ours = codex_ours.min(best(&mut |n| {
-                in_rounds(
-                    n,
-                    || facade_record(&codex, &CALL),
-                    || assert!(events.flush(Duration::from_secs(30)), "flushed"),
-                )
-            }));
-            sdk = sdk.min(best(&mut |n| {
-                in_rounds(
-                    n,
-                    || session.sdk_emit(&logger, &CALL),
-                    || provider.force_flush().expect("the SDK flushes"),
-                )
-            }));
-            ours = ours.min(best(&mut |n| {
-                in_rounds(
-                    n,
-                    || session.wasmtel_record(&telemetry, &CALL),
-                    || assert!(telemetry.flush(Duration::from_secs(30)), "flushed"),
-                )
-            }));
+            codex_ours = codex_ours.min(best(&codex_rounds));
+            sdk = sdk.min(best(&sdk_rounds));
+            ours = ours.min(best(&wasmtel_rounds));
         }
         println!(
             "\nrecord a tool_result event, best of 32 rounds of {} calls each: \

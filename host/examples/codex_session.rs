@@ -20,7 +20,7 @@ use wasmtel::{Config, ExporterStats, KeyValue, Telemetry, TelemetryLayer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "logs".into());
-    for exporter in run(Path::new(&dir))? {
+    for exporter in run(Path::new(&dir), |name| std::env::var(name).ok())? {
         println!("{exporter}");
     }
     println!(
@@ -30,8 +30,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Plays the session into `dir`; each exporter's figures once it is shut down.
-pub fn run(dir: &Path) -> Result<Vec<ExporterStats>, Box<dyn std::error::Error>> {
+/// Plays the session into `dir`, with the variables `var` gives over the config; each
+/// exporter's figures once it is shut down.
+pub fn run(
+    dir: &Path,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<ExporterStats>, Box<dyn std::error::Error>> {
     // file-jsonl into `dir`, one file; the environment's layer over it.
     let text = format!(
         "[telemetry]\ndir = {dir:?}\n\n\
@@ -41,7 +45,7 @@ pub fn run(dir: &Path) -> Result<Vec<ExporterStats>, Box<dyn std::error::Error>>
         dir = dir.display().to_string()
     );
     let config =
-        Config::parse(&text, Path::new("codex_session.toml"), Path::new("."))?.with_env()?;
+        Config::parse(&text, Path::new("codex_session.toml"), Path::new("."))?.with_vars(var)?;
     let otel = config.otel().cloned().expect("the [otel] table");
     let telemetry = Telemetry::builder(config)
         .resource(vec![

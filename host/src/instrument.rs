@@ -99,7 +99,10 @@ impl Gauge {
     /// exporter's `metrics.interval_ms`, `flush`, shutdown), on an exporter's worker, and sets
     /// the gauge's points through the [`Observer`] it is given, e.g. the memory in use. Keep it
     /// quick. It is called until telemetry shuts down; a callback that panics is warned about
-    /// and called again next time.
+    /// and called again next time. A callback that holds the telemetry (a clone of it, or an
+    /// instrument, client or facade made from it) keeps it running until
+    /// [`crate::Telemetry::shutdown`] is called: dropping the other handles does not shut it
+    /// down then.
     pub fn with_callback(self, callback: impl Fn(&Observer<'_>) + Send + Sync + 'static) -> Self {
         self.recorder
             .observe(&self.instrument, &self.scope, Box::new(callback));
@@ -296,6 +299,7 @@ impl Drop for EventBuilder<'_> {
 
 /// The identity of a span, to make other spans its children.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SpanContext {
     /// The trace the span belongs to.
     pub trace_id: TraceId,
@@ -306,6 +310,15 @@ pub struct SpanContext {
 }
 
 impl SpanContext {
+    /// The context of the span `span_id` of the trace `trace_id`, sampled or not.
+    pub fn new(trace_id: TraceId, span_id: SpanId, sampled: bool) -> SpanContext {
+        SpanContext {
+            trace_id,
+            span_id,
+            sampled,
+        }
+    }
+
     /// The W3C `traceparent` of the span: `00-<trace id>-<span id>-<flags>`, the flags `01` when
     /// sampled, else `00`.
     pub fn traceparent(&self) -> String {
@@ -359,14 +372,16 @@ impl SpanContext {
             .unwrap_or_default()
     }
 
-    /// The members of a W3C `tracestate` value (`key=value,...`), those without `=` or with an
-    /// empty key left out, at most 32.
+    /// The members of a W3C `tracestate` value (`key=value,...`), those that are not valid W3C
+    /// members left out, at most 32.
     pub fn tracestate_members(value: &str) -> Vec<(String, String)> {
         value
             .split(',')
             .filter_map(|member| {
                 let (key, value) = member.trim().split_once('=')?;
-                (!key.is_empty()).then(|| (key.to_string(), value.to_string()))
+                crate::config::otel::w3c_member(key, value)
+                    .is_ok()
+                    .then(|| (key.to_string(), value.to_string()))
             })
             .take(32)
             .collect()
@@ -486,6 +501,7 @@ impl SpanBuilder {
             .map_or_else(|| self.recorder.sampler.samples(trace_id), |p| p.sampled);
         ActiveSpan {
             sampled,
+            dropped_events: 0,
             recorder: self.recorder,
             span: Some(Span {
                 trace_id,
@@ -506,11 +522,20 @@ impl SpanBuilder {
     }
 }
 
+/// The events a span keeps, as OpenTelemetry's default span limits (128); those past it are
+/// counted in the span's `wasmtel.span.dropped_events` attribute.
+const MAX_SPAN_EVENTS: usize = 128;
+
+/// The attribute that counts a span's events past [`MAX_SPAN_EVENTS`].
+const DROPPED_EVENTS_KEY: &str = "wasmtel.span.dropped_events";
+
 /// A started span. It is recorded when it ends (by [`ActiveSpan::end`] or when dropped), if
 /// its trace is sampled.
 pub struct ActiveSpan {
     recorder: Recorder,
     sampled: bool,
+    /// Events past [`MAX_SPAN_EVENTS`].
+    dropped_events: u64,
     span: Option<Span>,
 }
 
@@ -539,18 +564,32 @@ impl ActiveSpan {
         self.span().attributes.push(KeyValue::new(key, value));
     }
 
-    /// Adds an event to the span, now.
+    /// Adds an event to the span, now: up to 128 (OpenTelemetry's limit); those past them are
+    /// counted in the span's `wasmtel.span.dropped_events` attribute.
     pub fn add_event(&mut self, name: &str, attributes: &[KeyValue]) {
         self.push_event(name.into(), attributes.to_vec());
     }
 
     /// Adds an event to the span, now, taking its name and attributes.
+    /// Past [`MAX_SPAN_EVENTS`] an event is counted, not kept; on a span not recorded, nothing.
     pub(crate) fn push_event(&mut self, name: String, attributes: Vec<KeyValue>) {
+        if !self.sampled {
+            return;
+        }
+        if self.span().events.len() >= MAX_SPAN_EVENTS {
+            self.dropped_events += 1;
+            return;
+        }
         self.span().events.push(SpanEvent {
             time_unix_nano: now_unix_nano(),
             name,
             attributes,
         });
+    }
+
+    /// Whether the span is recorded when it ends (its trace is sampled).
+    pub(crate) fn is_recording(&self) -> bool {
+        self.sampled
     }
 
     /// Sets the outcome, with a description for errors.
@@ -570,6 +609,10 @@ impl ActiveSpan {
             && self.sampled
         {
             span.end_time_unix_nano = now_unix_nano();
+            if self.dropped_events > 0 {
+                span.attributes
+                    .push(KeyValue::new(DROPPED_EVENTS_KEY, self.dropped_events));
+            }
             self.recorder.routes.record(Record::Span(span), false);
         }
     }

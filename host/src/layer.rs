@@ -90,25 +90,45 @@ struct Fields {
 }
 
 /// Whether a field named `name` holds a credential (an `Authorization` header, an API key, a
-/// cookie): its value is never recorded.
+/// token, a password, a cookie): its value is never recorded. The last part of a dotted name is
+/// compared, ignoring case and taking `-` for `_`: a name of the list, or one ending in
+/// `_api_key`, `_token`, `_secret`, `_password` or `_private_key`. Allocates nothing.
 fn secret(name: &str) -> bool {
-    let name = name.to_ascii_lowercase().replace('-', "_");
-    let name = name.rsplit('.').next().unwrap_or_default();
-    matches!(
-        name,
-        "authorization"
-            | "proxy_authorization"
-            | "api_key"
-            | "x_api_key"
-            | "apikey"
-            | "cookie"
-            | "set_cookie"
-            | "password"
-            | "secret"
-            | "token"
-            | "access_token"
-            | "refresh_token"
-    )
+    const NAMES: [&str; 15] = [
+        "authorization",
+        "proxy_authorization",
+        "api_key",
+        "apikey",
+        "cookie",
+        "set_cookie",
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "bearer",
+        "credentials",
+        "private_key",
+        "session_key",
+        "client_secret",
+    ];
+    const ENDINGS: [&str; 5] = ["_api_key", "_token", "_secret", "_password", "_private_key"];
+    let last = name.rsplit('.').next().unwrap_or_default().as_bytes();
+    // `last` read as lowercase with `_` for `-`, against a lowercase pattern.
+    let same = |a: &[u8], pattern: &str| {
+        a.len() == pattern.len()
+            && a.iter().zip(pattern.bytes()).all(|(&a, p)| {
+                let a = if a == b'-' {
+                    b'_'
+                } else {
+                    a.to_ascii_lowercase()
+                };
+                a == p
+            })
+    };
+    NAMES.iter().any(|n| same(last, n))
+        || ENDINGS
+            .iter()
+            .any(|e| last.len() > e.len() && same(&last[last.len() - e.len()..], e))
 }
 
 impl Fields {

@@ -149,6 +149,11 @@ impl Store {
         }));
     }
 
+    /// Forgets every callback (at shutdown), and what they hold.
+    pub fn clear_callbacks(&self) {
+        write(&self.callbacks).clear();
+    }
+
     /// Calls every observable instrument's callback. A callback that panics is warned about
     /// once and called again next time; the others run.
     fn call_back(&self) {

@@ -24,8 +24,11 @@
 //! The records go into each exporter's queue as wasmtel's own do, to the exporters that take
 //! their signal. Outside an async runtime an export waits for room in a full queue (the SDK's
 //! processor holds its next batch meanwhile); inside one it does not wait, and what does not fit
-//! is dropped and counted. The SDK's resource (`set_resource`) becomes wasmtel's resource for
-//! what follows. Metrics come already aggregated, with the SDK's temporality (cumulative unless
+//! is dropped and counted. The SDK's resource (`set_resource`) is merged under wasmtel's (what
+//! wasmtel's names keeps wasmtel's value) for what follows. The SDK's `force_flush` and
+//! `shutdown` wait for wasmtel's exporters to export what was handed over (a flush of the
+//! telemetry, within the SDK's timeout; 5 s for `force_flush`); they do not shut wasmtel down.
+//! Metrics come already aggregated, with the SDK's temporality (cumulative unless
 //! [`MetricExporter::with_temporality`] says otherwise); exponential histograms have no place in
 //! the record format and are counted as invalid.
 
@@ -36,7 +39,7 @@ use opentelemetry::logs::AnyValue;
 use opentelemetry::trace::{SpanId, Status, TraceId};
 use opentelemetry::{Array, InstrumentationScope};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, SdkLogRecord};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData as SdkData, ResourceMetrics};
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
@@ -50,15 +53,17 @@ use crate::exporter::Signal;
 use crate::routing::Recorder;
 use crate::telemetry::Telemetry;
 
-/// What the three exporters share: the routes into wasmtel's exporters.
+/// What the three exporters share: the telemetry, and the routes into its exporters.
 #[derive(Clone)]
 struct Handoff {
+    telemetry: Telemetry,
     recorder: Recorder,
 }
 
 impl Handoff {
     fn new(telemetry: &Telemetry) -> Handoff {
         Handoff {
+            telemetry: telemetry.clone(),
             recorder: telemetry.recorder(),
         }
     }
@@ -69,12 +74,26 @@ impl Handoff {
         self.recorder.routes.record(record, wait);
     }
 
+    /// The SDK's resource under wasmtel's: what wasmtel's resource (the application's, and the
+    /// environment's over it) names is kept, what only the SDK's names is added.
     fn resource(&self, resource: &Resource) {
+        let ours = self.telemetry.resource();
         let attributes = resource
             .iter()
+            .filter(|(key, _)| !ours.iter().any(|kv| kv.key == key.as_str()))
             .map(|(key, value)| KeyValue::new(key.as_str().to_string(), value_of(value)))
+            .chain(ours.iter().cloned())
             .collect();
         self.record(Record::Resource(attributes));
+    }
+
+    /// Waits, up to `timeout`, until what was handed over is exported.
+    fn flush(&self, timeout: Duration) -> OTelSdkResult {
+        if self.telemetry.flush(timeout) {
+            Ok(())
+        } else {
+            Err(OTelSdkError::Timeout(timeout))
+        }
     }
 }
 
@@ -109,6 +128,10 @@ impl opentelemetry_sdk::logs::LogExporter for LogExporter {
         Ok(())
     }
 
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.flush(timeout)
+    }
+
     fn set_resource(&mut self, resource: &Resource) {
         self.0.resource(resource);
     }
@@ -131,6 +154,14 @@ impl opentelemetry_sdk::trace::SpanExporter for SpanExporter {
             self.0.record(Record::Span(span_of(data)));
         }
         Ok(())
+    }
+
+    fn force_flush(&mut self) -> OTelSdkResult {
+        self.0.flush(FLUSH_TIMEOUT)
+    }
+
+    fn shutdown_with_timeout(&mut self, timeout: Duration) -> OTelSdkResult {
+        self.0.flush(timeout)
     }
 
     fn set_resource(&mut self, resource: &Resource) {
@@ -198,17 +229,20 @@ impl PushMetricExporter for MetricExporter {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
+        self.into.flush(FLUSH_TIMEOUT)
     }
 
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.into.flush(timeout)
     }
 
     fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
         self.temporality
     }
 }
+
+/// How long the SDK's `force_flush` waits for wasmtel's exporters.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn nanos(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH)

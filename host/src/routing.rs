@@ -138,8 +138,9 @@ impl Routes {
 }
 
 /// Which traces' spans are recorded: OpenTelemetry's trace-id ratio sampler, for root spans (a
-/// child follows its parent). A trace is sampled when its id's lower 63 bits fall under the
-/// rate's share of them, so every process sampling at a rate picks the same traces.
+/// child follows its parent). A trace is sampled when its id's lower 64 bits, shifted right by
+/// one (63 bits, as OpenTelemetry takes them), fall under the rate's share of 2^63, so every
+/// process sampling at a rate picks the same traces.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Sampler {
     bound: u64,

@@ -35,6 +35,9 @@ struct Inner {
     /// Every instrument's aggregated points.
     store: Arc<Store>,
     sampler: Sampler,
+    /// The resource the exporters start with: the application's, with the environment's over it.
+    #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
+    resource: Vec<KeyValue>,
     session_id: String,
     shutdown_timeout: Duration,
     workers: Mutex<Vec<JoinHandle<()>>>,
@@ -213,6 +216,7 @@ impl TelemetryBuilder {
                 routes,
                 store,
                 sampler,
+                resource: self.resource,
                 session_id,
                 shutdown_timeout: config.shutdown_timeout,
                 workers: Mutex::new(workers),
@@ -337,6 +341,12 @@ impl Telemetry {
         self.inner.routes.event(event);
     }
 
+    /// The resource the exporters started with.
+    #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
+    pub(crate) fn resource(&self) -> &[KeyValue] {
+        &self.inner.resource
+    }
+
     /// What instruments and spans record through; they keep this telemetry running.
     pub(crate) fn recorder(&self) -> Recorder {
         let owner: Arc<dyn Any + Send + Sync> = self.inner.clone();
@@ -456,6 +466,8 @@ impl Inner {
                 let _ = exporter.await;
             }
         });
+        // Callbacks may hold this telemetry (a client they read through): let it go.
+        self.store.clear_callbacks();
         runtime.shutdown_background();
     }
 }

@@ -408,3 +408,29 @@ fn each_event_puts_its_trace_safe_part_on_the_current_span_and_nothing_sensitive
         assert!(metrics.iter().any(|m| m.name == name), "{name}");
     }
 }
+
+#[test]
+fn a_span_keeps_128_events_and_counts_the_rest() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let (telemetry, exporter) = start();
+    let session = facade(&telemetry, None);
+    let subscriber = tracing_subscriber::registry().with(wasmtel::TelemetryLayer::new(&telemetry));
+    tracing::subscriber::with_default(subscriber, || {
+        let turn = tracing::info_span!("turn");
+        let _in_turn = turn.enter();
+        for _ in 0..200 {
+            session.sse_event("response.output_text.delta", Duration::ZERO, None, None);
+        }
+    });
+    assert!(telemetry.flush(Duration::from_secs(10)));
+    assert_eq!(exporter.events().len(), 200, "every event as a log record");
+    let spans = exporter.spans();
+    assert_eq!(spans[0].events.len(), 128);
+    let dropped = spans[0]
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "wasmtel.span.dropped_events")
+        .map(|kv| kv.value.clone());
+    assert_eq!(dropped, Some(Value::Int(72)));
+}

@@ -158,7 +158,15 @@ fn credentials_in_tracing_fields_are_never_recorded() {
             endpoint = "/v1/responses"
         );
         let _in_request = request.enter();
-        tracing::info!(api_key = "sk-live-456", x_api_key = "sk-live-789", "sent");
+        tracing::info!(
+            api_key = "sk-live-456",
+            x_api_key = "sk-live-789",
+            openai_api_key = "sk-live-1",
+            auth_token = "sk-live-2",
+            client_secret = "sk-live-3",
+            input_token_count = 11384,
+            "sent"
+        );
         request.record("endpoint", "/v1/responses?retry=1");
     });
     assert!(telemetry.flush(Duration::from_secs(10)));
@@ -173,6 +181,11 @@ fn credentials_in_tracing_fields_are_never_recorded() {
             .map(|kv| kv.value.clone())
     };
     assert_eq!(value("api_key"), Some(Value::String("[REDACTED]".into())));
+    assert_eq!(
+        value("input_token_count"),
+        Some(Value::Int(11384)),
+        "not a credential"
+    );
     assert!(
         recorded.contains("/v1/responses?retry=1"),
         "other fields kept"

@@ -188,18 +188,27 @@ fn a_bad_value_in_the_environment_is_an_error_naming_its_variable() {
         ),
         (
             "CODEX_OTEL_ENDPOINT",
-            "localhost:4318",
+            "localhost:4318/?token=sk-live-1",
             "is not an http:// or https:// URL",
         ),
         (
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            "not a url",
-            "is not a URL",
+            "not a url sk-live-2",
+            "is not an http:// or https:// URL",
         ),
-        ("CODEX_OTEL_HEADERS", "authorization", "is not `key=value`"),
+        (
+            "CODEX_OTEL_HEADERS",
+            "x-team=core,authorization: Bearer sk-live-3",
+            "member 2 of the list is not `key=value`",
+        ),
         (
             "OTEL_EXPORTER_OTLP_HEADERS",
-            "a=%zz",
+            "api-key=sk-live-4%zz",
+            "the value of `api-key` has a `%` that is not followed by two hex digits",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "api-key=sk-live-5%+1",
             "not followed by two hex digits",
         ),
         (
@@ -233,9 +242,10 @@ fn a_bad_value_in_the_environment_is_an_error_naming_its_variable() {
         let out = output_text(&bad);
         assert!(!bad.status.success(), "{var}={value}: {out}");
         assert!(
-            out.contains(&format!("the environment: `{var}`: `")) && out.contains(says),
+            out.contains(&format!("the environment: `{var}`: ")) && out.contains(says),
             "{var}={value}: {out}"
         );
+        assert!(!out.contains("sk-live"), "a secret was printed: {out}");
         assert!(!out.contains("panicked"), "{out}");
     }
 }
@@ -333,7 +343,7 @@ fn the_sample_rate_records_whole_traces_picked_by_their_ids() {
     for (id, spans) in &traces {
         let names: Vec<&str> = spans.iter().filter_map(|s| s["name"].as_str()).collect();
         assert_eq!(names, ["tool_call", "turn"], "trace {id}");
-        // Picked by the id: its lower 63 bits under a quarter of them.
+        // Picked by the id: its lower 64 bits, shifted right by one, under a quarter of 2^63.
         let low = u64::from_str_radix(&id[16..], 16).expect("hex");
         assert!(low >> 1 < 1 << 61, "trace {id} is over the rate");
     }
@@ -403,4 +413,61 @@ fn a_child_of_a_parent_that_was_not_sampled_is_not_recorded() {
         .collect();
     assert_eq!(spans.len(), 1, "{spans:?}");
     assert!(spans[0].contains(r#""name":"sampled""#));
+}
+
+#[test]
+fn the_environments_endpoint_and_transport_win_over_the_files() {
+    let endpoint_of = |receiver: &Receiver| format!("http://{}", receiver.addr);
+    // An [otel] exporter with its signal's own URL, where nothing listens.
+    let otel = "[otel]\nexporter = { otlp-http = { endpoint = \"http://127.0.0.1:9/custom/logs\", \
+                protocol = \"binary\" } }\nmetrics_exporter = \"none\"\n";
+    let grpc = |service: &str| format!("/opentelemetry.proto.collector.{service}/Export");
+    for (config, env, paths) in [
+        (
+            otel,
+            vec![("CODEX_OTEL_ENDPOINT", "")],
+            vec!["/v1/logs".to_string()],
+        ),
+        (
+            SEED_000,
+            vec![
+                ("CODEX_OTEL_EXPORTER", "otlp-grpc"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+            ],
+            vec![
+                grpc("logs.v1.LogsService"),
+                grpc("metrics.v1.MetricsService"),
+                grpc("trace.v1.TraceService"),
+            ],
+        ),
+    ] {
+        let receiver = Receiver::start();
+        let endpoint = endpoint_of(&receiver);
+        // The endpoint variables point at this receiver.
+        let env: Vec<(&str, &str)> = env
+            .into_iter()
+            .map(|(k, v)| (k, if v.is_empty() { endpoint.as_str() } else { v }))
+            .collect();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(tmp.path().join("config.toml"), config).expect("write");
+        let fixture = fixture();
+        let args = [
+            "replay",
+            "--config",
+            "config.toml",
+            fixture.to_str().expect("a UTF-8 path"),
+        ];
+        let output = wasmtel(tmp.path(), &args, &env);
+        let text = output_text(&output);
+        assert!(
+            output.status.success() && text.contains(" 0 dropped"),
+            "{env:?}: {text}"
+        );
+        let requests = receiver.requests();
+        let mut seen: Vec<String> = requests.iter().map(|r| r.path.clone()).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen, paths, "{env:?}");
+    }
 }

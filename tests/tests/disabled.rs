@@ -153,3 +153,53 @@ fn codexs_metrics_client_allocates_nothing_for_a_tag_set_it_has_seen() {
     );
     telemetry.shutdown();
 }
+
+#[test]
+fn codexs_session_facade_allocates_nothing_per_event_once_warm() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let telemetry = Telemetry::start(config(tmp.path(), "")).expect("start");
+    let session = SessionTelemetry::new(
+        &telemetry,
+        SessionMetadata {
+            conversation_id: "019a7c5e-3b2d-7c41-9f0e-5a6b7c8d9e0f".into(),
+            model: "gpt-5.1-codex".into(),
+            ..SessionMetadata::default()
+        },
+        MetricsClient::new(&telemetry),
+    );
+    let call = |i: u64| {
+        session.tool_result(&ToolResult {
+            tool_name: "shell",
+            call_id: "call_1",
+            arguments: "{}",
+            duration: std::time::Duration::from_millis(i),
+            success: true,
+            output: "ok",
+            mcp_server: None,
+        });
+        session.api_request(&wasmtel::codex::ApiRequest {
+            attempt: 1,
+            status: Some(200),
+            endpoint: "/v1/responses",
+            ..Default::default()
+        });
+    };
+    for i in 0..2000 {
+        call(i);
+    }
+    assert!(
+        telemetry.flush(std::time::Duration::from_secs(30)),
+        "flushed"
+    );
+    let before = allocations();
+    for i in 0..1000 {
+        call(i);
+    }
+    let allocated = allocations() - before;
+    // Events, metrics and their tags: what may remain is a queue's buffer growing again.
+    assert!(
+        allocated <= 16,
+        "{allocated} allocations in 1,000 tool results and API requests"
+    );
+    telemetry.shutdown();
+}

@@ -1,6 +1,7 @@
 //! `wasmtel::otel_sdk`: an application instrumented with the OpenTelemetry SDK (logger, tracer
 //! and meter providers) exports through the real file-jsonl plugin, and writes the same records
-//! as the same telemetry recorded through wasmtel's own API. Times and ids differ between the
+//! as the same telemetry recorded through wasmtel's own API, with the SDK's resource merged
+//! under wasmtel's. Times and ids differ between the
 //! two runs; they are compared by position (which span is whose parent, which event in which
 //! span), everything else exactly.
 
@@ -42,10 +43,11 @@ fn scope(name: &str) -> Scope {
 
 /// The session through the OpenTelemetry SDK, exported by wasmtel's adapters.
 fn through_the_sdk(telemetry: &Telemetry) {
+    // The SDK's own resource: wasmtel's names win over it.
     let resource = Resource::builder_empty()
         .with_attributes([
-            OtelKeyValue::new("service.name", "codex_cli_rs"),
-            OtelKeyValue::new("service.version", "0.144.0"),
+            OtelKeyValue::new("service.name", "unknown_service"),
+            OtelKeyValue::new("telemetry.sdk.language", "rust"),
         ])
         .build();
     let logs = SdkLoggerProvider::builder()
@@ -147,7 +149,6 @@ fn through_the_sdk(telemetry: &Telemetry) {
 
 /// The same session through wasmtel's own API.
 fn through_wasmtel(telemetry: &Telemetry) {
-    telemetry.record(wasmtel::model::Record::Resource(resource()));
     let mut turn = telemetry
         .span("turn")
         .scope(scope("codex_core"))
@@ -212,10 +213,10 @@ fn through_wasmtel(telemetry: &Telemetry) {
         .record(1.5e8, &[]);
 }
 
-/// The records file-jsonl wrote into `dir`: times blanked, ids numbered in order of appearance,
-/// each kind of record in a stable order (the two runs interleave their signals differently),
-/// and metric points in attribute order.
-fn written(dir: &Path) -> Vec<Json> {
+/// The records file-jsonl wrote into `dir`, but resources: times blanked, ids numbered in order
+/// of appearance, each kind of record in a stable order (the two runs interleave their signals
+/// differently), and metric points in attribute order; and the last resource.
+fn written(dir: &Path) -> (Vec<Json>, Json) {
     let text = std::fs::read_to_string(only_jsonl(dir)).expect("read");
     let mut ids = HashMap::new();
     let mut records: Vec<Json> = text
@@ -226,17 +227,20 @@ fn written(dir: &Path) -> Vec<Json> {
             record
         })
         .collect();
-    // Resources first (the SDK's providers each announce theirs), then spans, events, metrics.
-    records.dedup();
+    let resource = records
+        .iter()
+        .rfind(|r| r["type"] == "resource")
+        .map_or(Json::Null, |r| r["attributes"].clone());
+    records.retain(|r| r["type"] != "resource");
     records.sort_by_key(|r| {
         let kind = r["type"].as_str().unwrap_or_default().to_string();
-        let rank = ["resource", "span", "event", "metric"]
+        let rank = ["span", "event", "metric"]
             .iter()
             .position(|k| *k == kind)
-            .unwrap_or(4);
+            .unwrap_or(3);
         (rank, r["name"].as_str().unwrap_or_default().to_string())
     });
-    records
+    (records, resource)
 }
 
 fn normalize(value: &mut Json, ids: &mut HashMap<String, usize>) {
@@ -262,14 +266,18 @@ fn normalize(value: &mut Json, ids: &mut HashMap<String, usize>) {
     }
 }
 
-/// Runs `session` into a file-jsonl exporter in a directory of its own; what it wrote.
-fn run(session: impl FnOnce(&Telemetry)) -> Vec<Json> {
+/// Runs `session` into a file-jsonl exporter in a directory of its own, wasmtel's resource
+/// that of [`resource`]; what it wrote.
+fn run(session: impl FnOnce(&Telemetry)) -> (Vec<Json>, Json) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let telemetry = Telemetry::start(config(
+    let config = config(
         tmp.path(),
         "[exporters.file]\nplugin = \"file-jsonl\"\nsandbox = { dir = \"out\" }\n",
-    ))
-    .expect("start");
+    );
+    let telemetry = Telemetry::builder(config)
+        .resource(resource())
+        .start()
+        .expect("start");
     session(&telemetry);
     assert!(telemetry.flush(Duration::from_secs(30)), "flushed");
     for stats in telemetry.shutdown() {
@@ -280,15 +288,28 @@ fn run(session: impl FnOnce(&Telemetry)) -> Vec<Json> {
 
 #[test]
 fn the_sdks_providers_export_through_a_plugin_the_records_wasmtels_api_makes() {
-    let sdk = run(through_the_sdk);
-    let native = run(through_wasmtel);
+    let (sdk, sdk_resource) = run(through_the_sdk);
+    let (native, native_resource) = run(through_wasmtel);
     let kinds: Vec<&str> = sdk.iter().filter_map(|r| r["type"].as_str()).collect();
     assert_eq!(
         kinds,
         [
-            "resource", "span", "span", "event", "event", "metric", "metric", "metric"
+            "span", "span", "event", "event", "metric", "metric", "metric"
         ],
         "{sdk:#?}"
+    );
+    // The SDK's resource under wasmtel's: wasmtel's service.name, the SDK's other attributes.
+    assert_eq!(
+        native_resource,
+        serde_json::json!({"service.name": "codex_cli_rs", "service.version": "0.144.0"})
+    );
+    assert_eq!(
+        sdk_resource,
+        serde_json::json!({
+            "service.name": "codex_cli_rs",
+            "service.version": "0.144.0",
+            "telemetry.sdk.language": "rust",
+        })
     );
     if sdk != native {
         panic!(

@@ -1,6 +1,7 @@
 //! Codex's metrics client: [`MetricsClient`], with Codex's rules for names and tags and its
 //! session tags.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex};
@@ -128,6 +129,21 @@ pub fn validate_tag(key: &str, value: &str) -> Result<(), MetricsError> {
 /// ends are trimmed of `_`, and it is cut at 256 bytes; `unspecified` if nothing is left or no
 /// letter or digit is.
 pub fn sanitize_metric_tag_value(value: &str) -> String {
+    sanitized(value).into_owned()
+}
+
+/// [`sanitize_metric_tag_value`], borrowing `value` when it is valid already.
+pub(crate) fn sanitized(value: &str) -> Cow<'_, str> {
+    let bytes = value.as_bytes();
+    let valid = !bytes.is_empty()
+        && bytes.len() <= 256
+        && bytes.iter().all(|&b| tag_char(b))
+        && !value.starts_with('_')
+        && !value.ends_with('_')
+        && bytes.iter().any(u8::is_ascii_alphanumeric);
+    if valid {
+        return Cow::Borrowed(value);
+    }
     let replaced: String = value
         .chars()
         .map(|c| {
@@ -140,9 +156,9 @@ pub fn sanitize_metric_tag_value(value: &str) -> String {
         .collect();
     let trimmed = replaced.trim_matches('_');
     if !trimmed.bytes().any(|b| b.is_ascii_alphanumeric()) {
-        return "unspecified".into();
+        return Cow::Borrowed("unspecified");
     }
-    trimmed[..trimmed.len().min(256)].into()
+    Cow::Owned(trimmed[..trimmed.len().min(256)].into())
 }
 
 /// The `originator` tag of `originator`: itself (sanitized) if it is one of
@@ -235,7 +251,7 @@ const MAX_TAG_SETS: usize = 2000;
 /// An instrument, and the attributes of each tag set it was given (the client's tags, then the
 /// call's), built once: a call with a tag set seen before allocates nothing.
 struct Cached<I> {
-    instrument: I,
+    instrument: Arc<I>,
     sets: IndexMap<TagSet, Arc<[KeyValue]>, BuildHasherDefault<FxHasher>>,
 }
 
@@ -348,7 +364,8 @@ impl MetricsClient {
 
     /// Records with `record` into the instrument `name` of the map `of` picks (made by `make`
     /// at its first use), once `name` and `tags` pass Codex's rules; nothing when no exporter
-    /// takes metrics.
+    /// takes metrics. The client's lock is held to find the instrument and the attributes of
+    /// `tags`, not while recording.
     fn measure<I>(
         &self,
         name: &str,
@@ -364,27 +381,31 @@ impl MetricsClient {
         if !self.recorder.takes_metrics() {
             return Ok(());
         }
-        let mut instruments = self.instruments.lock().unwrap_or_else(|e| e.into_inner());
-        let by_name = of(&mut instruments);
-        if !by_name.contains_key(name) {
-            let instrument = make(&self.recorder);
-            let sets = IndexMap::default();
-            by_name.insert(name.to_string(), Cached { instrument, sets });
-        }
-        let cached = by_name.get_mut(name).expect("made above");
-        match cached.sets.get(&TagQuery(tags)) {
-            Some(attributes) => record(&cached.instrument, attributes),
-            None => {
-                let attributes: Arc<[KeyValue]> = self.attributes(tags).into();
-                if cached.sets.len() < MAX_TAG_SETS {
-                    let set = tags.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-                    cached
-                        .sets
-                        .insert(TagSet(set.collect()), attributes.clone());
-                }
-                record(&cached.instrument, &attributes);
+        let (instrument, attributes) = {
+            let mut instruments = self.instruments.lock().unwrap_or_else(|e| e.into_inner());
+            let by_name = of(&mut instruments);
+            if !by_name.contains_key(name) {
+                let instrument = Arc::new(make(&self.recorder));
+                let sets = IndexMap::default();
+                by_name.insert(name.to_string(), Cached { instrument, sets });
             }
-        }
+            let cached = by_name.get_mut(name).expect("made above");
+            let attributes = match cached.sets.get(&TagQuery(tags)) {
+                Some(attributes) => attributes.clone(),
+                None => {
+                    let attributes: Arc<[KeyValue]> = self.attributes(tags).into();
+                    if cached.sets.len() < MAX_TAG_SETS {
+                        let set = tags.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+                        cached
+                            .sets
+                            .insert(TagSet(set.collect()), attributes.clone());
+                    }
+                    attributes
+                }
+            };
+            (cached.instrument.clone(), attributes)
+        };
+        record(&instrument, &attributes);
         Ok(())
     }
 

@@ -94,7 +94,8 @@ pub struct PromptInputs {
 
 /// How a request was authenticated: the `auth.*` fields of `codex.api_request`,
 /// `codex.websocket_connect` and `codex.websocket_request`. It names headers, never their
-/// values; every field left at its default is left out of the event.
+/// values. `auth.header_attached` and `auth.retry_after_unauthorized` are always written; the
+/// optional fields only when set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AuthDetails<'a> {
     /// `auth.header_attached`: whether an authorization header was sent.
@@ -264,7 +265,7 @@ impl SessionTelemetry {
         let mut within = None;
         crate::layer::in_current_span(|span| {
             within = Some(span.context());
-            if !log_only {
+            if !log_only && span.is_recording() {
                 let mut attributes = Vec::new();
                 let mut trace = Sink::Trace(&mut attributes);
                 self.metadata(&mut trace);
@@ -351,10 +352,10 @@ impl SessionTelemetry {
         self.record("codex.api_request", false, |s| {
             s.request(request);
         });
-        let status: &dyn std::fmt::Display = match &request.status {
-            Some(status) => status,
-            None => &"none",
-        };
+        let mut digits = [0u8; 5];
+        let status = request
+            .status
+            .map_or("none", |status| decimal(status, &mut digits));
         self.counted(
             ["codex.api_request", "codex.api_request.duration_ms"],
             request.duration,
@@ -401,7 +402,7 @@ impl SessionTelemetry {
         self.counted(
             ["codex.websocket.event", "codex.websocket.event.duration_ms"],
             duration,
-            Some(("kind", &kind)),
+            Some(("kind", kind)),
             error.is_none(),
         );
     }
@@ -446,7 +447,7 @@ impl SessionTelemetry {
         self.counted(
             ["codex.sse_event", "codex.sse_event.duration_ms"],
             duration,
-            Some(("kind", &kind)),
+            Some(("kind", kind)),
             error.is_none(),
         );
     }
@@ -499,7 +500,7 @@ impl SessionTelemetry {
         self.counted(
             ["codex.tool.call", "codex.tool.call.duration_ms"],
             result.duration,
-            Some(("tool", &result.tool_name)),
+            Some(("tool", result.tool_name)),
             result.success,
         );
     }
@@ -554,19 +555,18 @@ impl SessionTelemetry {
         &self,
         [counter, histogram]: [&'static str; 2],
         duration: Duration,
-        tag: Option<(&'static str, &dyn std::fmt::Display)>,
+        tag: Option<(&'static str, &str)>,
         success: bool,
     ) {
         if !self.metrics.takes_metrics() {
             return;
         }
         let success = ("success", if success { "true" } else { "false" });
-        let value =
-            tag.map(|(_, value)| super::metrics::sanitize_metric_tag_value(&value.to_string()));
+        let value = tag.map(|(_, value)| super::metrics::sanitized(value));
         let tagged;
         let tags: &[(&str, &str)] = match (tag, &value) {
             (Some((key, _)), Some(value)) => {
-                tagged = [(key, value.as_str()), success];
+                tagged = [(key, value.as_ref()), success];
                 &tagged
             }
             _ => std::slice::from_ref(&success),
@@ -673,6 +673,20 @@ fn with_timestamp<R>(f: impl FnOnce(&str) -> R) -> R {
         }
         f(std::str::from_utf8(&text[..len]).unwrap_or_default())
     })
+}
+
+/// `n` in decimal, written into `digits`.
+fn decimal(mut n: u16, digits: &mut [u8; 5]) -> &str {
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&digits[at..]).unwrap_or("none")
 }
 
 /// A duration in whole milliseconds, as Codex's events carry it.

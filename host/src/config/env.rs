@@ -14,8 +14,19 @@ use crate::error::ConfigError;
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Exporter {
     None,
-    Otlp { grpc: bool },
+    /// `otlp`: the protocol `OTEL_EXPORTER_OTLP_PROTOCOL` says (else HTTP protobuf);
+    /// `otlp-http`: HTTP whatever it says (JSON if it says `http/json`); `otlp-grpc`: gRPC.
+    Otlp {
+        transport: Option<Transport>,
+    },
     File,
+}
+
+/// The transport `CODEX_OTEL_EXPORTER` names, over `OTEL_EXPORTER_OTLP_PROTOCOL`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Transport {
+    Http,
+    Grpc,
 }
 
 /// A value and the variable it came from.
@@ -49,64 +60,70 @@ fn bad(name: &str, message: String) -> ConfigError {
     }
 }
 
-/// `%XX` escapes decoded, as in `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_RESOURCE_ATTRIBUTES`.
-fn percent_decoded(name: &str, text: &str) -> Result<String, ConfigError> {
+/// `%XX` escapes decoded, as in `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_RESOURCE_ATTRIBUTES`;
+/// an error says what is wrong with `what` (never the text, which may be a secret).
+fn percent_decoded(name: &str, what: &str, text: &str) -> Result<String, ConfigError> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = text
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            let Some(byte) = hex else {
+            let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+            let (Some(high), Some(low)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) else {
                 return Err(bad(
                     name,
-                    format!("`{text}` has a `%` that is not followed by two hex digits"),
+                    format!("{what} has a `%` that is not followed by two hex digits"),
                 ));
             };
-            out.push(byte);
+            out.push((high * 16 + low) as u8);
             i += 3;
         } else {
             out.push(bytes[i]);
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| bad(name, format!("`{text}` does not decode to UTF-8")))
+    String::from_utf8(out).map_err(|_| bad(name, format!("{what} does not decode to UTF-8")))
 }
 
 /// A `key=value,key=value` list (the W3C baggage form the OpenTelemetry variables use), values
-/// percent-decoded; empty members are skipped.
+/// percent-decoded; empty members are skipped. An error names a member by its place and key,
+/// never its value (a header's may be a secret).
 fn pairs(name: &str, text: &str) -> Result<Vec<(String, String)>, ConfigError> {
     text.split(',')
         .map(str::trim)
         .filter(|member| !member.is_empty())
-        .map(|member| {
+        .enumerate()
+        .map(|(i, member)| {
+            let place = format!("member {} of the list", i + 1);
             let Some((key, value)) = member.split_once('=') else {
                 return Err(bad(
                     name,
-                    format!("`{member}` is not `key=value` (write `key1=value1,key2=value2`)"),
+                    format!("{place} is not `key=value` (write `key1=value1,key2=value2`)"),
                 ));
             };
-            let key = percent_decoded(name, key.trim())?;
+            let key = percent_decoded(name, &format!("the key of {place}"), key.trim())?;
             if key.is_empty() {
-                return Err(bad(name, format!("`{member}` has an empty key")));
+                return Err(bad(name, format!("{place} has an empty key")));
             }
-            Ok((key, percent_decoded(name, value.trim())?))
+            let what = format!("the value of `{key}`");
+            Ok((key, percent_decoded(name, &what, value.trim())?))
         })
         .collect()
 }
 
-/// An absolute `http://` or `https://` URL.
+/// An absolute `http://` or `https://` URL; an error does not repeat it (it may hold a token).
 fn url(name: &str, text: &str) -> Result<String, ConfigError> {
-    let uri: http::Uri = text
-        .parse()
-        .map_err(|e| bad(name, format!("`{text}` is not a URL: {e}")))?;
+    let uri: http::Uri = text.parse().map_err(|e| {
+        bad(
+            name,
+            format!("the value is not an http:// or https:// URL ({e})"),
+        )
+    })?;
     match (uri.scheme_str(), uri.host()) {
         (Some("http" | "https"), Some(_)) => Ok(text.to_string()),
         _ => Err(bad(
             name,
-            format!("`{text}` is not an http:// or https:// URL with a host"),
+            "the value is not an http:// or https:// URL with a host".into(),
         )),
     }
 }
@@ -141,8 +158,13 @@ impl EnvLayer {
         if let Some((name, value)) = get("CODEX_OTEL_EXPORTER") {
             let exporter = match value.to_ascii_lowercase().as_str() {
                 "none" => Exporter::None,
-                "otlp" | "otlp-http" => Exporter::Otlp { grpc: false },
-                "otlp-grpc" => Exporter::Otlp { grpc: true },
+                "otlp" => Exporter::Otlp { transport: None },
+                "otlp-http" => Exporter::Otlp {
+                    transport: Some(Transport::Http),
+                },
+                "otlp-grpc" => Exporter::Otlp {
+                    transport: Some(Transport::Grpc),
+                },
                 "file" => Exporter::File,
                 _ => {
                     return Err(bad(
@@ -250,12 +272,12 @@ impl EnvLayer {
             exporters.clear();
             match exporter {
                 Exporter::None => {}
-                Exporter::Otlp { grpc } => {
-                    let mut config = toml::Table::new();
-                    if grpc {
-                        config.insert("protocol".into(), "grpc".into());
-                    }
-                    exporters.push(("otlp".into(), made("otlp", config), Some(name.into())));
+                Exporter::Otlp { .. } => {
+                    exporters.push((
+                        "otlp".into(),
+                        made("otlp", toml::Table::new()),
+                        Some(name.into()),
+                    ));
                 }
                 Exporter::File => exporters.push((
                     super::DEFAULT_EXPORTER.into(),
@@ -265,13 +287,36 @@ impl EnvLayer {
             }
         }
         let mut reached = false;
-        for (_, exporter, _) in exporters
+        for (_, exporter, made_by) in exporters
             .iter_mut()
             .filter(|(_, e, _)| e.plugin.get_ref() == "otlp")
         {
             reached = true;
+            // A base endpoint from the environment replaces the file's, the signals' own URLs
+            // included (`[otel]` writes those): the environment's signal URLs follow.
+            if self.otlp.iter().any(|(key, _, _)| *key == "endpoint") {
+                for key in ["logs_endpoint", "traces_endpoint", "metrics_endpoint"] {
+                    exporter.config.remove(key);
+                }
+            }
             for (key, _, value) in &self.otlp {
                 exporter.config.insert((*key).into(), value.clone());
+            }
+            // `CODEX_OTEL_EXPORTER`'s transport, over `OTEL_EXPORTER_OTLP_PROTOCOL`, for the
+            // exporter it makes.
+            if let (Some((_, Exporter::Otlp { transport })), Some("CODEX_OTEL_EXPORTER")) =
+                (self.exporter, made_by.as_deref())
+            {
+                let said = exporter.config.get("protocol").and_then(|p| p.as_str());
+                let protocol = match (transport, said) {
+                    (Some(Transport::Grpc), _) => Some("grpc"),
+                    (Some(Transport::Http), Some("http/json")) => None,
+                    (Some(Transport::Http), _) => Some("http/protobuf"),
+                    (None, _) => None,
+                };
+                if let Some(protocol) = protocol {
+                    exporter.config.insert("protocol".into(), protocol.into());
+                }
             }
             if let Some((_, headers)) = &self.headers {
                 let table = exporter

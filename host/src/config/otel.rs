@@ -354,7 +354,7 @@ fn kind(value: &toml::Value) -> Result<Kind, (String, String)> {
 }
 
 /// Whether `key=value` is a valid W3C tracestate list member.
-fn w3c_member(key: &str, value: &str) -> Result<(), String> {
+pub(crate) fn w3c_member(key: &str, value: &str) -> Result<(), String> {
     let simple = |k: &str, max: usize| {
         !k.is_empty()
             && k.len() <= max
