@@ -33,6 +33,23 @@ fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
 }
 
+/// The allocations of 1,000 calls of `call` (given 0..1000), once 2,000 calls have grown the
+/// thread's room and the queues' buffers to the load and were flushed.
+fn allocations_once_warm(telemetry: &Telemetry, call: impl Fn(u64)) -> u64 {
+    for i in 0..2000 {
+        call(i);
+    }
+    assert!(
+        telemetry.flush(std::time::Duration::from_secs(30)),
+        "flushed"
+    );
+    let before = allocations();
+    for i in 0..1000 {
+        call(i);
+    }
+    allocations() - before
+}
+
 /// Records a `tool_result` event as a call site writes it: borrowed and literal values.
 fn tool_result(telemetry: &Telemetry, conversation: &String, i: u64) {
     telemetry
@@ -94,20 +111,8 @@ fn a_record_call_allocates_nothing_per_record() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let telemetry = Telemetry::start(config(tmp.path(), "")).expect("start");
     let conversation = String::from("019a7c5e-3b2d-7c41-9f0e-5a6b7c8d9e0f");
-    let record = |i: u64| tool_result(&telemetry, &conversation, i);
-    // The thread's room and the queue's buffers grow to the load first.
-    for i in 0..2000 {
-        record(i);
-    }
-    assert!(
-        telemetry.flush(std::time::Duration::from_secs(30)),
-        "flushed"
-    );
-    let before = allocations();
-    for i in 0..1000 {
-        record(i);
-    }
-    let allocated = allocations() - before;
+    let allocated =
+        allocations_once_warm(&telemetry, |i| tool_result(&telemetry, &conversation, i));
     // A record of its own (an allocation, or an `Arc`, per record) would make 1,000; what may
     // remain is a queue's buffer growing again, a few times at most.
     assert!(
@@ -184,18 +189,7 @@ fn codexs_session_facade_allocates_nothing_per_event_once_warm() {
             ..Default::default()
         });
     };
-    for i in 0..2000 {
-        call(i);
-    }
-    assert!(
-        telemetry.flush(std::time::Duration::from_secs(30)),
-        "flushed"
-    );
-    let before = allocations();
-    for i in 0..1000 {
-        call(i);
-    }
-    let allocated = allocations() - before;
+    let allocated = allocations_once_warm(&telemetry, call);
     // Events, metrics and their tags: what may remain is a queue's buffer growing again.
     assert!(
         allocated <= 16,
