@@ -43,6 +43,7 @@ extern crate self as wasmtel_sdk;
 )]
 mod bindings;
 pub mod encode;
+pub mod jsonl;
 mod layout;
 #[allow(
     missing_docs,

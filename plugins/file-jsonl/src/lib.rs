@@ -20,8 +20,6 @@
 //!
 //! The same code runs natively (see `wasmtel-sdk`), where `dir` is an ordinary path.
 
-mod format;
-
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -30,7 +28,7 @@ use serde::Deserialize;
 use wasmtel_sdk::files::{self, Lock, LockError};
 use wasmtel_sdk::{Batch, Context, Error, Exporter, log};
 
-pub use format::LineWriter;
+pub use wasmtel_sdk::jsonl::LineWriter;
 
 /// The default size budget of the directory: 100 MiB.
 pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 100 * 1024 * 1024;

@@ -1,14 +1,15 @@
-//! The record format, written from a batch's views: one JSON object per line. The schema is
-//! documented in the repository's README ("Record format"); the host's reader is its inverse.
+//! The record format, written from a batch's views: one JSON object per line, as the file-jsonl
+//! plugin writes it and `wasmtel replay` reads it. The schema is documented in the repository's
+//! README ("Record format").
 //!
 //! Lines are written straight into a buffer, in the byte-exact form of `serde_json`'s compact
 //! output (which writes the numbers here): text is copied as it is, eight bytes checked at a time,
 //! and only the characters JSON requires are escaped, as `serde_json` escapes them.
 
-use wasmtel_sdk::encode::put;
-use wasmtel_sdk::model::{Number, SpanKind, StatusCode, Temporality};
-use wasmtel_sdk::view::{HistogramPoint, List, MetricData, NumberPoint, Record, Scope};
-use wasmtel_sdk::{AnyValue, Attributes};
+use crate::encode::put;
+use crate::model::{Number, SpanKind, StatusCode, Temporality};
+use crate::view::{HistogramPoint, List, MetricData, NumberPoint, Record, Scope};
+use crate::{AnyValue, Attributes};
 
 /// The proleptic Gregorian date (year, month, day) `days` after 1970-01-01: Howard Hinnant's
 /// `civil_from_days`, in eras of 400 years counted from 0000-03-01.
@@ -69,6 +70,19 @@ impl LineWriter {
             self.resource = line.0;
             self.resource_written = false;
         }
+    }
+
+    /// The line of the current resource.
+    pub fn resource_line(&self) -> &[u8] {
+        &self.resource
+    }
+
+    /// The line of `record` alone, in place of the lines so far (no resource line before it).
+    pub fn record_line(&mut self, record: Record<'_>) -> &[u8] {
+        self.buf.clear();
+        self.resource_written = true;
+        self.record(record);
+        &self.buf
     }
 
     /// Adds the line of `record`, after the resource line if the lines so far lack it.
