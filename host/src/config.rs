@@ -52,6 +52,8 @@ pub struct Config {
     /// The share of traces whose spans are recorded (`[telemetry] trace_sample_rate`,
     /// `CODEX_OTEL_SAMPLE_RATE`).
     pub(crate) sample_rate: f64,
+    /// The bound of the feedback ring, if `[telemetry.feedback]` keeps one.
+    pub(crate) feedback: Option<usize>,
     /// The text the config was read from, to read again under the environment's layer; none
     /// for a config made in code.
     source: Option<Arc<Text>>,
@@ -392,6 +394,18 @@ impl Config {
             }
             exporters.push(resolved);
         }
+        if let Some(feedback) = &table.feedback
+            && feedback.get_ref().enabled
+            && exporters.iter().any(|e| e.name == "feedback")
+        {
+            return Err(err(
+                Some(feedback.span().start),
+                Some("telemetry.feedback".into()),
+                "the feedback ring is the exporter `feedback`, and another exporter has that name: \
+                 give it another"
+                    .into(),
+            ));
+        }
         let rate = *table.trace_sample_rate.get_ref();
         if !(0.0..=1.0).contains(&rate) {
             return Err(err(
@@ -522,8 +536,24 @@ struct TelemetryToml {
     shutdown_timeout_ms: NonZeroU64,
     self_metrics_interval_ms: u64,
     trace_sample_rate: Spanned<f64>,
+    /// `[telemetry.feedback]`: the most recent records, in memory.
+    feedback: Option<Spanned<FeedbackToml>>,
     /// `[telemetry.logs.NAME]`: file-jsonl exporters in `dir`, as a Codex fork configures them.
     logs: IndexMap<String, Spanned<LogToml>>,
+}
+
+/// `[telemetry.feedback]`: a ring of the most recent records, in memory.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackToml {
+    #[serde(default = "otel::yes")]
+    enabled: bool,
+    #[serde(default = "default_feedback_bytes")]
+    max_bytes: NonZeroUsize,
+}
+
+fn default_feedback_bytes() -> NonZeroUsize {
+    NonZeroUsize::new(crate::feedback::DEFAULT_FEEDBACK_BYTES).expect("nonzero")
 }
 
 /// `[telemetry.logs.NAME]`: a log file in the telemetry directory.
@@ -549,6 +579,11 @@ impl TelemetryToml {
             otel: None,
             resource: Vec::new(),
             sample_rate: *self.trace_sample_rate.get_ref(),
+            feedback: self
+                .feedback
+                .map(Spanned::into_inner)
+                .filter(|f| f.enabled)
+                .map(|f| f.max_bytes.get()),
             source: None,
         }
     }
@@ -565,6 +600,7 @@ impl Default for TelemetryToml {
             shutdown_timeout_ms: NonZeroU64::new(5000).expect("nonzero"),
             self_metrics_interval_ms: 0,
             trace_sample_rate: Spanned::new(0..0, 1.0),
+            feedback: None,
             logs: IndexMap::new(),
         }
     }

@@ -33,6 +33,7 @@ mod stats;
 mod builtin;
 pub mod jsonl;
 mod exporter;
+mod feedback;
 // What a worker exports to: plugin instances, and the in-memory twin.
 pub mod plugin;
 #[cfg(any(test, feature = "testing"))]
@@ -58,6 +59,7 @@ pub use config::otel::OtelSettings;
 pub use config::{Config, Signals};
 pub use error::{CallError, ConfigError, Error, LoadCause, LoadError, Location, StartError};
 pub use exporter::Signal;
+pub use feedback::FeedbackRing;
 pub use instrument::{
     ActiveSpan, Counter, EventBuilder, Gauge, Histogram, SpanBuilder, SpanContext, UpDownCounter,
 };

@@ -13,6 +13,7 @@ use wasmtel_sdk::model::{Event, KeyValue, Record, Str};
 use crate::config::{Config, PipelineConfig, Signals};
 use crate::error::{Error, Location};
 use crate::exporter::{Signal, Start};
+use crate::feedback::FeedbackRing;
 use crate::instrument::{Counter, EventBuilder, Gauge, Histogram, SpanBuilder, UpDownCounter};
 use crate::metrics::{Reader, Store};
 use crate::pipeline::{self, Queue, Worker};
@@ -35,6 +36,8 @@ struct Inner {
     /// Every instrument's aggregated points.
     store: Arc<Store>,
     sampler: Sampler,
+    /// The feedback ring, and its route's place among the routes.
+    feedback: Option<(FeedbackRing, usize)>,
     /// The resource the exporters start with: the application's, with the environment's over it.
     #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
     resource: Vec<KeyValue>,
@@ -44,12 +47,17 @@ struct Inner {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
 }
 
+/// The name of the feedback ring's exporter.
+const FEEDBACK: &str = "feedback";
+
 /// Options for [`Telemetry`] beyond the config file.
 pub struct TelemetryBuilder {
     config: Config,
     resource: Vec<KeyValue>,
     deterministic: bool,
     cache_dir: Option<PathBuf>,
+    /// The feedback ring's bound, over the config's.
+    feedback: Option<usize>,
     #[cfg(any(test, feature = "testing"))]
     in_memory: Vec<(String, Signals, crate::testing::InMemoryExporter)>,
 }
@@ -75,6 +83,13 @@ impl TelemetryBuilder {
     /// then makes the same batches. For replays, not for live recording.
     pub fn deterministic_batching(mut self) -> Self {
         self.deterministic = true;
+        self
+    }
+
+    /// Keeps the most recent records in a feedback ring of `max_bytes` (see
+    /// [`Telemetry::feedback`]), whatever the config's `[telemetry.feedback]` says.
+    pub fn feedback_ring(mut self, max_bytes: usize) -> Self {
+        self.feedback = Some(max_bytes);
         self
     }
 
@@ -132,6 +147,11 @@ impl TelemetryBuilder {
         }
         let sampler = Sampler::ratio(self.config.sample_rate);
         let config = self.config;
+        let ring = self
+            .feedback
+            .or(config.feedback)
+            .filter(|_| config.enabled)
+            .map(FeedbackRing::new);
         let session_id = config.session_id_or_new();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -162,6 +182,7 @@ impl TelemetryBuilder {
                     .iter()
                     .filter(|m| takes_metrics(&m.1))
                     .count();
+            let readers = readers + usize::from(ring.is_some());
             store = Store::new(readers);
             let mut slots = 0..;
             for (plugin, exporter) in loaded {
@@ -203,7 +224,26 @@ impl TelemetryBuilder {
                     self.deterministic,
                 ));
             }
+            if let Some(ring) = &ring {
+                let plan = Plan {
+                    name: FEEDBACK.into(),
+                    plugin: "in-memory ring".into(),
+                    signals: Signals::ALL,
+                    location: None,
+                    pipeline: PipelineConfig::default(),
+                };
+                launched.push(launch(
+                    &runtime,
+                    plan,
+                    ring.clone(),
+                    Arc::default(),
+                    (&store, &mut slots),
+                    &self.resource,
+                    self.deterministic,
+                ));
+            }
         }
+        let feedback = ring.map(|ring| (ring, launched.len() - 1));
         let (routes, workers): (Vec<Route>, Vec<JoinHandle<()>>) = launched.into_iter().unzip();
         let routes = Routes::new(routes);
         if let Some(interval) = config.self_metrics_interval
@@ -216,6 +256,7 @@ impl TelemetryBuilder {
                 routes,
                 store,
                 sampler,
+                feedback,
                 resource: self.resource,
                 session_id,
                 shutdown_timeout: config.shutdown_timeout,
@@ -305,6 +346,7 @@ impl Telemetry {
             resource: Vec::new(),
             deterministic: false,
             cache_dir: default_cache_dir(),
+            feedback: None,
             #[cfg(any(test, feature = "testing"))]
             in_memory: Vec::new(),
         }
@@ -339,6 +381,24 @@ impl Telemetry {
     /// Records an event built beforehand; a time of 0 is set to now. Never blocks.
     pub fn emit(&self, event: Event) {
         self.inner.routes.event(event);
+    }
+
+    /// The feedback ring (`[telemetry.feedback]`, [`TelemetryBuilder::feedback_ring`]): the most
+    /// recent records, for a bug report, in the record format by [`FeedbackRing::jsonl`]. What
+    /// was recorded before this call is in it: the ring's exporter takes what is queued for it
+    /// first (within `timeout`; the other exporters are not waited for). Recording goes on.
+    /// None without a ring, or with telemetry disabled.
+    pub fn feedback(&self, timeout: Duration) -> Option<FeedbackRing> {
+        let (ring, at) = self.inner.feedback.as_ref()?;
+        if let (Some(handle), Some(route)) =
+            (self.runtime_handle(), self.inner.routes.iter().nth(*at))
+        {
+            let queue = route.queue.clone();
+            let _ = try_block_on(&handle, async move {
+                tokio::time::timeout(timeout, pipeline::flush(queue)).await
+            });
+        }
+        Some(ring.clone())
     }
 
     /// The resource the exporters started with.

@@ -7,6 +7,7 @@ mod cli_summary;
 mod config_layers;
 mod disabled;
 mod faults;
+mod feedback;
 mod file_jsonl;
 mod idle;
 mod limits;
