@@ -3,6 +3,7 @@
 //! a process to itself (its peak memory measured, or the process's log subscriber set) runs itself
 //! again, alone, through `wasmtel_tests::in_own_process`.
 
+mod catalog;
 mod cli_summary;
 mod config_layers;
 mod disabled;

@@ -23,9 +23,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod catalog;
 mod metrics;
 mod session;
 
+pub use catalog::{AuthMode, Compaction, GlobalContext, MetricCatalog, Surface};
 pub use metrics::{
     KNOWN_ORIGINATORS, MILLISECOND_BOUNDS, MetricsClient, MetricsError, SECOND_BOUNDS, SessionTags,
     Timer, bounded_originator_tag_value, sanitize_metric_tag_value, validate_metric_name,

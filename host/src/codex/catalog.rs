@@ -1,0 +1,213 @@
+//! The metric catalog of Codex's telemetry documentation (`codex.features.state`,
+//! `codex.session.started`, `codex.task.*`, and the metrics it lists "to be added"), each with
+//! its fields and the global context every metric carries: `surface`, `version`, `auth_mode`,
+//! `model`.
+
+use std::time::Duration;
+
+use super::metrics::{MetricsClient, MetricsError, sanitized};
+use crate::telemetry::Telemetry;
+
+/// Where a session runs (`surface`, from Codex's `SessionSource`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Surface {
+    /// `cli`: the terminal UI.
+    Cli,
+    /// `vscode`: the editor extension.
+    Vscode,
+    /// `exec`: `codex exec`.
+    Exec,
+    /// `mcp`: the MCP server.
+    Mcp,
+    /// `subagent_<name>`: a subagent.
+    Subagent(String),
+}
+
+/// How the session authenticated (`auth_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMode {
+    /// `swic`: signed in with ChatGPT.
+    ChatGpt,
+    /// `api`: an API key.
+    ApiKey,
+    /// `unknown`.
+    Unknown,
+}
+
+/// The global context on every metric of the catalog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobalContext {
+    /// `surface`.
+    pub surface: Surface,
+    /// `version`: the binary's version.
+    pub version: String,
+    /// `auth_mode`.
+    pub auth_mode: AuthMode,
+    /// `model`: the model in use.
+    pub model: String,
+}
+
+/// A compaction's kind (`codex.task.compact`'s `type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compaction {
+    /// `remote`.
+    Remote,
+    /// `local`.
+    Local,
+}
+
+/// Codex's metric catalog, each metric a typed call with its fields, every one with the global
+/// context, through a [`MetricsClient`] (so Codex's rules for tags hold: a field's text is
+/// sanitized as `sanitize_metric_tag_value` does, an error message included). Cheap to clone.
+#[derive(Clone)]
+pub struct MetricCatalog {
+    client: MetricsClient,
+}
+
+impl MetricCatalog {
+    /// The catalog of a session with `context`, recording into `telemetry`.
+    pub fn new(telemetry: &Telemetry, context: &GlobalContext) -> Result<Self, MetricsError> {
+        let surface = match &context.surface {
+            Surface::Cli => "cli".to_string(),
+            Surface::Vscode => "vscode".to_string(),
+            Surface::Exec => "exec".to_string(),
+            Surface::Mcp => "mcp".to_string(),
+            Surface::Subagent(name) => format!("subagent_{}", sanitized(name)),
+        };
+        let auth_mode = match context.auth_mode {
+            AuthMode::ChatGpt => "swic",
+            AuthMode::ApiKey => "api",
+            AuthMode::Unknown => "unknown",
+        };
+        let client = MetricsClient::new(telemetry)
+            .with_tag("surface", &surface)?
+            .with_tag("version", &sanitized(&context.version))?
+            .with_tag("auth_mode", auth_mode)?
+            .with_tag("model", &sanitized(&context.model))?;
+        Ok(MetricCatalog { client })
+    }
+
+    /// Adds one to the counter `name` with `fields` (values sanitized). The names are the
+    /// catalog's own and the values sanitized, so Codex's rules hold.
+    fn count<const N: usize>(&self, name: &str, fields: [(&str, &str); N]) {
+        with_sanitized(fields, |tags| {
+            let _ = self.client.counter(name, 1, tags);
+        });
+    }
+
+    /// `codex.features.state`: a feature whose value differs from its default (one call per
+    /// such feature).
+    pub fn features_state(&self, key: &str, value: &str) {
+        self.count("codex.features.state", [("key", key), ("value", value)]);
+    }
+
+    /// `codex.session.started`: a new session, in a Git repository or not.
+    pub fn session_started(&self, is_git: bool) {
+        self.count("codex.session.started", [("is_git", truth(is_git))]);
+    }
+
+    /// `codex.task.compact`: a compaction.
+    pub fn task_compact(&self, kind: Compaction) {
+        let kind = match kind {
+            Compaction::Remote => "remote",
+            Compaction::Local => "local",
+        };
+        self.count("codex.task.compact", [("type", kind)]);
+    }
+
+    /// `codex.task.user_shell`: a user shell action (`!` in the TUI).
+    pub fn task_user_shell(&self) {
+        self.count("codex.task.user_shell", []);
+    }
+
+    /// `codex.task.review`: a review.
+    pub fn task_review(&self) {
+        self.count("codex.task.review", []);
+    }
+
+    /// `codex.task.undo`: an undo.
+    pub fn task_undo(&self) {
+        self.count("codex.task.undo", []);
+    }
+
+    /// `codex.approval.requested`: a tool approval request and its result (`approved`: `yes`
+    /// or `no`).
+    pub fn approval_requested(&self, tool: &str, approved: bool) {
+        let fields = [("tool", tool), ("approved", yes_no(approved))];
+        self.count("codex.approval.requested", fields);
+    }
+
+    /// `codex.conversation.turn.count`: a user/assistant turn.
+    pub fn conversation_turn(&self) {
+        self.count("codex.conversation.turn.count", []);
+    }
+
+    /// `codex.mcp.call`: an MCP tool call, `status` `ok` or its error.
+    pub fn mcp_call(&self, result: Result<(), &str>) {
+        self.count("codex.mcp.call", [("status", status(result))]);
+    }
+
+    /// `codex.model.call.duration_ms`: a model API request's duration, with its provider,
+    /// status and attempt.
+    pub fn model_call(&self, provider: &str, status: &str, attempt: u32, duration: Duration) {
+        let attempt = attempt.to_string();
+        let fields = [
+            ("provider", provider),
+            ("status", status),
+            ("attempt", attempt.as_str()),
+        ];
+        with_sanitized(fields, |tags| {
+            let _ = self
+                .client
+                .record_duration("codex.model.call.duration_ms", duration, tags);
+        });
+    }
+
+    /// `codex.tool.call` and `codex.tool.call.duration_ms`: a tool call, `status` `ok` or its
+    /// error, and how long it ran.
+    pub fn tool_call(&self, tool: &str, result: Result<(), &str>, duration: Duration) {
+        let fields = [("tool", tool), ("status", status(result))];
+        with_sanitized(fields, |tags| {
+            let _ = self.client.counter("codex.tool.call", 1, tags);
+            let _ = self
+                .client
+                .record_duration("codex.tool.call.duration_ms", duration, tags);
+        });
+    }
+
+    /// `codex.user.feedback.submitted`: a `/feedback` submission.
+    pub fn user_feedback_submitted(&self, category: &str, include_logs: bool, success: bool) {
+        let fields = [
+            ("category", category),
+            ("include_logs", truth(include_logs)),
+            ("success", truth(success)),
+        ];
+        self.count("codex.user.feedback.submitted", fields);
+    }
+}
+
+/// Calls `f` with `fields`, their values sanitized by Codex's rules (without allocating when
+/// they pass already).
+fn with_sanitized<const N: usize>(fields: [(&str, &str); N], f: impl FnOnce(&[(&str, &str)])) {
+    let values = fields.map(|(_, v)| sanitized(v));
+    let mut tags = fields;
+    for (tag, value) in tags.iter_mut().zip(&values) {
+        tag.1 = value.as_ref();
+    }
+    f(&tags);
+}
+
+fn yes_no(yes: bool) -> &'static str {
+    if yes { "yes" } else { "no" }
+}
+
+fn truth(yes: bool) -> &'static str {
+    if yes { "true" } else { "false" }
+}
+
+fn status<'a>(result: Result<(), &'a str>) -> &'a str {
+    match result {
+        Ok(()) => "ok",
+        Err(error) => error,
+    }
+}
