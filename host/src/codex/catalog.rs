@@ -205,7 +205,7 @@ fn truth(yes: bool) -> &'static str {
     if yes { "true" } else { "false" }
 }
 
-fn status<'a>(result: Result<(), &'a str>) -> &'a str {
+fn status(result: Result<(), &str>) -> &str {
     match result {
         Ok(()) => "ok",
         Err(error) => error,
