@@ -396,7 +396,9 @@ impl Config {
         }
         if let Some(feedback) = &table.feedback
             && feedback.get_ref().enabled
-            && exporters.iter().any(|e| e.name == "feedback")
+            && exporters
+                .iter()
+                .any(|e| e.name == crate::feedback::FEEDBACK)
         {
             return Err(err(
                 Some(feedback.span().start),

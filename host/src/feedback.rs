@@ -14,6 +14,9 @@ use crate::exporter::{Batch, Exporter, Start};
 /// The default bound of a feedback ring: 4 MiB of record lines.
 pub(crate) const DEFAULT_FEEDBACK_BYTES: usize = 4 << 20;
 
+/// The name of the feedback ring's exporter.
+pub(crate) const FEEDBACK: &str = "feedback";
+
 /// The most recent records, as lines of the record format. Cheap to clone; clones share it.
 #[derive(Clone)]
 pub struct FeedbackRing {
@@ -25,7 +28,7 @@ struct Ring {
     /// The bytes of the record lines held.
     bytes: usize,
     lines: VecDeque<Line>,
-    /// Records dropped to stay within `max_bytes`, oldest first.
+    /// Records dropped to stay within `max_bytes`: the oldest, or one larger than the ring.
     dropped: u64,
 }
 
@@ -78,8 +81,9 @@ impl FeedbackRing {
         self.len() == 0
     }
 
-    /// How many records it dropped, oldest first, to stay within its bytes (a record larger
-    /// than the whole ring included).
+    /// How many records it dropped to stay within its bytes: the oldest, to make room, and any
+    /// record larger than the whole ring. (Records its exporter's queue dropped in a burst are
+    /// counted in its [`crate::ExporterStats`], as any exporter's are.)
     pub fn dropped(&self) -> u64 {
         self.ring().dropped
     }
@@ -87,7 +91,7 @@ impl FeedbackRing {
 
 impl Ring {
     /// Keeps `text`, dropping the oldest lines until it fits.
-    fn push(&mut self, resource: &Arc<[u8]>, text: &[u8]) {
+    fn push(&mut self, resource: &Arc<[u8]>, text: Box<[u8]>) {
         if text.len() > self.max_bytes {
             self.dropped += 1;
             return;
@@ -102,7 +106,7 @@ impl Ring {
         self.bytes += text.len();
         self.lines.push_back(Line {
             resource: resource.clone(),
-            text: text.into(),
+            text,
         });
     }
 }
@@ -113,6 +117,8 @@ pub(crate) struct RingExporter {
     lines: LineWriter,
     /// The line of the last batch's resource, shared by its records.
     resource: Arc<[u8]>,
+    /// A batch's lines, laid out before the ring is locked.
+    laid: Vec<Box<[u8]>>,
 }
 
 impl Exporter for RingExporter {
@@ -123,9 +129,13 @@ impl Exporter for RingExporter {
         if *self.lines.resource_line() != *self.resource {
             self.resource = self.lines.resource_line().into();
         }
-        let mut ring = self.ring.ring();
+        // Laid out first: the ring is locked only to take the lines.
+        self.laid.clear();
         for record in view.records() {
-            let text = self.lines.record_line(record);
+            self.laid.push(self.lines.record_line(record).into());
+        }
+        let mut ring = self.ring.ring();
+        for text in self.laid.drain(..) {
             ring.push(&self.resource, text);
         }
         Ok(())
@@ -148,6 +158,7 @@ impl Start for FeedbackRing {
             ring: self.clone(),
             lines: LineWriter::default(),
             resource: Arc::from(&[][..]),
+            laid: Vec::new(),
         })
     }
 }

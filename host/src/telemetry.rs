@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,9 +12,9 @@ use tokio::task::JoinHandle;
 use wasmtel_sdk::model::{Event, KeyValue, Record, Str};
 
 use crate::config::{Config, PipelineConfig, Signals};
-use crate::error::{Error, Location};
+use crate::error::{ConfigError, Error, Location};
 use crate::exporter::{Signal, Start};
-use crate::feedback::FeedbackRing;
+use crate::feedback::{FEEDBACK, FeedbackRing};
 use crate::instrument::{Counter, EventBuilder, Gauge, Histogram, SpanBuilder, UpDownCounter};
 use crate::metrics::{Reader, Store};
 use crate::pipeline::{self, Queue, Worker};
@@ -36,8 +37,8 @@ struct Inner {
     /// Every instrument's aggregated points.
     store: Arc<Store>,
     sampler: Sampler,
-    /// The feedback ring, and its route's place among the routes.
-    feedback: Option<(FeedbackRing, usize)>,
+    /// The feedback ring, and its exporter's queue.
+    feedback: Option<(FeedbackRing, Queue)>,
     /// The resource the exporters start with: the application's, with the environment's over it.
     #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
     resource: Vec<KeyValue>,
@@ -47,9 +48,6 @@ struct Inner {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
 }
 
-/// The name of the feedback ring's exporter.
-const FEEDBACK: &str = "feedback";
-
 /// Options for [`Telemetry`] beyond the config file.
 pub struct TelemetryBuilder {
     config: Config,
@@ -57,7 +55,7 @@ pub struct TelemetryBuilder {
     deterministic: bool,
     cache_dir: Option<PathBuf>,
     /// The feedback ring's bound, over the config's.
-    feedback: Option<usize>,
+    feedback: Option<NonZeroUsize>,
     #[cfg(any(test, feature = "testing"))]
     in_memory: Vec<(String, Signals, crate::testing::InMemoryExporter)>,
 }
@@ -88,7 +86,7 @@ impl TelemetryBuilder {
 
     /// Keeps the most recent records in a feedback ring of `max_bytes` (see
     /// [`Telemetry::feedback`]), whatever the config's `[telemetry.feedback]` says.
-    pub fn feedback_ring(mut self, max_bytes: usize) -> Self {
+    pub fn feedback_ring(mut self, max_bytes: NonZeroUsize) -> Self {
         self.feedback = Some(max_bytes);
         self
     }
@@ -149,9 +147,21 @@ impl TelemetryBuilder {
         let config = self.config;
         let ring = self
             .feedback
+            .map(NonZeroUsize::get)
             .or(config.feedback)
             .filter(|_| config.enabled)
             .map(FeedbackRing::new);
+        if ring.is_some() && config.exporters.iter().any(|e| e.name == FEEDBACK) {
+            return Err(Error::Config(ConfigError {
+                file: "the telemetry builder".into(),
+                location: None,
+                key: Some("feedback_ring".into()),
+                message: format!(
+                    "the feedback ring is the exporter `{FEEDBACK}`, and an exporter of the \
+                     config has that name: give it another"
+                ),
+            }));
+        }
         let session_id = config.session_id_or_new();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -243,8 +253,11 @@ impl TelemetryBuilder {
                 ));
             }
         }
-        let feedback = ring.map(|ring| (ring, launched.len() - 1));
         let (routes, workers): (Vec<Route>, Vec<JoinHandle<()>>) = launched.into_iter().unzip();
+        let feedback = ring.and_then(|ring| {
+            let route = routes.iter().find(|r| r.name == FEEDBACK)?;
+            Some((ring, route.queue.clone()))
+        });
         let routes = Routes::new(routes);
         if let Some(interval) = config.self_metrics_interval
             && !workers.is_empty()
@@ -384,21 +397,22 @@ impl Telemetry {
     }
 
     /// The feedback ring (`[telemetry.feedback]`, [`TelemetryBuilder::feedback_ring`]): the most
-    /// recent records, for a bug report, in the record format by [`FeedbackRing::jsonl`]. What
-    /// was recorded before this call is in it: the ring's exporter takes what is queued for it
-    /// first (within `timeout`; the other exporters are not waited for). Recording goes on.
-    /// None without a ring, or with telemetry disabled.
-    pub fn feedback(&self, timeout: Duration) -> Option<FeedbackRing> {
-        let (ring, at) = self.inner.feedback.as_ref()?;
-        if let (Some(handle), Some(route)) =
-            (self.runtime_handle(), self.inner.routes.iter().nth(*at))
-        {
-            let queue = route.queue.clone();
-            let _ = try_block_on(&handle, async move {
-                tokio::time::timeout(timeout, pipeline::flush(queue)).await
-            });
-        }
-        Some(ring.clone())
+    /// recent records, for a bug report, in the record format by [`FeedbackRing::jsonl`]; and
+    /// whether everything recorded before this call is in it: the ring's exporter takes what
+    /// is queued for it first, within `timeout` (the other exporters are not waited for).
+    /// Recording goes on. None without a ring, or with telemetry disabled.
+    pub fn feedback(&self, timeout: Duration) -> Option<(FeedbackRing, bool)> {
+        let (ring, queue) = self.inner.feedback.as_ref()?;
+        let queue = queue.clone();
+        let complete = self.runtime_handle().is_some_and(|handle| {
+            try_block_on(&handle, async move {
+                tokio::time::timeout(timeout, pipeline::flush(queue))
+                    .await
+                    .is_ok()
+            })
+            .unwrap_or(false)
+        });
+        Some((ring.clone(), complete))
     }
 
     /// The resource the exporters started with.

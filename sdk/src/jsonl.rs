@@ -40,6 +40,8 @@ pub struct LineWriter {
     resource: Vec<u8>,
     /// ... and whether the lines so far (in this file) have it.
     resource_written: bool,
+    /// The last line of [`LineWriter::record_line`].
+    line: Vec<u8>,
 }
 
 impl LineWriter {
@@ -77,12 +79,17 @@ impl LineWriter {
         &self.resource
     }
 
-    /// The line of `record` alone, in place of the lines so far (no resource line before it).
+    /// The line of `record` alone, without a resource line; the lines added so far are left as
+    /// they are.
     pub fn record_line(&mut self, record: Record<'_>) -> &[u8] {
+        let (pending, written) = (std::mem::take(&mut self.buf), self.resource_written);
+        self.buf = std::mem::take(&mut self.line);
         self.buf.clear();
         self.resource_written = true;
         self.record(record);
-        &self.buf
+        self.line = std::mem::replace(&mut self.buf, pending);
+        self.resource_written = written;
+        &self.line
     }
 
     /// Adds the line of `record`, after the resource line if the lines so far lack it.

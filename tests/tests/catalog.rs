@@ -24,17 +24,22 @@ fn written(dir: &std::path::Path) -> BTreeMap<String, (String, Vec<(Value, Value
             .expect("points")
             .iter()
             .map(|p| {
-                let value = p
-                    .get("value")
-                    .or(p.get("count"))
-                    .cloned()
-                    .unwrap_or_default();
+                // A sum's value; a histogram's count, sum and bucket counts.
+                let value = match p.get("value") {
+                    Some(value) => value.clone(),
+                    None => json!([p["count"], p["sum"], p["counts"]]),
+                };
                 (p["attributes"].clone(), value)
             })
             .collect();
         let name = record["name"].as_str().expect("a name").to_string();
-        let kind = record["kind"].as_str().expect("a kind").to_string();
-        metrics.insert(name, (kind, points));
+        let kind = format!(
+            "{} {}",
+            record["kind"].as_str().expect("a kind"),
+            record["unit"].as_str().unwrap_or_default()
+        );
+        let earlier = metrics.insert(name, (kind.trim().to_string(), points));
+        assert!(earlier.is_none(), "one record per metric: {line}");
     }
     metrics
 }
@@ -82,10 +87,13 @@ fn the_catalogs_metrics_carry_their_fields_and_the_global_context() {
         all
     };
     let sum = |fields: Value, n: u64| ("sum".to_string(), vec![(with_context(fields), json!(n))]);
-    let histogram = |fields: Value| {
+    // One sample in ms, in Codex's buckets (0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, ...).
+    let histogram = |fields: Value, ms: f64, bucket: usize| {
+        let mut counts = vec![0; wasmtel::codex::MILLISECOND_BOUNDS.len() + 1];
+        counts[bucket] = 1;
         (
-            "histogram".to_string(),
-            vec![(with_context(fields), json!(1))],
+            "histogram ms".to_string(),
+            vec![(with_context(fields), json!([1, ms, counts]))],
         )
     };
     let expected: BTreeMap<String, (String, Vec<(Value, Value)>)> = [
@@ -109,7 +117,11 @@ fn the_catalogs_metrics_carry_their_fields_and_the_global_context() {
         ),
         (
             "codex.model.call.duration_ms",
-            histogram(json!({"provider": "openai", "status": "200", "attempt": "1"})),
+            histogram(
+                json!({"provider": "openai", "status": "200", "attempt": "1"}),
+                840.0,
+                10,
+            ),
         ),
         (
             "codex.tool.call",
@@ -117,7 +129,7 @@ fn the_catalogs_metrics_carry_their_fields_and_the_global_context() {
         ),
         (
             "codex.tool.call.duration_ms",
-            histogram(json!({"tool": "apply_patch", "status": "ok"})),
+            histogram(json!({"tool": "apply_patch", "status": "ok"}), 31.0, 4),
         ),
         (
             "codex.user.feedback.submitted",
@@ -131,4 +143,52 @@ fn the_catalogs_metrics_carry_their_fields_and_the_global_context() {
     .map(|(name, metric)| (name.to_string(), metric))
     .collect();
     assert_eq!(written(&tmp.path().join("logs")), expected);
+}
+
+#[test]
+fn every_surface_and_auth_mode_has_its_tag() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let telemetry = Telemetry::start(config(tmp.path(), "")).expect("start");
+    let long = "a".repeat(300);
+    for (surface, auth_mode) in [
+        (Surface::Cli, AuthMode::ApiKey),
+        (Surface::Vscode, AuthMode::Unknown),
+        (Surface::Exec, AuthMode::ChatGpt),
+        (Surface::Mcp, AuthMode::ApiKey),
+        (Surface::Subagent(long.clone()), AuthMode::Unknown),
+    ] {
+        let context = GlobalContext {
+            surface,
+            version: "0.144.0".into(),
+            auth_mode,
+            model: "gpt-5.1-codex".into(),
+        };
+        let catalog = MetricCatalog::new(&telemetry, &context).expect("a context");
+        catalog.approval_requested("shell", true);
+        catalog.tool_call("shell", Err("exit status 1"), Duration::from_millis(3));
+        catalog.task_compact(Compaction::Local);
+    }
+    telemetry.shutdown();
+    let metrics = written(&tmp.path().join("logs"));
+    let tags = |name: &str, key: &str| -> Vec<String> {
+        let mut values: Vec<String> = metrics[name]
+            .1
+            .iter()
+            .map(|(attributes, _)| attributes[key].as_str().expect("text").to_string())
+            .collect();
+        values.sort();
+        values
+    };
+    let subagent = format!("subagent_{}", "a".repeat(256 - "subagent_".len()));
+    assert_eq!(
+        tags("codex.approval.requested", "surface"),
+        ["cli", "exec", "mcp", subagent.as_str(), "vscode"]
+    );
+    assert_eq!(
+        tags("codex.approval.requested", "auth_mode"),
+        ["api", "api", "swic", "unknown", "unknown"]
+    );
+    assert_eq!(tags("codex.approval.requested", "approved"), ["yes"; 5]);
+    assert_eq!(tags("codex.tool.call", "status"), ["exit_status_1"; 5]);
+    assert_eq!(tags("codex.task.compact", "type"), ["local"; 5]);
 }

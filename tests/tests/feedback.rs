@@ -32,7 +32,8 @@ fn the_ring_keeps_exactly_the_newest_records_as_a_fixture_that_replays_byte_for_
         .start()
         .expect("start");
     record(&telemetry, 0, 500);
-    let ring = telemetry.feedback(Duration::from_secs(10)).expect("a ring");
+    let (ring, complete) = telemetry.feedback(Duration::from_secs(10)).expect("a ring");
+    assert!(complete, "the ring took everything recorded");
     let taken = String::from_utf8(ring.jsonl()).expect("UTF-8");
     assert_eq!(
         ring.len() as u64 + ring.dropped(),
@@ -43,7 +44,7 @@ fn the_ring_keeps_exactly_the_newest_records_as_a_fixture_that_replays_byte_for_
 
     // Taking does not stop recording.
     record(&telemetry, 500, 510);
-    let later = telemetry.feedback(Duration::from_secs(10)).expect("a ring");
+    let (later, _) = telemetry.feedback(Duration::from_secs(10)).expect("a ring");
     assert!(
         String::from_utf8(later.jsonl())
             .expect("UTF-8")
@@ -94,16 +95,68 @@ fn without_a_ring_or_with_telemetry_off_there_is_none() {
     ))
     .expect("start");
     assert!(off.feedback(Duration::from_secs(1)).is_none());
-    // From code.
-    let coded = Telemetry::builder(config(tmp.path(), ""))
-        .feedback_ring(1 << 20)
+    off.shutdown();
+}
+
+#[test]
+fn runs_of_each_resource_keep_their_resource_line_and_a_record_larger_than_the_ring_is_counted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let max = std::num::NonZeroUsize::new(4096).expect("nonzero");
+    let telemetry = Telemetry::builder(config(tmp.path(), ""))
+        .feedback_ring(max)
         .start()
         .expect("start");
-    coded.event("one").emit();
-    let ring = coded.feedback(Duration::from_secs(10)).expect("a ring");
-    assert_eq!(ring.len(), 1);
-    coded.shutdown();
-    // Its name is taken.
+    let resource = |name: &str| {
+        wasmtel::model::Record::Resource(vec![wasmtel::KeyValue::new(
+            "service.name",
+            name.to_string(),
+        )])
+    };
+    // Resource A, then B, then A again: three runs, each after its resource line.
+    for (service, event) in [("a", "first"), ("b", "second"), ("a", "third")] {
+        telemetry.record_blocking(resource(service));
+        telemetry.event(event).emit();
+        assert!(telemetry.flush(Duration::from_secs(10)), "flushed");
+    }
+    telemetry
+        .event("too large")
+        .attr("output", "x".repeat(8192))
+        .emit();
+    let (ring, complete) = telemetry.feedback(Duration::from_secs(10)).expect("a ring");
+    assert!(complete);
+    let taken = String::from_utf8(ring.jsonl()).expect("UTF-8");
+    let kinds: Vec<String> = taken
+        .lines()
+        .map(|l| {
+            let record: serde_json::Value = serde_json::from_str(l).expect("JSON");
+            match record["type"].as_str() {
+                Some("resource") => format!("resource {}", record["attributes"]["service.name"]),
+                _ => format!("event {}", record["name"]),
+            }
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "resource \"a\"",
+            "event \"first\"",
+            "resource \"b\"",
+            "event \"second\"",
+            "resource \"a\"",
+            "event \"third\"",
+        ]
+    );
+    assert_eq!(
+        (ring.len(), ring.dropped()),
+        (3, 1),
+        "the large one counted"
+    );
+    telemetry.shutdown();
+}
+
+#[test]
+fn the_feedback_exporters_name_is_its_own() {
+    let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         tmp.path().join("config.toml"),
         "[telemetry.feedback]\n[exporters.feedback]\nplugin = \"file-jsonl\"\n",
@@ -116,4 +169,16 @@ fn without_a_ring_or_with_telemetry_off_there_is_none() {
         error.contains("config.toml:1") && error.contains("telemetry.feedback"),
         "{error}"
     );
+    // From code, too.
+    let clash = config(
+        tmp.path(),
+        "[exporters.feedback]\nplugin = \"file-jsonl\"\n",
+    );
+    let error = Telemetry::builder(clash)
+        .feedback_ring(std::num::NonZeroUsize::new(1024).expect("nonzero"))
+        .start()
+        .err()
+        .expect("a clash")
+        .to_string();
+    assert!(error.contains("feedback_ring"), "{error}");
 }

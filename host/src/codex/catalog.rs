@@ -58,21 +58,25 @@ pub enum Compaction {
 
 /// Codex's metric catalog, each metric a typed call with its fields, every one with the global
 /// context, through a [`MetricsClient`] (so Codex's rules for tags hold: a field's text is
-/// sanitized as `sanitize_metric_tag_value` does, an error message included). Cheap to clone.
+/// sanitized as `sanitize_metric_tag_value` does, an error message included). An error message
+/// as a `status` makes a point per distinct message: past 2,000 an instrument's measurements
+/// fold into its overflow point, counted. Cheap to clone.
 #[derive(Clone)]
 pub struct MetricCatalog {
     client: MetricsClient,
 }
 
 impl MetricCatalog {
-    /// The catalog of a session with `context`, recording into `telemetry`.
+    /// The catalog of a session with `context`, recording into `telemetry`. (Its values are
+    /// sanitized, so Codex's rules never refuse them.)
     pub fn new(telemetry: &Telemetry, context: &GlobalContext) -> Result<Self, MetricsError> {
         let surface = match &context.surface {
             Surface::Cli => "cli".to_string(),
             Surface::Vscode => "vscode".to_string(),
             Surface::Exec => "exec".to_string(),
             Surface::Mcp => "mcp".to_string(),
-            Surface::Subagent(name) => format!("subagent_{}", sanitized(name)),
+            // Sanitized whole, so the prefix counts towards the 256 bytes.
+            Surface::Subagent(name) => sanitized(&format!("subagent_{name}")).into_owned(),
         };
         let auth_mode = match context.auth_mode {
             AuthMode::ChatGpt => "swic",
@@ -164,7 +168,9 @@ impl MetricCatalog {
     }
 
     /// `codex.tool.call` and `codex.tool.call.duration_ms`: a tool call, `status` `ok` or its
-    /// error, and how long it ran.
+    /// error, and how long it ran, as the catalog documents them. [`super::SessionTelemetry`]'s
+    /// `tool_result` records the same two metrics as Codex records them (tags `tool`,
+    /// `success`): record a tool call through one of the two, not both, or it is counted twice.
     pub fn tool_call(&self, tool: &str, result: Result<(), &str>, duration: Duration) {
         let fields = [("tool", tool), ("status", status(result))];
         with_sanitized(fields, |tags| {
