@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::metrics::{MetricsClient, MetricsError, sanitized};
+use super::metrics::{MetricsClient, MetricsError, sanitized, truth, with_sanitized};
 use crate::telemetry::Telemetry;
 
 /// Where a session runs (`surface`, from Codex's `SessionSource`).
@@ -154,11 +154,11 @@ impl MetricCatalog {
     /// `codex.model.call.duration_ms`: a model API request's duration, with its provider,
     /// status and attempt.
     pub fn model_call(&self, provider: &str, status: &str, attempt: u32, duration: Duration) {
-        let attempt = attempt.to_string();
+        let mut digits = itoa::Buffer::new();
         let fields = [
             ("provider", provider),
             ("status", status),
-            ("attempt", attempt.as_str()),
+            ("attempt", digits.format(attempt)),
         ];
         with_sanitized(fields, |tags| {
             let _ = self
@@ -192,23 +192,8 @@ impl MetricCatalog {
     }
 }
 
-/// Calls `f` with `fields`, their values sanitized by Codex's rules (without allocating when
-/// they pass already).
-fn with_sanitized<const N: usize>(fields: [(&str, &str); N], f: impl FnOnce(&[(&str, &str)])) {
-    let values = fields.map(|(_, v)| sanitized(v));
-    let mut tags = fields;
-    for (tag, value) in tags.iter_mut().zip(&values) {
-        tag.1 = value.as_ref();
-    }
-    f(&tags);
-}
-
 fn yes_no(yes: bool) -> &'static str {
     if yes { "yes" } else { "no" }
-}
-
-fn truth(yes: bool) -> &'static str {
-    if yes { "true" } else { "false" }
 }
 
 fn status(result: Result<(), &str>) -> &str {

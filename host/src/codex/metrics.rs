@@ -132,6 +132,25 @@ pub fn sanitize_metric_tag_value(value: &str) -> String {
     sanitized(value).into_owned()
 }
 
+/// Calls `f` with `tags`, their values sanitized by Codex's rules (without allocating when
+/// they pass already).
+pub(crate) fn with_sanitized<const N: usize>(
+    tags: [(&str, &str); N],
+    f: impl FnOnce(&[(&str, &str)]),
+) {
+    let values = tags.map(|(_, v)| sanitized(v));
+    let mut sanitized_tags = tags;
+    for (tag, value) in sanitized_tags.iter_mut().zip(&values) {
+        tag.1 = value.as_ref();
+    }
+    f(&sanitized_tags);
+}
+
+/// A boolean as Codex's tags say it.
+pub(crate) fn truth(yes: bool) -> &'static str {
+    if yes { "true" } else { "false" }
+}
+
 /// [`sanitize_metric_tag_value`], borrowing `value` when it is valid already.
 pub(crate) fn sanitized(value: &str) -> Cow<'_, str> {
     let bytes = value.as_bytes();

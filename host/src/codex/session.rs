@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use wasmtel_sdk::encode::AttrValue;
 use wasmtel_sdk::model::{KeyValue, Value};
 
-use super::metrics::MetricsClient;
+use super::metrics::{MetricsClient, truth, with_sanitized};
 use crate::exporter::Signal;
 use crate::instrument::EventBuilder;
 use crate::routing::Recorder;
@@ -352,15 +352,17 @@ impl SessionTelemetry {
         self.record("codex.api_request", false, |s| {
             s.request(request);
         });
-        let mut digits = [0u8; 5];
+        let mut digits = itoa::Buffer::new();
         let status = request
             .status
-            .map_or("none", |status| decimal(status, &mut digits));
+            .map_or("none", |status| digits.format(status));
         self.counted(
             ["codex.api_request", "codex.api_request.duration_ms"],
             request.duration,
-            Some(("status", status)),
-            request.error.is_none(),
+            [
+                ("status", status),
+                ("success", truth(request.error.is_none())),
+            ],
         );
     }
 
@@ -391,8 +393,7 @@ impl SessionTelemetry {
                 "codex.websocket.request.duration_ms",
             ],
             duration,
-            None,
-            error.is_none(),
+            [("success", truth(error.is_none()))],
         );
     }
 
@@ -402,8 +403,7 @@ impl SessionTelemetry {
         self.counted(
             ["codex.websocket.event", "codex.websocket.event.duration_ms"],
             duration,
-            Some(("kind", kind)),
-            error.is_none(),
+            [("kind", kind), ("success", truth(error.is_none()))],
         );
     }
 
@@ -447,8 +447,7 @@ impl SessionTelemetry {
         self.counted(
             ["codex.sse_event", "codex.sse_event.duration_ms"],
             duration,
-            Some(("kind", kind)),
-            error.is_none(),
+            [("kind", kind), ("success", truth(error.is_none()))],
         );
     }
 
@@ -500,8 +499,10 @@ impl SessionTelemetry {
         self.counted(
             ["codex.tool.call", "codex.tool.call.duration_ms"],
             result.duration,
-            Some(("tool", result.tool_name)),
-            result.success,
+            [
+                ("tool", result.tool_name),
+                ("success", truth(result.success)),
+            ],
         );
     }
 
@@ -549,31 +550,22 @@ impl SessionTelemetry {
     }
 
     /// Counts one in the counter of `[counter, histogram]` and records `duration` in the
-    /// histogram, tagged with `tag` (its value sanitized by Codex's rules) and `success`. Nothing
-    /// is built when no exporter takes metrics.
-    fn counted(
+    /// histogram, with `tags` (their values sanitized by Codex's rules). Nothing is built when
+    /// no exporter takes metrics.
+    fn counted<const N: usize>(
         &self,
         [counter, histogram]: [&'static str; 2],
         duration: Duration,
-        tag: Option<(&'static str, &str)>,
-        success: bool,
+        tags: [(&'static str, &str); N],
     ) {
         if !self.metrics.takes_metrics() {
             return;
         }
-        let success = ("success", if success { "true" } else { "false" });
-        let value = tag.map(|(_, value)| super::metrics::sanitized(value));
-        let tagged;
-        let tags: &[(&str, &str)] = match (tag, &value) {
-            (Some((key, _)), Some(value)) => {
-                tagged = [(key, value.as_ref()), success];
-                &tagged
-            }
-            _ => std::slice::from_ref(&success),
-        };
-        // The names and tags are Codex's own, so they pass its rules.
-        let _ = self.metrics.counter(counter, 1, tags);
-        let _ = self.metrics.record_duration(histogram, duration, tags);
+        // The names are Codex's own and the values sanitized, so they pass its rules.
+        with_sanitized(tags, |tags| {
+            let _ = self.metrics.counter(counter, 1, tags);
+            let _ = self.metrics.record_duration(histogram, duration, tags);
+        });
     }
 }
 
@@ -673,20 +665,6 @@ fn with_timestamp<R>(f: impl FnOnce(&str) -> R) -> R {
         }
         f(std::str::from_utf8(&text[..len]).unwrap_or_default())
     })
-}
-
-/// `n` in decimal, written into `digits`.
-fn decimal(mut n: u16, digits: &mut [u8; 5]) -> &str {
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&digits[at..]).unwrap_or("none")
 }
 
 /// A duration in whole milliseconds, as Codex's events carry it.
