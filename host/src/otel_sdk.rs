@@ -50,28 +50,28 @@ use wasmtel_sdk::model::{
 };
 
 use crate::exporter::Signal;
-use crate::routing::Recorder;
 use crate::telemetry::Telemetry;
 
-/// What the three exporters share: the telemetry, and the routes into its exporters.
+/// What the three exporters share: the telemetry they hand records to.
 #[derive(Clone)]
 struct Handoff {
     telemetry: Telemetry,
-    recorder: Recorder,
 }
 
 impl Handoff {
     fn new(telemetry: &Telemetry) -> Handoff {
         Handoff {
             telemetry: telemetry.clone(),
-            recorder: telemetry.recorder(),
         }
     }
 
     /// Queues `record`, waiting for room outside an async runtime.
     fn record(&self, record: Record) {
-        let wait = tokio::runtime::Handle::try_current().is_err();
-        self.recorder.routes.record(record, wait);
+        if tokio::runtime::Handle::try_current().is_err() {
+            self.telemetry.record_blocking(record);
+        } else {
+            self.telemetry.record(record);
+        }
     }
 
     /// The SDK's resource under wasmtel's: what wasmtel's resource (the application's, and the
@@ -172,7 +172,7 @@ impl opentelemetry_sdk::trace::SpanExporter for SpanExporter {
 /// An `opentelemetry_sdk` push metric exporter into wasmtel (for a `PeriodicReader`).
 #[derive(Clone)]
 pub struct MetricExporter {
-    into: Handoff,
+    handoff: Handoff,
     temporality: opentelemetry_sdk::metrics::Temporality,
 }
 
@@ -180,7 +180,7 @@ impl MetricExporter {
     /// An exporter into `telemetry`'s exporters, asking the SDK for cumulative sums.
     pub fn new(telemetry: &Telemetry) -> MetricExporter {
         MetricExporter {
-            into: Handoff::new(telemetry),
+            handoff: Handoff::new(telemetry),
             temporality: opentelemetry_sdk::metrics::Temporality::Cumulative,
         }
     }
@@ -210,7 +210,7 @@ impl PushMetricExporter for MetricExporter {
                     AggregatedMetrics::I64(d) => data_of(d, Number::Int, |v| v as f64),
                 };
                 match data {
-                    Some(data) => self.into.record(Record::Metric(Metric {
+                    Some(data) => self.handoff.record(Record::Metric(Metric {
                         name: metric.name().to_string(),
                         description: metric.description().to_string(),
                         unit: metric.unit().to_string(),
@@ -218,8 +218,9 @@ impl PushMetricExporter for MetricExporter {
                         data,
                     })),
                     None => self
-                        .into
-                        .recorder
+                        .handoff
+                        .telemetry
+                        .recorder()
                         .routes
                         .count_drop(Signal::Metrics, |c| &c.dropped_invalid),
                 }
@@ -229,11 +230,11 @@ impl PushMetricExporter for MetricExporter {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.into.flush(FLUSH_TIMEOUT)
+        self.handoff.flush(FLUSH_TIMEOUT)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.into.flush(timeout)
+        self.handoff.flush(timeout)
     }
 
     fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {

@@ -403,15 +403,7 @@ impl Telemetry {
     /// Recording goes on. None without a ring, or with telemetry disabled.
     pub fn feedback(&self, timeout: Duration) -> Option<(FeedbackRing, bool)> {
         let (ring, queue) = self.inner.feedback.as_ref()?;
-        let queue = queue.clone();
-        let complete = self.runtime_handle().is_some_and(|handle| {
-            try_block_on(&handle, async move {
-                tokio::time::timeout(timeout, pipeline::flush(queue))
-                    .await
-                    .is_ok()
-            })
-            .unwrap_or(false)
-        });
+        let complete = self.flush_queues(vec![queue.clone()], timeout);
         Some((ring.clone(), complete))
     }
 
@@ -465,10 +457,15 @@ impl Telemetry {
     /// Exports everything recorded so far (aggregated metrics included) and flushes every
     /// exporter; waits at most `timeout`. Returns false if it timed out.
     pub fn flush(&self, timeout: Duration) -> bool {
+        let queues = self.inner.routes.iter().map(|r| r.queue.clone()).collect();
+        self.flush_queues(queues, timeout)
+    }
+
+    /// Flushes the exporters of `queues`; whether they all finished within `timeout`.
+    fn flush_queues(&self, queues: Vec<Queue>, timeout: Duration) -> bool {
         let Some(handle) = self.runtime_handle() else {
             return false;
         };
-        let queues: Vec<_> = self.inner.routes.iter().map(|r| r.queue.clone()).collect();
         // Every exporter flushes at once: a stuck one holds back no other.
         let all = async move {
             let each: Vec<_> = queues
