@@ -14,7 +14,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use prost::Message;
 use tokio::net::TcpListener;
+use wasmtel_sdk::otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
+use wasmtel_sdk::otlp::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use wasmtel_sdk::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 
 /// One request, as received.
 #[derive(Clone, Debug)]
@@ -405,3 +409,76 @@ impl Default for TestPki {
         TestPki::new()
     }
 }
+
+/// What the requests carried: log records, spans and metrics, in the order sent.
+#[derive(Default)]
+pub struct Decoded {
+    /// The logs requests.
+    pub logs: Vec<ExportLogsServiceRequest>,
+    /// The traces requests.
+    pub traces: Vec<ExportTraceServiceRequest>,
+    /// The metrics requests.
+    pub metrics: Vec<ExportMetricsServiceRequest>,
+}
+
+impl Decoded {
+    /// The requests to `paths` (logs, traces, metrics) decoded; a request to another path
+    /// fails the test.
+    pub fn of(requests: &[Received], paths: [&str; 3]) -> Decoded {
+        let mut decoded = Decoded::default();
+        for r in requests {
+            let payload = r.payload();
+            match r.path.as_str() {
+                p if p == paths[0] => decoded.logs.push(
+                    ExportLogsServiceRequest::decode(payload.as_slice()).expect("a logs request"),
+                ),
+                p if p == paths[1] => decoded.traces.push(
+                    ExportTraceServiceRequest::decode(payload.as_slice())
+                        .expect("a traces request"),
+                ),
+                p if p == paths[2] => decoded.metrics.push(
+                    ExportMetricsServiceRequest::decode(payload.as_slice())
+                        .expect("a metrics request"),
+                ),
+                other => panic!("a request to {other}"),
+            }
+        }
+        decoded
+    }
+
+    /// How many log records, spans and metrics they carried.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let logs = self
+            .logs
+            .iter()
+            .flat_map(|r| &r.resource_logs)
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum();
+        let spans = self
+            .traces
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        let metrics = self
+            .metrics
+            .iter()
+            .flat_map(|r| &r.resource_metrics)
+            .flat_map(|r| &r.scope_metrics)
+            .map(|s| s.metrics.len())
+            .sum();
+        (logs, spans, metrics)
+    }
+}
+
+/// OTLP/HTTP's paths: logs, traces, metrics.
+pub const HTTP_PATHS: [&str; 3] = ["/v1/logs", "/v1/traces", "/v1/metrics"];
+
+/// OTLP/gRPC's paths: logs, traces, metrics.
+pub const GRPC_PATHS: [&str; 3] = [
+    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+];

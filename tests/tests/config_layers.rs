@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Output;
 
 use wasmtel::{KeyValue, Telemetry};
-use wasmtel_tests::receiver::Receiver;
+use wasmtel_tests::receiver::{GRPC_PATHS, Receiver};
 use wasmtel_tests::{config, fixture, only_jsonl, output_text, wasmtel_command};
 
 const SEED_000: &str = r#"[telemetry]
@@ -421,7 +421,6 @@ fn the_environments_endpoint_and_transport_win_over_the_files() {
     // An [otel] exporter with its signal's own URL, where nothing listens.
     let otel = "[otel]\nexporter = { otlp-http = { endpoint = \"http://127.0.0.1:9/custom/logs\", \
                 protocol = \"binary\" } }\nmetrics_exporter = \"none\"\n";
-    let grpc = |service: &str| format!("/opentelemetry.proto.collector.{service}/Export");
     for (config, env, paths) in [
         (
             otel,
@@ -435,11 +434,11 @@ fn the_environments_endpoint_and_transport_win_over_the_files() {
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
             ],
-            vec![
-                grpc("logs.v1.LogsService"),
-                grpc("metrics.v1.MetricsService"),
-                grpc("trace.v1.TraceService"),
-            ],
+            {
+                let mut paths = GRPC_PATHS.map(String::from).to_vec();
+                paths.sort();
+                paths
+            },
         ),
     ] {
         let receiver = Receiver::start();

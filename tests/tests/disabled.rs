@@ -50,6 +50,19 @@ fn allocations_once_warm(telemetry: &Telemetry, call: impl Fn(u64)) -> u64 {
     allocations() - before
 }
 
+/// A successful `shell` call `i` ms long, with `output`, for Codex's session facade.
+fn shell_result(i: u64, output: &str) -> ToolResult<'_> {
+    ToolResult {
+        tool_name: "shell",
+        call_id: "call_1",
+        arguments: "{}",
+        duration: std::time::Duration::from_millis(i),
+        success: true,
+        output,
+        mcp_server: None,
+    }
+}
+
 /// Records a `tool_result` event as a call site writes it: borrowed and literal values.
 fn tool_result(telemetry: &Telemetry, conversation: &String, i: u64) {
     telemetry
@@ -77,15 +90,7 @@ fn a_record_call_with_telemetry_disabled_allocates_nothing() {
         tool_result(&telemetry, &conversation, i);
         counter.add(1, &attributes);
         // Codex's facade and metrics client, a tool output to cut included.
-        session.tool_result(&ToolResult {
-            tool_name: "shell",
-            call_id: "call_1",
-            arguments: "{}",
-            duration: std::time::Duration::from_millis(i),
-            success: true,
-            output: &output,
-            mcp_server: None,
-        });
+        session.tool_result(&shell_result(i, &output));
         metrics
             .counter("codex.tool.call", 1, &[("tool", "shell")])
             .expect("a valid counter");
@@ -173,15 +178,7 @@ fn codexs_session_facade_allocates_nothing_per_event_once_warm() {
         MetricsClient::new(&telemetry),
     );
     let call = |i: u64| {
-        session.tool_result(&ToolResult {
-            tool_name: "shell",
-            call_id: "call_1",
-            arguments: "{}",
-            duration: std::time::Duration::from_millis(i),
-            success: true,
-            output: "ok",
-            mcp_server: None,
-        });
+        session.tool_result(&shell_result(i, "ok"));
         session.api_request(&wasmtel::codex::ApiRequest {
             attempt: 1,
             status: Some(200),

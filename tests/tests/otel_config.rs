@@ -4,10 +4,7 @@
 
 use std::process::Output;
 
-use prost::Message;
-use wasmtel_sdk::otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
-use wasmtel_sdk::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
-use wasmtel_tests::receiver::Receiver;
+use wasmtel_tests::receiver::{Decoded, GRPC_PATHS, Receiver};
 use wasmtel_tests::{fixture, output_text, wasmtel_command};
 
 /// A secret that must never be printed.
@@ -77,45 +74,21 @@ max_bytes = 1024
         "{output}"
     );
     let requests = receiver.requests();
-    let logs: usize = requests
-        .iter()
-        .filter(|r| r.path == "/custom/logs")
-        .map(|r| {
+    for r in &requests {
+        if r.path == "/custom/logs" {
             assert_eq!(r.header("x-api-key"), Some(SECRET));
-            let request = ExportLogsServiceRequest::decode(r.payload().as_slice()).expect("logs");
-            request.resource_logs[0]
-                .scope_logs
-                .iter()
-                .map(|s| s.log_records.len())
-                .sum::<usize>()
-        })
-        .sum();
-    let spans: usize = requests
-        .iter()
-        .filter(|r| r.path == "/opentelemetry.proto.collector.trace.v1.TraceService/Export")
-        .map(|r| {
+        } else {
             assert_eq!(r.version, "HTTP/2.0");
             assert_eq!(r.header("x-meta"), Some("abc"));
-            let request = ExportTraceServiceRequest::decode(r.payload().as_slice()).expect("spans");
-            request.resource_spans[0]
-                .scope_spans
-                .iter()
-                .map(|s| s.spans.len())
-                .sum::<usize>()
-        })
-        .sum();
+        }
+    }
+    // Logs at the URL as written, spans over gRPC; a request to any other path (metrics
+    // included: metrics_exporter = "none") fails the decoding.
+    let paths = ["/custom/logs", GRPC_PATHS[1], "/no metrics"];
     assert_eq!(
-        (logs, spans),
-        (444, 124),
+        Decoded::of(&requests, paths).counts(),
+        (444, 124, 0),
         "the endpoint is used exactly as written"
-    );
-    assert_eq!(
-        requests.len(),
-        requests
-            .iter()
-            .filter(|r| r.path == "/custom/logs" || r.path.ends_with("TraceService/Export"))
-            .count(),
-        "no metrics: metrics_exporter = \"none\""
     );
 }
 

@@ -6,10 +6,9 @@
 use std::time::Duration;
 
 use prost::Message;
-use wasmtel_sdk::otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
-use wasmtel_sdk::otlp::proto::collector::metrics::v1::ExportMetricsServiceRequest;
-use wasmtel_sdk::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
-use wasmtel_tests::receiver::{Answer, Received, Receiver, ServerTls, TestPki};
+use wasmtel_tests::receiver::{
+    Answer, Decoded, GRPC_PATHS, HTTP_PATHS, Received, Receiver, ServerTls, TestPki,
+};
 use wasmtel_tests::{config, error_of, exporter, replay_fixture};
 
 /// The fixture's events, spans and metric records.
@@ -26,65 +25,6 @@ fn replay(dir: &std::path::Path, table: &str) -> wasmtel::ExporterStats {
     let summary = replay_fixture(config(dir, &text));
     exporter(&summary, "collector").clone()
 }
-
-/// What the requests carried: log records, spans and metrics, in the order sent.
-#[derive(Default)]
-struct Decoded {
-    logs: Vec<ExportLogsServiceRequest>,
-    traces: Vec<ExportTraceServiceRequest>,
-    metrics: Vec<ExportMetricsServiceRequest>,
-}
-
-impl Decoded {
-    fn of(requests: &[Received], paths: [&str; 3]) -> Decoded {
-        let mut decoded = Decoded::default();
-        for r in requests {
-            let payload = r.payload();
-            match r.path.as_str() {
-                p if p == paths[0] => decoded.logs.push(
-                    ExportLogsServiceRequest::decode(payload.as_slice()).expect("a logs request"),
-                ),
-                p if p == paths[1] => decoded.traces.push(
-                    ExportTraceServiceRequest::decode(payload.as_slice())
-                        .expect("a traces request"),
-                ),
-                p if p == paths[2] => decoded.metrics.push(
-                    ExportMetricsServiceRequest::decode(payload.as_slice())
-                        .expect("a metrics request"),
-                ),
-                other => panic!("a request to {other}"),
-            }
-        }
-        decoded
-    }
-
-    fn counts(&self) -> (usize, usize, usize) {
-        let logs = self
-            .logs
-            .iter()
-            .flat_map(|r| &r.resource_logs)
-            .flat_map(|r| &r.scope_logs)
-            .map(|s| s.log_records.len())
-            .sum();
-        let spans = self
-            .traces
-            .iter()
-            .flat_map(|r| &r.resource_spans)
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
-        let metrics = self
-            .metrics
-            .iter()
-            .flat_map(|r| &r.resource_metrics)
-            .flat_map(|r| &r.scope_metrics)
-            .map(|s| s.metrics.len())
-            .sum();
-        (logs, spans, metrics)
-    }
-}
-
-const HTTP_PATHS: [&str; 3] = ["/v1/logs", "/v1/traces", "/v1/metrics"];
 
 #[test]
 fn http_protobuf_carries_every_record_over_few_connections() {
@@ -246,14 +186,7 @@ fn grpc_goes_over_http2_with_prior_knowledge() {
         assert_eq!(r.header("content-type"), Some("application/grpc"));
         assert_eq!(r.header("te"), Some("trailers"));
     }
-    let decoded = Decoded::of(
-        &requests,
-        [
-            "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-        ],
-    );
+    let decoded = Decoded::of(&requests, GRPC_PATHS);
     assert_eq!(decoded.counts(), (EVENTS, SPANS, METRICS));
     assert_eq!(
         receiver.connections(),
