@@ -45,6 +45,14 @@ pub struct TelemetryLayer {
 /// The wasmtel span of a `tracing` span, kept in its extensions until it closes.
 struct Recorded(Mutex<Option<ActiveSpan>>);
 
+impl Recorded {
+    /// Runs `f` on the span, unless it has ended.
+    fn with<R>(&self, f: impl FnOnce(&mut ActiveSpan) -> R) -> Option<R> {
+        let mut active = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        active.as_mut().map(f)
+    }
+}
+
 impl TelemetryLayer {
     /// A layer recording into `telemetry`, every target.
     pub fn new(telemetry: &Telemetry) -> TelemetryLayer {
@@ -177,9 +185,9 @@ where
 {
     let span = ctx.span(id)?;
     let extensions = span.extensions();
-    let recorded = extensions.get::<Recorded>()?;
-    let active = recorded.0.lock().unwrap_or_else(|e| e.into_inner());
-    active.as_ref().map(ActiveSpan::context)
+    extensions
+        .get::<Recorded>()?
+        .with(|active| active.context())
 }
 
 /// Runs `f` on the wasmtel span of the current `tracing` span (or of its nearest ancestor a
@@ -201,9 +209,8 @@ pub(crate) fn in_current_span(f: impl FnOnce(&mut ActiveSpan)) {
         for span in span.scope() {
             let extensions = span.extensions();
             if let Some(recorded) = extensions.get::<Recorded>() {
-                let mut active = recorded.0.lock().unwrap_or_else(|e| e.into_inner());
-                if let (Some(active), Some(f)) = (active.as_mut(), f.take()) {
-                    f(active);
+                if let Some(f) = f.take() {
+                    recorded.with(f);
                 }
                 return;
             }
@@ -257,12 +264,11 @@ where
         if let Some(recorded) = extensions.get::<Recorded>() {
             let mut fields = Fields::default();
             values.record(&mut fields);
-            let mut active = recorded.0.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(active) = active.as_mut() {
+            recorded.with(|active| {
                 for kv in fields.attributes {
                     active.set_attr(kv.key, kv.value);
                 }
-            }
+            });
         }
     }
 
