@@ -46,7 +46,7 @@ pub struct Config {
     /// entry dropped.
     pub(crate) notices: Vec<String>,
     /// Codex's `[otel]` settings beyond its exporters, when the file has the table.
-    pub(crate) otel: Option<otel::OtelSettings>,
+    pub(crate) otel: Option<crate::settings::OtelSettings>,
     /// Resource attributes the environment sets, over the application's.
     pub(crate) resource: Vec<(String, String)>,
     /// The share of traces whose spans are recorded (`[telemetry] trace_sample_rate`,
@@ -495,7 +495,7 @@ impl Config {
     }
 
     /// Codex's `[otel]` settings (beyond the exporters it makes), if the file has the table.
-    pub fn otel(&self) -> Option<&otel::OtelSettings> {
+    pub fn otel(&self) -> Option<&crate::settings::OtelSettings> {
         self.otel.as_ref()
     }
 

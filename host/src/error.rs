@@ -139,6 +139,8 @@ pub struct Location {
     pub column: Option<usize>,
 }
 
+// What the host makes its errors with.
+#[cfg(feature = "runtime")]
 impl Location {
     /// The location of byte `offset` of `text`, the contents of `file`.
     pub(crate) fn of(file: &std::path::Path, text: &str, offset: usize) -> Location {
@@ -196,6 +198,8 @@ fn key_prefix(key: &Option<String>) -> String {
     }
 }
 
+// What the host makes its errors with.
+#[cfg(feature = "runtime")]
 impl ConfigError {
     /// `message` about the text at byte offset `at` of `text` (the file's contents).
     pub(crate) fn at(
@@ -296,6 +300,8 @@ pub enum StartError {
     Init(#[source] CallError),
 }
 
+// What the host makes its errors with.
+#[cfg(feature = "runtime")]
 impl StartError {
     /// The plugin refused its config: starting it again would fail the same way.
     pub(crate) fn is_permanent(&self) -> bool {

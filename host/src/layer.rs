@@ -24,7 +24,8 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use wasmtel_sdk::model::{KeyValue, Scope, Value};
 
-use crate::instrument::{ActiveSpan, EventBuilder, SpanBuilder, SpanContext};
+use crate::context::SpanContext;
+use crate::instrument::{ActiveSpan, EventBuilder, SpanBuilder};
 use crate::routing::Recorder;
 use crate::telemetry::Telemetry;
 

@@ -21,57 +21,99 @@
 //! }
 //! # Ok::<(), wasmtel::Error>(())
 //! ```
+//!
+//! # Without the host: the `runtime` feature
+//!
+//! The `runtime` feature (on by default) is the host: wasmtime, tokio and the built-in plugins.
+//! Built without it (`default-features = false`), the crate keeps its recording API, and each of
+//! its calls does nothing: [`Config`] reads no file and is never enabled, [`Telemetry`] starts
+//! nothing and never fails, events, measurements and spans are not kept, `stats` and `shutdown`
+//! report no exporter and `feedback` no ring; a span's context is its parent's, passed on, or
+//! the invalid one. The types are the same ([`TelemetryLayer`], [`codex`] and the errors
+//! included), so an application's call sites compile unchanged in both builds: make
+//! `wasmtel/runtime` one of its own features, as `examples/optional-telemetry` does. What only
+//! the host does is left out: `replay`, `check`, `ReplaySummary`, `Signal`, `Signals`,
+//! `default_cache_dir`, and the `plugin`, `jsonl`, `testing` and `otel_sdk` modules.
 
 #![warn(missing_docs)]
 
 // The modules are layers, declared bottom first: each uses only those declared before it
-// (`tests/layers.rs` checks the `crate::` paths).
+// (`tests/layers.rs` checks the `crate::` paths). Those without `cfg` make up the API's data in
+// both builds; the `runtime` feature adds the host, and without it `off` stands in for it.
 // Data, errors and the exporter seam:
+#[cfg(feature = "runtime")]
 mod clock;
 mod error;
 mod stats;
+mod context;
+mod settings;
+#[cfg(feature = "runtime")]
 mod builtin;
+#[cfg(feature = "runtime")]
 pub mod jsonl;
+#[cfg(feature = "runtime")]
 mod exporter;
+#[cfg(feature = "runtime")]
 mod feedback;
 // What a worker exports to: plugin instances, and the in-memory twin.
+#[cfg(feature = "runtime")]
 pub mod plugin;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 // Aggregation and config.
+#[cfg(feature = "runtime")]
 mod metrics;
+#[cfg(feature = "runtime")]
 mod config;
 // The worker, the routes to it, and what records through them.
+#[cfg(feature = "runtime")]
 mod pipeline;
+#[cfg(feature = "runtime")]
 mod routing;
+#[cfg(feature = "runtime")]
 mod selfmetrics;
+#[cfg(feature = "runtime")]
 mod instrument;
 // The telemetry host, and the commands built on it.
+#[cfg(feature = "runtime")]
 mod telemetry;
+#[cfg(feature = "runtime")]
 mod replay;
+// The same API, recording nothing, when the host is compiled out.
+#[cfg(not(feature = "runtime"))]
+mod off;
 // Codex's surface, on the telemetry host.
+#[cfg(feature = "runtime")]
 mod layer;
 pub mod codex;
 #[cfg(feature = "opentelemetry")]
 pub mod otel_sdk;
 
-pub use config::otel::OtelSettings;
-pub use config::{Config, Signals};
+pub use context::SpanContext;
 pub use error::{CallError, ConfigError, Error, LoadCause, LoadError, Location, StartError};
-pub use exporter::Signal;
-pub use feedback::FeedbackRing;
-pub use instrument::{
-    ActiveSpan, Counter, EventBuilder, Gauge, Histogram, SpanBuilder, SpanContext, UpDownCounter,
-};
-pub use layer::TelemetryLayer;
-pub use metrics::Observer;
-pub use plugin::default_cache_dir;
-pub use replay::{ReplaySummary, check, replay};
+pub use settings::OtelSettings;
 pub use stats::{ExporterState, ExporterStats, Limit};
-pub use telemetry::{Telemetry, TelemetryBuilder};
 pub use wasmtel_sdk::encode::AttrValue;
 pub use wasmtel_sdk::model;
 pub use wasmtel_sdk::model::{
     Event, KeyValue, Metric, MetricData, Number, Scope, Span, SpanKind, StatusCode, Temporality,
     Value,
+};
+
+#[cfg(not(feature = "runtime"))]
+pub use off::{
+    ActiveSpan, Config, Counter, EventBuilder, FeedbackRing, Gauge, Histogram, Observer,
+    SpanBuilder, Telemetry, TelemetryBuilder, TelemetryLayer, UpDownCounter,
+};
+#[cfg(feature = "runtime")]
+pub use {
+    config::{Config, Signals},
+    exporter::Signal,
+    feedback::FeedbackRing,
+    instrument::{ActiveSpan, Counter, EventBuilder, Gauge, Histogram, SpanBuilder, UpDownCounter},
+    layer::TelemetryLayer,
+    metrics::Observer,
+    plugin::default_cache_dir,
+    replay::{ReplaySummary, check, replay},
+    telemetry::{Telemetry, TelemetryBuilder},
 };

@@ -1,9 +1,6 @@
 //! Per-exporter counters: what was exported, retried, failed and dropped, and why. Updated by
 //! the record call and the exporter's worker; read with [`crate::Telemetry::stats`].
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
-
 /// A sandbox limit, named by its config key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -76,51 +73,6 @@ impl std::fmt::Display for Limit {
     }
 }
 
-/// How many times each sandbox limit stopped something of one exporter's plugin (a fault, a
-/// write refused, a log line suppressed). Shared by its instances, which count, and its counters.
-#[derive(Default)]
-pub(crate) struct LimitCounts([AtomicU64; Limit::ALL.len()]);
-
-impl LimitCounts {
-    /// One more time `limit` stopped something.
-    pub fn pass(&self, limit: Limit) {
-        self.0[limit as usize].fetch_add(1, Relaxed);
-    }
-
-    fn snapshot(&self) -> Vec<(Limit, u64)> {
-        Limit::ALL
-            .into_iter()
-            .map(|limit| (limit, self.0[limit as usize].load(Relaxed)))
-            .filter(|&(_, n)| n > 0)
-            .collect()
-    }
-}
-
-/// Live counters of one exporter.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub records_exported: AtomicU64,
-    pub dropped_queue_full: AtomicU64,
-    pub dropped_failed: AtomicU64,
-    pub dropped_rejected: AtomicU64,
-    pub dropped_shutdown: AtomicU64,
-    pub dropped_invalid: AtomicU64,
-    pub dropped_too_large: AtomicU64,
-    /// Records the worker has taken from the queue and not yet exported or dropped (an
-    /// exporter's stats add those still queued).
-    pub pending: AtomicU64,
-    pub batches_ok: AtomicU64,
-    pub batches_failed: AtomicU64,
-    pub batches_retried: AtomicU64,
-    pub batches_dropped: AtomicU64,
-    pub faults: AtomicU64,
-    pub restarts: AtomicU64,
-    pub export_nanos: AtomicU64,
-    pub limits: Arc<LimitCounts>,
-    last_error: Mutex<Option<String>>,
-    state: AtomicU8,
-}
-
 /// Whether an exporter gets its batches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -145,62 +97,119 @@ impl std::fmt::Display for ExporterState {
     }
 }
 
-impl Counters {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Relaxed);
-    }
+#[cfg(feature = "runtime")]
+pub(crate) use live::{Counters, LimitCounts};
 
-    /// Counts `n` records fewer pending; never below zero (a worker aborted at shutdown may
-    /// finish a batch after what it held was counted as dropped and `pending` set to zero).
-    pub fn done(&self, n: u64) {
-        let _ = self
-            .pending
-            .fetch_update(Relaxed, Relaxed, |p| Some(p.saturating_sub(n)));
-    }
+/// The live counters, updated as the host runs.
+#[cfg(feature = "runtime")]
+mod live {
+    use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+    use std::sync::{Arc, Mutex};
 
-    pub fn set_error(&self, error: String) {
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
-    }
+    use super::{ExporterState, ExporterStats, Limit};
 
-    pub fn set_state(&self, state: ExporterState) {
-        self.state.store(state as u8, Relaxed);
-    }
+    /// How many times each sandbox limit stopped something of one exporter's plugin (a fault, a
+    /// write refused, a log line suppressed). Shared by its instances, which count, and its counters.
+    #[derive(Default)]
+    pub(crate) struct LimitCounts([AtomicU64; Limit::ALL.len()]);
 
-    fn state(&self) -> ExporterState {
-        match self.state.load(Relaxed) {
-            s if s == ExporterState::Parked as u8 => ExporterState::Parked,
-            s if s == ExporterState::Failed as u8 => ExporterState::Failed,
-            _ => ExporterState::Running,
+    impl LimitCounts {
+        /// One more time `limit` stopped something.
+        pub fn pass(&self, limit: Limit) {
+            self.0[limit as usize].fetch_add(1, Relaxed);
+        }
+
+        fn snapshot(&self) -> Vec<(Limit, u64)> {
+            Limit::ALL
+                .into_iter()
+                .map(|limit| (limit, self.0[limit as usize].load(Relaxed)))
+                .filter(|&(_, n)| n > 0)
+                .collect()
         }
     }
 
-    pub fn snapshot(&self, name: &str, plugin: &str) -> ExporterStats {
-        let get = |c: &AtomicU64| c.load(Relaxed);
-        ExporterStats {
-            name: name.to_string(),
-            plugin: plugin.to_string(),
-            state: self.state(),
-            records_exported: get(&self.records_exported),
-            dropped_queue_full: get(&self.dropped_queue_full),
-            dropped_failed: get(&self.dropped_failed),
-            dropped_rejected: get(&self.dropped_rejected),
-            dropped_shutdown: get(&self.dropped_shutdown),
-            dropped_invalid: get(&self.dropped_invalid),
-            dropped_too_large: get(&self.dropped_too_large),
-            pending: get(&self.pending),
-            batches_ok: get(&self.batches_ok),
-            batches_failed: get(&self.batches_failed),
-            batches_retried: get(&self.batches_retried),
-            batches_dropped: get(&self.batches_dropped),
-            faults: get(&self.faults),
-            restarts: get(&self.restarts),
-            export_nanos: get(&self.export_nanos),
-            limits_passed: self.limits.snapshot(),
-            last_error: self
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+    /// Live counters of one exporter.
+    #[derive(Default)]
+    pub(crate) struct Counters {
+        pub records_exported: AtomicU64,
+        pub dropped_queue_full: AtomicU64,
+        pub dropped_failed: AtomicU64,
+        pub dropped_rejected: AtomicU64,
+        pub dropped_shutdown: AtomicU64,
+        pub dropped_invalid: AtomicU64,
+        pub dropped_too_large: AtomicU64,
+        /// Records the worker has taken from the queue and not yet exported or dropped (an
+        /// exporter's stats add those still queued).
+        pub pending: AtomicU64,
+        pub batches_ok: AtomicU64,
+        pub batches_failed: AtomicU64,
+        pub batches_retried: AtomicU64,
+        pub batches_dropped: AtomicU64,
+        pub faults: AtomicU64,
+        pub restarts: AtomicU64,
+        pub export_nanos: AtomicU64,
+        pub limits: Arc<LimitCounts>,
+        last_error: Mutex<Option<String>>,
+        state: AtomicU8,
+    }
+
+    impl Counters {
+        pub fn add(counter: &AtomicU64, n: u64) {
+            counter.fetch_add(n, Relaxed);
+        }
+
+        /// Counts `n` records fewer pending; never below zero (a worker aborted at shutdown may
+        /// finish a batch after what it held was counted as dropped and `pending` set to zero).
+        pub fn done(&self, n: u64) {
+            let _ = self
+                .pending
+                .fetch_update(Relaxed, Relaxed, |p| Some(p.saturating_sub(n)));
+        }
+
+        pub fn set_error(&self, error: String) {
+            *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+        }
+
+        pub fn set_state(&self, state: ExporterState) {
+            self.state.store(state as u8, Relaxed);
+        }
+
+        fn state(&self) -> ExporterState {
+            match self.state.load(Relaxed) {
+                s if s == ExporterState::Parked as u8 => ExporterState::Parked,
+                s if s == ExporterState::Failed as u8 => ExporterState::Failed,
+                _ => ExporterState::Running,
+            }
+        }
+
+        pub fn snapshot(&self, name: &str, plugin: &str) -> ExporterStats {
+            let get = |c: &AtomicU64| c.load(Relaxed);
+            ExporterStats {
+                name: name.to_string(),
+                plugin: plugin.to_string(),
+                state: self.state(),
+                records_exported: get(&self.records_exported),
+                dropped_queue_full: get(&self.dropped_queue_full),
+                dropped_failed: get(&self.dropped_failed),
+                dropped_rejected: get(&self.dropped_rejected),
+                dropped_shutdown: get(&self.dropped_shutdown),
+                dropped_invalid: get(&self.dropped_invalid),
+                dropped_too_large: get(&self.dropped_too_large),
+                pending: get(&self.pending),
+                batches_ok: get(&self.batches_ok),
+                batches_failed: get(&self.batches_failed),
+                batches_retried: get(&self.batches_retried),
+                batches_dropped: get(&self.batches_dropped),
+                faults: get(&self.faults),
+                restarts: get(&self.restarts),
+                export_nanos: get(&self.export_nanos),
+                limits_passed: self.limits.snapshot(),
+                last_error: self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+            }
         }
     }
 }

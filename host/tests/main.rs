@@ -6,6 +6,7 @@ mod codex_session;
 mod example;
 mod in_memory;
 mod layers;
+mod off_api;
 mod tracing_layer;
 
 /// A running telemetry whose one exporter is the in-memory one, which it returns.

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use super::metrics::{MetricsClient, MetricsError, sanitized, truth, with_sanitized};
-use crate::telemetry::Telemetry;
+use super::tags::{MetricsError, sanitized, truth, with_sanitized};
+use super::{MetricsClient, Telemetry};
 
 /// Where a session runs (`surface`, from Codex's `SessionSource`).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -24,16 +24,32 @@
 //! ```
 
 mod catalog;
+mod fields;
+#[cfg(feature = "runtime")]
 mod metrics;
+#[cfg(not(feature = "runtime"))]
+mod off;
+#[cfg(feature = "runtime")]
 mod session;
+mod tags;
+
+#[cfg(not(feature = "runtime"))]
+use crate::off::Telemetry;
+#[cfg(feature = "runtime")]
+use crate::telemetry::Telemetry;
 
 pub use catalog::{AuthMode, Compaction, GlobalContext, MetricCatalog, Surface};
-pub use metrics::{
-    KNOWN_ORIGINATORS, MILLISECOND_BOUNDS, MetricsClient, MetricsError, SECOND_BOUNDS, SessionTags,
-    Timer, bounded_originator_tag_value, sanitize_metric_tag_value, validate_metric_name,
-    validate_tag,
-};
-pub use session::{
+pub use fields::{
     ApiRequest, AuthDetails, AuthRecovery, ConversationStart, PromptInputs, SessionMetadata,
-    SessionTelemetry, TokenUsage, ToolResult,
+    TokenUsage, ToolResult,
+};
+#[cfg(feature = "runtime")]
+pub use metrics::{MetricsClient, Timer};
+#[cfg(not(feature = "runtime"))]
+pub use off::{MetricsClient, SessionTelemetry, Timer};
+#[cfg(feature = "runtime")]
+pub use session::SessionTelemetry;
+pub use tags::{
+    KNOWN_ORIGINATORS, MILLISECOND_BOUNDS, MetricsError, SECOND_BOUNDS, SessionTags,
+    bounded_originator_tag_value, sanitize_metric_tag_value, validate_metric_name, validate_tag,
 };

@@ -11,6 +11,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{ExporterToml, HttpToml, Invalid, SignalToml};
+use crate::context::w3c_member;
+use crate::settings::OtelSettings;
 
 /// `[otel]`: every key Codex reads, and no other.
 #[derive(Deserialize)]
@@ -65,25 +67,6 @@ impl Default for AnalyticsToml {
 
 pub(super) fn yes() -> bool {
     true
-}
-
-/// Codex's `[otel]` settings beyond its exporters, for the application to apply.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct OtelSettings {
-    /// `environment`: the resource's `env` (default `dev`).
-    pub environment: String,
-    /// `log_user_prompt`: whether prompt text is recorded (else `[REDACTED]`).
-    pub log_user_prompt: bool,
-    /// `span_attributes`: added to every span, in order (entries with an empty key dropped).
-    pub span_attributes: Vec<(String, String)>,
-    /// `tracestate`: each member with its fields, as W3C `member=field:value;...` (invalid
-    /// entries dropped).
-    pub tracestate: Vec<(String, String)>,
-    /// `tool_result.max_bytes`: where tool output is cut in events (default 2048).
-    pub tool_result_max_bytes: usize,
-    /// `[analytics] enabled`: whether metrics are exported.
-    pub analytics_enabled: bool,
 }
 
 /// The exporter kinds of `exporter`, `trace_exporter` and `metrics_exporter`.
@@ -351,37 +334,4 @@ fn kind(value: &toml::Value) -> Result<Kind, (String, String)> {
         }
         _ => Err((String::new(), format!("not an exporter: {FORMS}"))),
     }
-}
-
-/// Whether `key=value` is a valid W3C tracestate list member.
-pub(crate) fn w3c_member(key: &str, value: &str) -> Result<(), String> {
-    let simple = |k: &str, max: usize| {
-        !k.is_empty()
-            && k.len() <= max
-            && k.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && k.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '*' | '/')
-            })
-    };
-    let key_ok = match key.split_once('@') {
-        Some((tenant, system)) => simple(tenant, 241) && simple(system, 14),
-        None => simple(key, 256) && key.starts_with(|c: char| c.is_ascii_lowercase()),
-    };
-    if !key_ok {
-        return Err(format!(
-            "`{key}` is not a W3C tracestate key (lowercase letters, digits, `_-*/`, optionally `tenant@system`)"
-        ));
-    }
-    let value_ok = !value.is_empty()
-        && value.len() <= 256
-        && value
-            .chars()
-            .all(|c| (' '..='~').contains(&c) && c != ',' && c != '=')
-        && !value.ends_with(' ');
-    if !value_ok {
-        return Err(format!(
-            "its value `{value}` is not a W3C tracestate value (printable ASCII without `,` and `=`, at most 256)"
-        ));
-    }
-    Ok(())
 }
