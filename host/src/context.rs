@@ -24,8 +24,14 @@ impl SpanContext {
         }
     }
 
+    /// Whether both ids are set (not zero), as W3C requires of a context it carries. Only the
+    /// build without the host makes an invalid one: the context of a span without a parent.
+    pub fn is_valid(&self) -> bool {
+        self.trace_id != 0 && self.span_id != 0
+    }
+
     /// The W3C `traceparent` of the span: `00-<trace id>-<span id>-<flags>`, the flags `01` when
-    /// sampled, else `00`.
+    /// sampled, else `00` (for an invalid context, zero ids, which no reader takes).
     pub fn traceparent(&self) -> String {
         let flags = u8::from(self.sampled);
         format!(
@@ -94,8 +100,11 @@ impl SpanContext {
 
     /// Puts the span into `headers` as W3C trace context: `traceparent`, and `tracestate` with
     /// `entries` (member, value; a key's first only) first, then the members already there that
-    /// they do not name.
+    /// they do not name. An invalid context puts nothing (as OpenTelemetry's propagator).
     pub fn inject(&self, headers: &mut http::HeaderMap, entries: &[(String, String)]) {
+        if !self.is_valid() {
+            return;
+        }
         if let Ok(value) = http::HeaderValue::from_str(&self.traceparent()) {
             headers.insert("traceparent", value);
         }

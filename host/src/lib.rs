@@ -26,27 +26,32 @@
 //!
 //! The `runtime` feature (on by default) is the host: wasmtime, tokio and the built-in plugins.
 //! Built without it (`default-features = false`), the crate keeps its recording API, and each of
-//! its calls does nothing: [`Config`] reads no file and is never enabled, [`Telemetry`] starts
-//! nothing and never fails, events, measurements and spans are not kept, `stats` and `shutdown`
-//! report no exporter and `feedback` no ring; a span's context is its parent's, passed on, or
-//! the invalid one. The types are the same ([`TelemetryLayer`], [`codex`] and the errors
-//! included), so an application's call sites compile unchanged in both builds: make
-//! `wasmtel/runtime` one of its own features, as `examples/optional-telemetry` does. What only
-//! the host does is left out: `replay`, `check`, `ReplaySummary`, `Signal`, `Signals`,
-//! `default_cache_dir`, and the `plugin`, `jsonl`, `testing` and `otel_sdk` modules.
+//! its calls records nothing: [`Config`] reads no file or variable and is never enabled,
+//! [`Telemetry`] starts nothing and never fails, events, measurements and spans are not kept,
+//! `stats` and `shutdown` report no exporter and `feedback` no ring; a span's context is its
+//! parent's, passed on, or the invalid one. Codex's metrics client still checks names and tags
+//! as the host's does, so its calls fail in both builds or in neither. The types are the same
+//! ([`TelemetryLayer`], [`codex`] and the errors included), so an application's call sites
+//! compile unchanged in both builds: make `wasmtel/runtime` one of its own features, as
+//! `examples/optional-telemetry` does. What only the host does is left out: `replay`, `check`,
+//! `ReplaySummary`, `Signal`, `Signals`, `default_cache_dir`, and the `plugin`, `jsonl`,
+//! `testing` and `otel_sdk` modules (whose features turn `runtime` on).
 
 #![warn(missing_docs)]
 
 // The modules are layers, declared bottom first: each uses only those declared before it
-// (`tests/layers.rs` checks the `crate::` paths). Those without `cfg` make up the API's data in
-// both builds; the `runtime` feature adds the host, and without it `off` stands in for it.
-// Data, errors and the exporter seam:
-#[cfg(feature = "runtime")]
-mod clock;
+// (`tests/layers.rs` checks the `crate::` paths).
+// What both builds share: the errors, the exporters' figures, trace context, `[otel]` settings.
 mod error;
 mod stats;
 mod context;
 mod settings;
+// Without the `runtime` feature, the same API, recording nothing, stands in for the host.
+#[cfg(not(feature = "runtime"))]
+mod off;
+// The host. Data and the exporter seam:
+#[cfg(feature = "runtime")]
+mod clock;
 #[cfg(feature = "runtime")]
 mod builtin;
 #[cfg(feature = "runtime")]
@@ -79,9 +84,6 @@ mod instrument;
 mod telemetry;
 #[cfg(feature = "runtime")]
 mod replay;
-// The same API, recording nothing, when the host is compiled out.
-#[cfg(not(feature = "runtime"))]
-mod off;
 // Codex's surface, on the telemetry host.
 #[cfg(feature = "runtime")]
 mod layer;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tracing::Subscriber;
+use tracing_subscriber::registry::LookupSpan;
 use wasmtel_sdk::encode::AttrValue;
 use wasmtel_sdk::model::{Event, KeyValue, Record, Scope, SpanKind, StatusCode, Str, Value};
 
@@ -225,6 +226,11 @@ pub struct EventBuilder<'t> {
     _telemetry: PhantomData<&'t Telemetry>,
 }
 
+// As the host's builder, so that its borrow of the telemetry ends where the host's does.
+impl Drop for EventBuilder<'_> {
+    fn drop(&mut self) {}
+}
+
 impl EventBuilder<'_> {
     /// Does nothing.
     pub fn attr(&mut self, _key: impl AsRef<str>, _value: impl AttrValue) -> &mut Self {
@@ -417,4 +423,4 @@ impl TelemetryLayer {
     }
 }
 
-impl<S: Subscriber> tracing_subscriber::Layer<S> for TelemetryLayer {}
+impl<S> tracing_subscriber::Layer<S> for TelemetryLayer where S: Subscriber + for<'a> LookupSpan<'a> {}

@@ -1,7 +1,8 @@
 //! The build without the `runtime` feature offers the host's recording API call for call:
-//! `src/off.rs` and `src/codex/off.rs` stand in for the host's types, and this test reads the sources and
-//! fails on a public type or method of the host they lack (or have beyond it). Signatures are
-//! checked by compiling `examples/optional-telemetry`'s tests in both builds.
+//! `src/off.rs` and `src/codex/off.rs` stand in for the host's types, and this test reads the
+//! sources and fails on a public type, or a method's name, of the host that they lack (or have
+//! beyond it). Signatures and traits are checked by compiling `examples/optional-telemetry`'s
+//! tests in both builds.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -38,23 +39,42 @@ fn methods(source: &str, into: &mut BTreeMap<String, BTreeSet<String>>) {
         })
         .collect();
     let mut open: Option<(String, usize)> = None;
-    let mut previous = "";
+    // An `impl` header being read (it may span lines), and its indent.
+    let mut header: Option<(String, usize)> = None;
+    // Whether the attributes above the current line include a `cfg`.
+    let mut gated = false;
     for line in source.lines() {
         let indent = line.len() - line.trim_start().len();
         let text = line.trim();
-        if let Some(ty) = impl_type(text) {
-            open = Some((ty, indent));
+        if let Some((so_far, at)) = &mut header {
+            so_far.push(' ');
+            so_far.push_str(text);
+            if text.contains('{') {
+                open = impl_type(so_far).map(|ty| (ty, *at));
+                header = None;
+            }
+            continue;
+        }
+        if text.starts_with("#[cfg(") {
+            gated = true;
+            continue;
+        }
+        if text.starts_with("#[") || text.starts_with("///") {
+            continue;
+        }
+        if open.is_none() && (text.starts_with("impl ") || text.starts_with("impl<")) {
+            if text.contains('{') {
+                open = impl_type(text).map(|ty| (ty, indent));
+            } else {
+                header = Some((text.to_string(), indent));
+            }
         } else if let Some((ty, at)) = &open {
             if text == "}" && indent == *at {
                 open = None;
-            } else if let Some(rest) = text.strip_prefix("pub fn ")
+            } else if let Some(name) = fn_name(text)
                 && indent == at + 4
-                && !previous.starts_with("#[cfg")
+                && !gated
             {
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '$')
-                    .collect();
                 if ty == "$ty" {
                     for (invoked_ty, method) in &invoked {
                         let name = if name == "$method" { method } else { &name };
@@ -67,21 +87,49 @@ fn methods(source: &str, into: &mut BTreeMap<String, BTreeSet<String>>) {
                 }
             }
         }
-        previous = text;
+        gated = false;
     }
 }
 
-/// The type of an inherent `impl` line (`impl Type {`, `impl<'a> Type<'a> {`), none for a trait's.
-fn impl_type(line: &str) -> Option<String> {
-    let rest = line.strip_prefix("impl")?.strip_suffix('{')?.trim();
+/// The name of the `pub fn` (`const`, `async` or `unsafe` as well) that `line` declares.
+fn fn_name(line: &str) -> Option<String> {
+    let mut rest = line.strip_prefix("pub ")?;
+    for qualifier in ["const ", "async ", "unsafe "] {
+        rest = rest.strip_prefix(qualifier).unwrap_or(rest);
+    }
+    let rest = rest.strip_prefix("fn ")?;
+    Some(
+        rest.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '$')
+            .collect(),
+    )
+}
+
+/// The type of an inherent `impl` header (`impl Type {`, `impl<'a, T: Into<U>> Type<'a> where
+/// ... {`); none for a trait's (`impl Trait for Type`).
+fn impl_type(header: &str) -> Option<String> {
+    let rest = header.strip_prefix("impl")?;
+    // Past the generics, nested brackets included.
     let rest = match rest.strip_prefix('<') {
-        Some(generics) => generics.split_once('>')?.1.trim(),
+        Some(generics) => {
+            let mut depth = 1;
+            let end = generics.find(|c| {
+                depth += match c {
+                    '<' => 1,
+                    '>' => -1,
+                    _ => 0,
+                };
+                depth == 0
+            })?;
+            &generics[end + 1..]
+        }
         None => rest,
     };
-    if rest.contains(" for ") || rest.is_empty() {
+    let head = rest.split('{').next()?.split(" where").next()?.trim();
+    if head.is_empty() || head.split_whitespace().any(|token| token == "for") {
         return None;
     }
-    Some(rest.split('<').next()?.to_string())
+    Some(head.split('<').next()?.trim().to_string())
 }
 
 fn sources(dir: &Path) -> Vec<PathBuf> {
@@ -106,13 +154,13 @@ fn names(list: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The list of the first `pub use` after `attribute` in `source`, up to its `;`.
-fn use_list<'s>(source: &'s str, attribute: &str) -> &'s str {
-    let at = source
-        .find(&format!("{attribute}\npub use "))
-        .unwrap_or_else(|| panic!("no `pub use` under {attribute}"));
-    let rest = &source[at + attribute.len()..];
-    &rest[..rest.find(';').expect("a `;`")]
+/// The names of every `pub use` right under `attribute` in `source`.
+fn uses(source: &str, attribute: &str) -> BTreeSet<String> {
+    source
+        .split(&format!("{attribute}\npub use "))
+        .skip(1)
+        .flat_map(|rest| names(&rest[..rest.find(';').expect("a `;`")]))
+        .collect()
 }
 
 #[test]
@@ -134,21 +182,17 @@ fn the_build_without_the_host_has_every_method_of_its_types() {
 
     let lib = std::fs::read_to_string(src.join("lib.rs")).expect("lib.rs");
     let codex = std::fs::read_to_string(src.join("codex/mod.rs")).expect("codex/mod.rs");
-    let off_names: BTreeSet<String> = names(use_list(&lib, "#[cfg(not(feature = \"runtime\"))]"))
+    let (with, without) = (
+        "#[cfg(feature = \"runtime\")]",
+        "#[cfg(not(feature = \"runtime\"))]",
+    );
+    let off_names: BTreeSet<String> = uses(&lib, without)
         .into_iter()
-        .chain(names(use_list(
-            &codex,
-            "#[cfg(not(feature = \"runtime\"))]",
-        )))
+        .chain(uses(&codex, without))
         .collect();
-    let host_names: BTreeSet<String> = names(use_list(&lib, "#[cfg(feature = \"runtime\")]"))
+    let host_names: BTreeSet<String> = uses(&lib, with)
         .into_iter()
-        .chain(
-            codex
-                .split("#[cfg(feature = \"runtime\")]\npub use ")
-                .skip(1)
-                .flat_map(|rest| names(&rest[..rest.find(';').expect("a `;`")])),
-        )
+        .chain(uses(&codex, with))
         .filter(|name| !HOST_ONLY.contains(&name.as_str()))
         .collect();
     assert_eq!(
@@ -169,15 +213,17 @@ fn the_build_without_the_host_has_every_method_of_its_types() {
 
 #[test]
 fn the_reader_finds_methods_in_blocks_and_in_the_macro() {
-    let source = "impl<'a> A<'a> {\n    pub fn one(&self) {}\n    #[cfg(x)]\n    pub fn two() {}\n}\n\
+    let source = "impl<'a> A<'a> {\n    pub fn one(&self) {}\n    #[cfg(x)]\n    #[inline]\n    pub fn two() {}\n    pub const fn three() {}\n}\n\
+                  impl<T: Into<Vec<u8>>> D<T>\nwhere\n    T: Clone,\n{\n    pub fn four() {}\n}\n\
                   impl Drop for A<'_> {\n    pub fn no() {}\n}\n\
                   macro_rules! instruments {\n    () => {\n        impl $ty {\n            pub fn $method() {}\n            pub fn with() {}\n        }\n    };\n}\n\
                   instruments! {\n    /// doc\n    B, add, u64;\n    C, record, f64;\n}\n";
     let mut found = BTreeMap::new();
     methods(source, &mut found);
     let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
-    assert_eq!(found.get("A"), Some(&set(&["one"])));
+    assert_eq!(found.get("A"), Some(&set(&["one", "three"])));
+    assert_eq!(found.get("D"), Some(&set(&["four"])));
     assert_eq!(found.get("B"), Some(&set(&["add", "with"])));
     assert_eq!(found.get("C"), Some(&set(&["record", "with"])));
-    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!(found.len(), 4, "{found:?}");
 }

@@ -11,14 +11,42 @@ use tracing_subscriber::layer::SubscriberExt;
 use wasmtel::codex::{
     ApiRequest, AuthMode, AuthRecovery, Compaction, ConversationStart, GlobalContext,
     MetricCatalog, MetricsClient, PromptInputs, SessionMetadata, SessionTags, SessionTelemetry,
-    Surface, TokenUsage, ToolResult,
+    Surface, Timer, TokenUsage, ToolResult,
 };
 use wasmtel::model::Record;
 use wasmtel::{
-    Config, Event, KeyValue, Scope, SpanContext, SpanKind, StatusCode, Telemetry, TelemetryLayer,
+    ActiveSpan, Config, Counter, Event, FeedbackRing, Gauge, Histogram, KeyValue, Scope,
+    SpanBuilder, SpanContext, SpanKind, StatusCode, Telemetry, TelemetryBuilder, TelemetryLayer,
+    UpDownCounter,
 };
 
 const HOST: bool = cfg!(feature = "telemetry");
+
+/// The traits of the API's types, the same in both builds.
+#[test]
+fn the_types_traits() {
+    fn shared<T: Clone + Send + Sync + 'static>() {}
+    fn sent<T: Send + Sync + 'static>() {}
+    shared::<Telemetry>();
+    shared::<Counter>();
+    shared::<UpDownCounter>();
+    shared::<Histogram>();
+    shared::<Gauge>();
+    shared::<FeedbackRing>();
+    shared::<MetricsClient>();
+    shared::<SessionTelemetry>();
+    shared::<MetricCatalog>();
+    sent::<TelemetryBuilder>();
+    sent::<SpanBuilder>();
+    sent::<ActiveSpan>();
+    sent::<TelemetryLayer>();
+    sent::<Timer>();
+    fn config<T: Clone + std::fmt::Debug + Default + PartialEq + Send + Sync>() {}
+    config::<Config>();
+    fn error<T: std::error::Error + Send + Sync + 'static>() {}
+    error::<wasmtel::Error>();
+    error::<wasmtel::codex::MetricsError>();
+}
 
 #[test]
 fn the_config_calls() {
@@ -100,6 +128,23 @@ fn every_record_call() {
         incoming.trace_id,
         "the trace goes on"
     );
+    let mut headers = http::HeaderMap::new();
+    span.context().inject(&mut headers, &[]);
+    let injected = headers["traceparent"].to_str().expect("ASCII");
+    assert_eq!(
+        SpanContext::from_traceparent(injected).map(|c| c.trace_id),
+        Some(incoming.trace_id)
+    );
+    // A root span: the host's has a context of its own; without the host, the invalid one,
+    // which puts nothing into headers.
+    let root = telemetry.span("root").start();
+    assert_eq!(root.context().is_valid(), HOST);
+    let mut headers = http::HeaderMap::new();
+    root.context()
+        .inject(&mut headers, &[("k".into(), "v".into())]);
+    assert_eq!(headers.contains_key("traceparent"), HOST);
+    assert_eq!(headers.contains_key("tracestate"), HOST);
+    root.end();
     span.set_attr("k2", 2);
     span.add_event("happened", &attributes);
     span.set_status(StatusCode::Ok, "");
@@ -159,11 +204,30 @@ fn every_codex_call() {
         .expect("registers");
     let timer = metrics.start_timer("codex.t", &tags).expect("starts");
     timer.record(&tags).expect("records");
-    // A counter only grows: the host refuses this; without it, nothing is checked.
-    assert_eq!(metrics.counter("codex.c", -1, &[]).is_err(), HOST);
+    // Codex's rules hold in both builds, whether or not anything is recorded.
+    assert!(
+        metrics.counter("codex.c", -1, &[]).is_err(),
+        "a counter only grows"
+    );
+    assert!(metrics.gauge("bad name", 1, &[]).is_err());
+    assert!(
+        metrics
+            .histogram("codex.h", 1, &[("bad key", "v")])
+            .is_err()
+    );
+    assert!(MetricsClient::new(&telemetry).with_tag("k", "").is_err());
 
-    let session = SessionTelemetry::new(&telemetry, SessionMetadata::default(), metrics)
+    let mut session = SessionTelemetry::new(&telemetry, SessionMetadata::default(), metrics)
         .with_redaction(false, 2048);
+    let config = Config::parse("[otel]\n", Path::new("otel.toml"), Path::new(".")).expect("parses");
+    assert_eq!(
+        config.otel().is_some(),
+        HOST,
+        "only the host reads `[otel]`"
+    );
+    if let Some(otel) = config.otel() {
+        session = session.with_otel(otel);
+    }
     let _ = session.metrics();
     session.conversation_starts(&ConversationStart::default());
     session.user_prompt("prompt", PromptInputs::default());

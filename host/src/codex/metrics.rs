@@ -11,8 +11,8 @@ use rustc_hash::FxHasher;
 use wasmtel_sdk::model::{KeyValue, Scope};
 
 use super::tags::{
-    MILLISECOND_BOUNDS, MetricsError, SECOND_BOUNDS, SessionTags, validate_metric_name,
-    validate_tag,
+    MILLISECOND_BOUNDS, MetricsError, SECOND_BOUNDS, SessionTags, check, check_increment,
+    validate_metric_name, validate_tag,
 };
 use crate::instrument::{Counter, Gauge, Histogram};
 use crate::routing::Recorder;
@@ -179,10 +179,7 @@ impl MetricsClient {
         make: impl FnOnce(&Recorder) -> I,
         record: impl FnOnce(&I, &[KeyValue]),
     ) -> Result<(), MetricsError> {
-        validate_metric_name(name)?;
-        for (key, value) in tags {
-            validate_tag(key, value)?;
-        }
+        check(name, tags)?;
         if !self.recorder.takes_metrics() {
             return Ok(());
         }
@@ -221,13 +218,7 @@ impl MetricsClient {
         increment: i64,
         tags: &[(&str, &str)],
     ) -> Result<(), MetricsError> {
-        let Ok(increment) = u64::try_from(increment) else {
-            validate_metric_name(name)?;
-            return Err(MetricsError::NegativeCounterIncrement {
-                name: name.into(),
-                increment,
-            });
-        };
+        let increment = check_increment(name, increment)?;
         self.measure(
             name,
             tags,
@@ -325,10 +316,7 @@ impl MetricsClient {
     /// A timer that records the time from now until it is dropped (or [`Timer::record`]) into
     /// the histogram `name`, in milliseconds, as [`MetricsClient::record_duration`] does.
     pub fn start_timer(&self, name: &str, tags: &[(&str, &str)]) -> Result<Timer, MetricsError> {
-        validate_metric_name(name)?;
-        for (key, value) in tags {
-            validate_tag(key, value)?;
-        }
+        check(name, tags)?;
         Ok(Timer {
             client: self.clone(),
             name: name.into(),

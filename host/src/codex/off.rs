@@ -1,5 +1,6 @@
 //! Codex's metrics client and session facade with the host compiled out: the same calls,
-//! recording nothing and refusing nothing.
+//! recording nothing. The client still checks names and tags by Codex's rules, as the host's
+//! does whether or not anything is recorded, so a call fails in both builds or in neither.
 
 use std::time::Duration;
 
@@ -8,10 +9,14 @@ use super::fields::{
     ApiRequest, AuthDetails, AuthRecovery, ConversationStart, PromptInputs, SessionMetadata,
     TokenUsage, ToolResult,
 };
-use super::tags::{MetricsError, SessionTags};
+use super::tags::{
+    MetricsError, SessionTags, check, check_increment, check_tags, validate_metric_name,
+    validate_tag,
+};
 use crate::settings::OtelSettings;
 
-/// Codex's metrics client, recording nothing: every call returns `Ok` at once.
+/// Codex's metrics client, recording nothing: a call checks its name and tags (an error as the
+/// host's) and returns.
 #[derive(Clone)]
 pub struct MetricsClient {
     _private: (),
@@ -23,13 +28,17 @@ impl MetricsClient {
         MetricsClient { _private: () }
     }
 
-    /// The client.
-    pub fn with_tag(self, _key: &str, _value: &str) -> Result<MetricsClient, MetricsError> {
+    /// The client, once `key` = `value` passes Codex's rules.
+    pub fn with_tag(self, key: &str, value: &str) -> Result<MetricsClient, MetricsError> {
+        validate_tag(key, value)?;
         Ok(self)
     }
 
-    /// The client.
-    pub fn with_session_tags(self, _tags: SessionTags) -> Result<MetricsClient, MetricsError> {
+    /// The client, once the session's tags pass Codex's rules.
+    pub fn with_session_tags(self, tags: SessionTags) -> Result<MetricsClient, MetricsError> {
+        for (key, value) in tags.tags() {
+            validate_tag(&key, &value)?;
+        }
         Ok(self)
     }
 
@@ -38,68 +47,70 @@ impl MetricsClient {
         self
     }
 
-    /// Does nothing.
+    /// Records nothing; checks the name, the tags, and that the counter does not decrease.
     pub fn counter(
         &self,
-        _name: &str,
-        _increment: i64,
-        _tags: &[(&str, &str)],
+        name: &str,
+        increment: i64,
+        tags: &[(&str, &str)],
     ) -> Result<(), MetricsError> {
-        Ok(())
+        check_increment(name, increment)?;
+        check(name, tags)
     }
 
-    /// Does nothing.
+    /// Records nothing; checks the name and the tags.
     pub fn histogram(
         &self,
-        _name: &str,
+        name: &str,
         _value: i64,
-        _tags: &[(&str, &str)],
+        tags: &[(&str, &str)],
     ) -> Result<(), MetricsError> {
-        Ok(())
+        check(name, tags)
     }
 
-    /// Does nothing.
+    /// Records nothing; checks the name and the tags.
     pub fn record_duration(
         &self,
-        _name: &str,
+        name: &str,
         _duration: Duration,
-        _tags: &[(&str, &str)],
+        tags: &[(&str, &str)],
     ) -> Result<(), MetricsError> {
-        Ok(())
+        check(name, tags)
     }
 
-    /// Does nothing.
+    /// Records nothing; checks the name and the tags.
     pub fn record_duration_seconds(
         &self,
-        _name: &str,
+        name: &str,
         _duration: Duration,
-        _tags: &[(&str, &str)],
+        tags: &[(&str, &str)],
     ) -> Result<(), MetricsError> {
-        Ok(())
+        check(name, tags)
     }
 
-    /// Does nothing.
+    /// Records nothing; checks the name and the tags.
     pub fn gauge(
         &self,
-        _name: &str,
+        name: &str,
         _value: i64,
-        _tags: &[(&str, &str)],
+        tags: &[(&str, &str)],
     ) -> Result<(), MetricsError> {
-        Ok(())
+        check(name, tags)
     }
 
-    /// Does nothing; the callback is dropped, never called.
+    /// Records nothing; checks the name. The callback is dropped, never called.
     pub fn register_observable_gauge(
         &self,
-        _name: &str,
+        name: &str,
         _description: &str,
         _callback: impl Fn() -> i64 + Send + Sync + 'static,
     ) -> Result<(), MetricsError> {
-        Ok(())
+        validate_metric_name(name)
     }
 
-    /// A timer that records nothing.
-    pub fn start_timer(&self, _name: &str, _tags: &[(&str, &str)]) -> Result<Timer, MetricsError> {
+    /// A timer that records nothing, once the name and the tags pass.
+    pub fn start_timer(&self, name: &str, tags: &[(&str, &str)]) -> Result<Timer, MetricsError> {
+        check(name, tags)?;
         Ok(Timer { _private: () })
     }
 }
@@ -110,9 +121,9 @@ pub struct Timer {
 }
 
 impl Timer {
-    /// Does nothing.
-    pub fn record(self, _tags: &[(&str, &str)]) -> Result<(), MetricsError> {
-        Ok(())
+    /// Records nothing; checks the tags added (its own passed when it started).
+    pub fn record(self, tags: &[(&str, &str)]) -> Result<(), MetricsError> {
+        check_tags(tags)
     }
 }
 

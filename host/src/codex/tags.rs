@@ -123,6 +123,29 @@ pub fn sanitize_metric_tag_value(value: &str) -> String {
     sanitized(value).into_owned()
 }
 
+/// Whether a measurement of `name` with `tags` passes Codex's rules.
+pub(crate) fn check(name: &str, tags: &[(&str, &str)]) -> Result<(), MetricsError> {
+    validate_metric_name(name)?;
+    check_tags(tags)
+}
+
+/// Whether every one of `tags` passes Codex's rules.
+pub(crate) fn check_tags(tags: &[(&str, &str)]) -> Result<(), MetricsError> {
+    tags.iter()
+        .try_for_each(|(key, value)| validate_tag(key, value))
+}
+
+/// A counter's `increment`, if Codex's rules take it: a name that passes, and no decrease.
+pub(crate) fn check_increment(name: &str, increment: i64) -> Result<u64, MetricsError> {
+    u64::try_from(increment).or_else(|_| {
+        validate_metric_name(name)?;
+        Err(MetricsError::NegativeCounterIncrement {
+            name: name.into(),
+            increment,
+        })
+    })
+}
+
 /// Calls `f` with `tags`, their values sanitized by Codex's rules (without allocating when
 /// they pass already).
 pub(crate) fn with_sanitized<const N: usize>(
