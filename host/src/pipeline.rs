@@ -518,6 +518,9 @@ impl<S: Start> Worker<S> {
                             let _ = done.send(());
                         }
                         Some(Control::Shutdown) | None => {
+                            // What the plugin keeps across calls is made durable or sent
+                            // first, whether or not its `shutdown` flushes.
+                            self.flush().await;
                             self.shutdown().await;
                             control.close();
                             shared.close();
@@ -1421,12 +1424,15 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn shutdown_exports_what_is_buffered_then_shuts_the_exporter_down() {
+    async fn shutdown_exports_what_is_buffered_then_flushes_and_shuts_the_exporter_down() {
         let mut h = Harness::start(config(100, 0), &InMemoryExporter::new()).await;
         h.events(3).await;
         assert!(h.stop(Duration::from_secs(5)).await);
         let calls: Vec<Call> = h.calls().into_iter().map(|c| c.1).collect();
-        assert_eq!(calls[1..], [Call::Export { records: 3 }, Call::Shutdown]);
+        assert_eq!(
+            calls[1..],
+            [Call::Export { records: 3 }, Call::Flush, Call::Shutdown]
+        );
         assert_eq!(h.stats().records_exported, 3);
     }
 
