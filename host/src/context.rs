@@ -62,11 +62,12 @@ impl SpanContext {
         let trace_id = u128::from_str_radix(trace, 16).ok()?;
         let span_id = u64::from_str_radix(span, 16).ok()?;
         let sampled = u8::from_str_radix(flags, 16).ok()? & 1 == 1;
-        (trace_id != 0 && span_id != 0).then_some(SpanContext {
+        let context = SpanContext {
             trace_id,
             span_id,
             sampled,
-        })
+        };
+        context.is_valid().then_some(context)
     }
 
     /// The span context of `TRACEPARENT` in the environment, if it holds a valid one (how a

@@ -130,11 +130,7 @@ impl MetricsClient {
 
     /// The client with the session's tags on every measurement.
     pub fn with_session_tags(mut self, tags: SessionTags) -> Result<MetricsClient, MetricsError> {
-        let tags = tags.tags();
-        for (key, value) in &tags {
-            validate_tag(key, value)?;
-        }
-        self.session = tags;
+        self.session = tags.checked()?;
         self.instruments = Arc::default();
         Ok(self)
     }

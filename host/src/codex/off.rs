@@ -36,9 +36,7 @@ impl MetricsClient {
 
     /// The client, once the session's tags pass Codex's rules.
     pub fn with_session_tags(self, tags: SessionTags) -> Result<MetricsClient, MetricsError> {
-        for (key, value) in tags.tags() {
-            validate_tag(&key, &value)?;
-        }
+        tags.checked()?;
         Ok(self)
     }
 

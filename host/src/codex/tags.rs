@@ -225,6 +225,15 @@ pub struct SessionTags {
 }
 
 impl SessionTags {
+    /// [`SessionTags::tags`], once each passes Codex's rules.
+    pub(crate) fn checked(&self) -> Result<Vec<(String, String)>, MetricsError> {
+        let tags = self.tags();
+        for (key, value) in &tags {
+            validate_tag(key, value)?;
+        }
+        Ok(tags)
+    }
+
     /// The tags, in Codex's order, sanitized; an unset optional one is left out.
     pub fn tags(&self) -> Vec<(String, String)> {
         let mut tags = Vec::new();
