@@ -8,19 +8,21 @@
 //! (ENOSPC), as on a full disk, having written nothing; the plugin may free space and go on.
 //!
 //! The count is one per directory in the process: exporters that share a directory share what it
-//! holds, each within its own quota. A file's bytes are given back with its last name, and only
-//! once no plugin holds the file open (until then the disk still holds them). Writes through a
-//! file's stream land before the call returns, so no other call sees the file in between. What
-//! another process writes into the directory is seen when the count is next made, after every
-//! instance writing there has ended; a tree that cannot be counted whole takes no more writes.
+//! holds, each within its own quota. It keeps every regular file at the size it was last seen
+//! with, so a change is counted as the file's new size, never as a difference: two instances
+//! changing one file at the same moment are each counted once, in whatever order they land. A
+//! file's bytes are given back with its last name, and only once no plugin holds the file open
+//! (until then the disk still holds them). Writes through a file's stream land before the call
+//! returns, so no other call sees the file in between; a `write` or `set-size` runs on a thread
+//! that counts it when it lands, so a call abandoned at its deadline is counted too, and the count
+//! stays the one the next instance takes until then. What another process writes into the
+//! directory is seen when a plugin next changes that file, or when the count is next made, after
+//! every instance writing there has ended; a tree that cannot be counted whole takes no more
+//! writes.
 //!
 //! A directory's list of names grows with the names made in it and, on many file systems (ext4),
 //! never shrinks while the directory lives: after every call that makes or removes a name, the
 //! directory that lists it is counted at its size.
-//!
-//! Known gaps, each bounded by one call: a write abandoned at its deadline may land after every
-//! instance writing into the directory has ended, and a new count was made without it; and two
-//! instances changing one file at the same moment may each count the other's change.
 
 use std::collections::HashMap;
 use std::io::IoSlice;
@@ -62,10 +64,8 @@ pub(super) const MAKE: u64 = 2 * ENTRY;
 /// An entry of a directory, as the quota sees it.
 pub(super) struct Entry {
     identity: Identity,
-    /// A regular file's size; none for anything else.
-    bytes: Option<u64>,
-    /// Whether this is the file's only name.
-    only_name: bool,
+    /// Whether this is a regular file's only name.
+    only_name_of_file: bool,
     is_dir: bool,
 }
 
@@ -73,8 +73,7 @@ impl Entry {
     pub fn of(meta: &Metadata) -> Entry {
         Entry {
             identity: identity(meta),
-            bytes: meta.is_file().then(|| meta.len()),
-            only_name: meta.nlink() <= 1,
+            only_name_of_file: meta.is_file() && meta.nlink() <= 1,
             is_dir: meta.is_dir(),
         }
     }
@@ -96,25 +95,28 @@ pub(super) fn parent(path: &Path) -> &Path {
 #[derive(Default)]
 struct Usage {
     used: AtomicU64,
-    files: Mutex<Files>,
-    /// Whether `files.removed` holds any file.
+    ledger: Mutex<Ledger>,
+    /// Whether `ledger.removed` holds any file.
     removed_any: AtomicBool,
-    /// The directories whose list of names takes more than a block, by identity: the size each
-    /// is counted at.
-    dirs: Mutex<HashMap<Identity, u64>>,
 }
 
-/// The files of a directory that plugins hold open.
+/// What the count of a directory is made of, past a block per entry.
 #[derive(Default)]
-struct Files {
-    /// Every open handle of a file, by the file; a dropped handle leaves a dead reference, swept
-    /// out as the map grows.
+struct Ledger {
+    /// Every regular file's size as counted, by identity.
+    files: HashMap<Identity, u64>,
+    /// The directories whose list of names takes more than a block, by identity: the size each
+    /// is counted at.
+    dirs: HashMap<Identity, u64>,
+    /// Every handle of a file that plugins hold open, by the file; a dropped handle leaves a
+    /// dead reference, swept out as the map grows.
     open: HashMap<Identity, Vec<Weak<std::fs::File>>>,
     /// Past this many files, the dead references are swept out.
     sweep_at: usize,
     /// Files whose last name went while they were open, with their handles: each one's bytes
-    /// are given back once these are the last.
-    removed: Vec<Vec<Arc<std::fs::File>>>,
+    /// are given back once these are the last (which keeps the file, and its identity, until
+    /// then).
+    removed: Vec<(Identity, Vec<Arc<std::fs::File>>)>,
 }
 
 /// The count of every directory that instances write into, by its path.
@@ -133,16 +135,16 @@ impl Usage {
             return usage;
         }
         all.retain(|_, usage| usage.strong_count() > 0);
-        let (used, dirs) = walk(&dir).unwrap_or_else(|e| {
+        let (used, ledger) = walk(&dir).unwrap_or_else(|e| {
             tracing::warn!(
                 "cannot count what {} holds ({e}): nothing more may be written there",
                 dir.display()
             );
-            (u64::MAX / 2, HashMap::new())
+            (u64::MAX / 2, Ledger::default())
         });
         let usage = Arc::new(Usage {
             used: AtomicU64::new(used),
-            dirs: Mutex::new(dirs),
+            ledger: Mutex::new(ledger),
             ..Usage::default()
         });
         all.insert(dir, Arc::downgrade(&usage));
@@ -150,9 +152,14 @@ impl Usage {
     }
 
     fn give_back(&self, bytes: u64) {
-        let _ = self
-            .used
-            .fetch_update(Relaxed, Relaxed, |used| Some(used.saturating_sub(bytes)));
+        self.change(0, bytes);
+    }
+
+    /// Adds `add` to the count and takes `sub` from it, at once.
+    fn change(&self, add: u64, sub: u64) {
+        let _ = self.used.fetch_update(Relaxed, Relaxed, |used| {
+            Some(used.saturating_add(add).saturating_sub(sub))
+        });
     }
 
     /// Gives back the bytes of removed files that nothing holds open any more.
@@ -160,36 +167,55 @@ impl Usage {
         if !self.removed_any.load(Relaxed) {
             return;
         }
-        let mut files = lock(&self.files);
-        files.removed.retain(|handles| {
+        let mut ledger = lock(&self.ledger);
+        let Ledger { files, removed, .. } = &mut *ledger;
+        removed.retain(|(identity, handles)| {
             let closed = handles.iter().all(|h| Arc::strong_count(h) == 1);
             if closed {
-                self.give_back(handles.first().map_or(0, |f| len(f)));
+                self.give_back(files.remove(identity).unwrap_or(0));
             }
             !closed
         });
-        self.removed_any.store(!files.removed.is_empty(), Relaxed);
+        self.removed_any.store(!removed.is_empty(), Relaxed);
+    }
+
+    /// Counts the regular file `file` at its size now, having held `held` for a change of it:
+    /// gives that back, and takes or gives back what the file's size is past or short of its
+    /// size as counted (a file not seen before was counted empty).
+    fn count(&self, file: &std::fs::File, held: u64) {
+        let mut ledger = lock(&self.ledger);
+        let Ok(meta) = file.metadata().map(Metadata::from_just_metadata) else {
+            self.give_back(held);
+            return;
+        };
+        let counted = if meta.is_file() {
+            ledger.files.insert(identity(&meta), meta.len())
+        } else {
+            None
+        };
+        let now = if meta.is_file() { meta.len() } else { 0 };
+        self.change(now, counted.unwrap_or(0) + held);
     }
 }
 
 /// What the directory tree at `dir` holds: its files' bytes (once for a file of many names), a
 /// block per entry, and what each directory's list of names takes past a block; with the
-/// directories whose list takes more, at their size. Links are not followed. Each directory is
-/// opened from its parent, so no depth of nesting hides a subtree; an entry that goes meanwhile
-/// is skipped, and any other error leaves the tree uncounted.
-fn walk(dir: &Path) -> std::io::Result<(u64, HashMap<Identity, u64>)> {
+/// ledger of its files, and of the directories whose list takes more, at their size. Links are
+/// not followed. Each directory is opened from its parent, so no depth of nesting hides a
+/// subtree; an entry that goes meanwhile is skipped, and any other error leaves the tree
+/// uncounted.
+fn walk(dir: &Path) -> std::io::Result<(u64, Ledger)> {
     let skip = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     let root = cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority())?;
-    let mut large = HashMap::new();
-    let mut list = |meta: &Metadata| {
+    let mut ledger = Ledger::default();
+    let list = |dirs: &mut HashMap<Identity, u64>, meta: &Metadata| {
         let past = meta.len().saturating_sub(ENTRY);
         if past > 0 {
-            large.insert(identity(meta), meta.len());
+            dirs.insert(identity(meta), meta.len());
         }
         past
     };
-    let mut total = list(&root.dir_metadata()?);
-    let mut linked = std::collections::HashSet::new();
+    let mut total = list(&mut ledger.dirs, &root.dir_metadata()?);
     // The directories being read, from the root down: as many open as the tree is deep.
     let mut open = vec![root.entries()?];
     while let Some(entries) = open.last_mut() {
@@ -204,16 +230,16 @@ fn walk(dir: &Path) -> std::io::Result<(u64, HashMap<Identity, u64>)> {
         };
         total += ENTRY;
         if meta.is_dir() {
-            total += list(&meta);
+            total += list(&mut ledger.dirs, &meta);
             match entry.open_dir().and_then(|d| d.entries()) {
                 Err(e) if skip(&e) => {}
                 entries => open.push(entries?),
             }
-        } else if meta.is_file() && (meta.nlink() <= 1 || linked.insert((meta.dev(), meta.ino()))) {
+        } else if meta.is_file() && ledger.files.insert(identity(&meta), meta.len()).is_none() {
             total += meta.len();
         }
     }
-    Ok((total, large))
+    Ok((total, ledger))
 }
 
 /// One instance's quota, and the count of its directory.
@@ -282,40 +308,41 @@ impl Disk {
         if !meta.is_file() {
             return;
         }
-        let mut files = lock(&self.usage.files);
-        let handles = files.open.entry((meta.dev(), meta.ino())).or_default();
+        let mut ledger = lock(&self.usage.ledger);
+        let handles = ledger.open.entry((meta.dev(), meta.ino())).or_default();
         handles.retain(|h| h.strong_count() > 0);
         handles.push(Arc::downgrade(file));
-        if files.open.len() > files.sweep_at {
-            files.open.retain(|_, handles| {
+        if ledger.open.len() > ledger.sweep_at {
+            ledger.open.retain(|_, handles| {
                 handles.retain(|h| h.strong_count() > 0);
                 !handles.is_empty()
             });
-            files.sweep_at = 2 * files.open.len() + 64;
+            ledger.sweep_at = 2 * ledger.open.len() + 64;
         }
     }
 
     /// Gives back what `entry`, whose name has gone, held: its block, its list of names if it
     /// was a directory, and its bytes if that was its only name (once no plugin holds it open).
     pub fn removed(&self, entry: Entry) {
+        let mut ledger = lock(&self.usage.ledger);
         if entry.is_dir {
-            let list = lock(&self.usage.dirs).remove(&entry.identity);
+            let list = ledger.dirs.remove(&entry.identity);
             self.give_back(list.map_or(ENTRY, |size| size.max(ENTRY)));
             return;
         }
-        let Some(bytes) = entry.bytes.filter(|_| entry.only_name) else {
+        if !entry.only_name_of_file {
             self.give_back(ENTRY);
             return;
-        };
-        let mut files = lock(&self.usage.files);
-        let handles: Vec<_> = (files.open.remove(&entry.identity).into_iter().flatten())
+        }
+        let handles: Vec<_> = (ledger.open.remove(&entry.identity).into_iter().flatten())
             .filter_map(|h| h.upgrade())
             .collect();
         if handles.is_empty() {
+            let bytes = ledger.files.remove(&entry.identity).unwrap_or(0);
             self.give_back(ENTRY + bytes);
         } else {
             self.give_back(ENTRY);
-            files.removed.push(handles);
+            ledger.removed.push((entry.identity, handles));
             self.usage.removed_any.store(true, Relaxed);
         }
     }
@@ -337,18 +364,14 @@ impl Disk {
             return;
         }
         let size = meta.len().max(ENTRY);
-        let mut dirs = lock(&self.usage.dirs);
+        let mut ledger = lock(&self.usage.ledger);
         let counted = if size > ENTRY {
-            dirs.insert(identity(meta), size)
+            ledger.dirs.insert(identity(meta), size)
         } else {
-            dirs.remove(&identity(meta))
+            ledger.dirs.remove(&identity(meta))
         }
         .unwrap_or(ENTRY);
-        if size >= counted {
-            self.usage.used.fetch_add(size - counted, Relaxed);
-        } else {
-            self.give_back(counted - size);
-        }
+        self.usage.change(size, counted);
     }
 
     /// Takes what writing `n` bytes at `at` (none: at the end) may add to `file`; none if that
@@ -359,27 +382,40 @@ impl Disk {
             .unwrap_or(before)
             .saturating_add(n)
             .saturating_sub(before);
-        self.take(most).then_some(Reserved { before, most })
+        self.take(most).then_some(Reserved(most))
     }
 
-    /// Counts `file` at its size after a call that `reserved` was taken for: gives back what the
-    /// call did not add (or took away), and takes what it added past that (another writer's).
+    /// Counts `file` at its size after a call that `reserved` was taken for, and gives that
+    /// back.
     fn settle(&self, file: &std::fs::File, reserved: Reserved) {
-        let (held, now) = (reserved.before.saturating_add(reserved.most), len(file));
-        if now <= held {
-            self.give_back(held - now);
-        } else {
-            self.usage.used.fetch_add(now - held, Relaxed);
-        }
+        self.usage.count(file, reserved.0);
+    }
+
+    /// Counts `file` at its size now (after a change not reserved for: it may only shrink).
+    pub fn recount(&self, file: &std::fs::File) {
+        self.usage.count(file, 0);
     }
 }
 
-/// What a write took of the quota before it ran.
-struct Reserved {
-    /// The file's size before the write.
-    before: u64,
-    /// What the write may add to it.
-    most: u64,
+/// What a change of a file took of the quota before it ran: what it may add to the file.
+struct Reserved(u64);
+
+/// Runs `change` of `file`, which `reserved` was taken for, on a blocking thread that counts
+/// the file once the change has landed, whether or not the caller still waits: the thread holds
+/// the count, so it stays the one the next instance writing into the directory takes.
+async fn change_of<R: Send + 'static>(
+    disk: Arc<Disk>,
+    file: Arc<std::fs::File>,
+    reserved: Reserved,
+    change: impl FnOnce(&std::fs::File) -> std::io::Result<R> + Send + 'static,
+) -> std::io::Result<R> {
+    tokio::task::spawn_blocking(move || {
+        let result = change(&file);
+        disk.settle(&file, reserved);
+        result
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// What `file` holds now.
@@ -443,6 +479,17 @@ fn regular_file(
     })
 }
 
+/// The open file of `fd` if it is a regular file the plugin may write (wasmtime-wasi refuses a
+/// write to any other where writes are not permitted).
+fn writable_file(
+    state: &HostState,
+    fd: &Resource<Descriptor>,
+) -> wasmtime::Result<Option<Arc<std::fs::File>>> {
+    let writable =
+        matches!(state.table.get(fd)?, Descriptor::File(f) if !f.perms.write_not_permitted());
+    Ok(regular_file(state, fd)?.filter(|_| writable))
+}
+
 /// A name in a directory of the plugin's, resolved as wasmtime-wasi resolves it: inside the
 /// directory.
 struct Place {
@@ -490,27 +537,31 @@ async fn write(
     state: &mut HostState,
     (fd, buffer, offset): (Resource<Descriptor>, Vec<u8>, u64),
 ) -> Answer<u64> {
-    let Some(file) = regular_file(state, &fd)? else {
+    let Some(file) = writable_file(state, &fd)? else {
         return answer(state.filesystem().write(fd, buffer, offset).await);
     };
     let Some(reserved) = state.disk.reserve(&file, Some(offset), buffer.len() as u64) else {
         return no_space();
     };
-    let result = state.filesystem().write(fd, buffer, offset).await;
-    state.disk.settle(&file, reserved);
-    answer(result)
+    let written = change_of(state.disk.clone(), file, reserved, move |f| {
+        f.write_at(&buffer, offset)
+    });
+    done(written.await.map(|n| n as u64))
 }
 
 async fn set_size(state: &mut HostState, (fd, size): (Resource<Descriptor>, u64)) -> Answer<()> {
-    let Some(file) = regular_file(state, &fd)? else {
+    let Some(file) = writable_file(state, &fd)? else {
         return answer(state.filesystem().set_size(fd, size).await);
     };
     let Some(reserved) = state.disk.reserve(&file, Some(size), 0) else {
         return no_space();
     };
-    let result = state.filesystem().set_size(fd, size).await;
-    state.disk.settle(&file, reserved);
-    answer(result)
+    done(change_of(state.disk.clone(), file, reserved, move |f| f.set_len(size)).await)
+}
+
+/// The answer to the plugin of a call wasmtel made itself.
+fn done<T>(result: std::io::Result<T>) -> Answer<T> {
+    Ok((result.map_err(ErrorCode::from),))
 }
 
 async fn write_via_stream(
@@ -588,15 +639,13 @@ async fn open_at(
         let parent = place.as_ref().and_then(Place::parent);
         state.disk.made(result.is_ok(), parent.as_ref());
     }
-    if let (Ok(_), Some(entry)) = (&result, before)
-        && truncate
-    {
-        state.disk.give_back(entry.bytes.unwrap_or(0));
-    }
     if let Ok(fd) = &result
         && let Some(file) = regular_file(state, fd)?
     {
         state.disk.opened(&file);
+        if truncate {
+            state.disk.recount(&file);
+        }
     }
     answer(result)
 }
@@ -816,6 +865,8 @@ impl OutputStream for Metered {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -833,6 +884,84 @@ mod tests {
         dir.write("deep", vec![7; 10_000]).unwrap();
         dir.create_dir("empty").unwrap();
         assert_eq!(walk(tmp.path()).unwrap().0, 27 * ENTRY + 10_000);
+    }
+
+    /// A quota of a GiB in `dir`, as an instance of an exporter writing there has it.
+    fn instance(dir: &Path) -> Arc<Disk> {
+        Disk::new(1 << 30, Some(dir), Default::default(), "test".into())
+    }
+
+    /// What the quota counts in the directory now.
+    fn counted(disk: &Disk) -> u64 {
+        disk.usage.release_closed();
+        disk.usage.used.load(Relaxed)
+    }
+
+    #[test]
+    fn two_instances_changing_one_file_at_once_are_each_counted_once() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(tmp.path().join("f"), vec![1; 100_000]).unwrap();
+        let (first, second) = (instance(tmp.path()), instance(tmp.path()));
+        let open = || {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(tmp.path().join("f"))
+                .unwrap()
+        };
+        let (a, b) = (open(), open());
+        // Both cut the file to nothing at once: its bytes are given back once.
+        let (cut_a, cut_b) = (
+            first.reserve(&a, Some(0), 0).unwrap(),
+            second.reserve(&b, Some(0), 0).unwrap(),
+        );
+        a.set_len(0).unwrap();
+        b.set_len(0).unwrap();
+        first.settle(&a, cut_a);
+        second.settle(&b, cut_b);
+        assert_eq!(counted(&first), walk(tmp.path()).unwrap().0);
+        // Both append at once, each reading the size before the other's write: each write is
+        // counted once.
+        let (add_a, add_b) = (
+            first.reserve(&a, None, 30_000).unwrap(),
+            second.reserve(&b, None, 50_000).unwrap(),
+        );
+        append_all(&a, &[2; 30_000]).unwrap();
+        append_all(&b, &[3; 50_000]).unwrap();
+        second.settle(&b, add_b);
+        first.settle(&a, add_a);
+        assert_eq!(counted(&second), walk(tmp.path()).unwrap().0);
+        assert_eq!(counted(&second), ENTRY + 80_000);
+    }
+
+    #[tokio::test]
+    async fn a_change_its_caller_abandoned_is_counted_by_the_next_instance() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = Arc::new(std::fs::File::create(tmp.path().join("f")).unwrap());
+        let disk = instance(tmp.path());
+        let (land, landing) = std::sync::mpsc::channel::<()>();
+        let reserved = disk.reserve(&file, Some(0), 1 << 20).unwrap();
+        let write = change_of(disk.clone(), file.clone(), reserved, move |f| {
+            landing.recv().unwrap();
+            f.write_all_at(&vec![7; 1 << 20], 0)
+        });
+        // The call is abandoned at its deadline, and the instance ends; the next one starts
+        // while the write is still on its way.
+        let abandoned = tokio::time::timeout(Duration::from_millis(20), write).await;
+        assert!(abandoned.is_err(), "the write waits to be let land");
+        drop((disk, file));
+        let next = instance(tmp.path());
+        land.send(()).unwrap();
+        let waited = std::time::Instant::now();
+        while counted(&next) != walk(tmp.path()).unwrap().0 {
+            assert!(
+                waited.elapsed() < Duration::from_secs(30),
+                "the count is {} of {}",
+                counted(&next),
+                walk(tmp.path()).unwrap().0
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(counted(&next), ENTRY + (1 << 20));
     }
 
     #[test]
@@ -856,7 +985,7 @@ mod tests {
             .dir_metadata()
             .unwrap();
         assert_eq!(
-            large.get(&identity(&dir_meta)).copied(),
+            large.dirs.get(&identity(&dir_meta)).copied(),
             (size(&dir) > ENTRY).then(|| size(&dir))
         );
     }
