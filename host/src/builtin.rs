@@ -25,6 +25,9 @@ pub(crate) struct Grants {
     pub allow_hosts: Option<Vec<String>>,
     /// `sandbox.timeout_ms`.
     pub timeout: Option<Duration>,
+    /// `sandbox.disk_mib`, in bytes; when the config leaves it unset, the default is raised to
+    /// this if it is more.
+    pub disk_bytes: Option<u64>,
 }
 
 /// Why a built-in's exporter cannot run as configured.
@@ -72,17 +75,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "file-jsonl",
         component: include_bytes!(concat!(env!("OUT_DIR"), "/file_jsonl.wasm")),
-        // It writes into `[telemetry] dir`, within `[telemetry] max_total_bytes` when that is set.
-        defaults: |shared, grants, config| {
-            grants.dir.get_or_insert_with(|| shared.dir.to_path_buf());
-            if let Some(budget) = shared.max_total_bytes
-                && !config.contains_key("max_total_bytes")
-            {
-                let budget = i64::try_from(budget).unwrap_or(i64::MAX);
-                config.insert("max_total_bytes".into(), toml::Value::Integer(budget));
-            }
-            Ok(())
-        },
+        defaults: file_jsonl_defaults,
         file_keys: &["dir", "file"],
     },
     Builtin {
@@ -98,6 +91,47 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         file_keys: &[],
     },
 ];
+
+/// `file-jsonl` writes into `[telemetry] dir`, within `[telemetry] max_total_bytes` when that is
+/// set; and its sandbox holds its budget: it prunes only once the budget is passed, so the
+/// quota, when left unset, is raised to the budget and a quarter more (the most one file takes
+/// before the next is begun), and a quota set below the budget is a config error.
+fn file_jsonl_defaults(
+    shared: &Shared,
+    grants: &mut Grants,
+    config: &mut toml::Table,
+) -> Result<(), Refusal> {
+    grants.dir.get_or_insert_with(|| shared.dir.to_path_buf());
+    if let Some(budget) = shared.max_total_bytes
+        && !config.contains_key("max_total_bytes")
+    {
+        let budget = i64::try_from(budget).unwrap_or(i64::MAX);
+        config.insert("max_total_bytes".into(), toml::Value::Integer(budget));
+    }
+    let Some(budget) = config
+        .get("max_total_bytes")
+        .and_then(toml::Value::as_integer)
+    else {
+        return Ok(());
+    };
+    let budget = u64::try_from(budget).unwrap_or(0);
+    match grants.disk_bytes {
+        Some(quota) if budget > quota => Err(Refusal::Invalid {
+            key: "max_total_bytes".into(),
+            message: format!(
+                "{budget} bytes is more than `sandbox.disk_mib` lets the directory hold ({} MiB): \
+                 writes would be refused before the plugin prunes old files; lower it, or raise \
+                 sandbox.disk_mib",
+                quota >> 20
+            ),
+        }),
+        Some(_) => Ok(()),
+        None => {
+            grants.disk_bytes = Some(budget.saturating_add(budget / 4));
+            Ok(())
+        }
+    }
+}
 
 /// The `otlp` component, which `statsig` is too, with a preset.
 const OTLP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/otlp.wasm"));

@@ -857,6 +857,10 @@ impl ExporterToml {
                 .sandbox
                 .timeout_ms
                 .map(|ms| Duration::from_millis(ms.get())),
+            disk_bytes: self
+                .sandbox
+                .disk_mib
+                .map(|mib| mib.get().saturating_mul(1 << 20)),
         };
         if let Source::Builtin(builtin) = &plugin {
             let shared = builtin::Shared {
@@ -902,10 +906,10 @@ impl ExporterToml {
                 limits,
                 max_handles,
                 http_fields_bytes,
-                disk_bytes: self
-                    .sandbox
-                    .disk_mib
-                    .map_or(DEFAULT_DISK_BYTES, |mib| mib.get().saturating_mul(1 << 20)),
+                disk_bytes: match self.sandbox.disk_mib {
+                    Some(_) => grants.disk_bytes.unwrap_or(DEFAULT_DISK_BYTES),
+                    None => grants.disk_bytes.unwrap_or(0).max(DEFAULT_DISK_BYTES),
+                },
                 timeout: grants.timeout.unwrap_or(DEFAULT_TIMEOUT),
                 allow_hosts: grants.allow_hosts.unwrap_or_default(),
                 http,
@@ -923,5 +927,41 @@ impl ExporterToml {
             pipeline: self.queue.resolve(&self.metrics),
             location,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quota of each exporter of `text`.
+    fn quotas(text: &str) -> Vec<u64> {
+        let config = Config::parse(text, Path::new("config.toml"), Path::new(".")).unwrap();
+        config
+            .exporters
+            .iter()
+            .map(|e| e.sandbox.disk_bytes)
+            .collect()
+    }
+
+    #[test]
+    fn the_disk_quota_left_unset_holds_file_jsonls_budget() {
+        let mib = |n: u64| n << 20;
+        // The default budget (100 MiB) fits the default quota; a larger one raises it to the
+        // budget and a quarter; a quota set is kept, and other plugins keep the default.
+        assert_eq!(quotas(""), [DEFAULT_DISK_BYTES]);
+        assert_eq!(
+            quotas("[telemetry]\nmax_total_bytes = 419430400\n"),
+            [mib(500)]
+        );
+        assert_eq!(
+            quotas(
+                "[exporters.a]\nplugin = \"file-jsonl\"\nconfig = { max_total_bytes = 1048576 }\n\
+                 [exporters.b]\nplugin = \"file-jsonl\"\nsandbox = { disk_mib = 600 }\n\
+                 config = { max_total_bytes = 419430400, file = \"b.jsonl\" }\n\
+                 [exporters.c]\nplugin = \"otlp\"\nconfig = { endpoint = \"http://127.0.0.1:4318\" }\n"
+            ),
+            [DEFAULT_DISK_BYTES, mib(600), DEFAULT_DISK_BYTES]
+        );
     }
 }

@@ -265,6 +265,16 @@ fn values_serde_accepts_but_the_config_does_not_are_located() {
         ],
     );
     config_fails(
+        "[exporters.session]\nplugin = \"file-jsonl\"\nsandbox = { disk_mib = 64 }\n\
+         config = { max_total_bytes = 104857600 }\n",
+        &[],
+        &[
+            "config.toml:2:10",
+            "`exporters.session.config.max_total_bytes`",
+            "104857600 bytes is more than `sandbox.disk_mib` lets the directory hold (64 MiB)",
+        ],
+    );
+    config_fails(
         "[exporters.session]\nplugin = \"filejsonl\"\n",
         &[],
         &[
