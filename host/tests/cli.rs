@@ -193,7 +193,7 @@ fn a_component_that_is_not_an_exporter_is_refused() {
             "exporter `mine`",
             "empty.wasm",
             "not a wasmtel exporter",
-            "wasmtel:exporter/exporter@0.2.1",
+            "wasmtel:exporter/exporter@0.2.2",
             "its exports: none",
         ],
     );

@@ -80,7 +80,7 @@ pub use view::{AnyValue, Attributes, Batch, LayoutError, Record, Values};
 
 /// The version of the WIT package (`wasmtel:exporter`) this SDK implements; the host looks
 /// plugins' exports up at this version.
-pub const WIT_VERSION: &str = "0.2.1";
+pub const WIT_VERSION: &str = "0.2.2";
 
 /// Exports `$ty` (an [`Exporter`]) as the component's `wasmtel:exporter/exporter`. Use it once,
 /// in the plugin crate's root. It expands to nothing when not compiling for WebAssembly.

@@ -22,6 +22,9 @@ pub const INCOMPLETE: &str = concat!(env!("OUT_DIR"), "/incomplete.wasm");
 /// A complete exporter built against the released WIT 0.2.0: it logs how many records each batch
 /// holds.
 pub const RELEASED_0_2_0: &str = concat!(env!("OUT_DIR"), "/released_0_2_0.wasm");
+/// An exporter of the `text-plugin` world: appends the lines of each batch to `lines.jsonl`,
+/// without a resource line equal to the last.
+pub const TEXT_LINES: &str = concat!(env!("OUT_DIR"), "/text_lines.wasm");
 /// A core module in WAT made a component: 24 memories, each grown by 16 MiB every export call.
 pub const MEMORIES: &str = concat!(env!("OUT_DIR"), "/memories.wasm");
 /// A core module in WAT made a component: 2 tables, each grown by 32 M elements every export

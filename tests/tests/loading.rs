@@ -33,7 +33,7 @@ fn load_error(plugin: &str) -> String {
 fn another_version_of_the_interface_is_named() {
     let error = load_error(FUTURE_VERSION);
     assert!(
-        error.contains("it implements `wasmtel:exporter/exporter@9.0.0`, but this host implements `wasmtel:exporter/exporter@0.2.1`"),
+        error.contains("it implements `wasmtel:exporter/exporter@9.0.0`, but this host implements `wasmtel:exporter/exporter@0.2.2`"),
         "{error}"
     );
 }
@@ -48,7 +48,7 @@ fn an_import_the_host_does_not_provide_is_named() {
 fn missing_export_functions_are_named() {
     let error = load_error(INCOMPLETE);
     assert!(
-        error.contains("it does not implement all of `wasmtel:exporter/exporter@0.2.1`"),
+        error.contains("it does not implement all of `wasmtel:exporter/exporter@0.2.2`"),
         "{error}"
     );
     assert!(error.contains("export-batch"), "{error}");

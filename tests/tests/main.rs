@@ -27,3 +27,4 @@ mod replay;
 mod sandbox;
 mod self_telemetry;
 mod stable_replay;
+mod text_batches;

@@ -30,7 +30,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtel_sdk::jsonl::LineWriter;
+use wasmtime::component::{Component, ComponentExportIndex, Func, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -159,6 +160,8 @@ pub struct Runtime {
 #[derive(Clone)]
 pub struct Plugin {
     pre: bindings::PluginPre<HostState>,
+    /// `text-batches.export-lines`, if the plugin takes batches as text.
+    text: Option<ComponentExportIndex>,
     engine: Engine,
     /// Whether its instances' limits are enforced (always, but in benchmarks of their cost).
     bounded: bool,
@@ -388,6 +391,9 @@ impl Runtime {
                 },
             }));
         }
+        let text = component
+            .get_export_index(None, interface("text-batches"))
+            .and_then(|batches| component.get_export_index(Some(&batches), "export-lines"));
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             err(LoadCause::Imports {
                 log: interface("log"),
@@ -402,6 +408,7 @@ impl Runtime {
         })?;
         Ok(Plugin {
             pre,
+            text,
             engine: self.engine.clone(),
             bounded: self.bounded,
             ticker: self.ticker.clone(),
@@ -505,6 +512,9 @@ fn check_header(bytes: &[u8]) -> Result<(), &'static str> {
 pub struct Instance {
     store: Store<HostState>,
     plugin: bindings::Plugin,
+    /// `text-batches.export-lines`, with the lines of the batch being exported, if the plugin
+    /// takes batches as text.
+    text: Option<(Func, LineWriter)>,
     /// The deadline of each call; none if unbounded.
     timeout: Option<Duration>,
     ticker: Option<Arc<Ticker>>,
@@ -631,7 +641,20 @@ impl Plugin {
             _ => Ok(UpdateDeadline::Yield(1)),
         });
         let ticking = arm(&mut store, timeout, self.ticker.as_deref());
-        let plugin = within(timeout, self.pre.instantiate_async(&mut store))
+        let made = async {
+            let instance = self
+                .pre
+                .instance_pre()
+                .instantiate_async(&mut store)
+                .await?;
+            let plugin = bindings::Plugin::new(&mut store, &instance)?;
+            let text = self
+                .text
+                .as_ref()
+                .and_then(|i| instance.get_func(&mut store, i));
+            wasmtime::Result::Ok((plugin, text))
+        };
+        let (plugin, text) = within(timeout, made)
             .await
             .map_err(|e| match limit_of(&e) {
                 Some((limit, message)) => {
@@ -644,6 +667,7 @@ impl Plugin {
         Ok(Instance {
             store,
             plugin,
+            text: text.map(|f| (f, LineWriter::default())),
             timeout,
             ticker: self.ticker.clone(),
         })
@@ -725,6 +749,15 @@ impl Instance {
     pub async fn export(&mut self, batch: &Batch) -> Result<(), CallError> {
         self.store.data_mut().rejected = None;
         let _ticking = arm(&mut self.store, self.timeout, self.ticker.as_deref());
+        if let Some((func, lines)) = &mut self.text {
+            let text = batch_lines(lines, batch)?;
+            let call = async {
+                let func = func.typed::<(&str,), (Result<(), bindings::Error>,)>(&self.store)?;
+                Ok(func.call_async(&mut self.store, (text,)).await?.0)
+            };
+            let result = within(self.timeout, call).await;
+            return finish(result, &self.store.data().passed);
+        }
         let api = self.plugin.wasmtel_exporter_exporter();
         let call = api.call_export_batch(&mut self.store, batch.laid_out());
         let result = within(self.timeout, call).await;
@@ -746,6 +779,24 @@ impl Instance {
         let result = within(self.timeout, api.call_shutdown(&mut self.store)).await;
         finish(result, &self.store.data().passed)
     }
+}
+
+/// `batch` as lines of the record format, written by `lines`: its resource line, then a line per
+/// record.
+fn batch_lines<'a>(lines: &'a mut LineWriter, batch: &Batch) -> Result<&'a str, CallError> {
+    let view = wasmtel_sdk::Batch::new(batch.laid_out())
+        .map_err(|e| CallError::Permanent(format!("a batch that does not read back: {e}")))?;
+    lines.clear();
+    lines.new_file();
+    lines.resource(view.resource());
+    for record in view.records() {
+        lines.record(record);
+    }
+    let text = match lines.lines() {
+        [] => lines.resource_line(),
+        text => text,
+    };
+    std::str::from_utf8(text).map_err(|e| CallError::Permanent(format!("a batch's text: {e}")))
 }
 
 impl Exporter for Instance {

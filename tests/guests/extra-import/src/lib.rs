@@ -9,7 +9,7 @@ wit_bindgen::generate!({
         }
         world plugin {
             import telepathy;
-            export wasmtel:exporter/exporter@0.2.1;
+            export wasmtel:exporter/exporter@0.2.2;
         }
     ",
     world: "test:extra/plugin",
