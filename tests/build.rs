@@ -1,15 +1,24 @@
-//! Builds the misbehaving test plugins into OUT_DIR: the Rust ones (`tests/guests`) for
-//! wasm32-wasip2, and the WAT ones (`tests/guests/wat`), made components against `wit/`.
+//! Builds the test plugins into OUT_DIR: the misbehaving Rust ones (`tests/guests`) and the Rust
+//! example (`examples/plugins`) for wasm32-wasip2; the WAT ones (`tests/guests/wat`), made
+//! components against `wit/`; and the JavaScript and Python examples, with ComponentizeJS (from
+//! npm) and componentize-py (from PyPI), installed once into `target/tools`.
 
 #[path = "../host/wasm_build.rs"]
 mod wasm_build;
 
 use std::path::Path;
+use std::process::Command;
+
+/// The versions of the scripting languages' tools.
+const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
 fn main() {
     wasm_build::build_workspace("guests");
+    wasm_build::build_workspace("../examples/plugins");
     let out_dir = std::env::var("OUT_DIR").expect("set by cargo");
     let out_dir = Path::new(&out_dir);
+    scripting_examples(out_dir);
     // 24 memories, each grown by 16 MiB a call.
     hoard(out_dir, "memories", 24, 0, 256);
     // 2 tables, each grown by 32 M elements a call.
@@ -69,4 +78,95 @@ fn hoard(out_dir: &Path, name: &str, memories: usize, tables: usize, grow: u32) 
         .and_then(|encoder| encoder.validate(true).encode())
         .unwrap_or_else(|e| panic!("{name}: {e:?}"));
     std::fs::write(out_dir.join(format!("{name}.wasm")), component).expect("write the component");
+}
+
+/// Runs `command`, or stops the build saying what it was for and what it printed.
+fn run(what: &str, command: &mut Command) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", command.get_program()));
+    if !output.status.success() {
+        panic!(
+            "{what} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Builds `examples/plugins/csv-js` and `csv-python` into OUT_DIR (`csv_js.wasm`,
+/// `csv_python.wasm`), installing their tools into `target/tools` first if they are not there.
+fn scripting_examples(out_dir: &Path) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the repository");
+    for dir in [
+        "examples/plugins/csv-js",
+        "examples/plugins/csv-python",
+        "sdk/js",
+        "sdk/python",
+        "wit",
+    ] {
+        println!("cargo:rerun-if-changed={}", repo.join(dir).display());
+    }
+    let tools = out_dir
+        .ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "build"))
+        .and_then(|build| build.parent()?.parent())
+        .map_or_else(|| out_dir.join("tools"), |target| target.join("tools"));
+    let js = tools.join("js");
+    let componentize_js = js.join("node_modules/.bin/componentize-js");
+    if !componentize_js.exists() {
+        std::fs::create_dir_all(&js).expect("target/tools/js");
+        run(
+            "installing ComponentizeJS with npm (Node.js and npm are needed)",
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&js)
+                .arg(COMPONENTIZE_JS),
+        );
+    }
+    let py = tools.join("python");
+    let componentize_py = py.join("bin/componentize-py");
+    if !componentize_py.exists() {
+        run(
+            "installing componentize-py with pip (Python 3 and pip are needed)",
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .arg("--target")
+                .arg(&py)
+                .arg(COMPONENTIZE_PY),
+        );
+    }
+    run(
+        "building examples/plugins/csv-js with ComponentizeJS",
+        Command::new(&componentize_js)
+            .args(["examples/plugins/csv-js/csv.js", "--wit", "wit"])
+            .args(["--world-name", "text-plugin", "-o"])
+            .arg(out_dir.join("csv_js.wasm"))
+            .current_dir(repo),
+    );
+    run(
+        "building examples/plugins/csv-python with componentize-py",
+        Command::new(&componentize_py)
+            .env("PYTHONPATH", &py)
+            .args(["-d", "wit", "-w", "text-plugin", "componentize"])
+            .args([
+                "-p",
+                "examples/plugins/csv-python",
+                "-p",
+                "sdk/python",
+                "app",
+                "-o",
+            ])
+            .arg(out_dir.join("csv_python.wasm"))
+            .current_dir(repo),
+    );
 }

@@ -31,6 +31,48 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
+/// A time as the record format writes it: RFC 3339, UTC, with nanoseconds
+/// (`2026-11-20T09:00:02.989000000Z`), its digits put in place rather than formatted.
+#[derive(Clone, Copy)]
+pub struct TimeText([u8; 30]);
+
+impl TimeText {
+    /// The text of `nanos` since the Unix epoch.
+    pub fn of(nanos: u64) -> TimeText {
+        let (secs, nanos) = (nanos / 1_000_000_000, nanos % 1_000_000_000);
+        let (days, secs) = (secs / 86_400, secs % 86_400);
+        let (year, month, day) = civil_from_days(days);
+        let mut text = *b"0000-00-00T00:00:00.000000000Z";
+        for (at, value) in [
+            (0..4, year),
+            (5..7, month),
+            (8..10, day),
+            (11..13, secs / 3600),
+            (14..16, secs / 60 % 60),
+            (17..19, secs % 60),
+            (20..29, nanos),
+        ] {
+            let mut value = value;
+            for digit in text[at].iter_mut().rev() {
+                *digit = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        }
+        TimeText(text)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for TimeText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Turns records into lines, with a `resource` line before the first records of a file and at
 /// every change of resource.
 #[derive(Default)]
@@ -362,29 +404,12 @@ impl Json {
         self.0.push(b'}');
     }
 
-    /// A time as an RFC 3339 UTC string with nanoseconds (`"2026-11-20T09:00:02.989000000Z"`),
-    /// its digits put in place rather than formatted.
+    /// A time as a JSON string of its [`TimeText`].
     fn time(&mut self, nanos: u64) {
-        let (secs, nanos) = (nanos / 1_000_000_000, nanos % 1_000_000_000);
-        let (days, secs) = (secs / 86_400, secs % 86_400);
-        let (year, month, day) = civil_from_days(days);
-        let mut text = *b"\"0000-00-00T00:00:00.000000000Z\"";
-        for (at, value) in [
-            (1..5, year),
-            (6..8, month),
-            (9..11, day),
-            (12..14, secs / 3600),
-            (15..17, secs / 60 % 60),
-            (18..20, secs % 60),
-            (21..30, nanos),
-        ] {
-            let mut value = value;
-            for digit in text[at].iter_mut().rev() {
-                *digit = b'0' + (value % 10) as u8;
-                value /= 10;
-            }
-        }
-        self.0.extend_from_slice(&text);
+        self.0.push(b'"');
+        self.0
+            .extend_from_slice(TimeText::of(nanos).as_str().as_bytes());
+        self.0.push(b'"');
     }
 
     /// A trace id as 32 lowercase hex digits.

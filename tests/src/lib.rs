@@ -25,6 +25,12 @@ pub const RELEASED_0_2_0: &str = concat!(env!("OUT_DIR"), "/released_0_2_0.wasm"
 /// An exporter of the `text-plugin` world: appends the lines of each batch to `lines.jsonl`,
 /// without a resource line equal to the last.
 pub const TEXT_LINES: &str = concat!(env!("OUT_DIR"), "/text_lines.wasm");
+/// The CSV example exporter in Rust (`examples/plugins/csv-rust`).
+pub const CSV_RUST: &str = concat!(env!("OUT_DIR"), "/csv_rust.wasm");
+/// The CSV example exporter in JavaScript (`examples/plugins/csv-js`), built by ComponentizeJS.
+pub const CSV_JS: &str = concat!(env!("OUT_DIR"), "/csv_js.wasm");
+/// The CSV example exporter in Python (`examples/plugins/csv-python`), built by componentize-py.
+pub const CSV_PYTHON: &str = concat!(env!("OUT_DIR"), "/csv_python.wasm");
 /// A core module in WAT made a component: 24 memories, each grown by 16 MiB every export call.
 pub const MEMORIES: &str = concat!(env!("OUT_DIR"), "/memories.wasm");
 /// A core module in WAT made a component: 2 tables, each grown by 32 M elements every export

@@ -6,6 +6,7 @@
 mod catalog;
 mod cli_summary;
 mod config_layers;
+mod csv_examples;
 mod disabled;
 mod faults;
 mod feedback;
