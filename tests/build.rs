@@ -157,6 +157,7 @@ fn scripting_examples(out_dir: &Path) {
         "building examples/plugins/csv-python with componentize-py",
         Command::new(&componentize_py)
             .env("PYTHONPATH", &py)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .args(["-d", "wit", "-w", "text-plugin", "componentize"])
             .args([
                 "-p",

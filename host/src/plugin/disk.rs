@@ -2,23 +2,30 @@
 //!
 //! What a directory holds is counted when the first instance that writes into it starts (every
 //! file's bytes, a block for every file, directory and link, and what each directory's list of
-//! names takes past its first block), then kept up to date by the calls that change it, which wasmtel puts in front of wasmtime-wasi's own: writes (direct and
-//! through streams), `set-size`, and creating, linking, renaming and removing entries. A call that
-//! would take the directory past the quota fails inside the plugin with `insufficient-space`
-//! (ENOSPC), as on a full disk, having written nothing; the plugin may free space and go on.
+//! names takes past its first block), then kept up to date by the calls that change it, which
+//! wasmtel takes before wasmtime-wasi does: writes (direct and through streams), `set-size`, and
+//! creating, linking, renaming and removing entries. A call that would take the directory past
+//! the quota fails inside the plugin with `insufficient-space` (ENOSPC), as on a full disk,
+//! having written nothing; the plugin may free space and go on.
 //!
 //! The count is one per directory in the process: exporters that share a directory share what it
-//! holds, each within its own quota. It keeps every regular file at the size it was last seen
-//! with, so a change is counted as the file's new size, never as a difference: two instances
-//! changing one file at the same moment are each counted once, in whatever order they land. A
-//! file's bytes are given back with its last name, and only once no plugin holds the file open
-//! (until then the disk still holds them). Writes through a file's stream land before the call
-//! returns, so no other call sees the file in between; a `write` or `set-size` runs on a thread
-//! that counts it when it lands, so a call abandoned at its deadline is counted too, and the count
-//! stays the one the next instance takes until then. What another process writes into the
-//! directory is seen when a plugin next changes that file, or when the count is next made, after
-//! every instance writing there has ended; a tree that cannot be counted whole takes no more
-//! writes.
+//! holds, each within its own quota. Each regular file a plugin changes is counted at the size it
+//! was last seen with, so a change is counted as the file's new size, never as a difference: two
+//! instances changing one file at the same moment are each counted once, in whatever order they
+//! land. A removed entry is held open across the call, so its bytes (or its list of names) are
+//! given back only if the call took its last name, whatever other calls named meanwhile; and a
+//! file's bytes only once no plugin holds it open (until then the disk still holds them). Writes
+//! through a file's stream land before the call returns, so no other call sees the file in
+//! between; a `write` or `set-size` runs on a thread that counts it when it lands, so one
+//! abandoned at its deadline is counted too, and keeps the count the one the next instance takes
+//! until then. What another process changes in the directory is seen when a plugin next changes
+//! that file, or when the count is next made, after every instance writing there has ended; a
+//! tree that cannot be counted whole takes no more writes.
+//!
+//! A known gap, bounded by one call: a call that makes or removes a name, abandoned at its
+//! deadline (a fault; faults lead to parking), still lands, uncounted if it lands after every
+//! instance writing into the directory has ended and a new count was made: a block, and what its
+//! directory's list grew by.
 //!
 //! A directory's list of names grows with the names made in it and, on many file systems (ext4),
 //! never shrinks while the directory lives: after every call that makes or removes a name, the
@@ -61,21 +68,29 @@ type Identity = (u64, u64);
 /// directory that lists it to grow by a block.
 pub(super) const MAKE: u64 = 2 * ENTRY;
 
-/// An entry of a directory, as the quota sees it.
+/// An entry of a directory that a call may remove, as the quota sees it: held open, so that
+/// after the call it tells whether that call took its last name (whatever took or gave names
+/// meanwhile).
 pub(super) struct Entry {
     identity: Identity,
-    /// Whether this is a regular file's only name.
-    only_name_of_file: bool,
     is_dir: bool,
+    held: std::fs::File,
 }
 
 impl Entry {
-    pub fn of(meta: &Metadata) -> Entry {
-        Entry {
-            identity: identity(meta),
-            only_name_of_file: meta.is_file() && meta.nlink() <= 1,
+    /// The entry `file` is a handle of.
+    pub fn held(file: std::fs::File) -> Option<Entry> {
+        let meta = Metadata::from_file(&file).ok()?;
+        Some(Entry {
+            identity: identity(&meta),
             is_dir: meta.is_dir(),
-        }
+            held: file,
+        })
+    }
+
+    /// Whether nothing names it any more (when that cannot be told: it is named).
+    fn unnamed(&self) -> bool {
+        self.held.metadata().is_ok_and(|m| m.nlink() == 0)
     }
 }
 
@@ -100,10 +115,12 @@ struct Usage {
     removed_any: AtomicBool,
 }
 
-/// What the count of a directory is made of, past a block per entry.
+/// What the count of a directory keeps besides its total: the sizes of its files and lists of
+/// names, and the files plugins hold open.
 #[derive(Default)]
 struct Ledger {
-    /// Every regular file's size as counted, by identity.
+    /// The size of every regular file, as counted (when the count was made, or a plugin last
+    /// changed it), by identity.
     files: HashMap<Identity, u64>,
     /// The directories whose list of names takes more than a block, by identity: the size each
     /// is counted at.
@@ -184,8 +201,8 @@ impl Usage {
     /// size as counted (a file not seen before was counted empty).
     fn count(&self, file: &std::fs::File, held: u64) {
         let mut ledger = lock(&self.ledger);
+        // What cannot be seen stays counted as held.
         let Ok(meta) = file.metadata().map(Metadata::from_just_metadata) else {
-            self.give_back(held);
             return;
         };
         let counted = if meta.is_file() {
@@ -321,17 +338,18 @@ impl Disk {
         }
     }
 
-    /// Gives back what `entry`, whose name has gone, held: its block, its list of names if it
-    /// was a directory, and its bytes if that was its only name (once no plugin holds it open).
+    /// After a call removed a name: gives back its block, and if nothing names `entry` (the
+    /// entry the name led to before the call) any more, what it held: its list of names if it
+    /// was a directory, its bytes if it was a file (once no plugin holds it open).
     pub fn removed(&self, entry: Entry) {
         let mut ledger = lock(&self.usage.ledger);
+        if !entry.unnamed() {
+            self.give_back(ENTRY);
+            return;
+        }
         if entry.is_dir {
             let list = ledger.dirs.remove(&entry.identity);
             self.give_back(list.map_or(ENTRY, |size| size.max(ENTRY)));
-            return;
-        }
-        if !entry.only_name_of_file {
-            self.give_back(ENTRY);
             return;
         }
         let handles: Vec<_> = (ledger.open.remove(&entry.identity).into_iter().flatten())
@@ -479,8 +497,9 @@ fn regular_file(
     })
 }
 
-/// The open file of `fd` if it is a regular file the plugin may write (wasmtime-wasi refuses a
-/// write to any other where writes are not permitted).
+/// The open file of `fd` if it is a regular file of a directory the plugin may write into;
+/// wasmtel writes it itself. Writes to anything else are left to wasmtime-wasi, which refuses
+/// them where writes are not permitted.
 fn writable_file(
     state: &HostState,
     fd: &Resource<Descriptor>,
@@ -509,15 +528,28 @@ impl Place {
         }
     }
 
-    /// The entry at this place; none if there is none.
-    fn entry(&self, follow: bool) -> Option<Entry> {
+    /// The identity of the entry at this place; none if there is none.
+    fn identity(&self, follow: bool) -> Option<Identity> {
         let follow = if follow {
             FollowSymlinks::Yes
         } else {
             FollowSymlinks::No
         };
         let meta = cap_primitives::fs::stat(&self.dir, &self.path, follow).ok()?;
-        Some(Entry::of(&meta))
+        Some(identity(&meta))
+    }
+
+    /// The entry at this place (not following a link), held open; none if there is none, or it
+    /// cannot be opened (a link, or what the host may not read), when a removal gives back its
+    /// block alone. Opened without blocking, so a FIFO put there meanwhile does not wait.
+    fn held(&self) -> Option<Entry> {
+        let mut options = cap_primitives::fs::OpenOptions::new();
+        options
+            .read(true)
+            ._cap_fs_ext_follow(FollowSymlinks::No)
+            ._cap_fs_ext_maybe_dir(true)
+            ._cap_fs_ext_nonblock(true);
+        Entry::held(cap_primitives::fs::open(&self.dir, &self.path, &options).ok()?)
     }
 
     /// The directory that lists this place.
@@ -537,7 +569,7 @@ async fn write(
     state: &mut HostState,
     (fd, buffer, offset): (Resource<Descriptor>, Vec<u8>, u64),
 ) -> Answer<u64> {
-    let Some(file) = writable_file(state, &fd)? else {
+    let Some(file) = writable_file(state, &fd)?.filter(|_| !buffer.is_empty()) else {
         return answer(state.filesystem().write(fd, buffer, offset).await);
     };
     let Some(reserved) = state.disk.reserve(&file, Some(offset), buffer.len() as u64) else {
@@ -626,7 +658,7 @@ async fn open_at(
     );
     let place = Place::of(state, &dir, &path);
     let follow = path_flags.contains(PathFlags::SYMLINK_FOLLOW);
-    let before = place.as_ref().and_then(|p| p.entry(follow));
+    let before = place.as_ref().and_then(|p| p.identity(follow));
     let new = create && before.is_none();
     if new && !state.disk.take(MAKE) {
         return no_space();
@@ -716,20 +748,21 @@ async fn rename_at(
         Place::of(state, &dir, &old),
         Place::of(state, &new_dir, &new),
     );
-    let renamed = from
-        .as_ref()
-        .and_then(|p| p.entry(false))
-        .map(|e| e.identity);
-    let target = to.as_ref().and_then(|p| p.entry(false));
+    let renamed = from.as_ref().and_then(|p| p.identity(false));
+    let target = to.as_ref().and_then(|p| p.identity(false));
+    let held = to.as_ref().and_then(Place::held);
     let room = if target.is_none() { MAKE - ENTRY } else { 0 };
     if !state.disk.take(room) {
         return no_space();
     }
     let result = state.filesystem().rename_at(dir, old, new_dir, new).await;
     if let (Ok(()), Some(target)) = (&result, target)
-        && renamed != Some(target.identity)
+        && renamed != Some(target)
     {
-        state.disk.removed(target);
+        match held {
+            Some(entry) => state.disk.removed(entry),
+            None => state.disk.give_back(ENTRY),
+        }
     }
     relist(state, from.as_ref());
     relist(state, to.as_ref());
@@ -762,10 +795,13 @@ async fn entry_removed(
     remove: impl AsyncFnOnce(&mut HostState, Resource<Descriptor>, String) -> FsResult<()>,
 ) -> Answer<()> {
     let place = Place::of(state, &dir, &path);
-    let entry = place.as_ref().and_then(|p| p.entry(false));
+    let entry = place.as_ref().and_then(Place::held);
     let result = remove(state, dir, path).await;
-    if let (Ok(()), Some(entry)) = (&result, entry) {
-        state.disk.removed(entry);
+    if result.is_ok() {
+        match entry {
+            Some(entry) => state.disk.removed(entry),
+            None => state.disk.give_back(ENTRY),
+        }
     }
     relist(state, place.as_ref());
     answer(result)
@@ -931,6 +967,28 @@ mod tests {
         first.settle(&a, add_a);
         assert_eq!(counted(&second), walk(tmp.path()).unwrap().0);
         assert_eq!(counted(&second), ENTRY + 80_000);
+    }
+
+    #[test]
+    fn a_file_given_another_name_while_one_is_removed_stays_counted() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (a, c) = (tmp.path().join("a"), tmp.path().join("c"));
+        std::fs::write(&a, vec![1; 100_000]).unwrap();
+        let disk = instance(tmp.path());
+        // One instance is about to remove `a` when another links `c` to it: the file lives on.
+        let entry = Entry::held(std::fs::File::open(&a).unwrap()).unwrap();
+        assert!(disk.take(MAKE));
+        std::fs::hard_link(&a, &c).unwrap();
+        disk.made(true, None);
+        std::fs::remove_file(&a).unwrap();
+        disk.removed(entry);
+        assert_eq!(counted(&disk), walk(tmp.path()).unwrap().0);
+        // Its last name removed, its bytes are given back.
+        let entry = Entry::held(std::fs::File::open(&c).unwrap()).unwrap();
+        std::fs::remove_file(&c).unwrap();
+        disk.removed(entry);
+        assert_eq!(counted(&disk), walk(tmp.path()).unwrap().0);
+        assert_eq!(counted(&disk), 0);
     }
 
     #[tokio::test]

@@ -109,9 +109,8 @@ impl Host for HostState {
             // Deleted while held, and only if the name still leads to the file that was locked,
             // so no writer takes it in between and no other file goes in its place.
             Ok(()) if opened && regular(dir, &path)? == Some(identity) => {
-                let entry = cap_std::fs::Metadata::from_file(&file).map(|m| Entry::of(&m));
                 let removed = dir.remove_file(&path);
-                if let (Ok(()), Ok(entry)) = (&removed, entry) {
+                if let (Ok(()), Some(entry)) = (&removed, Entry::held(file)) {
                     self.disk.removed(entry);
                 }
                 if let Ok(listing) = dir.metadata(parent(path.as_ref())) {
