@@ -90,12 +90,18 @@ pub fn build_workspace(workspace: &str) {
     }
 }
 
-/// `<outer target dir>/wasm-plugins`, found from OUT_DIR (`<target>/<profile>/build/<pkg>/out`).
+/// `<outer target dir>/wasm-plugins`.
 fn wasm_target_dir(out_dir: &Path) -> PathBuf {
+    target_dir(out_dir).join("wasm-plugins")
+}
+
+/// The outer build's target directory, found from OUT_DIR (`<target>/<profile>/build/<pkg>/out`);
+/// OUT_DIR itself where that is not its shape.
+pub fn target_dir(out_dir: &Path) -> PathBuf {
     out_dir
         .ancestors()
         .find(|p| p.file_name().is_some_and(|n| n == "build"))
         .and_then(|build| build.parent()?.parent())
-        .map(|target| target.join("wasm-plugins"))
-        .unwrap_or_else(|| out_dir.join("wasm-plugins"))
+        .unwrap_or(out_dir)
+        .to_path_buf()
 }

@@ -110,11 +110,7 @@ fn scripting_examples(out_dir: &Path) {
     ] {
         println!("cargo:rerun-if-changed={}", repo.join(dir).display());
     }
-    let tools = out_dir
-        .ancestors()
-        .find(|p| p.file_name().is_some_and(|n| n == "build"))
-        .and_then(|build| build.parent()?.parent())
-        .map_or_else(|| out_dir.join("tools"), |target| target.join("tools"));
+    let tools = wasm_build::target_dir(out_dir).join("tools");
     let js = tools.join("js");
     let componentize_js = js.join("node_modules/.bin/componentize-js");
     if !componentize_js.exists() {

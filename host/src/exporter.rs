@@ -87,6 +87,13 @@ impl Batch {
         &self.laid
     }
 
+    /// The batch read through the SDK's views; a layout that does not read back is a permanent
+    /// error of the export.
+    pub(crate) fn view(&self) -> Result<wasmtel_sdk::Batch<'_>, CallError> {
+        wasmtel_sdk::Batch::new(&self.laid)
+            .map_err(|e| CallError::Permanent(format!("a batch that does not read back: {e}")))
+    }
+
     /// Its records, in order, read back from the layout (for tests and tools: each call reads
     /// them again).
     pub fn records(&self) -> impl ExactSizeIterator<Item = Record> {

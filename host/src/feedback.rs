@@ -123,8 +123,7 @@ pub(crate) struct RingExporter {
 
 impl Exporter for RingExporter {
     async fn export(&mut self, batch: &Batch) -> Result<(), CallError> {
-        let view = wasmtel_sdk::Batch::new(batch.laid_out())
-            .map_err(|e| CallError::Permanent(format!("a batch that does not read back: {e}")))?;
+        let view = batch.view()?;
         self.lines.resource(view.resource());
         if *self.lines.resource_line() != *self.resource {
             self.resource = self.lines.resource_line().into();

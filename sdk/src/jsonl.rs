@@ -407,8 +407,7 @@ impl Json {
     /// A time as a JSON string of its [`TimeText`].
     fn time(&mut self, nanos: u64) {
         self.0.push(b'"');
-        self.0
-            .extend_from_slice(TimeText::of(nanos).as_str().as_bytes());
+        self.0.extend_from_slice(&TimeText::of(nanos).0);
         self.0.push(b'"');
     }
 

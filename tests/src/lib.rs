@@ -162,6 +162,12 @@ pub fn config(dir: &Path, text: &str) -> wasmtel::Config {
     wasmtel::Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// How many records the fixture holds (its lines but the resource line).
+pub fn fixture_records() -> u64 {
+    let text = std::fs::read_to_string(fixture()).expect("fixture");
+    text.lines().count() as u64 - 1
+}
+
 /// Replays the fixture through the exporters of `config`; panics on an error.
 pub fn replay_fixture(config: wasmtel::Config) -> wasmtel::ReplaySummary {
     let open = || std::fs::File::open(fixture()).map(std::io::BufReader::new);

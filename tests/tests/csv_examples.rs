@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use wasmtel_tests::{
-    CSV_JS, CSV_PYTHON, CSV_RUST, assert_delivered_all, config, diff, exporter, fixture,
+    CSV_JS, CSV_PYTHON, CSV_RUST, assert_delivered_all, config, diff, exporter, fixture_records,
     replay_fixture,
 };
 
@@ -17,11 +17,7 @@ fn writes_the_expected_rows(plugin: &str) {
          [exporters.csv]\nplugin = {plugin:?}\nsandbox = {{ dir = \"out\" }}\n"
     );
     let summary = replay_fixture(config(tmp.path(), &text));
-    let records = std::fs::read_to_string(fixture())
-        .expect("fixture")
-        .lines()
-        .count() as u64
-        - 1;
+    let records = fixture_records();
     assert_delivered_all(exporter(&summary, "csv"), records);
     let expected =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plugins/expected/records.csv");

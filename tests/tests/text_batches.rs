@@ -2,7 +2,8 @@
 //! file-jsonl writes for the same records.
 
 use wasmtel_tests::{
-    TEXT_LINES, assert_delivered_all, config, diff, exporter, fixture, only_jsonl, replay_fixture,
+    TEXT_LINES, assert_delivered_all, config, diff, exporter, fixture_records, only_jsonl,
+    replay_fixture,
 };
 
 #[test]
@@ -16,11 +17,7 @@ fn a_text_plugin_gets_the_lines_file_jsonl_writes() {
          queue = {{ max_batch = 50 }}\n"
     );
     let summary = replay_fixture(config(tmp.path(), &text));
-    let records = std::fs::read_to_string(fixture())
-        .expect("fixture")
-        .lines()
-        .count() as u64
-        - 1;
+    let records = fixture_records();
     assert_delivered_all(exporter(&summary, "session"), records);
     let stats = exporter(&summary, "text");
     assert_delivered_all(stats, records);

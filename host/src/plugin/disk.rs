@@ -205,13 +205,13 @@ impl Usage {
         let Ok(meta) = file.metadata().map(Metadata::from_just_metadata) else {
             return;
         };
-        let counted = if meta.is_file() {
-            ledger.files.insert(identity(&meta), meta.len())
+        let (now, counted) = if meta.is_file() {
+            let counted = ledger.files.insert(identity(&meta), meta.len());
+            (meta.len(), counted.unwrap_or(0))
         } else {
-            None
+            (0, 0)
         };
-        let now = if meta.is_file() { meta.len() } else { 0 };
-        self.change(now, counted.unwrap_or(0) + held);
+        self.change(now, counted + held);
     }
 }
 

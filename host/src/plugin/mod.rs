@@ -784,8 +784,7 @@ impl Instance {
 /// `batch` as lines of the record format, written by `lines`: its resource line, then a line per
 /// record.
 fn batch_lines<'a>(lines: &'a mut LineWriter, batch: &Batch) -> Result<&'a str, CallError> {
-    let view = wasmtel_sdk::Batch::new(batch.laid_out())
-        .map_err(|e| CallError::Permanent(format!("a batch that does not read back: {e}")))?;
+    let view = batch.view()?;
     lines.clear();
     lines.new_file();
     lines.resource(view.resource());
