@@ -258,6 +258,14 @@ pub fn faulted_and_parked(s: &wasmtel::ExporterStats, records: u64, causes: &[&s
     assert_eq!(error.lines().count(), 1, "{error}");
 }
 
+/// How many times `limit` stopped the rogue.
+pub fn passed(s: &wasmtel::ExporterStats, limit: wasmtel::Limit) -> u64 {
+    s.limits_passed
+        .iter()
+        .find(|(l, _)| *l == limit)
+        .map_or(0, |(_, n)| *n)
+}
+
 /// The final counters of the exporter named `name`.
 pub fn exporter<'a>(summary: &'a wasmtel::ReplaySummary, name: &str) -> &'a wasmtel::ExporterStats {
     summary

@@ -2,10 +2,10 @@
 //! healthy exporter's output is complete, the bad plugin's counters say what happened, and the
 //! process goes on.
 
-use wasmtel::{ExporterState, Telemetry};
+use wasmtel::{ExporterState, Limit, Telemetry};
 use wasmtel_tests::{
     ROGUE, assert_delivered_all, beside_a_healthy_exporter, config, error_of, faulted_and_parked,
-    only_jsonl,
+    only_jsonl, passed,
 };
 
 #[test]
@@ -17,6 +17,7 @@ fn a_panic_in_export_is_a_contained_fault() {
         "queue = { max_retries = 1, max_batch = 20 }",
     );
     faulted_and_parked(&s, records, &["unreachable"]);
+    assert!(error_of(&s).contains("rogue panics on purpose"), "{s}");
     assert!(
         s.batches_retried >= 3,
         "a faulted batch is retried on a fresh instance: {s}"
@@ -42,7 +43,14 @@ fn allocating_until_out_of_memory_stops_at_the_limit() {
         ", memory_mib = 16",
         "queue = { max_retries = 0, max_batch = 20 }",
     );
-    faulted_and_parked(&s, records, &["memory"]);
+    // The grow past the limit fails inside the plugin; its allocator then gives up (a trap),
+    // and the fault names the limit and its key.
+    faulted_and_parked(
+        &s,
+        records,
+        &["after a grow was refused: linear memory would pass sandbox.memory_mib (16 MiB"],
+    );
+    assert_eq!(passed(&s, Limit::Memory), s.faults, "{s}");
 }
 
 #[test]
@@ -72,6 +80,12 @@ fn a_trap_inside_init_parks_the_exporter_and_the_others_run() {
         "{s}"
     );
     assert!(error_of(&s).contains("init failed: plugin fault"), "{s}");
+    // The trap alone says only `unreachable`: the panic's message, written to stderr, is quoted.
+    assert!(
+        error_of(&s).contains("the plugin's last words: ")
+            && error_of(&s).contains("rogue panics on purpose"),
+        "{s}"
+    );
 }
 
 #[test]

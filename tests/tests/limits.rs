@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use wasmtel::{ExporterState, ExporterStats, Limit};
+use wasmtel::{ExporterState, Limit};
 use wasmtel_tests::{
     MEMORIES, ROGUE, TABLES, assert_delivered_all, beside_a_healthy_exporter,
-    beside_a_healthy_exporter_in, error_of, faulted_and_parked, in_own_process,
+    beside_a_healthy_exporter_in, error_of, faulted_and_parked, in_own_process, passed,
 };
 
 /// What the host may hold beyond a run whose plugin does nothing. Each attack below, unbounded,
@@ -70,14 +70,6 @@ fn contained(test: &str, attack: impl FnOnce() -> Duration) {
             peak.saturating_sub(baseline)
         );
     }
-}
-
-/// How many times `limit` stopped the rogue.
-fn passed(s: &ExporterStats, limit: Limit) -> u64 {
-    s.limits_passed
-        .iter()
-        .find(|(l, _)| *l == limit)
-        .map_or(0, |(_, n)| *n)
 }
 
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);

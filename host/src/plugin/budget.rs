@@ -1,6 +1,11 @@
 //! An instance's budget for what it holds in the host: linear memory summed over all its
 //! memories, the number of memories and tables, and table elements summed over all its tables.
 //! (Host-side handles are bounded by the resource table's capacity, set beside it.)
+//!
+//! A grow past the budget fails inside the plugin, as the WebAssembly spec lets a grow fail
+//! (`memory.grow` and `table.grow` return -1), so that a runtime with a garbage collector can
+//! collect and go on. The refusal is kept: if the call then traps (an allocator that gives up),
+//! its fault names the limit and the key that raises it.
 
 use wasmtime::ResourceLimiter;
 
@@ -24,9 +29,11 @@ pub(super) struct Budget {
     limits: Limits,
     memory_bytes: usize,
     table_elements: usize,
+    /// The first grow refused since the last [`Budget::take_refused`].
+    refused: Option<OverBudget>,
 }
 
-/// A grow past the budget: the call traps with this.
+/// A grow refused because it would pass the budget.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub(super) struct OverBudget {
@@ -40,7 +47,20 @@ impl Budget {
             limits,
             memory_bytes: 0,
             table_elements: 0,
+            refused: None,
         }
+    }
+
+    /// The first grow refused since the last call of this (one call's worth, when called as
+    /// each call starts).
+    pub fn take_refused(&mut self) -> Option<OverBudget> {
+        self.refused.take()
+    }
+
+    /// Refuses a grow: it fails inside the plugin, and `over` is kept (the first of a call).
+    fn refuse(&mut self, limit: Limit, message: String) -> wasmtime::Result<bool> {
+        self.refused.get_or_insert(OverBudget { limit, message });
+        Ok(false)
     }
 }
 
@@ -53,14 +73,13 @@ impl ResourceLimiter for Budget {
     ) -> wasmtime::Result<bool> {
         let total = (self.memory_bytes - current.min(self.memory_bytes)).saturating_add(desired);
         if total > self.limits.memory_bytes {
-            return Err(OverBudget {
-                limit: Limit::Memory,
-                message: format!(
+            return self.refuse(
+                Limit::Memory,
+                format!(
                     "linear memory would pass sandbox.memory_mib ({} MiB, all memories together)",
                     self.limits.memory_bytes >> 20
                 ),
-            }
-            .into());
+            );
         }
         self.memory_bytes = total;
         Ok(true)
@@ -75,14 +94,13 @@ impl ResourceLimiter for Budget {
         let total =
             (self.table_elements - current.min(self.table_elements)).saturating_add(desired);
         if total > self.limits.table_elements {
-            return Err(OverBudget {
-                limit: Limit::TableElements,
-                message: format!(
+            return self.refuse(
+                Limit::TableElements,
+                format!(
                     "table elements would pass sandbox.max_table_elements ({}, all tables together)",
                     self.limits.table_elements
                 ),
-            }
-            .into());
+            );
         }
         self.table_elements = total;
         Ok(true)
@@ -117,18 +135,20 @@ mod tests {
         let mut b = budget();
         assert!(b.memory_growing(0, 6 * MIB, None).expect("first"));
         assert!(b.memory_growing(0, 6 * MIB, None).expect("second"));
-        let error = b
-            .memory_growing(0, 6 * MIB, None)
-            .expect_err("a third passes 16 MiB");
+        assert!(b.take_refused().is_none());
+        // A third passes 16 MiB: refused, not trapped, and the refusal kept.
+        assert!(!b.memory_growing(0, 6 * MIB, None).expect("refused"));
         assert!(
-            error.to_string().contains("sandbox.memory_mib (16 MiB"),
-            "{error}"
+            !b.memory_growing(6 * MIB, 11 * MIB, None)
+                .expect("growing one passes")
         );
+        let refused = b.take_refused().expect("the first refusal");
+        assert_eq!(refused.limit, Limit::Memory);
         assert!(
-            b.memory_growing(6 * MIB, 11 * MIB, None)
-                .expect_err("growing one passes")
-                .is::<OverBudget>()
+            refused.to_string().contains("sandbox.memory_mib (16 MiB"),
+            "{refused}"
         );
+        assert!(b.take_refused().is_none(), "taken once");
         assert!(b.memory_growing(6 * MIB, 8 * MIB, None).expect("within"));
         assert_eq!(b.memory_bytes, 14 * MIB);
     }
@@ -137,8 +157,8 @@ mod tests {
     fn table_elements_are_summed_over_every_table() {
         let mut b = budget();
         assert!(b.table_growing(0, 600, None).expect("first"));
-        b.table_growing(0, 600, None)
-            .expect_err("a second passes 1000");
+        assert!(!b.table_growing(0, 600, None).expect("a second passes 1000"));
+        assert_eq!(b.take_refused().expect("kept").limit, Limit::TableElements);
         assert!(
             b.table_growing(600, 1000, None)
                 .expect("one table may use all")

@@ -229,13 +229,12 @@ impl bindings::wasmtel::exporter::log::Host for HostState {
 #[error("call ran past its deadline of {} ms (sandbox.timeout_ms)", .0.as_millis())]
 struct DeadlineExceeded(Duration);
 
-/// The sandbox limit that stopped a call, with one line that says so.
-fn limit_of(e: &wasmtime::Error) -> Option<(Limit, String)> {
+/// The sandbox limit that stopped a call, with one line that says so. `refused` is the grow the
+/// budget refused during the call, if any: a trap after it (an allocator giving up) is put down
+/// to that limit.
+fn limit_of(e: &wasmtime::Error, refused: Option<budget::OverBudget>) -> Option<(Limit, String)> {
     if let Some(d) = e.downcast_ref::<DeadlineExceeded>() {
         return Some((Limit::Timeout, d.to_string()));
-    }
-    if let Some(over) = e.downcast_ref::<budget::OverBudget>() {
-        return Some((over.limit, over.to_string()));
     }
     if let Some(wasmtime::component::ResourceTableError::Full) =
         e.downcast_ref::<wasmtime::component::ResourceTableError>()
@@ -274,25 +273,37 @@ fn limit_of(e: &wasmtime::Error) -> Option<(Limit, String)> {
     .into_iter()
     .find(|(words, ..)| root.contains(words))
     .map(|(_, limit, what)| (limit, format!("{what} than {limit} allows")))
+    .or_else(|| {
+        refused.map(|over| {
+            (
+                over.limit,
+                format!("{}, after a grow was refused: {over}", first_line(e)),
+            )
+        })
+    })
 }
 
-/// The fault of a failed call, one line; a sandbox limit behind it is counted in `passed`.
-fn fault(e: wasmtime::Error, passed: &LimitCounts) -> CallError {
-    if let Some((limit, message)) = limit_of(&e) {
-        passed.pass(limit);
-        return CallError::Fault(message);
-    }
-    // The root cause (a trap code) makes one line; the wasm backtrace that wasmtime attaches goes
-    // to the debug log.
+/// The first line of `e`'s root cause (a trap code, say); the wasm backtrace that wasmtime
+/// attaches goes to the debug log.
+fn first_line(e: &wasmtime::Error) -> String {
     tracing::debug!("plugin fault: {e:?}");
-    CallError::Fault(
-        e.root_cause()
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-    )
+    let root = e.root_cause().to_string();
+    root.lines().next().unwrap_or_default().to_string()
+}
+
+/// The fault of a failed call, one line: the sandbox limit behind it (see [`limit_of`]), which
+/// is counted, or else what the call trapped with and the last warnings or errors the plugin
+/// wrote during the call (a panic's message, say).
+fn fault(e: &wasmtime::Error, state: &mut HostState) -> String {
+    if let Some((limit, message)) = limit_of(e, state.budget.take_refused()) {
+        state.passed.pass(limit);
+        return message;
+    }
+    let trap = first_line(e);
+    match state.log.last_words() {
+        words if words.is_empty() => trap,
+        words => format!("{trap}; the plugin's last words: {words}"),
+    }
 }
 
 impl Runtime {
@@ -654,15 +665,17 @@ impl Plugin {
                 .and_then(|i| instance.get_func(&mut store, i));
             wasmtime::Result::Ok((plugin, text))
         };
-        let (plugin, text) = within(timeout, made)
-            .await
-            .map_err(|e| match limit_of(&e) {
+        let made = within(timeout, made).await;
+        let (plugin, text) = made.map_err(|e| {
+            let refused = store.data_mut().budget.take_refused();
+            match limit_of(&e, refused) {
                 Some((limit, message)) => {
                     store.data().passed.pass(limit);
                     anyhow::anyhow!(message)
                 }
                 None => e.into(),
-            })?;
+            }
+        })?;
         drop(ticking);
         Ok(Instance {
             store,
@@ -695,22 +708,25 @@ async fn within<T>(
 }
 
 /// Starts the deadline of a call (if it has one): the epoch callback checks it at every tick of
-/// `ticker`, which ticks while the returned guard lives.
+/// `ticker`, which ticks while the returned guard lives. Grows refused before the call are
+/// forgotten.
 fn arm(
     store: &mut Store<HostState>,
     timeout: Option<Duration>,
     ticker: Option<&Ticker>,
 ) -> Option<Ticking> {
+    store.data_mut().budget.take_refused();
+    store.data().log.last_words();
     store.data_mut().deadline = timeout.map(|t| Instant::now() + t);
     store.set_epoch_deadline(1);
     ticker.map(Ticker::call)
 }
 
 /// The outcome of a call: the plugin's own error, or a fault, with the sandbox limit behind it
-/// counted in `passed`.
+/// counted in the instance's `passed`.
 fn finish(
     result: wasmtime::Result<Result<(), bindings::Error>>,
-    passed: &LimitCounts,
+    state: &mut HostState,
 ) -> Result<(), CallError> {
     match result {
         Ok(Ok(())) => Ok(()),
@@ -722,7 +738,7 @@ fn finish(
             message: stdio::bounded_owned(r.message),
             retry_after: r.retry_after_ms.map(Duration::from_millis),
         }),
-        Err(e) => Err(fault(e, passed)),
+        Err(e) => Err(CallError::Fault(fault(&e, state))),
     }
 }
 
@@ -742,7 +758,7 @@ impl Instance {
         let api = self.plugin.wasmtel_exporter_exporter();
         let call = api.call_init(&mut self.store, config, &context);
         let result = within(self.timeout, call).await;
-        finish(result, &self.store.data().passed)
+        finish(result, self.store.data_mut())
     }
 
     /// Exports one batch (already laid out), within the deadline.
@@ -756,12 +772,12 @@ impl Instance {
                 Ok(func.call_async(&mut self.store, (text,)).await?.0)
             };
             let result = within(self.timeout, call).await;
-            return finish(result, &self.store.data().passed);
+            return finish(result, self.store.data_mut());
         }
         let api = self.plugin.wasmtel_exporter_exporter();
         let call = api.call_export_batch(&mut self.store, batch.laid_out());
         let result = within(self.timeout, call).await;
-        finish(result, &self.store.data().passed)
+        finish(result, self.store.data_mut())
     }
 
     /// Asks the plugin to make what it has durable.
@@ -769,7 +785,7 @@ impl Instance {
         let _ticking = arm(&mut self.store, self.timeout, self.ticker.as_deref());
         let api = self.plugin.wasmtel_exporter_exporter();
         let result = within(self.timeout, api.call_flush(&mut self.store)).await;
-        finish(result, &self.store.data().passed)
+        finish(result, self.store.data_mut())
     }
 
     /// The last call.
@@ -777,7 +793,7 @@ impl Instance {
         let _ticking = arm(&mut self.store, self.timeout, self.ticker.as_deref());
         let api = self.plugin.wasmtel_exporter_exporter();
         let result = within(self.timeout, api.call_shutdown(&mut self.store)).await;
-        finish(result, &self.store.data().passed)
+        finish(result, self.store.data_mut())
     }
 }
 

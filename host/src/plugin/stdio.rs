@@ -55,7 +55,14 @@ pub struct PluginLog {
     rate: LogRate,
     passed: Arc<LimitCounts>,
     window: std::sync::Mutex<Window>,
+    /// The last few warnings and errors (stderr among them) since [`PluginLog::last_words`] was
+    /// last called, suppressed or not: what a fault's message quotes.
+    last: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many lines [`PluginLog::last_words`] keeps, and how long each may be.
+const LAST_LINES: usize = 3;
+const LAST_LINE_BYTES: usize = 200;
 
 /// The current second: what was written, and what was suppressed.
 struct Window {
@@ -79,12 +86,32 @@ impl PluginLog {
                 suppressed_lines: 0,
                 suppressed_bytes: 0,
             }),
+            last: Default::default(),
         }
+    }
+
+    /// The last warnings and errors the plugin wrote since the last call of this, oldest first,
+    /// joined by ` / ` (empty if none).
+    pub fn last_words(&self) -> String {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let words: Vec<String> = last.drain(..).collect();
+        words.join(" / ")
     }
 
     /// Writes `message` to the host's log, unless this second's rate is spent.
     pub fn log(&self, level: Level, message: &str) {
         let message = bounded(message);
+        if matches!(level, Level::Warn | Level::Error) {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.len() == LAST_LINES {
+                last.pop_front();
+            }
+            let mut end = message.len().min(LAST_LINE_BYTES);
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            last.push_back(message[..end].to_string());
+        }
         {
             let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
             if w.start.elapsed() >= std::time::Duration::from_secs(1) {

@@ -1,6 +1,7 @@
 ;; An exporter written as a core module, made a component by tests/build.rs: every export call
 ;; grows each of its extra memories by GROW pages and each of its tables by GROW_TABLE elements,
-;; and fills them (so that the host's pages are touched, not only reserved).
+;; and fills them (so that the host's pages are touched, not only reserved). A grow that fails
+;; (returns -1) traps, as an allocator that gives up would.
 ;; The build repeats the `;; each memory` and `;; each table` lines for as many of them as it
 ;; makes (`$n` is the number); this file alone has one of each.
 (module
@@ -32,8 +33,8 @@
 
   (elem declare func $ok)
   (func $hoard
-    (drop (memory.grow $m1 (i32.const GROW))) (memory.fill $m1 (i32.const 0) (i32.const 1) (i32.mul (memory.size $m1) (i32.const 65536))) ;; each memory
-    (drop (table.grow $t1 (ref.null func) (i32.const GROW_TABLE))) (table.fill $t1 (i32.const 0) (ref.func $ok) (table.size $t1)) ;; each table
+    (if (i32.eq (i32.const -1) (memory.grow $m1 (i32.const GROW))) (then unreachable)) (memory.fill $m1 (i32.const 0) (i32.const 1) (i32.mul (memory.size $m1) (i32.const 65536))) ;; each memory
+    (if (i32.eq (i32.const -1) (table.grow $t1 (ref.null func) (i32.const GROW_TABLE))) (then unreachable)) (table.fill $t1 (i32.const 0) (ref.func $ok) (table.size $t1)) ;; each table
   )
 
   (func (export "wasmtel:exporter/exporter@VERSION#init")
