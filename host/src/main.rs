@@ -54,6 +54,17 @@ enum Command {
         #[command(flatten)]
         switch: Switch,
     },
+    /// Tells what a plugin is, without running it: the wasmtel:exporter version it targets and
+    /// whether this host runs it, its exports, the imports it asks for (the capabilities it
+    /// wants) with what this host grants each, its size, the language and tools that made it,
+    /// and whether its compiled form is cached.
+    Inspect {
+        /// A built-in plugin's name (file-jsonl, otlp, statsig) or a path to a `.wasm` component.
+        plugin: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Telemetry on or off, over the config file and the environment (`CODEX_OTEL_ENABLED`,
@@ -89,6 +100,7 @@ fn main() -> ExitCode {
         Command::Check { config, switch } => {
             load_config(config.as_deref(), &switch).and_then(check)
         }
+        Command::Inspect { plugin, json } => inspect(&plugin, json),
     };
     match result {
         Ok(code) => code,
@@ -198,5 +210,51 @@ fn check(config: Config) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+fn inspect(plugin: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let bytes = match wasmtel::plugin::builtin(plugin) {
+        Some(bytes) => bytes.to_vec(),
+        None => std::fs::read(plugin).with_context(|| {
+            format!(
+                "cannot read {plugin} (nor is it a built-in plugin: {})",
+                wasmtel::plugin::builtin_names().join(", ")
+            )
+        })?,
+    };
+    let inspection =
+        wasmtel::plugin::inspect(&bytes).map_err(|why| anyhow::anyhow!("{plugin}: {why}"))?;
+    let runtime = wasmtel::plugin::Runtime::new(wasmtel::default_cache_dir())?;
+    let cache = runtime.cache_path(&bytes);
+    let cached = cache.as_ref().is_some_and(|p| p.exists());
+    let fits = inspection.compatibility();
+    if json {
+        let out = serde_json::json!({
+            "plugin": plugin,
+            "inspection": inspection,
+            "loads": fits.is_ok(),
+            "compatibility": fits.as_ref().unwrap_or_else(|e| e),
+            "cache": { "path": cache, "cached": cached },
+        });
+        println!("{out:#}");
+    } else {
+        println!("plugin:    {plugin}");
+        print!("{inspection}");
+        match &cache {
+            Some(path) if cached => println!("compiled:  cached, {}", path.display()),
+            Some(path) => println!(
+                "compiled:  not yet: its first load compiles it, then it is cached as {}",
+                path.display()
+            ),
+            None => {
+                println!("compiled:  the cache is off (WASMTEL_CACHE_DIR=): every load compiles it")
+            }
+        }
+    }
+    Ok(if fits.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }

@@ -12,6 +12,7 @@ mod faults;
 mod feedback;
 mod file_jsonl;
 mod idle;
+mod inspect;
 mod limits;
 mod loading;
 mod log_rate;

@@ -22,6 +22,7 @@ mod budget;
 mod disk;
 mod epoch;
 mod files;
+mod inspect;
 mod net;
 mod stdio;
 
@@ -44,6 +45,7 @@ use crate::exporter::{Exporter, Start};
 use crate::stats::{Limit, LimitCounts};
 pub use budget::Limits;
 use epoch::{Ticker, Ticking};
+pub use inspect::{Import, Inspection, inspect};
 pub use net::{HttpOptions, Tls, TlsError};
 pub use stdio::LogRate;
 
@@ -426,10 +428,10 @@ impl Runtime {
         })
     }
 
-    fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
-        let Some(dir) = &self.cache_dir else {
-            return Component::new(&self.engine, bytes);
-        };
+    /// Where the compiled form of the component in `bytes` is cached, if there is a cache; the
+    /// file exists once it has been compiled.
+    pub fn cache_path(&self, bytes: &[u8]) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
         let mut key = Sha256::new();
         key.update(bytes);
         let mut engine_hash = std::hash::DefaultHasher::new();
@@ -439,7 +441,13 @@ impl Runtime {
         );
         key.update(std::hash::Hasher::finish(&engine_hash).to_le_bytes());
         key.update(env!("CARGO_PKG_VERSION"));
-        let path = dir.join(format!("{:x}.cwasm", key.finalize()));
+        Some(dir.join(format!("{:x}.cwasm", key.finalize())))
+    }
+
+    fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let (Some(dir), Some(path)) = (&self.cache_dir, self.cache_path(bytes)) else {
+            return Component::new(&self.engine, bytes);
+        };
         if path.exists() {
             // SAFETY: the file was written by `precompile_component` of an engine with the same
             // compatibility hash (part of its name), into wasmtel's own cache directory.
