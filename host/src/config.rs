@@ -16,8 +16,8 @@ use crate::exporter::Signal;
 use crate::jsonl::TemporalityText;
 use crate::plugin::{
     self, DEFAULT_DISK_BYTES, DEFAULT_HTTP_FIELDS_BYTES, DEFAULT_LIMITS, DEFAULT_LOG_RATE,
-    DEFAULT_MAX_HANDLES, DEFAULT_TIMEOUT, HttpOptions, Limits, LogRate, Plugin, Sandbox, Source,
-    Tls,
+    DEFAULT_MAX_HANDLES, DEFAULT_TIMEOUT, HttpOptions, Limits, LogRate, Plugin,
+    SCRIPTED_MEMORY_BYTES, Sandbox, Source, Tls,
 };
 use crate::stats::LimitCounts;
 
@@ -80,6 +80,9 @@ pub(crate) struct ExporterConfig {
     pub plugin_config: String,
     /// What its plugin may use.
     pub sandbox: Sandbox,
+    /// Whether `sandbox.memory_mib` was set; if not, a plugin in JavaScript or Python gets more
+    /// than the default (see [`ExporterConfig::setup`]).
+    pub memory_set: bool,
     /// Its queue, batching and metric aggregation.
     pub pipeline: PipelineConfig,
     /// Where the exporter's `plugin` key is, to prefix errors; none for defaults.
@@ -142,16 +145,21 @@ impl ExporterConfig {
     }
 
     /// What starts instances of `plugin`, this exporter's, in its sandbox with its config; the
-    /// sandbox limits they run into are counted in `passed`.
+    /// sandbox limits they run into are counted in `passed`. A plugin in JavaScript or Python
+    /// gets [`SCRIPTED_MEMORY_BYTES`] unless `sandbox.memory_mib` was set.
     pub fn setup(
         self,
         plugin: Plugin,
         session_id: &str,
         passed: Arc<LimitCounts>,
     ) -> plugin::Setup {
+        let mut sandbox = self.sandbox;
+        if !self.memory_set && plugin.scripted() {
+            sandbox.limits.memory_bytes = sandbox.limits.memory_bytes.max(SCRIPTED_MEMORY_BYTES);
+        }
         plugin.setup(
             &self.name,
-            self.sandbox,
+            sandbox,
             self.plugin_config,
             session_id.to_string(),
             passed,
@@ -924,6 +932,7 @@ impl ExporterToml {
                         .unwrap_or(DEFAULT_LOG_RATE.bytes),
                 },
             },
+            memory_set: self.sandbox.memory_mib.is_some(),
             pipeline: self.queue.resolve(&self.metrics),
             location,
         }))

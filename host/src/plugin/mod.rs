@@ -90,6 +90,9 @@ pub(crate) const DEFAULT_LIMITS: Limits = Limits {
     tables: 64,
     table_elements: 1_000_000,
 };
+/// The default of `sandbox.memory_mib` for a plugin in JavaScript or Python (as [`inspect`] tells
+/// them): a garbage-collected heap and its runtime need more than [`DEFAULT_LIMITS`] gives.
+pub(crate) const SCRIPTED_MEMORY_BYTES: usize = 256 << 20;
 /// The default of `sandbox.max_handles`.
 pub(crate) const DEFAULT_MAX_HANDLES: usize = 128;
 /// The default of `sandbox.http_fields_kib`.
@@ -164,6 +167,8 @@ pub struct Plugin {
     pre: bindings::PluginPre<HostState>,
     /// `text-batches.export-lines`, if the plugin takes batches as text.
     text: Option<ComponentExportIndex>,
+    /// The language it was written in, as far as [`inspect`] tells.
+    language: Option<String>,
     engine: Engine,
     /// Whether its instances' limits are enforced (always, but in benchmarks of their cost).
     bounded: bool,
@@ -422,6 +427,7 @@ impl Runtime {
         Ok(Plugin {
             pre,
             text,
+            language: inspect(bytes).ok().and_then(|i| i.language),
             engine: self.engine.clone(),
             bounded: self.bounded,
             ticker: self.ticker.clone(),
@@ -540,6 +546,17 @@ pub struct Instance {
 }
 
 impl Plugin {
+    /// The language it was written in, as far as its component tells (see [`inspect`]).
+    pub fn language(&self) -> Option<&str> {
+        self.language.as_deref()
+    }
+
+    /// Whether it runs a language with a garbage collector in a runtime of its own (JavaScript,
+    /// Python), which needs more memory than the default.
+    pub(crate) fn scripted(&self) -> bool {
+        matches!(self.language(), Some("JavaScript" | "Python"))
+    }
+
     /// Creates a fresh instance inside `sandbox`, named `exporter` in logs.
     pub async fn instantiate(
         &self,
