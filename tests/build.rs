@@ -123,6 +123,11 @@ fn scripting_examples(out_dir: &Path) {
                 .arg(COMPONENTIZE_JS),
         );
     }
+    // For the tests that build a plugin of their own.
+    println!(
+        "cargo:rustc-env=COMPONENTIZE_JS={}",
+        componentize_js.display()
+    );
     let py = tools.join("python");
     let componentize_py = py.join("bin/componentize-py");
     if !componentize_py.exists() {

@@ -144,19 +144,26 @@ impl ExporterConfig {
             })
     }
 
+    /// Its sandbox for `plugin`: a plugin in JavaScript or Python gets [`SCRIPTED_MEMORY_BYTES`]
+    /// unless `sandbox.memory_mib` was set.
+    pub fn sandbox_for(&self, plugin: &Plugin) -> Sandbox {
+        let mut sandbox = self.sandbox.clone();
+        if !self.memory_set && plugin.scripted() {
+            sandbox.limits.memory_bytes = sandbox.limits.memory_bytes.max(SCRIPTED_MEMORY_BYTES);
+        }
+        sandbox
+    }
+
     /// What starts instances of `plugin`, this exporter's, in its sandbox with its config; the
-    /// sandbox limits they run into are counted in `passed`. A plugin in JavaScript or Python
-    /// gets [`SCRIPTED_MEMORY_BYTES`] unless `sandbox.memory_mib` was set.
+    /// sandbox limits they run into are counted in `passed`; its sandbox is
+    /// [`ExporterConfig::sandbox_for`] the plugin.
     pub fn setup(
         self,
         plugin: Plugin,
         session_id: &str,
         passed: Arc<LimitCounts>,
     ) -> plugin::Setup {
-        let mut sandbox = self.sandbox;
-        if !self.memory_set && plugin.scripted() {
-            sandbox.limits.memory_bytes = sandbox.limits.memory_bytes.max(SCRIPTED_MEMORY_BYTES);
-        }
+        let sandbox = self.sandbox_for(&plugin);
         plugin.setup(
             &self.name,
             sandbox,

@@ -72,6 +72,14 @@ pub enum Error {
     /// The runtime could not start.
     #[error("cannot start the plugin runtime")]
     Runtime(#[source] BoxError),
+    /// A fixture run's config does not have exactly one exporter.
+    #[error("{config}: a fixture run takes a config with exactly one exporter, not {found}")]
+    NotOneExporter {
+        /// The config file.
+        config: PathBuf,
+        /// How many it has.
+        found: usize,
+    },
 }
 
 impl Error {

@@ -34,7 +34,7 @@
 //! ([`TelemetryLayer`], [`codex`] and the errors included), so an application's call sites
 //! compile unchanged in both builds: make `wasmtel/runtime` one of its own features, as
 //! `examples/optional-telemetry` does. What only the host does is left out: `replay`, `check`,
-//! `ReplaySummary`, `Signal`, `Signals`, `default_cache_dir`, and the `plugin`, `jsonl`,
+//! `ReplaySummary`, `Signal`, `Signals`, `default_cache_dir`, and the `plugin`, `harness`, `jsonl`,
 //! `testing` and `otel_sdk` modules (whose features turn `runtime` on).
 
 #![warn(missing_docs)]
@@ -63,6 +63,9 @@ mod feedback;
 // What a worker exports to: plugin instances, and the in-memory twin.
 #[cfg(feature = "runtime")]
 pub mod plugin;
+// One plugin on a recorded fixture, its output compared with what is expected.
+#[cfg(feature = "runtime")]
+pub mod harness;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 // Aggregation and config.

@@ -1,5 +1,5 @@
-//! The `wasmtel` command: replay recorded telemetry through the configured exporter plugins, and
-//! check a configuration.
+//! The `wasmtel` command: replay recorded telemetry through the configured exporter plugins,
+//! check a configuration, and test and inspect plugins.
 
 use std::io::{BufReader, IsTerminal, Seek};
 use std::path::{Path, PathBuf};
@@ -54,6 +54,34 @@ enum Command {
         #[command(flatten)]
         switch: Switch,
     },
+    /// Runs a plugin in its sandbox on a recorded fixture and compares what it did with an
+    /// expected directory: the files it left in its directory (`files/`), its log, stdout and
+    /// stderr (`log.txt`), and its calls with their outcomes (`calls.txt`). Prints a diff of
+    /// each file that differs, with line numbers, and exits 1; with --update, writes the
+    /// directory instead.
+    ///
+    /// Batches are cut from the fixture as `wasmtel replay` cuts them, each exported once: an
+    /// error is recorded and not retried, and a fault ends the run, so that every run is the
+    /// same.
+    Test {
+        /// A built-in plugin's name or a path to a `.wasm` component.
+        plugin: String,
+        /// The recorded fixture, in the record format.
+        #[arg(long, value_name = "FILE")]
+        fixture: PathBuf,
+        /// A config with one exporter, whose `config`, `sandbox` and `queue` apply (its `plugin`
+        /// is replaced by PLUGIN, its sandbox directory by a temporary one). Without it the
+        /// plugin gets `{}` and the default sandbox.
+        #[arg(long, value_name = "TOML")]
+        config: Option<PathBuf>,
+        /// The expected directory.
+        #[arg(long, value_name = "DIR")]
+        expect: PathBuf,
+        /// Write what the plugin did into the expected directory (and delete what else it
+        /// held) instead of comparing.
+        #[arg(long)]
+        update: bool,
+    },
     /// Tells what a plugin is, without running it: the wasmtel:exporter version it targets and
     /// whether this host runs it, its exports, the imports it asks for (the capabilities it
     /// wants) with what this host grants each, its size, the language and tools that made it,
@@ -101,6 +129,13 @@ fn main() -> ExitCode {
             load_config(config.as_deref(), &switch).and_then(check)
         }
         Command::Inspect { plugin, json } => inspect(&plugin, json),
+        Command::Test {
+            plugin,
+            fixture,
+            config,
+            expect,
+            update,
+        } => test(&plugin, fixture, config, &expect, update),
     };
     match result {
         Ok(code) => code,
@@ -211,6 +246,52 @@ fn check(config: Config) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn test(
+    plugin: &str,
+    fixture: PathBuf,
+    config: Option<PathBuf>,
+    expect: &Path,
+    update: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut run = wasmtel::harness::FixtureRun::new(plugin, &fixture);
+    if let Some(config) = config {
+        run = run.config(config);
+    }
+    let capture = run.run()?;
+    let what = format!(
+        "{} calls, {} log lines, {} files",
+        capture.calls.len(),
+        capture.log.len(),
+        capture.files.len()
+    );
+    if update {
+        capture
+            .write(expect)
+            .with_context(|| format!("cannot write {}", expect.display()))?;
+        println!("wrote {}: {what}", expect.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    match capture.compare(expect) {
+        Ok(()) => {
+            println!(
+                "ok: {plugin} on {} did what {} holds ({what})",
+                fixture.display(),
+                expect.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(mismatch) => {
+            println!("{mismatch}");
+            println!(
+                "FAILED: {plugin} on {} did not do what {} holds (--update to accept what it did)",
+                fixture.display(),
+                expect.display()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn inspect(plugin: &str, json: bool) -> anyhow::Result<ExitCode> {

@@ -82,7 +82,8 @@ class HostLog(logging.Handler):
         host_log.log(level, self.format(record))
 
 
-logging.basicConfig(level=logging.INFO, handlers=[HostLog()])
+# The host tags each message with its level and the exporter's name: the message alone.
+logging.basicConfig(level=logging.INFO, handlers=[HostLog()], format="%(message)s")
 
 _class = None
 _live = None

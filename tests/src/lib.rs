@@ -31,6 +31,8 @@ pub const CSV_RUST: &str = concat!(env!("OUT_DIR"), "/csv_rust.wasm");
 pub const CSV_JS: &str = concat!(env!("OUT_DIR"), "/csv_js.wasm");
 /// The CSV example exporter in Python (`examples/plugins/csv-python`), built by componentize-py.
 pub const CSV_PYTHON: &str = concat!(env!("OUT_DIR"), "/csv_python.wasm");
+/// ComponentizeJS, as the build script installed it.
+pub const COMPONENTIZE_JS: &str = env!("COMPONENTIZE_JS");
 /// A core module in WAT made a component: 24 memories, each grown by 16 MiB every export call.
 pub const MEMORIES: &str = concat!(env!("OUT_DIR"), "/memories.wasm");
 /// A core module in WAT made a component: 2 tables, each grown by 32 M elements every export

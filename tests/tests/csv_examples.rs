@@ -1,6 +1,6 @@
 //! The CSV example exporters (`examples/plugins`) in Rust, JavaScript (ComponentizeJS) and Python
 //! (componentize-py), each run on the fixture in its sandbox with the default limits: each writes
-//! the rows of `examples/plugins/expected/records.csv`, byte for byte.
+//! the rows of `examples/plugins/expected/files/records.csv`, byte for byte.
 
 use std::path::Path;
 
@@ -19,8 +19,8 @@ fn writes_the_expected_rows(plugin: &str) {
     let summary = replay_fixture(config(tmp.path(), &text));
     let records = fixture_records();
     assert_delivered_all(exporter(&summary, "csv"), records);
-    let expected =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plugins/expected/records.csv");
+    let expected = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/plugins/expected/files/records.csv");
     let expected = std::fs::read_to_string(expected).expect("the expected rows");
     let got = std::fs::read_to_string(tmp.path().join("out/records.csv")).expect("records.csv");
     assert!(got == expected, "{plugin}: {}", diff(&expected, &got));

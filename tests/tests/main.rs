@@ -10,6 +10,7 @@ mod csv_examples;
 mod disabled;
 mod faults;
 mod feedback;
+mod harness;
 mod file_jsonl;
 mod idle;
 mod inspect;

@@ -47,6 +47,7 @@ pub use budget::Limits;
 use epoch::{Ticker, Ticking};
 pub use inspect::{Import, Inspection, inspect};
 pub use net::{HttpOptions, Tls, TlsError};
+pub(crate) use stdio::Capture;
 pub use stdio::LogRate;
 
 /// The component of the built-in plugin `name`.
@@ -66,6 +67,16 @@ pub(crate) enum Source {
     Builtin(&'static Builtin),
     /// A `.wasm` component file.
     File(PathBuf),
+}
+
+impl Source {
+    /// The built-in named `name`, else the file at the path `name`.
+    pub(crate) fn named(name: &str) -> Source {
+        match builtin::find(name) {
+            Some(builtin) => Source::Builtin(builtin),
+            None => Source::File(name.into()),
+        }
+    }
 }
 
 impl std::fmt::Display for Source {
@@ -563,21 +574,33 @@ impl Plugin {
         exporter: &str,
         sandbox: &Sandbox,
     ) -> Result<Instance, StartError> {
+        self.instantiate_captured(exporter, sandbox, None).await
+    }
+
+    /// [`Plugin::instantiate`], every message of the plugin (its log, stdout and stderr) also
+    /// kept in `capture`, if given, before its log rate is applied.
+    pub(crate) async fn instantiate_captured(
+        &self,
+        exporter: &str,
+        sandbox: &Sandbox,
+        capture: Option<Capture>,
+    ) -> Result<Instance, StartError> {
         let sender = Arc::new(net::Sender::new(&sandbox.allow_hosts, &sandbox.http));
-        self.instantiate_counted(exporter, sandbox, sender, Arc::default())
+        self.instantiate_counted(exporter, sandbox, sender, Arc::default(), capture)
             .await
     }
 
-    /// [`Plugin::instantiate`], its HTTP requests sent by `sender`, counting the sandbox limits
-    /// the instance runs into in `passed`.
+    /// [`Plugin::instantiate_captured`], its HTTP requests sent by `sender`, counting the
+    /// sandbox limits the instance runs into in `passed`.
     async fn instantiate_counted(
         &self,
         exporter: &str,
         sandbox: &Sandbox,
         sender: Arc<net::Sender>,
         passed: Arc<LimitCounts>,
+        capture: Option<Capture>,
     ) -> Result<Instance, StartError> {
-        self.try_instantiate(exporter, sandbox, sender, passed)
+        self.try_instantiate(exporter, sandbox, sender, passed, capture)
             .await
             .map_err(|e| StartError::Instantiate(e.into()))
     }
@@ -611,11 +634,13 @@ impl Plugin {
         sandbox: &Sandbox,
         sender: Arc<net::Sender>,
         passed: Arc<LimitCounts>,
+        capture: Option<Capture>,
     ) -> anyhow::Result<Instance> {
         let log = Arc::new(stdio::PluginLog::new(
             exporter.into(),
             sandbox.log_rate,
             passed.clone(),
+            capture,
         ));
         let mut wasi = WasiCtxBuilder::new();
         wasi.allow_tcp(false)
@@ -880,6 +905,7 @@ impl Start for Setup {
                 &self.sandbox,
                 self.sender.clone(),
                 self.passed.clone(),
+                None,
             )
             .await?;
         instance

@@ -58,7 +58,15 @@ pub struct PluginLog {
     /// The last few warnings and errors (stderr among them) since [`PluginLog::last_words`] was
     /// last called, suppressed or not: what a fault's message quotes.
     last: std::sync::Mutex<std::collections::VecDeque<String>>,
+    /// Every message, before its rate is applied, if a fixture harness captures them.
+    capture: Option<Capture>,
 }
+
+/// What a fixture harness captures of a plugin's output: each message as `level: text`.
+pub type Capture = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// The most messages a capture keeps; past it, one line says how many more there were.
+const CAPTURED_LINES: usize = 100_000;
 
 /// How many lines [`PluginLog::last_words`] keeps, and how long each may be.
 const LAST_LINES: usize = 3;
@@ -74,7 +82,12 @@ struct Window {
 }
 
 impl PluginLog {
-    pub fn new(exporter: Arc<str>, rate: LogRate, passed: Arc<LimitCounts>) -> Self {
+    pub fn new(
+        exporter: Arc<str>,
+        rate: LogRate,
+        passed: Arc<LimitCounts>,
+        capture: Option<Capture>,
+    ) -> Self {
         PluginLog {
             exporter,
             rate,
@@ -87,6 +100,7 @@ impl PluginLog {
                 suppressed_bytes: 0,
             }),
             last: Default::default(),
+            capture,
         }
     }
 
@@ -101,6 +115,14 @@ impl PluginLog {
     /// Writes `message` to the host's log, unless this second's rate is spent.
     pub fn log(&self, level: Level, message: &str) {
         let message = bounded(message);
+        if let Some(capture) = &self.capture {
+            let mut lines = capture.lock().unwrap_or_else(|e| e.into_inner());
+            match lines.len() {
+                n if n < CAPTURED_LINES => lines.push(format!("{}: {message}", level_name(level))),
+                CAPTURED_LINES => lines.push("(more lines, not kept)".into()),
+                _ => {}
+            }
+        }
         if matches!(level, Level::Warn | Level::Error) {
             let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
             if last.len() == LAST_LINES {
@@ -154,6 +176,17 @@ impl Drop for PluginLog {
     fn drop(&mut self) {
         let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
         self.say_suppressed(&mut w);
+    }
+}
+
+/// A level as the WIT names it.
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Trace => "trace",
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Warn => "warn",
+        Level::Error => "error",
     }
 }
 

@@ -1,0 +1,383 @@
+//! The fixture harness: runs one plugin in its sandbox on a recorded fixture and captures what
+//! it did (the files it left in its directory, its log, its calls and their outcomes), to compare
+//! with an expected directory. It is what `wasmtel test` runs, and a plugin's own tests can run
+//! it too:
+//!
+//! ```no_run
+//! let capture = wasmtel::harness::FixtureRun::new("target/my_plugin.wasm", "tests/session.jsonl")
+//!     .run()
+//!     .expect("the plugin runs");
+//! if let Err(mismatch) = capture.compare("tests/expected".as_ref()) {
+//!     panic!("{mismatch}");
+//! }
+//! ```
+//!
+//! The batches are those `wasmtel replay` cuts from the fixture (by the exporter's
+//! `queue.max_batch` and `queue.max_batch_bytes`, a new batch at each change of resource), each
+//! exported once: an error is recorded, not retried, and a fault ends the run (the instance and
+//! what it held are gone), so that a run is the same every time. `flush` and `shutdown` end it.
+//!
+//! The expected directory holds `calls.txt` (a line per call: `init: ok`, `export 1 (512
+//! records): ok`, ...), `log.txt` (a line per message of the plugin's log, stdout and stderr:
+//! `info: ...`) and `files/`, a copy of the sandbox directory as the plugin left it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use wasmtel_sdk::encode;
+use wasmtel_sdk::model::{KeyValue, Record};
+
+use crate::config::{Config, ExporterConfig};
+use crate::error::{CallError, Error};
+use crate::exporter::{Batch, Exporter as _, Signal};
+use crate::plugin;
+
+/// One run of a plugin on a fixture, to be made with [`FixtureRun::run`].
+#[derive(Clone, Debug)]
+pub struct FixtureRun {
+    plugin: String,
+    fixture: PathBuf,
+    config: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+}
+
+/// What a plugin did in a [`FixtureRun`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Capture {
+    /// A line per call: what was called and how it ended.
+    pub calls: Vec<String>,
+    /// A line per message of the plugin (its log, stdout and stderr): `level: text`.
+    pub log: Vec<String>,
+    /// The files of its sandbox directory as it left them, by path relative to it (`/`
+    /// between names).
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+/// How a [`Capture`] differs from an expected directory: a section per differing file, with a
+/// unified diff of its lines (numbered as in the files) or what is missing or extra.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct Mismatch(Vec<String>);
+
+impl FixtureRun {
+    /// A run of `plugin` (a built-in's name or a `.wasm` path) on `fixture`, a file in the
+    /// record format.
+    pub fn new(plugin: impl Into<String>, fixture: impl Into<PathBuf>) -> Self {
+        FixtureRun {
+            plugin: plugin.into(),
+            fixture: fixture.into(),
+            config: None,
+            cache_dir: crate::default_cache_dir(),
+        }
+    }
+
+    /// Configures the plugin from the config file `path`, which must hold one exporter: its
+    /// `config`, `sandbox` and `queue` apply; its `plugin` is replaced by this run's, and its
+    /// sandbox directory by a temporary one.
+    pub fn config(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config = Some(path.into());
+        self
+    }
+
+    /// Caches the compiled plugin in `dir` (none: no cache) instead of the default.
+    pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
+    /// Runs the plugin on the fixture and captures what it did. Fails on an invalid fixture or
+    /// config, or a plugin that does not load; what the plugin does wrong (an error, a fault,
+    /// an `init` that refuses) is captured instead.
+    pub fn run(&self) -> Result<Capture, Error> {
+        let (exporter, session_id) = self.exporter()?;
+        let resources_and_records = self.batches(&exporter)?;
+        let runtime = plugin::Runtime::new(self.cache_dir.clone())?;
+        let plugin = exporter.load(&runtime)?;
+        let scratch = tempfile::tempdir().map_err(|source| Error::Io {
+            what: "cannot make a temporary directory".into(),
+            source,
+        })?;
+        let dir = scratch.path().join("sandbox");
+        let mut sandbox = exporter.sandbox_for(&plugin);
+        sandbox.dir = Some(dir.clone());
+        let lines: plugin::Capture = Default::default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Runtime(e.into()))?;
+        let calls = rt.block_on(async {
+            let mut calls = Vec::new();
+            let started = plugin
+                .instantiate_captured(&exporter.name, &sandbox, Some(lines.clone()))
+                .await;
+            let mut instance = match started {
+                Ok(instance) => instance,
+                Err(e) => {
+                    calls.push(format!("instantiate: {}", crate::error::chain(&e)));
+                    return calls;
+                }
+            };
+            let init = instance
+                .init(&exporter.plugin_config, &exporter.name, &session_id)
+                .await;
+            if !outcome(&mut calls, "init".into(), init) {
+                return calls;
+            }
+            for (n, batch) in resources_and_records.iter().enumerate() {
+                let call = format!("export {} ({} records)", n + 1, batch.len());
+                let result = instance.export(batch).await;
+                let rejected = instance.take_rejected();
+                if !outcome(&mut calls, call, result) {
+                    return calls;
+                }
+                if let Some((count, reason)) = rejected {
+                    calls.push(format!("  rejected {count}: {reason}"));
+                }
+            }
+            for (call, result) in [
+                ("flush", instance.flush().await),
+                ("shutdown", instance.shutdown().await),
+            ] {
+                if !outcome(&mut calls, call.into(), result) {
+                    break;
+                }
+            }
+            calls
+        });
+        drop(rt);
+        let log = std::mem::take(&mut *lines.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(Capture {
+            calls,
+            log,
+            files: files_in(&dir).map_err(|source| Error::Io {
+                what: format!("cannot read the sandbox directory {}", dir.display()),
+                source,
+            })?,
+        })
+    }
+
+    /// The exporter to run, and the session id its `init` gets: the config's, or one with the
+    /// defaults; either way with this run's plugin.
+    fn exporter(&self) -> Result<(ExporterConfig, String), Error> {
+        let config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::parse(
+                "[exporters.test]\nplugin = \"file-jsonl\"\n",
+                Path::new("(the default)"),
+                Path::new("."),
+            )?,
+        };
+        let session_id = config
+            .session_id
+            .clone()
+            .unwrap_or_else(|| "fixture".to_string());
+        let found = config.exporters.len();
+        let (Some(mut exporter), 1) = (config.exporters.into_iter().next(), found) else {
+            return Err(Error::NotOneExporter {
+                config: self.config.clone().unwrap_or_default(),
+                found,
+            });
+        };
+        exporter.plugin = plugin::Source::named(&self.plugin);
+        if self.config.is_none() {
+            // Not file-jsonl's defaults: the plugin's own.
+            exporter.plugin_config = "{}".into();
+            exporter.sandbox = plugin::Sandbox::default();
+        }
+        Ok((exporter, session_id))
+    }
+
+    /// The fixture's records, as batches cut as `wasmtel replay` cuts them for `exporter`.
+    fn batches(&self, exporter: &ExporterConfig) -> Result<Vec<Batch>, Error> {
+        let name = self.fixture.display().to_string();
+        let file = std::fs::File::open(&self.fixture).map_err(|source| Error::Io {
+            what: format!("cannot open {name}"),
+            source,
+        })?;
+        let (max_batch, max_bytes) = (
+            exporter.pipeline.max_batch,
+            exporter.pipeline.max_batch_bytes,
+        );
+        let mut batches = Vec::new();
+        let mut resource: Vec<KeyValue> = Vec::new();
+        let (mut records, mut bytes, mut laid) = (Vec::new(), 0usize, Vec::new());
+        let mut cut = |resource: &[KeyValue], records: &mut Vec<Record>, bytes: &mut usize| {
+            if !records.is_empty() {
+                batches.push(Batch::of(resource, records.iter()));
+                records.clear();
+            }
+            *bytes = 0;
+        };
+        for record in crate::jsonl::Reader::new(std::io::BufReader::new(file), &name) {
+            let record = record?;
+            match Signal::of(&record) {
+                None => {
+                    let Record::Resource(attributes) = record else {
+                        continue;
+                    };
+                    if attributes != resource {
+                        cut(&resource, &mut records, &mut bytes);
+                        resource = attributes;
+                    }
+                }
+                Some(signal) if exporter.signals.wants(signal) => {
+                    laid.clear();
+                    encode::record_into(&mut laid, &record);
+                    if !records.is_empty() && bytes + laid.len() > max_bytes {
+                        cut(&resource, &mut records, &mut bytes);
+                    }
+                    records.push(record);
+                    bytes += laid.len();
+                    if records.len() >= max_batch || bytes >= max_bytes {
+                        cut(&resource, &mut records, &mut bytes);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        cut(&resource, &mut records, &mut bytes);
+        Ok(batches)
+    }
+}
+
+/// Adds the line of a call that ended with `result`; whether the run goes on (not after a
+/// fault, nor after `init` failed).
+fn outcome(calls: &mut Vec<String>, call: String, result: Result<(), CallError>) -> bool {
+    let goes_on = match &result {
+        Ok(()) => true,
+        Err(CallError::Fault(_)) => false,
+        Err(_) => call != "init",
+    };
+    calls.push(match result {
+        Ok(()) => format!("{call}: ok"),
+        Err(e) => format!("{call}: {e}"),
+    });
+    goes_on
+}
+
+/// Every file under `dir`, by path relative to it; none if it does not exist.
+fn files_in(dir: &Path) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
+    let mut files = BTreeMap::new();
+    if !dir.exists() {
+        return Ok(files);
+    }
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(at) = dirs.pop() {
+        for entry in std::fs::read_dir(&at)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                dirs.push(path);
+            } else if let Ok(relative) = path.strip_prefix(dir) {
+                let name = relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                files.insert(name, std::fs::read(&path)?);
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// The expected directory's text files besides `files/`.
+const CALLS: &str = "calls.txt";
+const LOG: &str = "log.txt";
+const FILES: &str = "files";
+
+impl Capture {
+    /// The capture as the files of an expected directory: `calls.txt`, `log.txt`, and each
+    /// file under `files/`.
+    fn expected_files(&self) -> BTreeMap<String, Vec<u8>> {
+        let text = |lines: &[String]| {
+            let mut text = lines.join("\n");
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.into_bytes()
+        };
+        let mut out = BTreeMap::from([
+            (CALLS.to_string(), text(&self.calls)),
+            (LOG.to_string(), text(&self.log)),
+        ]);
+        for (name, bytes) in &self.files {
+            out.insert(format!("{FILES}/{name}"), bytes.clone());
+        }
+        out
+    }
+
+    /// Makes `dir` the expected directory of this capture: writes its files, and deletes any
+    /// other file there.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let files = self.expected_files();
+        for stale in files_in(dir)?.keys().filter(|k| !files.contains_key(*k)) {
+            std::fs::remove_file(dir.join(stale))?;
+        }
+        let _ = std::fs::remove_dir_all(dir.join(FILES));
+        for (name, bytes) in &files {
+            let path = dir.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(path, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Compares this capture with the expected directory `dir`: `Ok` if every file is the same,
+    /// else each difference.
+    pub fn compare(&self, dir: &Path) -> Result<(), Mismatch> {
+        let expected = files_in(dir).map_err(|e| {
+            Mismatch(vec![format!(
+                "cannot read the expected directory {}: {e} (write it with --update)",
+                dir.display()
+            )])
+        })?;
+        let actual = self.expected_files();
+        let mut differences = Vec::new();
+        let names: std::collections::BTreeSet<&String> =
+            expected.keys().chain(actual.keys()).collect();
+        for name in names {
+            let shown = dir.join(name).display().to_string();
+            match (expected.get(name), actual.get(name)) {
+                (Some(e), Some(a)) if e == a => {}
+                (Some(e), Some(a)) => differences.push(difference(&shown, e, a)),
+                (Some(_), None) => differences.push(format!("{shown}: expected, but not written")),
+                (None, Some(_)) => differences.push(format!("{shown}: written, but not expected")),
+                (None, None) => {}
+            }
+        }
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(Mismatch(differences))
+        }
+    }
+}
+
+/// How the file `name` differs: a unified diff of its lines, numbered as in the files, if both
+/// are text; else their sizes.
+fn difference(name: &str, expected: &[u8], actual: &[u8]) -> String {
+    match (std::str::from_utf8(expected), std::str::from_utf8(actual)) {
+        (Ok(e), Ok(a)) => {
+            let diff = similar::TextDiff::from_lines(e, a);
+            let first = diff
+                .ops()
+                .iter()
+                .find(|op| op.tag() != similar::DiffTag::Equal)
+                .map_or(1, |op| op.old_range().start + 1);
+            format!(
+                "{name}:{first}: differs (- expected, + actual)\n{}",
+                diff.unified_diff()
+                    .context_radius(2)
+                    .header("expected", "actual")
+            )
+        }
+        _ => format!(
+            "{name}: differs (binary: {} bytes expected, {} written)",
+            expected.len(),
+            actual.len()
+        ),
+    }
+}

@@ -1,0 +1,255 @@
+//! The fixture harness, `wasmtel test` and `wasmtel::harness`: each CSV example passes its fixture
+//! test; a one-line change to a plugin's output fails it with a diff pointing at the line;
+//! `--update` writes what the plugin did; calls, faults and the plugin's output are captured.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use wasmtel::harness::FixtureRun;
+use wasmtel_tests::{
+    COMPONENTIZE_JS, CSV_JS, CSV_PYTHON, CSV_RUST, ROGUE, fixture, wasmtel_command,
+};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the repository")
+        .to_path_buf()
+}
+
+/// The examples' expected directory.
+fn expected() -> PathBuf {
+    repo().join("examples/plugins/expected")
+}
+
+/// `wasmtel test` run in `dir` with `args`.
+fn wasmtel_test(dir: &Path, args: &[&str]) -> (Output, String) {
+    let out = wasmtel_command(dir)
+        .arg("test")
+        .args(args)
+        .output()
+        .expect("run wasmtel");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out, stdout)
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+#[test]
+fn every_csv_example_passes_its_fixture_test() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (fixture, expected) = (fixture(), expected());
+    for plugin in [CSV_RUST, CSV_JS, CSV_PYTHON] {
+        let args = [
+            plugin,
+            "--fixture",
+            path(&fixture),
+            "--expect",
+            path(&expected),
+        ];
+        let (out, stdout) = wasmtel_test(dir.path(), &args);
+        assert!(
+            out.status.success() && stdout.starts_with(&format!("ok: {plugin} on ")),
+            "{plugin}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The same through the library, as a plugin's own tests would.
+    let capture = FixtureRun::new(CSV_RUST, &fixture).run().expect("the run");
+    assert_eq!(capture.calls.len(), 5, "{:?}", capture.calls);
+    capture.compare(&expected).unwrap_or_else(|m| panic!("{m}"));
+}
+
+#[test]
+fn a_one_line_change_to_a_plugins_output_fails_its_fixture_test_with_a_diff_at_the_line() {
+    // The JavaScript example, built again with one line changed: a span's row gets its end for
+    // its start.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let source = std::fs::read_to_string(repo().join("examples/plugins/csv-js/csv.js"))
+        .expect("the example");
+    let line = "fields = [r.type, r.start, r.name, r.trace_id, r.span_id, r.end];";
+    assert_eq!(
+        source.matches(line).count(),
+        1,
+        "the line is in the example"
+    );
+    let changed = source.replace(line, &line.replacen("r.start", "r.end", 1));
+    let at = tmp.path().join("examples/plugins/csv-js");
+    std::fs::create_dir_all(&at).expect("mkdir");
+    std::fs::write(at.join("csv.js"), changed).expect("write");
+    std::fs::create_dir_all(tmp.path().join("sdk/js")).expect("mkdir");
+    std::fs::copy(
+        repo().join("sdk/js/wasmtel.js"),
+        tmp.path().join("sdk/js/wasmtel.js"),
+    )
+    .expect("copy the helper library");
+    let plugin = tmp.path().join("changed.wasm");
+    let built = std::process::Command::new(COMPONENTIZE_JS)
+        .current_dir(tmp.path())
+        .arg("examples/plugins/csv-js/csv.js")
+        .arg("--wit")
+        .arg(repo().join("wit"))
+        .args(["--world-name", "text-plugin", "-o"])
+        .arg(&plugin)
+        .output()
+        .expect("run ComponentizeJS");
+    assert!(built.status.success(), "{built:?}");
+
+    let (fixture, expected) = (fixture(), expected());
+    let args = [
+        path(&plugin),
+        "--fixture",
+        path(&fixture),
+        "--expect",
+        path(&expected),
+    ];
+    let (out, stdout) = wasmtel_test(tmp.path(), &args);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    // The line of the first span, found in the expected file.
+    let rows = std::fs::read_to_string(expected.join("files/records.csv")).expect("rows");
+    let (index, row) = rows
+        .lines()
+        .enumerate()
+        .find(|(_, row)| row.starts_with("span,"))
+        .expect("a span");
+    let fields: Vec<&str> = row.split(',').collect();
+    let mut now = fields.clone();
+    now[1] = fields[5];
+    let records = expected.join("files/records.csv");
+    for wanted in [
+        format!(
+            "{}:{}: differs (- expected, + actual)",
+            records.display(),
+            index + 1
+        ),
+        format!("\n-{row}\n"),
+        format!("\n+{}\n", now.join(",")),
+        "FAILED: ".to_string(),
+    ] {
+        assert!(stdout.contains(&wanted), "{wanted:?} in:\n{stdout}");
+    }
+    // Only the rows differ: not the calls, nor the log.
+    assert_eq!(stdout.matches(": differs").count(), 1, "{stdout}");
+}
+
+#[test]
+fn update_writes_what_the_plugin_did_and_then_the_test_passes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let expect = tmp.path().join("expected");
+    std::fs::create_dir_all(expect.join("files/old")).expect("mkdir");
+    std::fs::write(expect.join("files/old/stale.csv"), "stale").expect("write");
+    let fixture = fixture();
+    let args = [
+        CSV_RUST,
+        "--fixture",
+        path(&fixture),
+        "--expect",
+        path(&expect),
+    ];
+    let (out, stdout) = wasmtel_test(tmp.path(), &args);
+    assert_eq!(out.status.code(), Some(1), "the stale file: {stdout}");
+    assert!(
+        stdout.contains("files/old/stale.csv: expected, but not written")
+            && stdout.contains("files/records.csv: written, but not expected")
+            && stdout.contains("calls.txt: written, but not expected"),
+        "{stdout}"
+    );
+    let (out, stdout) = wasmtel_test(tmp.path(), &[&args[..], &["--update"]].concat());
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(
+        stdout,
+        format!(
+            "wrote {}: 5 calls, 1 log lines, 1 files\n",
+            expect.display()
+        )
+    );
+    assert!(!expect.join("files/old/stale.csv").exists());
+    for name in ["calls.txt", "log.txt", "files/records.csv"] {
+        assert_eq!(
+            std::fs::read(expect.join(name)).expect("written"),
+            std::fs::read(expected().join(name)).expect("expected"),
+            "{name}"
+        );
+    }
+    let (out, stdout) = wasmtel_test(tmp.path(), &args);
+    assert!(out.status.success(), "{stdout}");
+}
+
+#[test]
+fn calls_errors_faults_and_the_plugins_output_are_captured() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The rogue panics in its second export; batches of 200 records.
+    let config = tmp.path().join("rogue.toml");
+    std::fs::write(
+        &config,
+        "[telemetry]\nsession_id = \"s\"\n\
+         [exporters.rogue]\nplugin = \"anything.wasm\"\n\
+         config = { action = \"retryable\", ms = 5 }\nqueue = { max_batch = 200 }\n",
+    )
+    .expect("write");
+    let capture = FixtureRun::new(ROGUE, fixture())
+        .config(&config)
+        .run()
+        .expect("the run");
+    assert_eq!(
+        capture.calls,
+        [
+            "init: ok",
+            "export 1 (200 records): retryable error (retry after 5 ms): try again",
+            "export 2 (200 records): retryable error (retry after 5 ms): try again",
+            "export 3 (183 records): retryable error (retry after 5 ms): try again",
+            "flush: ok",
+            "shutdown: ok",
+        ]
+    );
+    std::fs::write(
+        &config,
+        "[exporters.rogue]\nplugin = \"anything.wasm\"\nconfig = { action = \"panic\" }\n",
+    )
+    .expect("write");
+    let capture = FixtureRun::new(ROGUE, fixture())
+        .config(&config)
+        .run()
+        .expect("the run");
+    assert_eq!(
+        capture.calls.len(),
+        2,
+        "a fault ends the run: {:?}",
+        capture.calls
+    );
+    assert_eq!(capture.calls[0], "init: ok");
+    assert!(
+        capture.calls[1].starts_with("export 1 (512 records): plugin fault: wasm trap: ")
+            && capture.calls[1].contains("rogue panics on purpose"),
+        "{:?}",
+        capture.calls
+    );
+    // The panic's message, from stderr, in the captured output.
+    assert!(
+        capture
+            .log
+            .iter()
+            .any(|l| l == "warn: rogue panics on purpose"),
+        "{:?}",
+        capture.log
+    );
+
+    std::fs::write(
+        &config,
+        "[exporters.a]\nplugin = \"a.wasm\"\n[exporters.b]\nplugin = \"b.wasm\"\n",
+    )
+    .expect("write");
+    let error = FixtureRun::new(ROGUE, fixture())
+        .config(&config)
+        .run()
+        .expect_err("two exporters");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{}: a fixture run takes a config with exactly one exporter, not 2",
+            config.display()
+        )
+    );
+}
