@@ -67,7 +67,7 @@ impl FixtureRun {
             plugin: plugin.into(),
             fixture: fixture.into(),
             config: None,
-            cache_dir: crate::default_cache_dir(),
+            cache_dir: plugin::default_cache_dir(),
         }
     }
 
@@ -100,6 +100,8 @@ impl FixtureRun {
         let dir = scratch.path().join("sandbox");
         let mut sandbox = exporter.sandbox_for(&plugin);
         sandbox.dir = Some(dir.clone());
+        // No request leaves a fixture run: each is refused, as outside `sandbox.allow_hosts`.
+        sandbox.allow_hosts.clear();
         let lines: plugin::Capture = Default::default();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -255,7 +257,9 @@ fn outcome(calls: &mut Vec<String>, call: String, result: Result<(), CallError>)
     goes_on
 }
 
-/// Every file under `dir`, by path relative to it; none if it does not exist.
+/// Every file under `dir`, by path relative to it; none if it does not exist. Links are not
+/// followed: a symbolic link is recorded as a line that names its target, and what is neither a
+/// link nor a regular file or directory (a FIFO, a socket) as a line that says so.
 fn files_in(dir: &Path) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
     let mut files = BTreeMap::new();
     if !dir.exists() {
@@ -265,17 +269,28 @@ fn files_in(dir: &Path) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
     while let Some(at) = dirs.pop() {
         for entry in std::fs::read_dir(&at)? {
             let entry = entry?;
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
+            let (path, kind) = (entry.path(), entry.file_type()?);
+            if kind.is_dir() {
                 dirs.push(path);
-            } else if let Ok(relative) = path.strip_prefix(dir) {
-                let name = relative
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                files.insert(name, std::fs::read(&path)?);
+                continue;
             }
+            let Ok(relative) = path.strip_prefix(dir) else {
+                continue;
+            };
+            let name = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            let bytes = if kind.is_file() {
+                std::fs::read(&path)?
+            } else if kind.is_symlink() {
+                let target = std::fs::read_link(&path)?;
+                format!("(a symbolic link to {})\n", target.display()).into_bytes()
+            } else {
+                b"(neither a file nor a directory)\n".to_vec()
+            };
+            files.insert(name, bytes);
         }
     }
     Ok(files)
@@ -307,18 +322,35 @@ impl Capture {
         out
     }
 
-    /// Makes `dir` the expected directory of this capture: writes its files, and deletes any
-    /// other file there.
+    /// Makes `dir` the expected directory of this capture: writes `calls.txt`, `log.txt` and
+    /// `files/` afresh (what `files/` held is deleted; links are replaced, never followed).
+    /// Refuses a directory that holds other things and no `calls.txt`: it is not an expected
+    /// directory.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        let files = self.expected_files();
-        for stale in files_in(dir)?.keys().filter(|k| !files.contains_key(*k)) {
-            std::fs::remove_file(dir.join(stale))?;
+        let holds = |name: &str| std::fs::symlink_metadata(dir.join(name)).is_ok();
+        let empty = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
+        if !empty && !holds(CALLS) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} holds other files and no {CALLS}: it is not an expected directory \
+                     (name a new or empty one)",
+                    dir.display()
+                ),
+            ));
         }
-        let _ = std::fs::remove_dir_all(dir.join(FILES));
-        for (name, bytes) in &files {
+        match std::fs::symlink_metadata(dir.join(FILES)) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(dir.join(FILES))?,
+            Ok(_) => std::fs::remove_file(dir.join(FILES))?,
+            Err(_) => {}
+        }
+        for (name, bytes) in &self.expected_files() {
             let path = dir.join(name);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
+            }
+            if std::fs::symlink_metadata(&path).is_ok() {
+                std::fs::remove_file(&path)?;
             }
             std::fs::write(path, bytes)?;
         }

@@ -63,9 +63,6 @@ mod feedback;
 // What a worker exports to: plugin instances, and the in-memory twin.
 #[cfg(feature = "runtime")]
 pub mod plugin;
-// One plugin on a recorded fixture, its output compared with what is expected.
-#[cfg(feature = "runtime")]
-pub mod harness;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 // Aggregation and config.
@@ -87,6 +84,9 @@ mod instrument;
 mod telemetry;
 #[cfg(feature = "runtime")]
 mod replay;
+// One plugin on a recorded fixture, its output compared with what is expected.
+#[cfg(feature = "runtime")]
+pub mod harness;
 // Codex's surface, on the telemetry host.
 #[cfg(feature = "runtime")]
 mod layer;

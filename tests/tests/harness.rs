@@ -140,6 +140,7 @@ fn update_writes_what_the_plugin_did_and_then_the_test_passes() {
     let expect = tmp.path().join("expected");
     std::fs::create_dir_all(expect.join("files/old")).expect("mkdir");
     std::fs::write(expect.join("files/old/stale.csv"), "stale").expect("write");
+    std::fs::write(expect.join("calls.txt"), "init: ok\n").expect("write");
     let fixture = fixture();
     let args = [
         CSV_RUST,
@@ -153,7 +154,8 @@ fn update_writes_what_the_plugin_did_and_then_the_test_passes() {
     assert!(
         stdout.contains("files/old/stale.csv: expected, but not written")
             && stdout.contains("files/records.csv: written, but not expected")
-            && stdout.contains("calls.txt: written, but not expected"),
+            && stdout.contains("calls.txt:2: differs")
+            && stdout.contains("log.txt: written, but not expected"),
         "{stdout}"
     );
     let (out, stdout) = wasmtel_test(tmp.path(), &[&args[..], &["--update"]].concat());
@@ -175,12 +177,62 @@ fn update_writes_what_the_plugin_did_and_then_the_test_passes() {
     }
     let (out, stdout) = wasmtel_test(tmp.path(), &args);
     assert!(out.status.success(), "{stdout}");
+
+    // A directory that holds other things and no calls.txt is not written into.
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    std::fs::write(elsewhere.join("notes.txt"), "mine").expect("write");
+    let args = [
+        CSV_RUST,
+        "--fixture",
+        path(&fixture),
+        "--expect",
+        path(&elsewhere),
+        "--update",
+    ];
+    let (out, _) = wasmtel_test(tmp.path(), &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("holds other files and no calls.txt"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).expect("ls").count(),
+        1,
+        "nothing written or deleted"
+    );
+}
+
+#[test]
+fn a_link_the_plugin_leaves_is_recorded_not_followed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("rogue.toml");
+    std::fs::write(
+        &config,
+        "[exporters.rogue]\nplugin = \"anything.wasm\"\n\
+         config = { action = \"symlink\", when = \"init\", path = \"../../../../../../../../etc/passwd\" }\n",
+    )
+    .expect("write");
+    let capture = FixtureRun::new(ROGUE, fixture())
+        .config(&config)
+        .run()
+        .expect("the run");
+    assert_eq!(capture.calls[0], "init: ok", "{:?}", capture.calls);
+    assert_eq!(
+        capture
+            .files
+            .get("link")
+            .map(|b| String::from_utf8_lossy(b).into_owned()),
+        Some("(a symbolic link to ../../../../../../../../etc/passwd)\n".to_string()),
+        "{:?}",
+        capture.files.keys()
+    );
 }
 
 #[test]
 fn calls_errors_faults_and_the_plugins_output_are_captured() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    // The rogue panics in its second export; batches of 200 records.
+    // The rogue answers every export with a retryable error; batches of 200 records.
     let config = tmp.path().join("rogue.toml");
     std::fs::write(
         &config,

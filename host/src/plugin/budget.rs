@@ -31,6 +31,10 @@ pub(super) struct Budget {
     table_elements: usize,
     /// The first grow refused since the last [`Budget::take_refused`].
     refused: Option<OverBudget>,
+    /// What was used before the last grow approved, given back if wasmtime then fails it (past
+    /// a memory's own maximum, say).
+    memory_before: usize,
+    table_elements_before: usize,
 }
 
 /// A grow refused because it would pass the budget.
@@ -48,6 +52,8 @@ impl Budget {
             memory_bytes: 0,
             table_elements: 0,
             refused: None,
+            memory_before: 0,
+            table_elements_before: 0,
         }
     }
 
@@ -81,8 +87,13 @@ impl ResourceLimiter for Budget {
                 ),
             );
         }
-        self.memory_bytes = total;
+        self.memory_before = std::mem::replace(&mut self.memory_bytes, total);
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_bytes = self.memory_before;
+        Ok(())
     }
 
     fn table_growing(
@@ -102,8 +113,13 @@ impl ResourceLimiter for Budget {
                 ),
             );
         }
-        self.table_elements = total;
+        self.table_elements_before = std::mem::replace(&mut self.table_elements, total);
         Ok(true)
+    }
+
+    fn table_grow_failed(&mut self, _: wasmtime::Error) -> wasmtime::Result<()> {
+        self.table_elements = self.table_elements_before;
+        Ok(())
     }
 
     fn memories(&self) -> usize {
@@ -150,6 +166,11 @@ mod tests {
         );
         assert!(b.take_refused().is_none(), "taken once");
         assert!(b.memory_growing(6 * MIB, 8 * MIB, None).expect("within"));
+        assert_eq!(b.memory_bytes, 14 * MIB);
+        // A grow approved, then failed by wasmtime (past the memory's own maximum): given back.
+        assert!(b.memory_growing(8 * MIB, 10 * MIB, None).expect("within"));
+        b.memory_grow_failed(wasmtime::Error::msg("past its maximum"))
+            .expect("noted");
         assert_eq!(b.memory_bytes, 14 * MIB);
     }
 

@@ -65,7 +65,7 @@ pub struct PluginLog {
 /// What a fixture harness captures of a plugin's output: each message as `level: text`.
 pub type Capture = Arc<std::sync::Mutex<Vec<String>>>;
 
-/// The most messages a capture keeps; past it, one line says how many more there were.
+/// The most messages a capture keeps; past it, one line says that more were not kept.
 const CAPTURED_LINES: usize = 100_000;
 
 /// How many lines [`PluginLog::last_words`] keeps, and how long each may be.
@@ -132,7 +132,15 @@ impl PluginLog {
             while !message.is_char_boundary(end) {
                 end -= 1;
             }
-            last.push_back(message[..end].to_string());
+            // On one line, whatever the plugin wrote: control characters escaped.
+            let line: String = message[..end]
+                .chars()
+                .flat_map(|c| match c.is_control() {
+                    true => c.escape_default().collect::<Vec<_>>(),
+                    false => vec![c],
+                })
+                .collect();
+            last.push_back(line);
         }
         {
             let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());

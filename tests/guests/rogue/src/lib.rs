@@ -180,6 +180,15 @@ fn act(config: &Config) -> Result<(), Error> {
             }
             Ok(())
         }
+        "symlink" => {
+            // A link named `link` to `path`, relative, so the sandbox lets it be made: where it
+            // leads is for whoever reads the directory afterwards not to follow.
+            let (dir, _) = wasi::filesystem::preopens::get_directories()
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::permanent("blocked: no directory"))?;
+            dir.symlink_at(&config.path, "link").map_err(wasi_blocked)
+        }
         "names" => {
             // `count` directories, in each of which 1,000 files of long names are made, then
             // removed: on many file systems a directory's list of names keeps its size.
