@@ -81,7 +81,7 @@ pub(crate) struct ExporterConfig {
     /// What its plugin may use.
     pub sandbox: Sandbox,
     /// Whether `sandbox.memory_mib` was set; if not, a plugin in JavaScript or Python gets more
-    /// than the default (see [`ExporterConfig::setup`]).
+    /// than the default (see [`ExporterConfig::sandbox_for`]).
     pub memory_set: bool,
     /// Its queue, batching and metric aggregation.
     pub pipeline: PipelineConfig,

@@ -77,8 +77,9 @@ enum Command {
         /// The expected directory.
         #[arg(long, value_name = "DIR")]
         expect: PathBuf,
-        /// Write what the plugin did into the expected directory (and delete what else it
-        /// held) instead of comparing.
+        /// Write what the plugin did into the expected directory instead of comparing:
+        /// `calls.txt`, `log.txt` and `files/` afresh. A directory that holds other things and
+        /// no `calls.txt` is refused.
         #[arg(long)]
         update: bool,
     },

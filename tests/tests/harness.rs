@@ -22,15 +22,25 @@ fn expected() -> PathBuf {
     repo().join("examples/plugins/expected")
 }
 
-/// `wasmtel test` run in `dir` with `args`.
-fn wasmtel_test(dir: &Path, args: &[&str]) -> (Output, String) {
+/// `wasmtel test PLUGIN --fixture (the fixture) --expect EXPECT` with `more` arguments, run in
+/// `dir`.
+fn wasmtel_test(dir: &Path, plugin: &str, expect: &Path, more: &[&str]) -> (Output, String) {
     let out = wasmtel_command(dir)
-        .arg("test")
-        .args(args)
+        .args(["test", plugin, "--fixture"])
+        .arg(fixture())
+        .arg("--expect")
+        .arg(expect)
+        .args(more)
         .output()
         .expect("run wasmtel");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     (out, stdout)
+}
+
+/// The rogue guest run on the fixture, configured by `text`, written to `config` first.
+fn rogue_run(config: &Path, text: &str) -> Result<wasmtel::harness::Capture, wasmtel::Error> {
+    std::fs::write(config, text).expect("write the config");
+    FixtureRun::new(ROGUE, fixture()).config(config).run()
 }
 
 fn path(p: &Path) -> &str {
@@ -40,16 +50,9 @@ fn path(p: &Path) -> &str {
 #[test]
 fn every_csv_example_passes_its_fixture_test() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (fixture, expected) = (fixture(), expected());
+    let expected = expected();
     for plugin in [CSV_RUST, CSV_JS, CSV_PYTHON] {
-        let args = [
-            plugin,
-            "--fixture",
-            path(&fixture),
-            "--expect",
-            path(&expected),
-        ];
-        let (out, stdout) = wasmtel_test(dir.path(), &args);
+        let (out, stdout) = wasmtel_test(dir.path(), plugin, &expected, &[]);
         assert!(
             out.status.success() && stdout.starts_with(&format!("ok: {plugin} on ")),
             "{plugin}: {stdout}{}",
@@ -57,7 +60,7 @@ fn every_csv_example_passes_its_fixture_test() {
         );
     }
     // The same through the library, as a plugin's own tests would.
-    let capture = FixtureRun::new(CSV_RUST, &fixture).run().expect("the run");
+    let capture = FixtureRun::new(CSV_RUST, fixture()).run().expect("the run");
     assert_eq!(capture.calls.len(), 5, "{:?}", capture.calls);
     capture.compare(&expected).unwrap_or_else(|m| panic!("{m}"));
 }
@@ -97,15 +100,8 @@ fn a_one_line_change_to_a_plugins_output_fails_its_fixture_test_with_a_diff_at_t
         .expect("run ComponentizeJS");
     assert!(built.status.success(), "{built:?}");
 
-    let (fixture, expected) = (fixture(), expected());
-    let args = [
-        path(&plugin),
-        "--fixture",
-        path(&fixture),
-        "--expect",
-        path(&expected),
-    ];
-    let (out, stdout) = wasmtel_test(tmp.path(), &args);
+    let expected = expected();
+    let (out, stdout) = wasmtel_test(tmp.path(), path(&plugin), &expected, &[]);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     // The line of the first span, found in the expected file.
     let rows = std::fs::read_to_string(expected.join("files/records.csv")).expect("rows");
@@ -141,15 +137,7 @@ fn update_writes_what_the_plugin_did_and_then_the_test_passes() {
     std::fs::create_dir_all(expect.join("files/old")).expect("mkdir");
     std::fs::write(expect.join("files/old/stale.csv"), "stale").expect("write");
     std::fs::write(expect.join("calls.txt"), "init: ok\n").expect("write");
-    let fixture = fixture();
-    let args = [
-        CSV_RUST,
-        "--fixture",
-        path(&fixture),
-        "--expect",
-        path(&expect),
-    ];
-    let (out, stdout) = wasmtel_test(tmp.path(), &args);
+    let (out, stdout) = wasmtel_test(tmp.path(), CSV_RUST, &expect, &[]);
     assert_eq!(out.status.code(), Some(1), "the stale file: {stdout}");
     assert!(
         stdout.contains("files/old/stale.csv: expected, but not written")
@@ -158,7 +146,7 @@ fn update_writes_what_the_plugin_did_and_then_the_test_passes() {
             && stdout.contains("log.txt: written, but not expected"),
         "{stdout}"
     );
-    let (out, stdout) = wasmtel_test(tmp.path(), &[&args[..], &["--update"]].concat());
+    let (out, stdout) = wasmtel_test(tmp.path(), CSV_RUST, &expect, &["--update"]);
     assert!(out.status.success(), "{stdout}");
     assert_eq!(
         stdout,
@@ -175,22 +163,14 @@ fn update_writes_what_the_plugin_did_and_then_the_test_passes() {
             "{name}"
         );
     }
-    let (out, stdout) = wasmtel_test(tmp.path(), &args);
+    let (out, stdout) = wasmtel_test(tmp.path(), CSV_RUST, &expect, &[]);
     assert!(out.status.success(), "{stdout}");
 
     // A directory that holds other things and no calls.txt is not written into.
     let elsewhere = tmp.path().join("elsewhere");
     std::fs::create_dir(&elsewhere).expect("mkdir");
     std::fs::write(elsewhere.join("notes.txt"), "mine").expect("write");
-    let args = [
-        CSV_RUST,
-        "--fixture",
-        path(&fixture),
-        "--expect",
-        path(&elsewhere),
-        "--update",
-    ];
-    let (out, _) = wasmtel_test(tmp.path(), &args);
+    let (out, _) = wasmtel_test(tmp.path(), CSV_RUST, &elsewhere, &["--update"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("holds other files and no calls.txt"),
@@ -207,16 +187,9 @@ fn update_writes_what_the_plugin_did_and_then_the_test_passes() {
 fn a_link_the_plugin_leaves_is_recorded_not_followed() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = tmp.path().join("rogue.toml");
-    std::fs::write(
-        &config,
-        "[exporters.rogue]\nplugin = \"anything.wasm\"\n\
-         config = { action = \"symlink\", when = \"init\", path = \"../../../../../../../../etc/passwd\" }\n",
-    )
-    .expect("write");
-    let capture = FixtureRun::new(ROGUE, fixture())
-        .config(&config)
-        .run()
-        .expect("the run");
+    let text = "[exporters.rogue]\nplugin = \"anything.wasm\"\nconfig = { action = \"symlink\", \
+                when = \"init\", path = \"../../../../../../../../etc/passwd\" }\n";
+    let capture = rogue_run(&config, text).expect("the run");
     assert_eq!(capture.calls[0], "init: ok", "{:?}", capture.calls);
     assert_eq!(
         capture
@@ -234,17 +207,13 @@ fn calls_errors_faults_and_the_plugins_output_are_captured() {
     let tmp = tempfile::tempdir().expect("tempdir");
     // The rogue answers every export with a retryable error; batches of 200 records.
     let config = tmp.path().join("rogue.toml");
-    std::fs::write(
+    let capture = rogue_run(
         &config,
         "[telemetry]\nsession_id = \"s\"\n\
          [exporters.rogue]\nplugin = \"anything.wasm\"\n\
          config = { action = \"retryable\", ms = 5 }\nqueue = { max_batch = 200 }\n",
     )
-    .expect("write");
-    let capture = FixtureRun::new(ROGUE, fixture())
-        .config(&config)
-        .run()
-        .expect("the run");
+    .expect("the run");
     assert_eq!(
         capture.calls,
         [
@@ -256,15 +225,11 @@ fn calls_errors_faults_and_the_plugins_output_are_captured() {
             "shutdown: ok",
         ]
     );
-    std::fs::write(
+    let capture = rogue_run(
         &config,
         "[exporters.rogue]\nplugin = \"anything.wasm\"\nconfig = { action = \"panic\" }\n",
     )
-    .expect("write");
-    let capture = FixtureRun::new(ROGUE, fixture())
-        .config(&config)
-        .run()
-        .expect("the run");
+    .expect("the run");
     assert_eq!(
         capture.calls.len(),
         2,
@@ -288,15 +253,11 @@ fn calls_errors_faults_and_the_plugins_output_are_captured() {
         capture.log
     );
 
-    std::fs::write(
+    let error = rogue_run(
         &config,
         "[exporters.a]\nplugin = \"a.wasm\"\n[exporters.b]\nplugin = \"b.wasm\"\n",
     )
-    .expect("write");
-    let error = FixtureRun::new(ROGUE, fixture())
-        .config(&config)
-        .run()
-        .expect_err("two exporters");
+    .expect_err("two exporters");
     assert_eq!(
         error.to_string(),
         format!(
