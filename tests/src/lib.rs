@@ -22,6 +22,9 @@ pub const INCOMPLETE: &str = concat!(env!("OUT_DIR"), "/incomplete.wasm");
 /// A complete exporter built against the released WIT 0.2.0: it logs how many records each batch
 /// holds.
 pub const RELEASED_0_2_0: &str = concat!(env!("OUT_DIR"), "/released_0_2_0.wasm");
+/// A complete exporter built against the released WIT 0.1.1: it writes a line per record of the
+/// typed batches it gets to `records.txt` (see `guests/released-0-1-1`).
+pub const RELEASED_0_1_1: &str = concat!(env!("OUT_DIR"), "/released_0_1_1.wasm");
 /// An exporter of the `text-plugin` world: appends the lines of each batch to `lines.jsonl`,
 /// without a resource line equal to the last.
 pub const TEXT_LINES: &str = concat!(env!("OUT_DIR"), "/text_lines.wasm");

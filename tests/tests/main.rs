@@ -31,3 +31,4 @@ mod sandbox;
 mod self_telemetry;
 mod stable_replay;
 mod text_batches;
+mod versions;

@@ -194,6 +194,11 @@ impl Inspection {
             Ok(format!(
                 "wasmtel:exporter@{version}: this host implements {host}, the same series"
             ))
+        } else if series(version) == series(super::v0_1::VERSION) {
+            Ok(format!(
+                "wasmtel:exporter@{version}: this host implements {host} and adapts 0.1 \
+                 plugins (each batch split by signal into 0.1's typed batches)"
+            ))
         } else {
             Err(format!(
                 "it targets wasmtel:exporter@{version}; this host implements {host}"

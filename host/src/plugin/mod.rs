@@ -25,6 +25,7 @@ mod files;
 mod inspect;
 mod net;
 mod stdio;
+mod v0_1;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -175,7 +176,7 @@ pub struct Runtime {
 /// A compiled plugin, linked and ready to instantiate.
 #[derive(Clone)]
 pub struct Plugin {
-    pre: bindings::PluginPre<HostState>,
+    pre: Pre,
     /// `text-batches.export-lines`, if the plugin takes batches as text.
     text: Option<ComponentExportIndex>,
     /// The language it was written in, as far as [`inspect`] tells.
@@ -184,6 +185,20 @@ pub struct Plugin {
     /// Whether its instances' limits are enforced (always, but in benchmarks of their cost).
     bounded: bool,
     ticker: Option<Arc<Ticker>>,
+}
+
+/// A plugin's bindings, linked: of this host's WIT version, or of the released 0.1 that
+/// [`v0_1`] adapts.
+#[derive(Clone)]
+enum Pre {
+    Current(bindings::PluginPre<HostState>),
+    V0_1(bindings::v0_1::PluginPre<HostState>),
+}
+
+/// A plugin instance's exports, as [`Pre`] binds them.
+enum Api {
+    Current(bindings::Plugin),
+    V0_1(v0_1::Adapted),
 }
 
 /// The state of one instance's store.
@@ -352,6 +367,7 @@ impl Runtime {
         }
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::v0_1::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         // The epoch ticker keeps call deadlines, so only a bounded runtime has one; it ticks
         // while a call runs and ends once the engine is gone.
         let ticker = bounded.then(|| Ticker::start(&engine)).transpose()?;
@@ -395,8 +411,11 @@ impl Runtime {
             .compile(bytes)
             .map_err(|e| err(LoadCause::Compile(e.into())))?;
         let expected = interface("exporter");
-        // wasmtime looks exports up by semver: every 0.2.x plugin serves a 0.2.y host.
-        if component.get_export(None, &expected).is_none() {
+        // wasmtime looks exports up by semver: every 0.2.x plugin serves a 0.2.y host, and
+        // every 0.1.x plugin is adapted.
+        let adapted = component.get_export(None, &expected).is_none()
+            && component.get_export(None, v0_1::EXPORTER).is_some();
+        if component.get_export(None, &expected).is_none() && !adapted {
             let exports: Vec<String> = component
                 .component_type()
                 .exports(&self.engine)
@@ -429,12 +448,21 @@ impl Runtime {
                 source: e.into(),
             })
         })?;
-        let pre = bindings::PluginPre::new(instance_pre).map_err(|e| {
+        let incomplete = |e: wasmtime::Error| {
             err(LoadCause::Incomplete {
-                expected,
+                expected: if adapted {
+                    v0_1::EXPORTER.to_string()
+                } else {
+                    expected.clone()
+                },
                 source: e.into(),
             })
-        })?;
+        };
+        let pre = if adapted {
+            Pre::V0_1(bindings::v0_1::PluginPre::new(instance_pre).map_err(incomplete)?)
+        } else {
+            Pre::Current(bindings::PluginPre::new(instance_pre).map_err(incomplete)?)
+        };
         Ok(Plugin {
             pre,
             text,
@@ -547,7 +575,7 @@ fn check_header(bytes: &[u8]) -> Result<(), &'static str> {
 /// One running instance of a plugin, with its own store.
 pub struct Instance {
     store: Store<HostState>,
-    plugin: bindings::Plugin,
+    plugin: Api,
     /// `text-batches.export-lines`, with the lines of the batch being exported, if the plugin
     /// takes batches as text.
     text: Option<(Func, LineWriter)>,
@@ -703,12 +731,17 @@ impl Plugin {
         });
         let ticking = arm(&mut store, timeout, self.ticker.as_deref());
         let made = async {
-            let instance = self
-                .pre
-                .instance_pre()
-                .instantiate_async(&mut store)
-                .await?;
-            let plugin = bindings::Plugin::new(&mut store, &instance)?;
+            let instance_pre = match &self.pre {
+                Pre::Current(pre) => pre.instance_pre(),
+                Pre::V0_1(pre) => pre.instance_pre(),
+            };
+            let instance = instance_pre.instantiate_async(&mut store).await?;
+            let plugin = match &self.pre {
+                Pre::Current(_) => Api::Current(bindings::Plugin::new(&mut store, &instance)?),
+                Pre::V0_1(_) => Api::V0_1(v0_1::Adapted(bindings::v0_1::Plugin::new(
+                    &mut store, &instance,
+                )?)),
+            };
             let text = self
                 .text
                 .as_ref()
@@ -805,9 +838,19 @@ impl Instance {
             exporter_name: exporter.into(),
             session_id: session_id.into(),
         };
-        let api = self.plugin.wasmtel_exporter_exporter();
-        let call = api.call_init(&mut self.store, config, &context);
-        let result = within(self.timeout, call).await;
+        let result = match &self.plugin {
+            Api::Current(plugin) => {
+                let api = plugin.wasmtel_exporter_exporter();
+                within(
+                    self.timeout,
+                    api.call_init(&mut self.store, config, &context),
+                )
+                .await
+            }
+            Api::V0_1(plugin) => {
+                within(self.timeout, plugin.init(&mut self.store, config, &context)).await
+            }
+        };
         finish(result, self.store.data_mut())
     }
 
@@ -824,25 +867,43 @@ impl Instance {
             let result = within(self.timeout, call).await;
             return finish(result, self.store.data_mut());
         }
-        let api = self.plugin.wasmtel_exporter_exporter();
-        let call = api.call_export_batch(&mut self.store, batch.laid_out());
-        let result = within(self.timeout, call).await;
+        let result = match &self.plugin {
+            Api::Current(plugin) => {
+                let api = plugin.wasmtel_exporter_exporter();
+                let call = api.call_export_batch(&mut self.store, batch.laid_out());
+                within(self.timeout, call).await
+            }
+            Api::V0_1(plugin) => {
+                let view = batch.view()?;
+                within(self.timeout, plugin.export(&mut self.store, &view)).await
+            }
+        };
         finish(result, self.store.data_mut())
     }
 
     /// Asks the plugin to make what it has durable.
     pub async fn flush(&mut self) -> Result<(), CallError> {
         let _ticking = arm(&mut self.store, self.timeout, self.ticker.as_deref());
-        let api = self.plugin.wasmtel_exporter_exporter();
-        let result = within(self.timeout, api.call_flush(&mut self.store)).await;
+        let result = match &self.plugin {
+            Api::Current(plugin) => {
+                let api = plugin.wasmtel_exporter_exporter();
+                within(self.timeout, api.call_flush(&mut self.store)).await
+            }
+            Api::V0_1(plugin) => within(self.timeout, plugin.flush(&mut self.store)).await,
+        };
         finish(result, self.store.data_mut())
     }
 
     /// The last call.
     pub async fn shutdown(&mut self) -> Result<(), CallError> {
         let _ticking = arm(&mut self.store, self.timeout, self.ticker.as_deref());
-        let api = self.plugin.wasmtel_exporter_exporter();
-        let result = within(self.timeout, api.call_shutdown(&mut self.store)).await;
+        let result = match &self.plugin {
+            Api::Current(plugin) => {
+                let api = plugin.wasmtel_exporter_exporter();
+                within(self.timeout, api.call_shutdown(&mut self.store)).await
+            }
+            Api::V0_1(plugin) => within(self.timeout, plugin.shutdown(&mut self.store)).await,
+        };
         finish(result, self.store.data_mut())
     }
 }

@@ -1,10 +1,10 @@
-//! An exporter built against `wasmtel:exporter@0.2.0` as released (the frozen copy in `wit/`):
+//! An exporter built against `wasmtel:exporter@0.2.0` as released (the frozen copy in `wit/released/0.2.0`):
 //! it imports `log@0.2.0` and exports `exporter@0.2.0`, counts the records of each batch (by the
 //! 0.2.0 layout: a kind byte and a size each) and logs the count, so a later host is seen to run
 //! it, its imports linked, its batches read.
 
 wit_bindgen::generate!({
-    path: "wit",
+    path: "../../../wit/released/0.2.0",
     world: "plugin",
 });
 
@@ -15,7 +15,10 @@ struct Released;
 
 impl Guest for Released {
     fn init(_config: String, context: Context) -> Result<(), Error> {
-        log(Level::Info, &format!("0.2.0 plugin up for {}", context.exporter_name));
+        log(
+            Level::Info,
+            &format!("0.2.0 plugin up for {}", context.exporter_name),
+        );
         Ok(())
     }
 
@@ -30,7 +33,10 @@ impl Guest for Released {
             at += 5 + size as usize;
         }
         if at != batch.len() {
-            return Err(Error::Permanent(format!("a batch of {} bytes ends mid-record", batch.len())));
+            return Err(Error::Permanent(format!(
+                "a batch of {} bytes ends mid-record",
+                batch.len()
+            )));
         }
         log(Level::Info, &format!("0.2.0 plugin got {records} records"));
         Ok(())

@@ -195,9 +195,7 @@ fn act(config: &Config) -> Result<(), Error> {
             for i in 0..config.count {
                 let dir = format!("{}.{i}", config.path);
                 std::fs::create_dir(&dir).map_err(blocked)?;
-                let names: Vec<_> = (0..1000)
-                    .map(|n| format!("{dir}/{n:0>250}"))
-                    .collect();
+                let names: Vec<_> = (0..1000).map(|n| format!("{dir}/{n:0>250}")).collect();
                 for name in &names {
                     std::fs::File::create(name).map_err(|e| {
                         Error::permanent(format!("blocked: {e} after {i} directories"))
