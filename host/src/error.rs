@@ -38,6 +38,20 @@ pub enum Error {
         #[source]
         source: Box<StartError>,
     },
+    /// A call of `wasmtel check --fixture` did not return `ok`: an export of the fixture's
+    /// records, or `flush`.
+    #[error("{}exporter `{exporter}`: {call}", prefix(location))]
+    Check {
+        /// The exporter's name.
+        exporter: String,
+        /// The exporter's `plugin` key, when it comes from a file.
+        location: Option<Location>,
+        /// The call, e.g. `export of batch 2 of 3 (291 records)`.
+        call: String,
+        /// How it ended.
+        #[source]
+        source: Box<CallError>,
+    },
     /// A record-format line is invalid.
     #[error("{file}:{line}: {message}")]
     Record {

@@ -24,12 +24,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use wasmtel_sdk::encode;
-use wasmtel_sdk::model::{KeyValue, Record};
-
 use crate::config::{Config, ExporterConfig};
 use crate::error::{CallError, Error};
-use crate::exporter::{Batch, Exporter as _, Signal};
+use crate::exporter::Exporter as _;
 use crate::plugin;
 
 /// One run of a plugin on a fixture, to be made with [`FixtureRun::run`].
@@ -90,7 +87,7 @@ impl FixtureRun {
     /// an `init` that refuses) is captured instead.
     pub fn run(&self) -> Result<Capture, Error> {
         let (exporter, session_id) = self.exporter()?;
-        let resources_and_records = self.batches(&exporter)?;
+        let resources_and_records = crate::replay::fixture_batches(&self.fixture, &exporter)?;
         let runtime = plugin::Runtime::new(self.cache_dir.clone())?;
         let plugin = exporter.load(&runtime)?;
         let scratch = tempfile::tempdir().map_err(|source| Error::Io {
@@ -187,58 +184,6 @@ impl FixtureRun {
             exporter.sandbox = plugin::Sandbox::default();
         }
         Ok((exporter, session_id))
-    }
-
-    /// The fixture's records, as batches cut as `wasmtel replay` cuts them for `exporter`.
-    fn batches(&self, exporter: &ExporterConfig) -> Result<Vec<Batch>, Error> {
-        let name = self.fixture.display().to_string();
-        let file = std::fs::File::open(&self.fixture).map_err(|source| Error::Io {
-            what: format!("cannot open {name}"),
-            source,
-        })?;
-        let (max_batch, max_bytes) = (
-            exporter.pipeline.max_batch,
-            exporter.pipeline.max_batch_bytes,
-        );
-        let mut batches = Vec::new();
-        let mut resource: Vec<KeyValue> = Vec::new();
-        let (mut records, mut bytes, mut laid) = (Vec::new(), 0usize, Vec::new());
-        let mut cut = |resource: &[KeyValue], records: &mut Vec<Record>, bytes: &mut usize| {
-            if !records.is_empty() {
-                batches.push(Batch::of(resource, records.iter()));
-                records.clear();
-            }
-            *bytes = 0;
-        };
-        for record in crate::jsonl::Reader::new(std::io::BufReader::new(file), &name) {
-            let record = record?;
-            match Signal::of(&record) {
-                None => {
-                    let Record::Resource(attributes) = record else {
-                        continue;
-                    };
-                    if attributes != resource {
-                        cut(&resource, &mut records, &mut bytes);
-                        resource = attributes;
-                    }
-                }
-                Some(signal) if exporter.signals.wants(signal) => {
-                    laid.clear();
-                    encode::record_into(&mut laid, &record);
-                    if !records.is_empty() && bytes + laid.len() > max_bytes {
-                        cut(&resource, &mut records, &mut bytes);
-                    }
-                    records.push(record);
-                    bytes += laid.len();
-                    if records.len() >= max_batch || bytes >= max_bytes {
-                        cut(&resource, &mut records, &mut bytes);
-                    }
-                }
-                Some(_) => {}
-            }
-        }
-        cut(&resource, &mut records, &mut bytes);
-        Ok(batches)
     }
 }
 

@@ -119,6 +119,6 @@ pub use {
     layer::TelemetryLayer,
     metrics::Observer,
     plugin::default_cache_dir,
-    replay::{ReplaySummary, check, replay},
+    replay::{Checked, ReplaySummary, check, check_fixture, replay},
     telemetry::{Telemetry, TelemetryBuilder},
 };

@@ -47,10 +47,19 @@ enum Command {
     },
     /// Loads the config, instantiates every exporter's plugin and calls its init; prints each
     /// exporter as ok or with its error. Exits non-zero if any failed.
+    ///
+    /// Plugins see a temporary directory in place of their sandbox directory, so nothing is
+    /// written where the config says.
     Check {
         /// The config file (default: the embedded default).
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
+        /// Then export this recorded session (in the record format) to every exporter, batched
+        /// as `replay` batches it, and flush: real batches meet the sandbox's limits. HTTP
+        /// requests go to the hosts the config allows (point it at a test collector); files go
+        /// to the temporary directory. Any call that does not return ok fails the exporter.
+        #[arg(long, value_name = "FILE")]
+        fixture: Option<PathBuf>,
         #[command(flatten)]
         switch: Switch,
     },
@@ -126,9 +135,12 @@ fn main() -> ExitCode {
             switch,
         } => load_config(config.as_deref(), &switch)
             .and_then(|config| replay(&input, config, quiet, strict)),
-        Command::Check { config, switch } => {
-            load_config(config.as_deref(), &switch).and_then(check)
-        }
+        Command::Check {
+            config,
+            fixture,
+            switch,
+        } => load_config(config.as_deref(), &switch)
+            .and_then(|config| check(config, fixture.as_deref())),
         Command::Inspect { plugin, json } => inspect(&plugin, json),
         Command::Test {
             plugin,
@@ -218,7 +230,7 @@ fn replay(name: &str, config: Config, quiet: bool, strict: bool) -> anyhow::Resu
     })
 }
 
-fn check(config: Config) -> anyhow::Result<ExitCode> {
+fn check(config: Config, fixture: Option<&Path>) -> anyhow::Result<ExitCode> {
     if !config.enabled() {
         println!(
             "telemetry is disabled ([telemetry] enabled = false, the environment, or \
@@ -229,13 +241,24 @@ fn check(config: Config) -> anyhow::Result<ExitCode> {
         println!("note: {notice}");
     }
     let mut failed = false;
-    let results = wasmtel::check(&config, wasmtel::default_cache_dir());
+    let cache = wasmtel::default_cache_dir();
+    let results = match fixture {
+        Some(fixture) => wasmtel::check_fixture(&config, cache, fixture),
+        None => wasmtel::check(&config, cache)
+            .into_iter()
+            .map(|(name, result)| (name, result.map(|()| Default::default())))
+            .collect(),
+    };
     if results.is_empty() {
         println!("no exporter is configured: nothing would be exported");
     }
     for (name, result) in results {
         match result {
-            Ok(()) => println!("{name}: ok"),
+            Ok(checked) if fixture.is_some() => println!(
+                "{name}: ok: {} records in {} batches exported, then flushed",
+                checked.records, checked.batches
+            ),
+            Ok(_) => println!("{name}: ok"),
             Err(e) => {
                 failed = true;
                 println!("{name}: error: {}", e.chain());

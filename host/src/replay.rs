@@ -2,14 +2,15 @@
 //! and check a config.
 
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use wasmtel_sdk::model::Record;
+use wasmtel_sdk::encode;
+use wasmtel_sdk::model::{KeyValue, Record};
 
-use crate::config::Config;
-use crate::error::Error;
-use crate::exporter::{Exporter, Start};
+use crate::config::{Config, ExporterConfig};
+use crate::error::{CallError, Error};
+use crate::exporter::{Batch, Exporter, Signal, Start};
 use crate::jsonl::Reader;
 use crate::plugin;
 use crate::stats::ExporterStats;
@@ -190,6 +191,39 @@ fn mirror_dirs(from: &std::path::Path, to: &std::path::Path, depth: u32) {
 /// sandbox directories: each plugin sees a temporary directory in their place, with the same
 /// subdirectories and no files.
 pub fn check(config: &Config, cache_dir: Option<PathBuf>) -> Vec<(String, Result<(), Error>)> {
+    check_with(config, cache_dir, None)
+        .into_iter()
+        .map(|(name, result)| (name, result.map(drop)))
+        .collect()
+}
+
+/// What [`check_fixture`] sent an exporter that took all of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// The batches exported, each answered `ok`.
+    pub batches: usize,
+    /// The records they held.
+    pub records: usize,
+}
+
+/// [`check`], each exporter then given the records of `fixture` (a file in the record format)
+/// as `replay` would batch them, then `flush`: what `wasmtel check --fixture` prints. So real
+/// batches meet the sandbox's limits, and the destination: files go to the temporary directory,
+/// but HTTP requests go to the hosts the exporter's sandbox allows. The first call that does not
+/// return `ok` (an error, retryable or not, or a fault) fails the exporter, named with the batch.
+pub fn check_fixture(
+    config: &Config,
+    cache_dir: Option<PathBuf>,
+    fixture: &Path,
+) -> Vec<(String, Result<Checked, Error>)> {
+    check_with(config, cache_dir, Some(fixture))
+}
+
+fn check_with(
+    config: &Config,
+    cache_dir: Option<PathBuf>,
+    fixture: Option<&Path>,
+) -> Vec<(String, Result<Checked, Error>)> {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -219,15 +253,55 @@ pub fn check(config: &Config, cache_dir: Option<PathBuf>) -> Vec<(String, Result
                     mirror_dirs(dir, scratch.path(), 3);
                     exporter.sandbox.dir = Some(scratch.path().to_path_buf());
                 }
+                let batches = match fixture {
+                    Some(fixture) => fixture_batches(fixture, &exporter)?,
+                    None => Vec::new(),
+                };
+                let flush = fixture.is_some();
                 let setup = exporter.setup(plugin, &session_id, Default::default());
                 block_on(&runtime, async move {
                     let mut instance = setup.start().await.map_err(|source| Error::Start {
-                        exporter: name,
-                        location,
+                        exporter: name.clone(),
+                        location: location.clone(),
                         source: Box::new(source),
                     })?;
+                    let failed = |call: String, source: CallError| Error::Check {
+                        exporter: name.clone(),
+                        location: location.clone(),
+                        call,
+                        source: Box::new(source),
+                    };
+                    let mut checked = Checked::default();
+                    for (n, batch) in batches.iter().enumerate() {
+                        let call = || {
+                            format!(
+                                "export of batch {} of {} ({} records)",
+                                n + 1,
+                                batches.len(),
+                                batch.len()
+                            )
+                        };
+                        instance
+                            .export(batch)
+                            .await
+                            .map_err(|e| failed(call(), e))?;
+                        if let Some((count, reason)) = instance.take_rejected() {
+                            return Err(failed(
+                                call(),
+                                CallError::Permanent(format!("{count} records rejected: {reason}")),
+                            ));
+                        }
+                        checked.batches += 1;
+                        checked.records += batch.len();
+                    }
+                    if flush {
+                        instance
+                            .flush()
+                            .await
+                            .map_err(|e| failed("flush".into(), e))?;
+                    }
                     let _ = Exporter::shutdown(&mut instance).await;
-                    Ok(())
+                    Ok(checked)
                 })
             });
             (exporter.name.clone(), result)
@@ -235,4 +309,61 @@ pub fn check(config: &Config, cache_dir: Option<PathBuf>) -> Vec<(String, Result
         .collect();
     runtime.shutdown_background();
     results
+}
+
+/// The records of `fixture` (a file in the record format), as batches cut as `replay` cuts them
+/// for `exporter`: by its `queue.max_batch` and `queue.max_batch_bytes`, a new batch at each change
+/// of resource, only the signals it takes.
+pub(crate) fn fixture_batches(
+    fixture: &Path,
+    exporter: &ExporterConfig,
+) -> Result<Vec<Batch>, Error> {
+    let name = fixture.display().to_string();
+    let file = std::fs::File::open(fixture).map_err(|source| Error::Io {
+        what: format!("cannot open {name}"),
+        source,
+    })?;
+    let (max_batch, max_bytes) = (
+        exporter.pipeline.max_batch,
+        exporter.pipeline.max_batch_bytes,
+    );
+    let mut batches = Vec::new();
+    let mut resource: Vec<KeyValue> = Vec::new();
+    let (mut records, mut bytes, mut laid) = (Vec::new(), 0usize, Vec::new());
+    let mut cut = |resource: &[KeyValue], records: &mut Vec<Record>, bytes: &mut usize| {
+        if !records.is_empty() {
+            batches.push(Batch::of(resource, records.iter()));
+            records.clear();
+        }
+        *bytes = 0;
+    };
+    for record in crate::jsonl::Reader::new(std::io::BufReader::new(file), &name) {
+        let record = record?;
+        match Signal::of(&record) {
+            None => {
+                let Record::Resource(attributes) = record else {
+                    continue;
+                };
+                if attributes != resource {
+                    cut(&resource, &mut records, &mut bytes);
+                    resource = attributes;
+                }
+            }
+            Some(signal) if exporter.signals.wants(signal) => {
+                laid.clear();
+                encode::record_into(&mut laid, &record);
+                if !records.is_empty() && bytes + laid.len() > max_bytes {
+                    cut(&resource, &mut records, &mut bytes);
+                }
+                records.push(record);
+                bytes += laid.len();
+                if records.len() >= max_batch || bytes >= max_bytes {
+                    cut(&resource, &mut records, &mut bytes);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    cut(&resource, &mut records, &mut bytes);
+    Ok(batches)
 }

@@ -4,6 +4,7 @@
 //! again, alone, through `wasmtel_tests::in_own_process`.
 
 mod catalog;
+mod check;
 mod cli_summary;
 mod config_layers;
 mod csv_examples;
