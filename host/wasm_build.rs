@@ -91,7 +91,7 @@ pub fn build_workspace(workspace: &str) {
 }
 
 /// `<outer target dir>/wasm-plugins`.
-fn wasm_target_dir(out_dir: &Path) -> PathBuf {
+pub fn wasm_target_dir(out_dir: &Path) -> PathBuf {
     target_dir(out_dir).join("wasm-plugins")
 }
 

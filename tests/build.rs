@@ -128,7 +128,12 @@ fn scripting_examples(out_dir: &Path) {
         "cargo:rustc-env=COMPONENTIZE_JS={}",
         componentize_js.display()
     );
+    println!(
+        "cargo:rustc-env=WASM_TARGET_DIR={}",
+        wasm_build::wasm_target_dir(out_dir).display()
+    );
     let py = tools.join("python");
+    println!("cargo:rustc-env=PYTHON_TOOLS={}", py.display());
     let componentize_py = py.join("bin/componentize-py");
     if !componentize_py.exists() {
         run(

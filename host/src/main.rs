@@ -5,6 +5,8 @@ use std::io::{BufReader, IsTerminal, Seek};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod new;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use wasmtel::{Config, Telemetry};
@@ -103,6 +105,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Makes a new plugin project in the directory NAME (or --dir): a CSV exporter to change
+    /// into yours, with the WIT package, wasmtel's SDK or helper library, a recorded session
+    /// (fixture.jsonl) and the expected directory it passes. `sh test.sh` in it builds the
+    /// plugin and runs its fixture test (`wasmtel test`); its README says more.
+    New {
+        /// The plugin's name: lowercase letters, digits, `-` and `_`, starting with a letter.
+        name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum)]
+        lang: new::Lang,
+        /// Where to make it (default: ./NAME); it must not exist, or be empty.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Telemetry on or off, over the config file and the environment (`CODEX_OTEL_ENABLED`,
@@ -142,6 +158,18 @@ fn main() -> ExitCode {
         } => load_config(config.as_deref(), &switch)
             .and_then(|config| check(config, fixture.as_deref())),
         Command::Inspect { plugin, json } => inspect(&plugin, json),
+        Command::New { name, lang, dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            new::new(&name, lang, &dir).map(|written| {
+                println!(
+                    "made {} ({} files): `sh {}/test.sh` builds it and runs its fixture test",
+                    dir.display(),
+                    written.len(),
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            })
+        }
         Command::Test {
             plugin,
             fixture,

@@ -36,6 +36,12 @@ pub const CSV_JS: &str = concat!(env!("OUT_DIR"), "/csv_js.wasm");
 pub const CSV_PYTHON: &str = concat!(env!("OUT_DIR"), "/csv_python.wasm");
 /// ComponentizeJS, as the build script installed it.
 pub const COMPONENTIZE_JS: &str = env!("COMPONENTIZE_JS");
+/// Where the build script installed componentize-py (its `bin/componentize-py`, and the
+/// `PYTHONPATH` it needs).
+pub const PYTHON_TOOLS: &str = env!("PYTHON_TOOLS");
+/// The target directory of the plugins the build script builds for wasm32-wasip2, whose compiled
+/// dependencies a test's own plugin build reuses.
+pub const WASM_TARGET_DIR: &str = env!("WASM_TARGET_DIR");
 /// A core module in WAT made a component: 24 memories, each grown by 16 MiB every export call.
 pub const MEMORIES: &str = concat!(env!("OUT_DIR"), "/memories.wasm");
 /// A core module in WAT made a component: 2 tables, each grown by 32 M elements every export

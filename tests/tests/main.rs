@@ -31,5 +31,6 @@ mod replay;
 mod sandbox;
 mod self_telemetry;
 mod stable_replay;
+mod templates;
 mod text_batches;
 mod versions;
