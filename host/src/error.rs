@@ -86,6 +86,14 @@ pub enum Error {
     /// The runtime could not start.
     #[error("cannot start the plugin runtime")]
     Runtime(#[source] BoxError),
+    /// A fixture run's `responses.toml` is invalid.
+    #[error("{}: {message}", file.display())]
+    Responses {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A fixture run's config does not have exactly one exporter.
     #[error("{config}: a fixture run takes a config with exactly one exporter, not {found}")]
     NotOneExporter {

@@ -19,10 +19,15 @@
 //!
 //! The expected directory holds `calls.txt` (a line per call: `init: ok`, `export 1 (512
 //! records): ok`, ...), `log.txt` (a line per message of the plugin's log, stdout and stderr:
-//! `info: ...`) and `files/`, a copy of the sandbox directory as the plugin left it.
+//! `info: ...`), `files/`, a copy of the sandbox directory as the plugin left it, and, if the
+//! plugin sent HTTP requests, `requests.txt`: each request (its bodies in OTLP protobuf shown as
+//! OTLP JSON, JSON indented) and its answer. No request leaves the process: those to hosts the
+//! sandbox allows are answered by a script ([`RESPONSES`], [`FixtureRun::responses`]; else each
+//! with a plain success), the others refused.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::{Config, ExporterConfig};
 use crate::error::{CallError, Error};
@@ -35,6 +40,7 @@ pub struct FixtureRun {
     plugin: String,
     fixture: PathBuf,
     config: Option<PathBuf>,
+    responses: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
 }
 
@@ -48,6 +54,8 @@ pub struct Capture {
     /// The files of its sandbox directory as it left them, by path relative to it (`/`
     /// between names).
     pub files: BTreeMap<String, Vec<u8>>,
+    /// The HTTP requests it sent (to hosts its sandbox allows), each with its answer.
+    pub requests: Vec<plugin::Exchange>,
 }
 
 /// How a [`Capture`] differs from an expected directory: a section per differing file, with a
@@ -64,6 +72,7 @@ impl FixtureRun {
             plugin: plugin.into(),
             fixture: fixture.into(),
             config: None,
+            responses: None,
             cache_dir: plugin::default_cache_dir(),
         }
     }
@@ -73,6 +82,13 @@ impl FixtureRun {
     /// sandbox directory by a temporary one.
     pub fn config(mut self, path: impl Into<PathBuf>) -> Self {
         self.config = Some(path.into());
+        self
+    }
+
+    /// Answers the plugin's HTTP requests with the answers of `path` (a `responses.toml`: see
+    /// [`RESPONSES`]) instead of a plain success each.
+    pub fn responses(mut self, path: impl Into<PathBuf>) -> Self {
+        self.responses = Some(path.into());
         self
     }
 
@@ -97,8 +113,11 @@ impl FixtureRun {
         let dir = scratch.path().join("sandbox");
         let mut sandbox = exporter.sandbox_for(&plugin);
         sandbox.dir = Some(dir.clone());
-        // No request leaves a fixture run: each is refused, as outside `sandbox.allow_hosts`.
-        sandbox.allow_hosts.clear();
+        // No request leaves a fixture run: those the sandbox allows are answered here.
+        let responder = Arc::new(plugin::Responder::new(match &self.responses {
+            Some(path) => answers(path)?,
+            None => Vec::new(),
+        }));
         let lines: plugin::Capture = Default::default();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -107,7 +126,12 @@ impl FixtureRun {
         let calls = rt.block_on(async {
             let mut calls = Vec::new();
             let started = plugin
-                .instantiate_captured(&exporter.name, &sandbox, Some(lines.clone()))
+                .instantiate_captured(
+                    &exporter.name,
+                    &sandbox,
+                    Some(lines.clone()),
+                    Some(responder.clone()),
+                )
                 .await;
             let mut instance = match started {
                 Ok(instance) => instance,
@@ -152,6 +176,7 @@ impl FixtureRun {
                 what: format!("cannot read the sandbox directory {}", dir.display()),
                 source,
             })?,
+            requests: responder.exchanges(),
         })
     }
 
@@ -245,6 +270,188 @@ fn files_in(dir: &Path) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
 const CALLS: &str = "calls.txt";
 const LOG: &str = "log.txt";
 const FILES: &str = "files";
+/// The HTTP requests of a run, decoded where they are OTLP or JSON (only if there are any).
+const REQUESTS: &str = "requests.txt";
+/// What answers the plugin's HTTP requests, if an expected directory holds it (it is input, not
+/// compared): `[[answer]]` tables, each `status` (default 200; for gRPC, 200 with
+/// `grpc-status: 0`), `headers` (a table), `body` (text) and `delay_ms`. The requests get them in
+/// order, and the last answers every request after it.
+pub const RESPONSES: &str = "responses.toml";
+
+/// A `responses.toml`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Script {
+    #[serde(default)]
+    answer: Vec<ScriptAnswer>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScriptAnswer {
+    #[serde(default)]
+    status: u16,
+    #[serde(default)]
+    headers: indexmap::IndexMap<String, String>,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    delay_ms: u64,
+}
+
+/// The answers of the `responses.toml` at `path`.
+fn answers(path: &Path) -> Result<Vec<plugin::Answer>, Error> {
+    let bad = |message: String| Error::Responses {
+        file: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let script: Script = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    script
+        .answer
+        .into_iter()
+        .enumerate()
+        .map(|(n, a)| {
+            if a.status != 0 && !(100..=599).contains(&a.status) {
+                return Err(bad(format!(
+                    "answer {}: status {} is not an HTTP status (100 to 599)",
+                    n + 1,
+                    a.status
+                )));
+            }
+            Ok(plugin::Answer {
+                status: a.status,
+                headers: a.headers.into_iter().collect(),
+                body: a.body.into_bytes(),
+                delay: std::time::Duration::from_millis(a.delay_ms),
+            })
+        })
+        .collect()
+}
+
+/// A request and its answer as lines of `requests.txt`: the request line, its headers, its body
+/// (OTLP protobuf, gRPC-framed or not, shown as OTLP JSON; JSON shown indented; other text as
+/// it is; gzip undone), then the answer.
+fn request_lines(exchange: &plugin::Exchange, out: &mut Vec<String>) {
+    out.push(format!("{} {}", exchange.method, exchange.uri));
+    let header = |name: &str| {
+        exchange
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    for (name, value) in &exchange.headers {
+        out.push(format!("  {name}: {value}"));
+    }
+    let (shown, text) = body_text(
+        &exchange.uri,
+        header("content-type").unwrap_or_default(),
+        header("content-encoding").or(header("grpc-encoding")),
+        &exchange.body,
+    );
+    out.push(format!("  body: {} bytes{shown}", exchange.body.len()));
+    out.extend(text.lines().map(|l| format!("    {l}")));
+    out.push(match exchange.answered {
+        Some((status, delay)) => format!("  answered {status} after {} ms", delay.as_millis()),
+        None => "  not answered: the request's deadline passed first".to_string(),
+    });
+}
+
+/// What a request body is (after its size, e.g. `, OTLP logs (protobuf, gzip) as OTLP JSON:`)
+/// and its text.
+fn body_text(
+    uri: &str,
+    content_type: &str,
+    encoding: Option<&str>,
+    body: &[u8],
+) -> (String, String) {
+    use prost::Message as _;
+    use std::io::Read as _;
+    use wasmtel_sdk::otlp::{json, proto};
+
+    let mut how = Vec::new();
+    let mut bytes = body.to_vec();
+    let grpc = content_type.starts_with("application/grpc");
+    if grpc {
+        // One message: a compressed flag, a big-endian length, the message.
+        match bytes.get(..5) {
+            Some(head) if head[1..5] == ((bytes.len() - 5) as u32).to_be_bytes() => {
+                if head[0] == 1 {
+                    how.push("gzip");
+                }
+                bytes.drain(..5);
+            }
+            _ => return (", not one gRPC message".into(), String::new()),
+        }
+    }
+    if encoding == Some("gzip") && !(grpc && how.is_empty()) {
+        let mut out = Vec::new();
+        match flate2::read::GzDecoder::new(bytes.as_slice()).read_to_end(&mut out) {
+            Ok(_) => bytes = out,
+            Err(e) => {
+                return (
+                    format!(", gzip that does not decompress: {e}"),
+                    String::new(),
+                );
+            }
+        }
+        if !how.contains(&"gzip") {
+            how.push("gzip");
+        }
+    }
+    let path = uri.split('?').next().unwrap_or_default();
+    // OTLP/HTTP's paths, and OTLP/gRPC's services.
+    let signal = [
+        ("logs", "logs"),
+        ("traces", "trace"),
+        ("metrics", "metrics"),
+    ]
+    .into_iter()
+    .find(|(http, grpc)| {
+        path.ends_with(&format!("/v1/{http}")) || path.contains(&format!(".{grpc}.v1."))
+    })
+    .map(|(signal, _)| signal);
+    let protobuf = grpc || content_type.starts_with("application/x-protobuf");
+    let pretty = |json: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(json)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+    };
+    let how = if how.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", how.join(", "))
+    };
+    if let (true, Some(signal)) = (protobuf, signal) {
+        let json = match signal {
+            "logs" => proto::collector::logs::v1::ExportLogsServiceRequest::decode(&bytes[..])
+                .map(|r| json::logs(&r)),
+            "traces" => proto::collector::trace::v1::ExportTraceServiceRequest::decode(&bytes[..])
+                .map(|r| json::traces(&r)),
+            _ => proto::collector::metrics::v1::ExportMetricsServiceRequest::decode(&bytes[..])
+                .map(|r| json::metrics(&r)),
+        };
+        return match json.map(|j| pretty(&j)) {
+            Ok(Some(text)) => (
+                format!(", OTLP {signal} (protobuf{how}), as OTLP JSON:"),
+                text,
+            ),
+            Ok(None) | Err(_) => (
+                format!(", protobuf{how} that does not decode as an OTLP {signal} request"),
+                String::new(),
+            ),
+        };
+    }
+    if let Some(text) = pretty(&bytes) {
+        return (format!(", JSON{how}:"), text);
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) if !text.is_empty() => (format!(", text{how}:"), text),
+        Ok(_) => (String::new(), String::new()),
+        Err(_) => (format!(", binary{how}"), String::new()),
+    }
+}
 
 impl Capture {
     /// The capture as the files of an expected directory: `calls.txt`, `log.txt`, and each
@@ -261,6 +468,13 @@ impl Capture {
             (CALLS.to_string(), text(&self.calls)),
             (LOG.to_string(), text(&self.log)),
         ]);
+        if !self.requests.is_empty() {
+            let mut lines = Vec::new();
+            for exchange in &self.requests {
+                request_lines(exchange, &mut lines);
+            }
+            out.insert(REQUESTS.to_string(), text(&lines));
+        }
         for (name, bytes) in &self.files {
             out.insert(format!("{FILES}/{name}"), bytes.clone());
         }
@@ -273,7 +487,9 @@ impl Capture {
     /// directory.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         let holds = |name: &str| std::fs::symlink_metadata(dir.join(name)).is_ok();
-        let empty = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
+        // A directory that holds only the answers to give is a new expected directory.
+        let empty = std::fs::read_dir(dir)
+            .map_or(true, |d| d.flatten().all(|e| e.file_name() == RESPONSES));
         if !empty && !holds(CALLS) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -288,6 +504,9 @@ impl Capture {
             Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(dir.join(FILES))?,
             Ok(_) => std::fs::remove_file(dir.join(FILES))?,
             Err(_) => {}
+        }
+        if holds(REQUESTS) {
+            std::fs::remove_file(dir.join(REQUESTS))?;
         }
         for (name, bytes) in &self.expected_files() {
             let path = dir.join(name);
@@ -305,12 +524,13 @@ impl Capture {
     /// Compares this capture with the expected directory `dir`: `Ok` if every file is the same,
     /// else each difference.
     pub fn compare(&self, dir: &Path) -> Result<(), Mismatch> {
-        let expected = files_in(dir).map_err(|e| {
+        let mut expected = files_in(dir).map_err(|e| {
             Mismatch(vec![format!(
                 "cannot read the expected directory {}: {e} (write it with --update)",
                 dir.display()
             )])
         })?;
+        expected.remove(RESPONSES);
         let actual = self.expected_files();
         let mut differences = Vec::new();
         let names: std::collections::BTreeSet<&String> =

@@ -67,13 +67,17 @@ enum Command {
     },
     /// Runs a plugin in its sandbox on a recorded fixture and compares what it did with an
     /// expected directory: the files it left in its directory (`files/`), its log, stdout and
-    /// stderr (`log.txt`), and its calls with their outcomes (`calls.txt`). Prints a diff of
-    /// each file that differs, with line numbers, and exits 1; with --update, writes the
-    /// directory instead.
+    /// stderr (`log.txt`), its calls with their outcomes (`calls.txt`) and its HTTP requests
+    /// with their answers (`requests.txt`, OTLP and JSON bodies decoded). Prints a diff of each
+    /// file that differs, with line numbers, and exits 1; with --update, writes the directory
+    /// instead.
     ///
     /// Batches are cut from the fixture as `wasmtel replay` cuts them, each exported once: an
     /// error is recorded and not retried, and a fault ends the run, so that every run is the
-    /// same.
+    /// same. No request leaves the process: those to hosts the sandbox allows are answered by
+    /// `responses.toml` of the expected directory if it has one (`[[answer]]` tables of
+    /// `status`, `headers`, `body`, `delay_ms`, given in order, the last repeated), else each
+    /// with 200; the others are refused.
     Test {
         /// A built-in plugin's name or a path to a `.wasm` component.
         plugin: String,
@@ -311,13 +315,20 @@ fn test(
     if let Some(config) = config {
         run = run.config(config);
     }
+    let responses = expect.join(wasmtel::harness::RESPONSES);
+    if responses.exists() {
+        run = run.responses(responses);
+    }
     let capture = run.run()?;
-    let what = format!(
+    let mut what = format!(
         "{} calls, {} log lines, {} files",
         capture.calls.len(),
         capture.log.len(),
         capture.files.len()
     );
+    if !capture.requests.is_empty() {
+        what += &format!(", {} requests", capture.requests.len());
+    }
     if update {
         capture
             .write(expect)

@@ -1,6 +1,7 @@
 //! The fixture harness, `wasmtel test` and `wasmtel::harness`: each CSV example passes its fixture
 //! test; a one-line change to a plugin's output fails it with a diff pointing at the line;
-//! `--update` writes what the plugin did; calls, faults and the plugin's output are captured.
+//! `--update` writes what the plugin did; calls, faults, the plugin's output and its HTTP requests
+//! (answered by a script, OTLP bodies decoded) are captured.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -264,5 +265,176 @@ fn calls_errors_faults_and_the_plugins_output_are_captured() {
             "{}: a fixture run takes a config with exactly one exporter, not 2",
             config.display()
         )
+    );
+}
+
+/// The events among the first `n` records of the fixture.
+fn events_in_first(n: usize) -> usize {
+    let text = std::fs::read_to_string(fixture()).expect("fixture");
+    text.lines()
+        .skip(1)
+        .take(n)
+        .filter(|l| l.starts_with(r#"{"type":"event""#))
+        .count()
+}
+
+#[test]
+fn http_requests_are_answered_by_the_script_and_shown_decoded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("otlp.toml"),
+        "[exporters.c]\nplugin = \"otlp\"\n\
+         config = { endpoint = \"http://collector.example:4318\", compression = \"gzip\" }\n\
+         queue = { max_batch = 300 }\n",
+    )
+    .expect("write");
+    let expect = dir.path().join("expected");
+    std::fs::create_dir(&expect).expect("mkdir");
+    let script = "[[answer]]\nstatus = 503\nheaders = { retry-after = \"2\" }\nbody = \"busy\"\n\
+                  [[answer]]\nstatus = 200\n";
+    std::fs::write(expect.join("responses.toml"), script).expect("write");
+    let config = ["--config", "otlp.toml"];
+    let (out, stdout) = wasmtel_test(
+        dir.path(),
+        "otlp",
+        &expect,
+        &[&config[..], &["--update"]].concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.ends_with(", 6 requests\n"), "{stdout}");
+
+    let calls = std::fs::read_to_string(expect.join("calls.txt")).expect("calls.txt");
+    assert_eq!(
+        calls.lines().nth(1),
+        Some(
+            "export 1 (300 records): retryable error (retry after 2000 ms): logs to \
+             http://collector.example:4318/v1/logs: HTTP 503: busy"
+        ),
+        "the scripted 503 reaches the plugin, its retry-after header too: {calls}"
+    );
+    let requests = std::fs::read_to_string(expect.join("requests.txt")).expect("requests.txt");
+    let heads: Vec<&str> = requests
+        .lines()
+        .filter(|l| l.starts_with("POST "))
+        .collect();
+    assert_eq!(heads.len(), 6, "a request per signal and batch: {heads:?}");
+    assert_eq!(heads[0], "POST http://collector.example:4318/v1/logs");
+    let first = requests.split("\nPOST ").next().expect("the first request");
+    assert!(
+        first.contains("\n  content-encoding: gzip\n"),
+        "{first:.300}"
+    );
+    assert!(
+        first.contains(" bytes, OTLP logs (protobuf, gzip), as OTLP JSON:\n"),
+        "{first:.300}"
+    );
+    assert!(
+        first.ends_with("\n  answered 503 after 0 ms"),
+        "{:?}",
+        &first[first.len() - 60..]
+    );
+    // The body decoded: a log record for each event of the first batch.
+    assert_eq!(
+        first.matches("\"timeUnixNano\"").count(),
+        events_in_first(300),
+        "every event of the batch, decoded"
+    );
+    assert!(
+        first.contains("\"stringValue\": \"codex_cli_rs\""),
+        "{first:.600}"
+    );
+
+    // The same run compares equal; another answer makes a difference at its line.
+    let (out, stdout) = wasmtel_test(dir.path(), "otlp", &expect, &config);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.ends_with(", 6 requests)\n"), "{stdout}");
+    std::fs::write(expect.join("responses.toml"), "[[answer]]\nstatus = 200\n").expect("write");
+    let (out, stdout) = wasmtel_test(dir.path(), "otlp", &expect, &config);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{}:2: differs",
+            expect.join("calls.txt").display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{}:", expect.join("requests.txt").display()))
+            && stdout.contains("-  answered 503 after 0 ms\n+  answered 200 after 0 ms"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_delayed_answer_meets_the_request_deadline_and_grpc_is_decoded_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("grpc.toml"),
+        "[exporters.c]\nplugin = \"otlp\"\n\
+         config = { endpoint = \"http://collector.example:4317\", protocol = \"grpc\" }\n\
+         http = { request_timeout_ms = 300 }\n",
+    )
+    .expect("write");
+    let expect = dir.path().join("expected");
+    std::fs::create_dir(&expect).expect("mkdir");
+    // The first request waits past its deadline; the others get gRPC's OK.
+    std::fs::write(
+        expect.join("responses.toml"),
+        "[[answer]]\ndelay_ms = 2000\n[[answer]]\n",
+    )
+    .expect("write");
+    let capture = FixtureRun::new("otlp", fixture())
+        .config(dir.path().join("grpc.toml"))
+        .responses(expect.join("responses.toml"))
+        .run()
+        .expect("the run");
+    assert!(
+        capture.calls[1].starts_with("export 1 (") && capture.calls[1].contains("retryable error"),
+        "{:?}",
+        capture.calls
+    );
+    let first = &capture.requests[0];
+    assert_eq!(
+        first.uri,
+        "http://collector.example:4317/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+    );
+    assert_eq!(first.answered, None, "its deadline passed first");
+    assert!(
+        capture.requests[1..].iter().all(|r| r.answered.is_some()),
+        "{:?}",
+        capture.requests.iter().map(|r| &r.uri).collect::<Vec<_>>()
+    );
+    capture.write(&expect).expect("write");
+    let requests = std::fs::read_to_string(expect.join("requests.txt")).expect("requests.txt");
+    assert!(
+        requests.contains("  not answered: the request's deadline passed first\n"),
+        "{requests:.400}"
+    );
+    for signal in ["logs", "traces", "metrics"] {
+        assert!(
+            requests.contains(&format!(
+                " bytes, OTLP {signal} (protobuf), as OTLP JSON:\n"
+            )),
+            "{signal}"
+        );
+    }
+    assert!(
+        std::fs::read_to_string(expect.join("responses.toml"))
+            .expect("kept")
+            .contains("delay_ms"),
+        "the script is left as it was"
+    );
+
+    std::fs::write(expect.join("responses.toml"), "[[answer]]\nstatus = 42\n").expect("write");
+    let (out, stdout) = wasmtel_test(dir.path(), "otlp", &expect, &["--config", "grpc.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stderr.contains("responses.toml: answer 1: status 42 is not an HTTP status (100 to 599)"),
+        "{stderr}"
     );
 }

@@ -24,6 +24,7 @@ mod epoch;
 mod files;
 mod inspect;
 mod net;
+mod responder;
 mod stdio;
 mod v0_1;
 
@@ -48,6 +49,8 @@ pub use budget::Limits;
 use epoch::{Ticker, Ticking};
 pub use inspect::{Import, Inspection, inspect};
 pub use net::{HttpOptions, Tls, TlsError};
+pub(crate) use responder::Responder;
+pub use responder::{Answer, Exchange};
 pub(crate) use stdio::Capture;
 pub use stdio::LogRate;
 
@@ -602,18 +605,22 @@ impl Plugin {
         exporter: &str,
         sandbox: &Sandbox,
     ) -> Result<Instance, StartError> {
-        self.instantiate_captured(exporter, sandbox, None).await
+        self.instantiate_captured(exporter, sandbox, None, None)
+            .await
     }
 
     /// [`Plugin::instantiate`], every message of the plugin (its log, stdout and stderr) also
-    /// kept in `capture`, if given, before its log rate is applied.
+    /// kept in `capture`, if given, before its log rate is applied; the requests it may send
+    /// answered by `responder`, if given, instead of their hosts.
     pub(crate) async fn instantiate_captured(
         &self,
         exporter: &str,
         sandbox: &Sandbox,
         capture: Option<Capture>,
+        responder: Option<Arc<Responder>>,
     ) -> Result<Instance, StartError> {
-        let sender = Arc::new(net::Sender::new(&sandbox.allow_hosts, &sandbox.http));
+        let sender = net::Sender::new(&sandbox.allow_hosts, &sandbox.http).answered_by(responder);
+        let sender = Arc::new(sender);
         self.instantiate_counted(exporter, sandbox, sender, Arc::default(), capture)
             .await
     }

@@ -22,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::bindings::Level;
+use super::responder::Responder;
 use super::stdio::PluginLog;
 use crate::error::{causes, chain};
 use crate::stats::{Limit, LimitCounts};
@@ -300,6 +301,8 @@ const MIN_REQUEST_TIMEOUT: Duration = Duration::from_millis(100);
 /// within the bounds of [`HttpOptions`].
 pub(crate) struct Sender {
     allow: AllowList,
+    /// What answers the requests instead of their hosts, in a fixture run.
+    responder: Option<Arc<Responder>>,
     pools: OnceLock<(Pool, Pool)>,
     permits: Arc<Semaphore>,
     options: HttpOptions,
@@ -309,10 +312,17 @@ impl Sender {
     pub fn new(allow_hosts: &[String], options: &HttpOptions) -> Sender {
         Sender {
             allow: AllowList::new(allow_hosts),
+            responder: None,
             pools: OnceLock::new(),
             permits: Arc::new(Semaphore::new(options.max_concurrent.max(1))),
             options: options.clone(),
         }
+    }
+
+    /// This sender, its allowed requests answered by `responder` and not sent.
+    pub fn answered_by(mut self, responder: Option<Arc<Responder>>) -> Sender {
+        self.responder = responder;
+        self
     }
 
     /// The pool for ordinary requests, or for gRPC's.
@@ -443,6 +453,15 @@ impl WasiHttpHooks for Hooks {
                     t.clamp(MIN_REQUEST_TIMEOUT, sender.options.request_timeout)
                 });
             let deadline = tokio::time::Instant::now() + limit;
+            if let Some(responder) = &sender.responder {
+                return match tokio::time::timeout_at(deadline, responder.respond(request)).await {
+                    Ok(answer) => answer.map(|response| {
+                        let done = Box::new(async { Ok(()) });
+                        (response, done as Box<dyn Future<Output = _> + Send>)
+                    }),
+                    Err(_) => Err(Error::HttpResponseTimeout),
+                };
+            }
             let grpc = request
                 .headers()
                 .get(http::header::CONTENT_TYPE)
