@@ -13,6 +13,7 @@ mod faults;
 mod feedback;
 mod harness;
 mod file_jsonl;
+mod helpers;
 mod idle;
 mod inspect;
 mod limits;
