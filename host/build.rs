@@ -83,7 +83,7 @@ fn templates() {
     std::fs::write(out.join("templates.rs"), code).expect("OUT_DIR/templates.rs");
 }
 
-/// The files at `path` (itself, if it is a file), but Python's caches.
+/// The files at `path` (itself, if it is a file), but Python's caches and `wit/released`.
 fn walk(path: &Path, files: &mut Vec<PathBuf>) {
     if path.is_file() {
         files.push(path.to_path_buf());
@@ -91,7 +91,11 @@ fn walk(path: &Path, files: &mut Vec<PathBuf>) {
     }
     for entry in std::fs::read_dir(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())) {
         let path = entry.expect("an entry").path();
-        if path.file_name().is_some_and(|n| n == "__pycache__") {
+        // Python's caches; the frozen WIT versions a new plugin does not build against.
+        if path
+            .file_name()
+            .is_some_and(|n| n == "__pycache__" || n == "released")
+        {
             continue;
         }
         walk(&path, files);

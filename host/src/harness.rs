@@ -103,7 +103,8 @@ impl FixtureRun {
     /// an `init` that refuses) is captured instead.
     pub fn run(&self) -> Result<Capture, Error> {
         let (exporter, session_id) = self.exporter()?;
-        let resources_and_records = crate::replay::fixture_batches(&self.fixture, &exporter)?;
+        let (resources_and_records, too_large) =
+            crate::replay::fixture_batches(&self.fixture, &exporter)?;
         let runtime = plugin::Runtime::new(self.cache_dir.clone())?;
         let plugin = exporter.load(&runtime)?;
         let scratch = tempfile::tempdir().map_err(|source| Error::Io {
@@ -125,6 +126,12 @@ impl FixtureRun {
             .map_err(|e| Error::Runtime(e.into()))?;
         let calls = rt.block_on(async {
             let mut calls = Vec::new();
+            if too_large > 0 {
+                calls.push(format!(
+                    "{too_large} records left out, larger than queue.max_batch_bytes (the \
+                     pipeline drops them so)"
+                ));
+            }
             let started = plugin
                 .instantiate_captured(
                     &exporter.name,
@@ -176,7 +183,7 @@ impl FixtureRun {
                 what: format!("cannot read the sandbox directory {}", dir.display()),
                 source,
             })?,
-            requests: responder.exchanges(),
+            requests: responder.take_exchanges(),
         })
     }
 
@@ -312,12 +319,22 @@ fn answers(path: &Path) -> Result<Vec<plugin::Answer>, Error> {
         .into_iter()
         .enumerate()
         .map(|(n, a)| {
-            if a.status != 0 && !(100..=599).contains(&a.status) {
+            if a.status != 0 && !(200..=599).contains(&a.status) {
                 return Err(bad(format!(
-                    "answer {}: status {} is not an HTTP status (100 to 599)",
+                    "answer {}: status {} is not a final HTTP status (200 to 599)",
                     n + 1,
                     a.status
                 )));
+            }
+            for (name, value) in &a.headers {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                    || http::HeaderValue::from_str(value).is_err()
+                {
+                    return Err(bad(format!(
+                        "answer {}: `{name}: {value}` is not a valid HTTP header",
+                        n + 1
+                    )));
+                }
             }
             Ok(plugin::Answer {
                 status: a.status,
@@ -342,7 +359,11 @@ fn request_lines(exchange: &plugin::Exchange, out: &mut Vec<String>) {
             .map(|(_, v)| v.as_str())
     };
     for (name, value) in &exchange.headers {
-        out.push(format!("  {name}: {value}"));
+        if secret(name) {
+            out.push(format!("  {name}: (not shown: {} bytes)", value.len()));
+        } else {
+            out.push(format!("  {name}: {value}"));
+        }
     }
     let (shown, text) = body_text(
         &exchange.uri,
@@ -352,11 +373,28 @@ fn request_lines(exchange: &plugin::Exchange, out: &mut Vec<String>) {
     );
     out.push(format!("  body: {} bytes{shown}", exchange.body.len()));
     out.extend(text.lines().map(|l| format!("    {l}")));
-    out.push(match exchange.answered {
-        Some((status, delay)) => format!("  answered {status} after {} ms", delay.as_millis()),
-        None => "  not answered: the request's deadline passed first".to_string(),
+    out.push(match &exchange.outcome {
+        plugin::Outcome::Answered(status, delay) => {
+            format!("  answered {status} after {} ms", delay.as_millis())
+        }
+        plugin::Outcome::TimedOut => {
+            "  not answered: the request's deadline passed first".to_string()
+        }
+        plugin::Outcome::Failed(why) => format!("  not answered: {why}"),
     });
 }
+
+/// Whether the header `name` (lowercase) carries a credential, not to be written into an
+/// expected directory (which is usually committed).
+fn secret(name: &str) -> bool {
+    matches!(name, "authorization" | "proxy-authorization" | "cookie")
+        || ["key", "token", "secret", "password", "auth"]
+            .iter()
+            .any(|w| name.contains(w))
+}
+
+/// The most a gzip body is decompressed to, to be shown.
+const MAX_DECODED_BYTES: u64 = 64 << 20;
 
 /// What a request body is (after its size, e.g. `, OTLP logs (protobuf, gzip) as OTLP JSON:`)
 /// and its text.
@@ -387,7 +425,14 @@ fn body_text(
     }
     if encoding == Some("gzip") && !(grpc && how.is_empty()) {
         let mut out = Vec::new();
-        match flate2::read::GzDecoder::new(bytes.as_slice()).read_to_end(&mut out) {
+        let gzip = flate2::read::GzDecoder::new(bytes.as_slice());
+        match gzip.take(MAX_DECODED_BYTES + 1).read_to_end(&mut out) {
+            Ok(_) if out.len() as u64 > MAX_DECODED_BYTES => {
+                return (
+                    format!(", gzip of more than {MAX_DECODED_BYTES} bytes: not shown"),
+                    String::new(),
+                );
+            }
             Ok(_) => bytes = out,
             Err(e) => {
                 return (

@@ -287,8 +287,16 @@ fn check(config: Config, fixture: Option<&Path>) -> anyhow::Result<ExitCode> {
     for (name, result) in results {
         match result {
             Ok(checked) if fixture.is_some() => println!(
-                "{name}: ok: {} records in {} batches exported, then flushed",
-                checked.records, checked.batches
+                "{name}: ok: {} records in {} batches exported, then flushed{}",
+                checked.records,
+                checked.batches,
+                match checked.too_large {
+                    0 => String::new(),
+                    n => format!(
+                        " ({n} left out, larger than queue.max_batch_bytes: the pipeline drops \
+                         them so)"
+                    ),
+                }
             ),
             Ok(_) => println!("{name}: ok"),
             Err(e) => {

@@ -32,9 +32,28 @@ impl Lang {
     }
 }
 
-/// Whether `name` can name the project: a package for cargo, npm and a `.wasm` file alike.
+/// Whether `name` can name the project: a package for cargo, npm and a `.wasm` file alike (and
+/// not a name cargo keeps for itself or for the SDK the project depends on).
 fn valid(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_lowercase())
+    let reserved = [
+        "test",
+        "core",
+        "std",
+        "alloc",
+        "proc_macro",
+        "proc-macro",
+        "self",
+        "super",
+        "crate",
+        "build",
+        "deps",
+        "examples",
+        "incremental",
+        "wasmtel_sdk",
+        "wasmtel-sdk",
+    ];
+    !reserved.contains(&name)
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.len() <= 64
         && name
             .chars()
@@ -57,6 +76,16 @@ pub fn new(name: &str, lang: Lang, dir: &Path) -> anyhow::Result<Vec<String>> {
             dir.display()
         );
     }
+    let made = std::fs::symlink_metadata(dir).is_err();
+    let written = write(name, lang, dir);
+    if written.is_err() && made {
+        // Nothing half-made is left behind.
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    written
+}
+
+fn write(name: &str, lang: Lang, dir: &Path) -> anyhow::Result<Vec<String>> {
     let crate_name = name.replace('-', "_");
     let mut written = Vec::new();
     for &(of, path, bytes, fill) in FILES {

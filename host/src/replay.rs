@@ -204,6 +204,9 @@ pub struct Checked {
     pub batches: usize,
     /// The records they held.
     pub records: usize,
+    /// The records left out for being larger than `queue.max_batch_bytes` (the pipeline drops
+    /// them so).
+    pub too_large: usize,
 }
 
 /// [`check`], each exporter then given the records of `fixture` (a file in the record format)
@@ -253,9 +256,9 @@ fn check_with(
                     mirror_dirs(dir, scratch.path(), 3);
                     exporter.sandbox.dir = Some(scratch.path().to_path_buf());
                 }
-                let batches = match fixture {
+                let (batches, too_large) = match fixture {
                     Some(fixture) => fixture_batches(fixture, &exporter)?,
-                    None => Vec::new(),
+                    None => (Vec::new(), 0),
                 };
                 let flush = fixture.is_some();
                 let setup = exporter.setup(plugin, &session_id, Default::default());
@@ -271,7 +274,10 @@ fn check_with(
                         call,
                         source: Box::new(source),
                     };
-                    let mut checked = Checked::default();
+                    let mut checked = Checked {
+                        too_large,
+                        ..Checked::default()
+                    };
                     for (n, batch) in batches.iter().enumerate() {
                         let call = || {
                             format!(
@@ -313,11 +319,12 @@ fn check_with(
 
 /// The records of `fixture` (a file in the record format), as batches cut as `replay` cuts them
 /// for `exporter`: by its `queue.max_batch` and `queue.max_batch_bytes`, a new batch at each change
-/// of resource, only the signals it takes.
+/// of resource, only the signals it takes; and how many records were left out, as the pipeline
+/// drops them, for being larger than `queue.max_batch_bytes`.
 pub(crate) fn fixture_batches(
     fixture: &Path,
     exporter: &ExporterConfig,
-) -> Result<Vec<Batch>, Error> {
+) -> Result<(Vec<Batch>, usize), Error> {
     let name = fixture.display().to_string();
     let file = std::fs::File::open(fixture).map_err(|source| Error::Io {
         what: format!("cannot open {name}"),
@@ -330,6 +337,7 @@ pub(crate) fn fixture_batches(
     let mut batches = Vec::new();
     let mut resource: Vec<KeyValue> = Vec::new();
     let (mut records, mut bytes, mut laid) = (Vec::new(), 0usize, Vec::new());
+    let mut too_large = 0;
     let mut cut = |resource: &[KeyValue], records: &mut Vec<Record>, bytes: &mut usize| {
         if !records.is_empty() {
             batches.push(Batch::of(resource, records.iter()));
@@ -352,6 +360,10 @@ pub(crate) fn fixture_batches(
             Some(signal) if exporter.signals.wants(signal) => {
                 laid.clear();
                 encode::record_into(&mut laid, &record);
+                if laid.len() > max_bytes {
+                    too_large += 1;
+                    continue;
+                }
                 if !records.is_empty() && bytes + laid.len() > max_bytes {
                     cut(&resource, &mut records, &mut bytes);
                 }
@@ -365,5 +377,5 @@ pub(crate) fn fixture_batches(
         }
     }
     cut(&resource, &mut records, &mut bytes);
-    Ok(batches)
+    Ok((batches, too_large))
 }

@@ -173,6 +173,40 @@ pub fn config(dir: &Path, text: &str) -> wasmtel::Config {
     wasmtel::Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Runs one instance of `plugin` (bytes, named `name`) with the sandbox directory `dir`: `init`
+/// with `config`, one export of `batch`, `flush` and `shutdown`; panics on any error.
+pub fn export_once(
+    name: &str,
+    plugin: &[u8],
+    dir: &Path,
+    config: &str,
+    batch: &wasmtel::plugin::Batch,
+) {
+    use wasmtel::plugin::{Runtime, Sandbox};
+    let plugin = Runtime::new(None)
+        .expect("runtime")
+        .load(name, plugin)
+        .unwrap_or_else(|e| panic!("{name} loads: {e}"));
+    let sandbox = Sandbox {
+        dir: Some(dir.to_path_buf()),
+        ..Sandbox::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut instance = plugin
+            .instantiate(name, &sandbox)
+            .await
+            .expect("instantiate");
+        instance.init(config, name, name).await.expect("init");
+        instance.export(batch).await.expect("export");
+        instance.flush().await.expect("flush");
+        instance.shutdown().await.expect("shutdown");
+    });
+}
+
 /// How many records the fixture holds (its lines but the resource line).
 pub fn fixture_records() -> u64 {
     let text = std::fs::read_to_string(fixture()).expect("fixture");

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use wasmtel::harness::FixtureRun;
+use wasmtel::plugin::Outcome;
 use wasmtel_tests::{
     COMPONENTIZE_JS, CSV_JS, CSV_PYTHON, CSV_RUST, ROGUE, fixture, wasmtel_command,
 };
@@ -402,9 +403,15 @@ fn a_delayed_answer_meets_the_request_deadline_and_grpc_is_decoded_too() {
         first.uri,
         "http://collector.example:4317/opentelemetry.proto.collector.logs.v1.LogsService/Export"
     );
-    assert_eq!(first.answered, None, "its deadline passed first");
+    assert_eq!(
+        first.outcome,
+        Outcome::TimedOut,
+        "its deadline passed first"
+    );
     assert!(
-        capture.requests[1..].iter().all(|r| r.answered.is_some()),
+        capture.requests[1..]
+            .iter()
+            .all(|r| matches!(r.outcome, Outcome::Answered(200, _))),
         "{:?}",
         capture.requests.iter().map(|r| &r.uri).collect::<Vec<_>>()
     );
@@ -434,7 +441,9 @@ fn a_delayed_answer_meets_the_request_deadline_and_grpc_is_decoded_too() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stdout}");
     assert!(
-        stderr.contains("responses.toml: answer 1: status 42 is not an HTTP status (100 to 599)"),
+        stderr.contains(
+            "responses.toml: answer 1: status 42 is not a final HTTP status (200 to 599)"
+        ),
         "{stderr}"
     );
 }

@@ -29,10 +29,10 @@ fn the_javascript_helper_library_passes_its_tests() {
             "test/wasmtel.test.mjs",
         ])
         .current_dir(repo().join("sdk/js")));
-    assert!(
-        text.contains("\n# pass 6\n") && text.contains("\n# fail 0\n"),
-        "{text}"
-    );
+    let passed = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# pass ")?.parse::<u32>().ok());
+    assert!(passed > Some(0) && text.contains("\n# fail 0\n"), "{text}");
 }
 
 #[test]
@@ -41,8 +41,12 @@ fn the_python_helper_library_passes_its_tests() {
         .args(["-m", "unittest", "discover", "-s", "sdk/python/tests"])
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .current_dir(repo()));
-    assert!(
-        text.contains("\nRan 6 tests in ") && text.ends_with("\nOK\n"),
-        "{text}"
-    );
+    let ran = text.lines().find_map(|l| {
+        l.strip_prefix("Ran ")?
+            .split(' ')
+            .next()?
+            .parse::<u32>()
+            .ok()
+    });
+    assert!(ran > Some(0) && text.ends_with("\nOK\n"), "{text}");
 }

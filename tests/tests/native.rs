@@ -2,7 +2,7 @@
 //! and as a component on the same batch, writes the same bytes: those of the fixture.
 
 use wasmtel::model::Record;
-use wasmtel::plugin::{Batch, Runtime, Sandbox, builtin};
+use wasmtel::plugin::{Batch, builtin};
 use wasmtel_sdk::{Context, Exporter, encode};
 use wasmtel_tests::fixture;
 
@@ -36,27 +36,8 @@ fn file_jsonl_natively_and_as_a_component_writes_the_same_bytes() {
     native.shutdown().expect("shutdown");
 
     let wasm_dir = tempfile::tempdir().expect("tempdir");
-    let runtime = Runtime::new(None).expect("runtime");
-    let plugin = runtime
-        .load("file-jsonl", builtin("file-jsonl").expect("built in"))
-        .expect("load");
-    let sandbox = Sandbox {
-        dir: Some(wasm_dir.path().to_path_buf()),
-        ..Sandbox::default()
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let mut instance = plugin
-            .instantiate("same", &sandbox)
-            .await
-            .expect("instantiate");
-        instance.init(config, "same", "same").await.expect("init");
-        instance.export(&batch).await.expect("export");
-        instance.shutdown().await.expect("shutdown");
-    });
+    let component = builtin("file-jsonl").expect("built in");
+    wasmtel_tests::export_once("same", component, wasm_dir.path(), config, &batch);
 
     let native =
         std::fs::read_to_string(native_dir.path().join("out.jsonl")).expect("native output");

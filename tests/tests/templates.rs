@@ -52,7 +52,7 @@ fn a_project_of_each_language_builds_and_passes_its_fixture_test() {
 #[test]
 fn a_bad_name_or_a_directory_in_use_is_refused_and_nothing_written() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    for bad in ["Csv", "9lives", "a b", "../up", "ü"] {
+    for bad in ["Csv", "9lives", "a b", "../up", "ü", "test", "wasmtel-sdk"] {
         let (ok, text) = new(tmp.path(), &[bad, "--lang", "rust"]);
         assert!(!ok, "{bad}: {text}");
         assert!(

@@ -5,7 +5,7 @@ use wasmtel::model::{
     Event, HistogramPoint, KeyValue, Metric, MetricData, Number, NumberPoint, Record, Scope, Span,
     SpanEvent, SpanKind, SpanLink, StatusCode, Temporality, Value,
 };
-use wasmtel::plugin::{Batch, Runtime, Sandbox};
+use wasmtel::plugin::Batch;
 use wasmtel_tests::{RELEASED_0_1_1, fixture, output_text, wasmtel_command};
 
 /// Renders values, records and the resource as the 0.1.1 guest writes them (see its doc), from
@@ -346,28 +346,7 @@ fn a_0_1_plugin_reads_every_field_of_every_record_through_the_adapter() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let bytes = std::fs::read(RELEASED_0_1_1).expect("guest");
-    let plugin = Runtime::new(None)
-        .expect("runtime")
-        .load("released-0-1-1", &bytes)
-        .expect("a 0.1.1 plugin loads on this host");
-    let sandbox = Sandbox {
-        dir: Some(dir.path().to_path_buf()),
-        ..Sandbox::default()
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let mut instance = plugin
-            .instantiate("old", &sandbox)
-            .await
-            .expect("instantiate");
-        instance.init("{}", "old", "s").await.expect("init");
-        instance.export(&batch).await.expect("export");
-        instance.flush().await.expect("flush");
-        instance.shutdown().await.expect("shutdown");
-    });
+    wasmtel_tests::export_once("released-0-1-1", &bytes, dir.path(), "{}", &batch);
 
     let written = std::fs::read_to_string(dir.path().join("records.txt")).expect("records.txt");
     let (resources, got): (Vec<&str>, Vec<&str>) =

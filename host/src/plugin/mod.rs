@@ -50,7 +50,7 @@ use epoch::{Ticker, Ticking};
 pub use inspect::{Import, Inspection, inspect};
 pub use net::{HttpOptions, Tls, TlsError};
 pub(crate) use responder::Responder;
-pub use responder::{Answer, Exchange};
+pub use responder::{Answer, Exchange, MAX_BODY_BYTES, Outcome};
 pub(crate) use stdio::Capture;
 pub use stdio::LogRate;
 
@@ -882,7 +882,7 @@ impl Instance {
             }
             Api::V0_1(plugin) => {
                 let view = batch.view()?;
-                within(self.timeout, plugin.export(&mut self.store, &view)).await
+                plugin.export(&mut self.store, &view, self.timeout).await
             }
         };
         finish(result, self.store.data_mut())

@@ -7,13 +7,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use wasmtime_wasi_http::{Error, WasiBody};
 
 /// How the responder answers one request.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Answer {
-    /// The status; 0 means 200, or for a gRPC request, 200 with `grpc-status: 0` (OK).
+    /// The status; 0 means 200. A 2xx to a gRPC request carries `grpc-status: 0` (OK) and
+    /// gRPC's content type unless its headers set them.
     pub status: u16,
     /// Its headers, in order.
     pub headers: Vec<(String, String)>,
@@ -22,6 +23,10 @@ pub struct Answer {
     /// How long it waits before answering.
     pub delay: Duration,
 }
+
+/// The most of a request's body the responder keeps: past it, the request fails (the body is
+/// too large to show).
+pub const MAX_BODY_BYTES: usize = 16 << 20;
 
 /// One request the plugin sent, and what became of it.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,11 +37,21 @@ pub struct Exchange {
     pub uri: String,
     /// Its headers, in order, names in lowercase.
     pub headers: Vec<(String, String)>,
-    /// Its body.
+    /// Its body (empty if it could not be read whole).
     pub body: Vec<u8>,
-    /// The status it was answered with, and after how long; none if the plugin's deadline for
-    /// it passed first.
-    pub answered: Option<(u16, Duration)>,
+    /// What became of it.
+    pub outcome: Outcome,
+}
+
+/// What became of a request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Answered with this status, after this delay.
+    Answered(u16, Duration),
+    /// The plugin's deadline for it passed before its answer.
+    TimedOut,
+    /// It failed before an answer: its body could not be read or passed [`MAX_BODY_BYTES`].
+    Failed(String),
 }
 
 /// Answers requests with a script's answers, in order; the last one answers every request
@@ -55,40 +70,67 @@ impl Responder {
         }
     }
 
-    /// The requests so far, in the order they came.
-    pub(crate) fn exchanges(&self) -> Vec<Exchange> {
-        self.exchanges
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The requests so far, in the order they came; they are given away.
+    pub(crate) fn take_exchanges(&self) -> Vec<Exchange> {
+        std::mem::take(&mut *self.exchanges.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Reads `request` whole, keeps it, and answers it.
+    /// Keeps `exchange`; its place.
+    fn record(&self, exchange: Exchange) -> usize {
+        let mut exchanges = self.exchanges.lock().unwrap_or_else(|e| e.into_inner());
+        exchanges.push(exchange);
+        exchanges.len() - 1
+    }
+
+    /// Sets what became of the exchange at `at`.
+    fn settle(&self, at: usize, outcome: Outcome) {
+        if let Some(exchange) = self
+            .exchanges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(at)
+        {
+            exchange.outcome = outcome;
+        }
+    }
+
+    /// Reads `request` whole (up to [`MAX_BODY_BYTES`]), keeps it, and answers it.
     pub(super) async fn respond(
         &self,
         request: http::Request<WasiBody>,
     ) -> Result<http::Response<WasiBody>, Error> {
         let (parts, body) = request.into_parts();
-        let body = body.collect().await?.to_bytes();
         let grpc = parts
             .headers
             .get(http::header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let at = {
-            let mut exchanges = self.exchanges.lock().unwrap_or_else(|e| e.into_inner());
-            exchanges.push(Exchange {
-                method: parts.method.to_string(),
-                uri: parts.uri.to_string(),
-                headers: parts
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
-                    .collect(),
-                body: body.to_vec(),
-                answered: None,
-            });
-            exchanges.len() - 1
+        let at = self.record(Exchange {
+            method: parts.method.to_string(),
+            uri: parts.uri.to_string(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+                .collect(),
+            body: Vec::new(),
+            outcome: Outcome::TimedOut,
+        });
+        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) => {
+                let why = format!("its body: {e}");
+                self.settle(at, Outcome::Failed(why.clone()));
+                return Err(Error::InternalError(Some(why)));
+            }
         };
+        if let Some(exchange) = self
+            .exchanges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(at)
+        {
+            exchange.body = Vec::from(body);
+        }
         let answer = self
             .answers
             .get(at)
@@ -102,10 +144,20 @@ impl Responder {
             answer.status
         };
         let mut response = http::Response::builder().status(status);
-        if grpc && answer.status == 0 && answer.headers.is_empty() {
-            response = response
-                .header(http::header::CONTENT_TYPE, "application/grpc")
-                .header("grpc-status", "0");
+        let set = |name: &str| {
+            answer
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        };
+        // A gRPC success is a 2xx with `grpc-status: 0`, unless the script says otherwise.
+        if grpc && (200..300).contains(&status) {
+            if !set("content-type") {
+                response = response.header(http::header::CONTENT_TYPE, "application/grpc");
+            }
+            if !set("grpc-status") {
+                response = response.header("grpc-status", "0");
+            }
         }
         for (name, value) in &answer.headers {
             response = response.header(name, value);
@@ -113,17 +165,16 @@ impl Responder {
         let body = Full::new(Bytes::from(answer.body))
             .map_err(|never| match never {})
             .boxed_unsync();
-        let response = response
-            .body(body)
-            .map_err(|e| Error::InternalError(Some(format!("a scripted answer: {e}"))))?;
-        if let Some(exchange) = self
-            .exchanges
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(at)
-        {
-            exchange.answered = Some((status, answer.delay));
+        match response.body(body) {
+            Ok(response) => {
+                self.settle(at, Outcome::Answered(status, answer.delay));
+                Ok(response)
+            }
+            Err(e) => {
+                let why = format!("a scripted answer: {e}");
+                self.settle(at, Outcome::Failed(why.clone()));
+                Err(Error::InternalError(Some(why)))
+            }
         }
-        Ok(response)
     }
 }

@@ -5,17 +5,21 @@
 //! range) for `export-events`, `export-spans` and `export-metrics`, called in that order for the
 //! signals the batch holds.
 //!
-//! A call that fails ends the batch: the host retries the whole batch, so the signals whose call
-//! succeeded before it are exported again (at least once, as every retry is).
+//! Each call has the deadline of one call (`sandbox.timeout_ms`). A call that fails ends the
+//! batch, which is retried whole (or, on a permanent error, dropped whole), so the signals whose
+//! call succeeded before it are exported again on a retry, and counted dropped though delivered
+//! on a permanent error.
 
+use std::time::{Duration, Instant};
 use wasmtel_sdk::model::{Number, SpanKind, StatusCode, Temporality};
 use wasmtel_sdk::view::{self, AnyValue, Attributes};
+
 use wasmtime::Store;
 use wasmtime::component::Resource;
 
-use super::HostState;
 use super::bindings::{self, v0_1};
 use super::files::HeldFile;
+use super::{HostState, within};
 use v0_1::types as t;
 use v0_1::wasmtel::exporter::{files, log};
 
@@ -95,25 +99,40 @@ impl Adapted {
     }
 
     /// Exports `batch`, a call per signal it holds; the first that fails ends it.
+    /// Exports `batch`, a call per signal it holds, each within `timeout` (if any) of its own;
+    /// the first that fails ends it.
     pub(super) async fn export(
         &self,
         store: &mut Store<HostState>,
         batch: &view::Batch<'_>,
+        timeout: Option<Duration>,
     ) -> Outcome {
         let api = self.0.wasmtel_exporter_exporter();
         let split = Split::of(batch);
-        if let Some(events) = &split.events
-            && let Err(e) = outcome(api.call_export_events(&mut *store, events).await)?
-        {
-            return Ok(Err(e));
+        // Each call gets the deadline a 0.1 host gave it.
+        let rearm = |store: &mut Store<HostState>| {
+            store.data_mut().deadline = timeout.map(|t| Instant::now() + t);
+        };
+        if let Some(events) = &split.events {
+            rearm(store);
+            let call = api.call_export_events(&mut *store, events);
+            if let Err(e) = outcome(within(timeout, call).await)? {
+                return Ok(Err(e));
+            }
         }
-        if let Some(spans) = &split.spans
-            && let Err(e) = outcome(api.call_export_spans(&mut *store, spans).await)?
-        {
-            return Ok(Err(e));
+        if let Some(spans) = &split.spans {
+            rearm(store);
+            let call = api.call_export_spans(&mut *store, spans);
+            if let Err(e) = outcome(within(timeout, call).await)? {
+                return Ok(Err(e));
+            }
         }
         match &split.metrics {
-            Some(metrics) => outcome(api.call_export_metrics(store, metrics).await),
+            Some(metrics) => {
+                rearm(store);
+                let call = api.call_export_metrics(&mut *store, metrics);
+                outcome(within(timeout, call).await)
+            }
             None => Ok(Ok(())),
         }
     }
@@ -216,10 +235,11 @@ fn empty_metrics() -> t::MetricBatch {
     }
 }
 
-/// `len` items from `start`. A batch is less than 4 GiB, so every index fits.
+/// `len` items from `start` (0.1's empty range if none). A batch is less than 4 GiB, so every
+/// index fits.
 fn range(start: usize, len: usize) -> t::Range {
     t::Range {
-        start: start as u32,
+        start: if len == 0 { 0 } else { start as u32 },
         len: len as u32,
     }
 }
@@ -260,6 +280,10 @@ impl Pool {
     }
 
     fn slice(&mut self, bytes: &[u8]) -> t::Slice {
+        if bytes.is_empty() {
+            // 0.1's empty slice.
+            return t::Slice { offset: 0, len: 0 };
+        }
         let offset = self.data.len() as u32;
         self.data.extend_from_slice(bytes);
         t::Slice {
