@@ -34,7 +34,8 @@
 //! ([`TelemetryLayer`], [`codex`] and the errors included), so an application's call sites
 //! compile unchanged in both builds: make `wasmtel/runtime` one of its own features, as
 //! `examples/optional-telemetry` does. What only the host does is left out: `replay`, `check`,
-//! `ReplaySummary`, `Signal`, `Signals`, `default_cache_dir`, and the `plugin`, `harness`, `jsonl`,
+//! `check_fixture`, `Checked`, `ReplaySummary`, `Signal`, `Signals`, `default_cache_dir`, and the
+//! `plugin`, `harness`, `jsonl`,
 //! `testing` and `otel_sdk` modules (whose features turn `runtime` on).
 
 #![warn(missing_docs)]

@@ -14,6 +14,8 @@ const HOST_ONLY: &[&str] = &[
     "default_cache_dir",
     "ReplaySummary",
     "check",
+    "check_fixture",
+    "Checked",
     "replay",
 ];
 
