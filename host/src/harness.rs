@@ -164,13 +164,10 @@ impl FixtureRun {
                     calls.push(format!("  rejected {count}: {reason}"));
                 }
             }
-            for (call, result) in [
-                ("flush", instance.flush().await),
-                ("shutdown", instance.shutdown().await),
-            ] {
-                if !outcome(&mut calls, call.into(), result) {
-                    break;
-                }
+            let flushed = instance.flush().await;
+            if outcome(&mut calls, "flush".into(), flushed) {
+                let shut = instance.shutdown().await;
+                outcome(&mut calls, "shutdown".into(), shut);
             }
             calls
         });

@@ -279,21 +279,28 @@ fn events_in_first(n: usize) -> usize {
         .count()
 }
 
+/// Writes the config `config` (its exporter table's text) as `name` into `dir`, and an expected
+/// directory, `dir/expected`, holding only `responses`; returns the expected directory.
+fn http_scenario(dir: &Path, name: &str, config: &str, responses: &str) -> PathBuf {
+    std::fs::write(dir.join(name), config).expect("write the config");
+    let expect = dir.join("expected");
+    std::fs::create_dir(&expect).expect("mkdir");
+    std::fs::write(expect.join("responses.toml"), responses).expect("write the responses");
+    expect
+}
+
 #[test]
 fn http_requests_are_answered_by_the_script_and_shown_decoded() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("otlp.toml"),
+    let expect = http_scenario(
+        dir.path(),
+        "otlp.toml",
         "[exporters.c]\nplugin = \"otlp\"\n\
          config = { endpoint = \"http://collector.example:4318\", compression = \"gzip\" }\n\
          queue = { max_batch = 300 }\n",
-    )
-    .expect("write");
-    let expect = dir.path().join("expected");
-    std::fs::create_dir(&expect).expect("mkdir");
-    let script = "[[answer]]\nstatus = 503\nheaders = { retry-after = \"2\" }\nbody = \"busy\"\n\
-                  [[answer]]\nstatus = 200\n";
-    std::fs::write(expect.join("responses.toml"), script).expect("write");
+        "[[answer]]\nstatus = 503\nheaders = { retry-after = \"2\" }\nbody = \"busy\"\n\
+         [[answer]]\nstatus = 200\n",
+    );
     let config = ["--config", "otlp.toml"];
     let (out, stdout) = wasmtel_test(
         dir.path(),
@@ -373,21 +380,15 @@ fn http_requests_are_answered_by_the_script_and_shown_decoded() {
 #[test]
 fn a_delayed_answer_meets_the_request_deadline_and_grpc_is_decoded_too() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("grpc.toml"),
+    // The first request waits past its deadline; the others get gRPC's OK.
+    let expect = http_scenario(
+        dir.path(),
+        "grpc.toml",
         "[exporters.c]\nplugin = \"otlp\"\n\
          config = { endpoint = \"http://collector.example:4317\", protocol = \"grpc\" }\n\
          http = { request_timeout_ms = 300 }\n",
-    )
-    .expect("write");
-    let expect = dir.path().join("expected");
-    std::fs::create_dir(&expect).expect("mkdir");
-    // The first request waits past its deadline; the others get gRPC's OK.
-    std::fs::write(
-        expect.join("responses.toml"),
         "[[answer]]\ndelay_ms = 2000\n[[answer]]\n",
-    )
-    .expect("write");
+    );
     let capture = FixtureRun::new("otlp", fixture())
         .config(dir.path().join("grpc.toml"))
         .responses(expect.join("responses.toml"))

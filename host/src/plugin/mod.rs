@@ -204,6 +204,46 @@ enum Api {
     V0_1(v0_1::Adapted),
 }
 
+/// What a call into a plugin answers: a fault, or the plugin's own outcome, as this version's
+/// error.
+type CallResult = wasmtime::Result<Result<(), bindings::Error>>;
+
+impl Api {
+    async fn init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &str,
+        context: &bindings::Context,
+    ) -> CallResult {
+        match self {
+            Api::Current(plugin) => {
+                let api = plugin.wasmtel_exporter_exporter();
+                api.call_init(store, config, context).await
+            }
+            Api::V0_1(plugin) => plugin.init(store, config, context).await,
+        }
+    }
+
+    async fn flush(&self, store: &mut Store<HostState>) -> CallResult {
+        match self {
+            Api::Current(plugin) => plugin.wasmtel_exporter_exporter().call_flush(store).await,
+            Api::V0_1(plugin) => plugin.flush(store).await,
+        }
+    }
+
+    async fn shutdown(&self, store: &mut Store<HostState>) -> CallResult {
+        match self {
+            Api::Current(plugin) => {
+                plugin
+                    .wasmtel_exporter_exporter()
+                    .call_shutdown(store)
+                    .await
+            }
+            Api::V0_1(plugin) => plugin.shutdown(store).await,
+        }
+    }
+}
+
 /// The state of one instance's store.
 struct HostState {
     wasi: WasiCtx,
@@ -416,9 +456,9 @@ impl Runtime {
         let expected = interface("exporter");
         // wasmtime looks exports up by semver: every 0.2.x plugin serves a 0.2.y host, and
         // every 0.1.x plugin is adapted.
-        let adapted = component.get_export(None, &expected).is_none()
-            && component.get_export(None, v0_1::EXPORTER).is_some();
-        if component.get_export(None, &expected).is_none() && !adapted {
+        let current = component.get_export(None, &expected).is_some();
+        let adapted = !current && component.get_export(None, v0_1::EXPORTER).is_some();
+        if !current && !adapted {
             let exports: Vec<String> = component
                 .component_type()
                 .exports(&self.engine)
@@ -806,7 +846,7 @@ fn arm(
     ticker: Option<&Ticker>,
 ) -> Option<Ticking> {
     store.data_mut().budget.take_refused();
-    store.data().log.last_words();
+    store.data().log.forget_last_words();
     store.data_mut().deadline = timeout.map(|t| Instant::now() + t);
     store.set_epoch_deadline(1);
     ticker.map(Ticker::call)
@@ -814,10 +854,7 @@ fn arm(
 
 /// The outcome of a call: the plugin's own error, or a fault, with the sandbox limit behind it
 /// counted in the instance's `passed`.
-fn finish(
-    result: wasmtime::Result<Result<(), bindings::Error>>,
-    state: &mut HostState,
-) -> Result<(), CallError> {
+fn finish(result: CallResult, state: &mut HostState) -> Result<(), CallError> {
     match result {
         Ok(Ok(())) => Ok(()),
         // A plugin's error message is cut to a bounded length before it goes anywhere.
@@ -845,19 +882,8 @@ impl Instance {
             exporter_name: exporter.into(),
             session_id: session_id.into(),
         };
-        let result = match &self.plugin {
-            Api::Current(plugin) => {
-                let api = plugin.wasmtel_exporter_exporter();
-                within(
-                    self.timeout,
-                    api.call_init(&mut self.store, config, &context),
-                )
-                .await
-            }
-            Api::V0_1(plugin) => {
-                within(self.timeout, plugin.init(&mut self.store, config, &context)).await
-            }
-        };
+        let call = self.plugin.init(&mut self.store, config, &context);
+        let result = within(self.timeout, call).await;
         finish(result, self.store.data_mut())
     }
 
@@ -891,26 +917,14 @@ impl Instance {
     /// Asks the plugin to make what it has durable.
     pub async fn flush(&mut self) -> Result<(), CallError> {
         let _ticking = arm(&mut self.store, self.timeout, self.ticker.as_deref());
-        let result = match &self.plugin {
-            Api::Current(plugin) => {
-                let api = plugin.wasmtel_exporter_exporter();
-                within(self.timeout, api.call_flush(&mut self.store)).await
-            }
-            Api::V0_1(plugin) => within(self.timeout, plugin.flush(&mut self.store)).await,
-        };
+        let result = within(self.timeout, self.plugin.flush(&mut self.store)).await;
         finish(result, self.store.data_mut())
     }
 
     /// The last call.
     pub async fn shutdown(&mut self) -> Result<(), CallError> {
         let _ticking = arm(&mut self.store, self.timeout, self.ticker.as_deref());
-        let result = match &self.plugin {
-            Api::Current(plugin) => {
-                let api = plugin.wasmtel_exporter_exporter();
-                within(self.timeout, api.call_shutdown(&mut self.store)).await
-            }
-            Api::V0_1(plugin) => within(self.timeout, plugin.shutdown(&mut self.store)).await,
-        };
+        let result = within(self.timeout, self.plugin.shutdown(&mut self.store)).await;
         finish(result, self.store.data_mut())
     }
 }

@@ -17,10 +17,15 @@ pub const MAX_MESSAGE_BYTES: usize = 4096;
 
 /// `message` cut to at most [`MAX_MESSAGE_BYTES`], on a character boundary.
 pub fn bounded(message: &str) -> &str {
-    if message.len() <= MAX_MESSAGE_BYTES {
+    cut(message, MAX_MESSAGE_BYTES)
+}
+
+/// `message` cut to at most `max` bytes, at a character's boundary.
+fn cut(message: &str, max: usize) -> &str {
+    if message.len() <= max {
         return message;
     }
-    let mut end = MAX_MESSAGE_BYTES;
+    let mut end = max;
     while !message.is_char_boundary(end) {
         end -= 1;
     }
@@ -112,6 +117,11 @@ impl PluginLog {
         words.join(" / ")
     }
 
+    /// Forgets the warnings and errors kept for [`PluginLog::last_words`] (as a call starts).
+    pub fn forget_last_words(&self) {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// Writes `message` to the host's log, unless this second's rate is spent.
     pub fn log(&self, level: Level, message: &str) {
         let message = bounded(message);
@@ -128,12 +138,8 @@ impl PluginLog {
             if last.len() == LAST_LINES {
                 last.pop_front();
             }
-            let mut end = message.len().min(LAST_LINE_BYTES);
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
             // On one line, whatever the plugin wrote: control characters escaped.
-            let line: String = message[..end]
+            let line: String = cut(message, LAST_LINE_BYTES)
                 .chars()
                 .flat_map(|c| match c.is_control() {
                     true => c.escape_default().collect::<Vec<_>>(),

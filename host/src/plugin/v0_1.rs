@@ -19,7 +19,7 @@ use wasmtime::component::Resource;
 
 use super::bindings::{self, v0_1};
 use super::files::HeldFile;
-use super::{HostState, within};
+use super::{CallResult, HostState, within};
 use v0_1::types as t;
 use v0_1::wasmtel::exporter::{files, log};
 
@@ -65,10 +65,8 @@ impl files::HostLock for HostState {
     }
 }
 
-/// What a 0.1 call answers, as this version's error.
-type Outcome = wasmtime::Result<Result<(), bindings::Error>>;
-
-fn outcome(result: wasmtime::Result<Result<(), v0_1::Error>>) -> Outcome {
+/// What a 0.1 call answers, its error as this version's.
+fn outcome(result: wasmtime::Result<Result<(), v0_1::Error>>) -> CallResult {
     Ok(result?.map_err(|e| match e {
         v0_1::Error::Permanent(message) => bindings::Error::Permanent(message),
         v0_1::Error::Retryable(r) => {
@@ -89,7 +87,7 @@ impl Adapted {
         store: &mut Store<HostState>,
         config: &str,
         context: &bindings::Context,
-    ) -> Outcome {
+    ) -> CallResult {
         let context = v0_1::Context {
             exporter_name: context.exporter_name.clone(),
             session_id: context.session_id.clone(),
@@ -106,7 +104,7 @@ impl Adapted {
         store: &mut Store<HostState>,
         batch: &view::Batch<'_>,
         timeout: Option<Duration>,
-    ) -> Outcome {
+    ) -> CallResult {
         let api = self.0.wasmtel_exporter_exporter();
         let split = Split::of(batch);
         // Each call gets the deadline a 0.1 host gave it.
@@ -137,11 +135,11 @@ impl Adapted {
         }
     }
 
-    pub(super) async fn flush(&self, store: &mut Store<HostState>) -> Outcome {
+    pub(super) async fn flush(&self, store: &mut Store<HostState>) -> CallResult {
         outcome(self.0.wasmtel_exporter_exporter().call_flush(store).await)
     }
 
-    pub(super) async fn shutdown(&self, store: &mut Store<HostState>) -> Outcome {
+    pub(super) async fn shutdown(&self, store: &mut Store<HostState>) -> CallResult {
         outcome(
             self.0
                 .wasmtel_exporter_exporter()
