@@ -54,6 +54,8 @@ pub struct Config {
     pub(crate) sample_rate: f64,
     /// The bound of the feedback ring, if `[telemetry.feedback]` keeps one.
     pub(crate) feedback: Option<usize>,
+    /// `[telemetry] session_summary`: whether the session's summary is kept live.
+    pub(crate) session_summary: bool,
     /// The text the config was read from, to read again under the environment's layer; none
     /// for a config made in code.
     source: Option<Arc<Text>>,
@@ -514,6 +516,26 @@ impl Config {
         self.otel.as_ref()
     }
 
+    /// Where the file-jsonl exporters write: each one's directory (its sandbox directory, and
+    /// the `dir` of its config) and its file name, with `{session_id}` where the id goes.
+    pub(crate) fn session_logs(&self) -> Vec<(PathBuf, String)> {
+        self.exporters
+            .iter()
+            .filter_map(|e| {
+                let (name, dir, keys) = e.files()?;
+                if name != builtin::DEFAULT.name {
+                    return None;
+                }
+                let key = |i: usize| {
+                    keys.get(i)
+                        .and_then(|v| v.as_ref()?.as_str().map(String::from))
+                };
+                let file = key(1).unwrap_or_else(|| builtin::FILE_JSONL_DEFAULT_FILE.into());
+                Some((key(0).map_or(dir.clone(), |sub| dir.join(sub)), file))
+            })
+            .collect()
+    }
+
     /// The configured session id, or a fresh UUID v7.
     pub(crate) fn session_id_or_new(&self) -> String {
         self.session_id
@@ -555,6 +577,7 @@ struct TelemetryToml {
     trace_sample_rate: Spanned<f64>,
     /// `[telemetry.feedback]`: the most recent records, in memory.
     feedback: Option<Spanned<FeedbackToml>>,
+    session_summary: bool,
     /// `[telemetry.logs.NAME]`: file-jsonl exporters in `dir`, as a Codex fork configures them.
     logs: IndexMap<String, Spanned<LogToml>>,
 }
@@ -601,6 +624,7 @@ impl TelemetryToml {
                 .map(Spanned::into_inner)
                 .filter(|f| f.enabled)
                 .map(|f| f.max_bytes.get()),
+            session_summary: self.session_summary,
             source: None,
         }
     }
@@ -618,6 +642,7 @@ impl Default for TelemetryToml {
             self_metrics_interval_ms: 0,
             trace_sample_rate: Spanned::new(0..0, 1.0),
             feedback: None,
+            session_summary: false,
             logs: IndexMap::new(),
         }
     }

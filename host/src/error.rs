@@ -83,6 +83,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Session logs: no session, or more than one, answers to what names it.
+    #[error("{0}")]
+    Sessions(String),
     /// The runtime could not start.
     #[error("cannot start the plugin runtime")]
     Runtime(#[source] BoxError),

@@ -45,6 +45,7 @@
 // What both builds share: the errors, the exporters' figures, trace context, `[otel]` settings.
 mod error;
 mod stats;
+pub mod summary;
 mod context;
 mod settings;
 // Without the `runtime` feature, the same API, recording nothing, stands in for the host.
@@ -71,6 +72,9 @@ pub mod testing;
 mod metrics;
 #[cfg(feature = "runtime")]
 mod config;
+// Session logs read back, and the summary kept live.
+#[cfg(feature = "runtime")]
+pub mod sessions;
 // The worker, the routes to it, and what records through them.
 #[cfg(feature = "runtime")]
 mod pipeline;
@@ -99,6 +103,7 @@ pub use context::SpanContext;
 pub use error::{CallError, ConfigError, Error, LoadCause, LoadError, Location, StartError};
 pub use settings::OtelSettings;
 pub use stats::{ExporterState, ExporterStats, Limit};
+pub use summary::SessionSummary;
 pub use wasmtel_sdk::encode::AttrValue;
 pub use wasmtel_sdk::model;
 pub use wasmtel_sdk::model::{

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod new;
+mod sessions_cli;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -109,6 +110,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reads the session logs that file-jsonl exporters write (found by the config's exporters,
+    /// or in --dir): `list` the sessions, show one's records (`events`), `summary` it, or draw
+    /// it as an HTML page (`timeline`). Files still being written, several files per session
+    /// and damaged lines are read as they are: a line that is not a record is named on
+    /// standard error and skipped.
+    Sessions(sessions_cli::Args),
     /// Makes a new plugin project in the directory NAME (or --dir): a CSV exporter to change
     /// into yours, with the WIT package, wasmtel's SDK or helper library, a recorded session
     /// (fixture.jsonl) and the expected directory it passes. `sh test.sh` in it builds the
@@ -162,6 +169,7 @@ fn main() -> ExitCode {
         } => load_config(config.as_deref(), &switch)
             .and_then(|config| check(config, fixture.as_deref())),
         Command::Inspect { plugin, json } => inspect(&plugin, json),
+        Command::Sessions(args) => sessions_cli::run(args),
         Command::New { name, lang, dir } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
             new::new(&name, lang, &dir).map(|written| {

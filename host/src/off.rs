@@ -92,6 +92,11 @@ impl TelemetryBuilder {
         self
     }
 
+    /// The builder; no summary is kept.
+    pub fn session_summary(self) -> Self {
+        self
+    }
+
     /// The builder.
     pub fn cache_dir(self, _dir: Option<PathBuf>) -> Self {
         self
@@ -143,6 +148,11 @@ impl Telemetry {
 
     /// None: no ring is kept.
     pub fn feedback(&self, _timeout: Duration) -> Option<(FeedbackRing, bool)> {
+        None
+    }
+
+    /// None: no summary is kept.
+    pub fn session_summary(&self) -> Option<crate::summary::SessionSummary> {
         None
     }
 

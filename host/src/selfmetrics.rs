@@ -74,15 +74,9 @@ pub(crate) fn metrics(
             "Records by outcome: exported, or dropped and why",
             "{record}",
             sum(by("outcome", &|s| {
-                vec![
-                    ("exported", s.records_exported),
-                    ("dropped_queue_full", s.dropped_queue_full),
-                    ("dropped_failed", s.dropped_failed),
-                    ("dropped_rejected", s.dropped_rejected),
-                    ("dropped_shutdown", s.dropped_shutdown),
-                    ("dropped_invalid", s.dropped_invalid),
-                    ("dropped_too_large", s.dropped_too_large),
-                ]
+                let mut outcomes = vec![("exported", s.records_exported)];
+                outcomes.extend(s.drops());
+                outcomes
             })),
         ),
         metric(

@@ -265,14 +265,22 @@ pub struct ExporterStats {
 }
 
 impl ExporterStats {
+    /// Records dropped per reason, each named as its field (`dropped_queue_full`, ...) and as
+    /// the `outcome` of the `wasmtel.exporter.records` metric.
+    pub fn drops(&self) -> [(&'static str, u64); 6] {
+        [
+            ("dropped_queue_full", self.dropped_queue_full),
+            ("dropped_failed", self.dropped_failed),
+            ("dropped_rejected", self.dropped_rejected),
+            ("dropped_shutdown", self.dropped_shutdown),
+            ("dropped_invalid", self.dropped_invalid),
+            ("dropped_too_large", self.dropped_too_large),
+        ]
+    }
+
     /// Every record dropped, whatever the reason.
     pub fn dropped(&self) -> u64 {
-        self.dropped_queue_full
-            + self.dropped_failed
-            + self.dropped_rejected
-            + self.dropped_shutdown
-            + self.dropped_invalid
-            + self.dropped_too_large
+        self.drops().iter().map(|(_, n)| n).sum()
     }
 }
 

@@ -21,7 +21,9 @@ use crate::pipeline::{self, Queue, Worker};
 use crate::plugin::{self, default_cache_dir};
 use crate::routing::{Recorder, Route, Routes, Sampler};
 use crate::selfmetrics;
+use crate::sessions::live::{LiveSummary, SUMMARY};
 use crate::stats::{Counters, ExporterStats};
+use crate::summary::{Dropped, SessionSummary};
 
 /// The telemetry host. Cheap to clone; every clone records into the same pipeline. Dropping the
 /// last clone (and the last instrument and span made from it) shuts down as
@@ -39,6 +41,8 @@ struct Inner {
     sampler: Sampler,
     /// The feedback ring, and its exporter's queue.
     feedback: Option<(FeedbackRing, Queue)>,
+    /// The live session summary, if kept.
+    summary: Option<LiveSummary>,
     /// The resource the exporters start with: the application's, with the environment's over it.
     #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
     resource: Vec<KeyValue>,
@@ -48,6 +52,9 @@ struct Inner {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
 }
 
+/// How long the live summary's records wait to be folded, at most.
+const SUMMARY_DELAY: Duration = Duration::from_millis(100);
+
 /// Options for [`Telemetry`] beyond the config file.
 pub struct TelemetryBuilder {
     config: Config,
@@ -56,6 +63,8 @@ pub struct TelemetryBuilder {
     cache_dir: Option<PathBuf>,
     /// The feedback ring's bound, over the config's.
     feedback: Option<NonZeroUsize>,
+    /// Whether to keep the live session summary, whatever the config says.
+    summary: bool,
     #[cfg(any(test, feature = "testing"))]
     in_memory: Vec<(String, Signals, crate::testing::InMemoryExporter)>,
 }
@@ -88,6 +97,13 @@ impl TelemetryBuilder {
     /// [`Telemetry::feedback`]), whatever the config's `[telemetry.feedback]` says.
     pub fn feedback_ring(mut self, max_bytes: NonZeroUsize) -> Self {
         self.feedback = Some(max_bytes);
+        self
+    }
+
+    /// Keeps the session's summary live (see [`Telemetry::session_summary`]), whatever the
+    /// config's `[telemetry] session_summary` says.
+    pub fn session_summary(mut self) -> Self {
+        self.summary = true;
         self
     }
 
@@ -151,18 +167,30 @@ impl TelemetryBuilder {
             .or(config.feedback)
             .filter(|_| config.enabled)
             .map(FeedbackRing::new);
-        if ring.is_some() && config.exporters.iter().any(|e| e.name == FEEDBACK) {
-            return Err(Error::Config(ConfigError {
-                file: "the telemetry builder".into(),
-                location: None,
-                key: Some("feedback_ring".into()),
-                message: format!(
-                    "the feedback ring is the exporter `{FEEDBACK}`, and an exporter of the \
-                     config has that name: give it another"
-                ),
-            }));
+        for (wanted, name, what) in [
+            (ring.is_some(), FEEDBACK, "the feedback ring"),
+            (
+                self.summary || config.session_summary,
+                SUMMARY,
+                "the session summary",
+            ),
+        ] {
+            if wanted && config.enabled && config.exporters.iter().any(|e| e.name == name) {
+                return Err(Error::Config(ConfigError {
+                    file: "the telemetry builder".into(),
+                    location: None,
+                    key: Some(name.replace('-', "_")),
+                    message: format!(
+                        "{what} is the exporter `{name}`, and an exporter of the config has \
+                         that name: give it another"
+                    ),
+                }));
+            }
         }
         let session_id = config.session_id_or_new();
+        let live = (self.summary || config.session_summary)
+            .then(|| LiveSummary::new(&session_id))
+            .filter(|_| config.enabled);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("wasmtel")
@@ -252,6 +280,30 @@ impl TelemetryBuilder {
                     self.deterministic,
                 ));
             }
+            if let Some(live) = &live {
+                let plan = Plan {
+                    name: SUMMARY.into(),
+                    plugin: "in-memory summary".into(),
+                    signals: Signals {
+                        metrics: false,
+                        ..Signals::ALL
+                    },
+                    location: None,
+                    pipeline: PipelineConfig {
+                        max_delay: SUMMARY_DELAY,
+                        ..PipelineConfig::default()
+                    },
+                };
+                launched.push(launch(
+                    &runtime,
+                    plan,
+                    live.clone(),
+                    Arc::default(),
+                    (&store, &mut slots),
+                    &self.resource,
+                    self.deterministic,
+                ));
+            }
         }
         let (routes, workers): (Vec<Route>, Vec<JoinHandle<()>>) = launched.into_iter().unzip();
         let feedback = ring.and_then(|ring| {
@@ -270,6 +322,7 @@ impl TelemetryBuilder {
                 store,
                 sampler,
                 feedback,
+                summary: live,
                 resource: self.resource,
                 session_id,
                 shutdown_timeout: config.shutdown_timeout,
@@ -360,6 +413,7 @@ impl Telemetry {
             deterministic: false,
             cache_dir: default_cache_dir(),
             feedback: None,
+            summary: false,
             #[cfg(any(test, feature = "testing"))]
             in_memory: Vec::new(),
         }
@@ -405,6 +459,31 @@ impl Telemetry {
         let (ring, queue) = self.inner.feedback.as_ref()?;
         let complete = self.flush_queues(vec![queue.clone()], timeout);
         Some((ring.clone(), complete))
+    }
+
+    /// The session's summary so far (see [`SessionSummary`]): its events and spans, as the
+    /// pipeline gives them to a summary beside the exporters, and the records each exporter
+    /// dropped, from its counters. It lags the record calls by at most a batch's delay (100
+    /// ms); it reads no file. None unless kept (`[telemetry] session_summary = true`,
+    /// [`TelemetryBuilder::session_summary`]), or with telemetry disabled. Metrics are not
+    /// counted in it.
+    pub fn session_summary(&self) -> Option<SessionSummary> {
+        let mut summary = self.inner.summary.as_ref()?.summary();
+        summary.drops = self
+            .stats()
+            .iter()
+            .flat_map(|s| {
+                s.drops()
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(reason, n)| Dropped {
+                        exporter: s.name.clone(),
+                        reason: reason.trim_start_matches("dropped_").into(),
+                        records: n,
+                    })
+            })
+            .collect();
+        Some(summary)
     }
 
     /// The resource the exporters started with.
