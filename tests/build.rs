@@ -1,7 +1,8 @@
 //! Builds the test plugins into OUT_DIR: the misbehaving Rust ones (`tests/guests`) and the Rust
 //! example (`examples/plugins`) for wasm32-wasip2; the WAT ones (`tests/guests/wat`), made
 //! components against `wit/`; and the JavaScript and Python examples, with ComponentizeJS (from
-//! npm) and componentize-py (from PyPI), installed once into `target/tools`.
+//! npm) and componentize-py (from PyPI), installed once into `target/tools`, with jsdom (from
+//! npm) for the tests of HTML pages.
 
 #[path = "../host/wasm_build.rs"]
 mod wasm_build;
@@ -12,6 +13,8 @@ use std::process::Command;
 /// The versions of the scripting languages' tools.
 const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+/// The DOM the session timeline's page is run in (and Chromium, where installed).
+const JSDOM: &str = "jsdom@27.4.0";
 
 fn main() {
     wasm_build::build_workspace("guests");
@@ -123,6 +126,21 @@ fn scripting_examples(out_dir: &Path) {
                 .arg(COMPONENTIZE_JS),
         );
     }
+    let jsdom = tools.join("jsdom");
+    if !jsdom.join("node_modules/jsdom").exists() {
+        std::fs::create_dir_all(&jsdom).expect("target/tools/jsdom");
+        run(
+            "installing jsdom with npm (Node.js and npm are needed)",
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&jsdom)
+                .arg(JSDOM),
+        );
+    }
+    println!(
+        "cargo:rustc-env=JSDOM={}",
+        jsdom.join("node_modules/jsdom").display()
+    );
     // For the tests that build a plugin of their own.
     println!(
         "cargo:rustc-env=COMPONENTIZE_JS={}",

@@ -330,11 +330,9 @@ fn list(logs: &Logs, limit: usize, json: bool, out: &mut impl Write) -> anyhow::
             )?;
         }
         if shown.len() < all.len() {
-            writeln!(
-                out,
-                "... {} older sessions (--limit 0 lists all)",
-                all.len() - shown.len()
-            )?;
+            let older = all.len() - shown.len();
+            let s = if older == 1 { "" } else { "s" };
+            writeln!(out, "... {older} older session{s} (--limit 0 lists all)")?;
         }
     }
     out.flush()?;

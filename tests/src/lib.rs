@@ -42,6 +42,8 @@ pub const PYTHON_TOOLS: &str = env!("PYTHON_TOOLS");
 /// The target directory of the plugins the build script builds for wasm32-wasip2, whose compiled
 /// dependencies a test's own plugin build reuses.
 pub const WASM_TARGET_DIR: &str = env!("WASM_TARGET_DIR");
+/// jsdom's package, installed by the build script: a DOM to run HTML pages' scripts in.
+pub const JSDOM: &str = env!("JSDOM");
 /// A core module in WAT made a component: 24 memories, each grown by 16 MiB every export call.
 pub const MEMORIES: &str = concat!(env!("OUT_DIR"), "/memories.wasm");
 /// A core module in WAT made a component: 2 tables, each grown by 32 M elements every export

@@ -31,6 +31,7 @@ mod record_api;
 mod replay;
 mod sandbox;
 mod self_telemetry;
+mod sessions;
 mod stable_replay;
 mod templates;
 mod text_batches;
