@@ -13,13 +13,15 @@
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use wasmtel::{Config, Telemetry};
 
+mod common;
 #[path = "../../tests/src/fixture.rs"]
 mod fixture;
+
+use common::memory;
 
 const EVENTS: u64 = 1_000_000;
 const LIVE_RATE: u64 = 10_000;
@@ -59,19 +61,6 @@ fn million() -> PathBuf {
     out.flush().expect("flush");
     std::fs::rename(&partial, &path).expect("rename");
     path
-}
-
-/// This process's peak and present resident memory, in MiB.
-fn memory() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kib = |key: &str| -> f64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0.0)
-    };
-    (kib("VmHWM:") / 1024.0, kib("VmRSS:") / 1024.0)
 }
 
 /// This process's CPU time so far, user and system.
@@ -209,27 +198,11 @@ fn count_events(input: &Path) -> u64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(at) = args.iter().position(|a| a == "--child") {
-        return child(&args[at + 1]);
-    }
-    // `cargo test --benches` runs benchmarks once as tests: nothing to measure then.
-    if args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench") {
-        return;
-    }
-    million();
-    for name in ["parse", "replay", "live", "rss", "start"] {
-        let output = Command::new(std::env::current_exe().expect("this benchmark"))
-            .args(["--child", name])
-            .output()
-            .expect("run a measurement");
-        let text = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{name}: {}\n{text}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        print!("{text}");
-    }
+    common::main(
+        &["parse", "replay", "live", "rss", "start"],
+        || {
+            million();
+        },
+        child,
+    );
 }

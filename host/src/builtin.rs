@@ -92,13 +92,13 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     },
 ];
 
+/// The file-jsonl plugin's default `file`, as the plugin has it.
+pub(crate) const FILE_JSONL_DEFAULT_FILE: &str = "wasmtel-{session_id}.jsonl";
+
 /// `file-jsonl` writes into `[telemetry] dir`, within `[telemetry] max_total_bytes` when that is
 /// set; and its sandbox holds its budget: it prunes only once the budget is passed, so the
 /// quota, when left unset, is raised to the budget and a quarter more (the most one file takes
 /// before the next is begun), and a quota set below the budget is a config error.
-/// The file-jsonl plugin's default `file`, as the plugin has it.
-pub(crate) const FILE_JSONL_DEFAULT_FILE: &str = "wasmtel-{session_id}.jsonl";
-
 fn file_jsonl_defaults(
     shared: &Shared,
     grants: &mut Grants,

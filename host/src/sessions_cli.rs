@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::Subcommand;
 use wasmtel::SessionSummary;
-use wasmtel::sessions::{Filter, Logs, Session, Shown, Skipped};
+use wasmtel::sessions::{Filter, Logs, Session, Shown, Skipped, printable};
 
 /// Where the logs are, for every `sessions` command.
 #[derive(clap::Args)]
@@ -52,8 +52,8 @@ enum Command {
         /// Only records whose line holds TEXT (case matters).
         #[arg(long, value_name = "TEXT")]
         contains: Option<String>,
-        /// Only records at or after TIME: RFC 3339 (`2026-11-20T09:05:00Z`; UTC if no zone
-        /// is given) or `+DURATION` after the session's start (`+5m`, `+90s`).
+        /// Only records at or after TIME: RFC 3339 in UTC (`2026-11-20T09:05:00Z`, the `Z`
+        /// may be left out) or `+DURATION` after the session's start (`+5m`, `+90s`).
         #[arg(long, value_name = "TIME")]
         since: Option<String>,
         /// Only records at or before TIME (as --since).
@@ -255,10 +255,9 @@ fn files_json(session: &Session) -> serde_json::Value {
 }
 
 fn first_file(session: &Session) -> String {
-    let first = session
-        .files
-        .first()
-        .map_or(String::new(), |f| f.path.display().to_string());
+    let first = session.files.first().map_or(String::new(), |f| {
+        printable(&f.path.display().to_string()).into_owned()
+    });
     match session.files.len() {
         0 | 1 => first,
         n => format!("{first} (+{} more)", n - 1),
@@ -275,11 +274,7 @@ fn list(logs: &Logs, limit: usize, json: bool, out: &mut impl Write) -> anyhow::
     let mut skipped = Skipped::default();
     for session in shown {
         let (summary, s) = session.summary()?;
-        skipped.invalid += s.invalid;
-        skipped.partial += s.partial;
-        skipped
-            .first
-            .extend(s.first.into_iter().take(10 - skipped.first.len().min(10)));
+        skipped.add(s);
         rows.push((session, summary));
     }
     if json {
@@ -317,13 +312,13 @@ fn list(logs: &Logs, limit: usize, json: bool, out: &mut impl Write) -> anyhow::
             writeln!(
                 out,
                 "{:<36}  {:<24}  {:>10}  {:>7}  {:<20}  {:>10}  {}",
-                session.id,
+                printable(&session.id),
                 summary.start_unix_nano.map_or("-".into(), time_text),
                 summary.duration().map_or("-".into(), duration_text),
                 summary.event_records,
                 match summary.models.join(",") {
                     m if m.is_empty() => "-".into(),
-                    m => m,
+                    m => printable(&m).into_owned(),
                 },
                 size(session.bytes()),
                 first_file(session)
@@ -341,7 +336,7 @@ fn list(logs: &Logs, limit: usize, json: bool, out: &mut impl Write) -> anyhow::
 }
 
 fn write_header(session: &Session, out: &mut impl Write) -> anyhow::Result<()> {
-    writeln!(out, "session {}", session.id)?;
+    writeln!(out, "session {}", printable(&session.id))?;
     if let Some(start) = session.start_unix_nano {
         writeln!(out, "start   {}", time_text(start))?;
     }
@@ -353,17 +348,12 @@ fn write_header(session: &Session, out: &mut impl Write) -> anyhow::Result<()> {
             size(file.bytes)
         )?;
     }
-    // The resource, from the first line of the first file.
-    if let Some(file) = session.files.first()
-        && let Ok(text) = std::fs::File::open(&file.path).and_then(|f| {
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut line).map(|_| line)
-        })
-        && let Ok(serde_json::Value::Object(resource)) = serde_json::from_str(&text)
+    if let Some(line) = session.resource_line()
+        && let Ok(serde_json::Value::Object(resource)) = serde_json::from_str(&line)
         && let Some(serde_json::Value::Object(attributes)) = resource.get("attributes")
     {
         let shown: Vec<String> = attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        writeln!(out, "resource {}", shown.join(" "))?;
+        writeln!(out, "resource {}", printable(&shown.join(" ")))?;
     }
     writeln!(out, "{:<12}  {:<6}  NAME  ATTRIBUTES", "TIME (UTC)", "TYPE")?;
     Ok(())
@@ -374,7 +364,7 @@ fn write_summary(
     session: &Session,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    writeln!(out, "session   {}", summary.session_id)?;
+    writeln!(out, "session   {}", printable(&summary.session_id))?;
     writeln!(
         out,
         "files     {} ({} file{}, {})",
@@ -400,7 +390,7 @@ fn write_summary(
     )?;
     writeln!(out, "\nevents")?;
     for c in &summary.events {
-        writeln!(out, "  {:<40} {:>8}", c.name, c.count)?;
+        writeln!(out, "  {:<40} {:>8}", printable(&c.name), c.count)?;
     }
     if !summary.tokens.is_empty() {
         writeln!(
@@ -415,9 +405,9 @@ fn write_summary(
         }
         for t in rows {
             let model = if std::ptr::eq(t, &all) {
-                "(all)"
+                "(all)".into()
             } else {
-                &t.model
+                printable(&t.model)
             };
             writeln!(
                 out,
@@ -463,7 +453,7 @@ fn write_summary(
             writeln!(
                 out,
                 "  {:<38} {:>6} {:>7.1}% {:>9} {:>9} {:>9}",
-                t.tool,
+                printable(&t.tool),
                 t.calls,
                 t.success_rate() * 100.0,
                 d.p50,
@@ -480,7 +470,9 @@ fn write_summary(
             writeln!(
                 out,
                 "  {:<24} {:<16} {:>8}",
-                d.exporter, d.reason, d.records
+                printable(&d.exporter),
+                printable(&d.reason),
+                d.records
             )?;
         }
     }

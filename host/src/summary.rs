@@ -13,8 +13,8 @@
 /// `codex.tool_result` (`tool_name`, `success`, `duration_ms`); a turn per `codex.user_prompt`.
 ///
 /// Memory is bounded whatever the session's size: at most [`MAX_NAMES`] names are kept per
-/// list, the rest are counted under [`OTHER`], and latencies are kept in histograms of 1 %
-/// precision (exact below 256 ms).
+/// list, the rest are counted under [`OTHER`], and latencies are kept in histograms of whole
+/// milliseconds with 1 % precision (exact below 256 ms).
 #[derive(Clone, Debug, Default, PartialEq)]
 #[cfg_attr(feature = "runtime", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -129,7 +129,7 @@ impl ToolCalls {
 }
 
 /// Durations in milliseconds: how many, and their median, 90th percentile and maximum
-/// (percentiles within 1 %, exact below 256).
+/// (percentiles in whole milliseconds within 1 %, exact below 256; the maximum exact).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 #[cfg_attr(feature = "runtime", derive(serde::Serialize))]
 pub struct Latency {

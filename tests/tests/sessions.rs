@@ -25,6 +25,15 @@ const DROPS: [&str; 2] = [
     r#"{"type":"metric","name":"wasmtel.exporter.records","unit":"{record}","scope":{"name":"wasmtel","version":"0.1.0"},"kind":"sum","temporality":"cumulative","monotonic":true,"points":[{"attributes":{"exporter":"otlp","outcome":"dropped_queue_full"},"start":"2026-11-20T11:00:00.000000000Z","time":"2026-11-20T11:02:00.000000000Z","value":5},{"attributes":{"exporter":"otlp","outcome":"dropped_failed"},"start":"2026-11-20T11:00:00.000000000Z","time":"2026-11-20T11:02:00.000000000Z","value":2}]}"#,
 ];
 
+/// Records of C beyond the fixture's: an event without a name (a plain log line), and one whose
+/// text would end the timeline page's script if it were not escaped.
+const PLAIN: &str = r#"{"type":"event","time":"2026-11-20T11:03:00.000000000Z","severity_number":9,"body":"a plain log line"}"#;
+const HOSTILE: &str = r#"{"type":"event","time":"2026-11-20T11:03:30.000000000Z","name":"hostile","attributes":{"text":"</script><script>window.injected=1</script>"}}"#;
+
+/// A line of another version (a field this one does not know), put into C's file: read by the
+/// listing and the summary, left out of a fixture.
+const FUTURE: &str = r#"{"type":"event","time":"2026-11-20T11:04:00.000000000Z","name":"codex.future_event","attributes":{},"new_field":1}"#;
+
 /// A damaged line in the middle of C's file, and the start of a line still being written.
 const GARBAGE: &str = "this line is not a record";
 const PARTIAL: &str = r#"{"type":"event","time":"2026-11-20T11:07:00.0"#;
@@ -123,7 +132,7 @@ fn make_logs() -> Logs {
         .map(|l| l.replace("\"model\":\"gpt-5.1-codex\"", "\"model\":\"gpt-5-mini\""))
         .collect();
     let mut c = shifted("11");
-    c.extend(DROPS.iter().map(|l| l.to_string()));
+    c.extend([DROPS[0], DROPS[1], PLAIN, HOSTILE].map(String::from));
     replay(dir.path(), A, &fixture, 100_000);
     replay(dir.path(), B, &b, 0);
     replay(dir.path(), C, &c, 0);
@@ -132,7 +141,10 @@ fn make_logs() -> Logs {
     let written = std::fs::read_to_string(&c_file).expect("C's file");
     let mut lines: Vec<&str> = written.lines().collect();
     lines.insert(GARBAGE_AT - 1, GARBAGE);
+    lines.push(FUTURE);
     std::fs::write(&c_file, lines.join("\n") + "\n" + PARTIAL).expect("damage C");
+    // What C's log holds: its source, and the line of another version.
+    c.push(FUTURE.into());
     Logs {
         dir,
         sources: BTreeMap::from([(A, fixture), (B, b), (C, c)]),
@@ -333,6 +345,21 @@ fn every_filter_of_events_picks_what_the_lines_hold() {
         "{}",
         body[0]
     );
+    // Failed spans say so, with their message.
+    let failed = records
+        .iter()
+        .filter(|r| r["type"] == "span" && r["status"]["code"] == "error")
+        .count();
+    assert!(failed > 0);
+    let spans = logs.stdout(&["sessions", "events", B, "--types", "span", "--width", "0"]);
+    assert_eq!(spans.matches(" ERROR ").count(), failed, "{spans}");
+    assert!(
+        spans.contains(r#" ERROR "error: command failed\nexit status 101" "#),
+        "the message, its newline escaped: {spans}"
+    );
+    // --width 0 cuts nothing.
+    let uncut = logs.stdout(&["sessions", "events", B, "--width", "0"]);
+    assert!(uncut.lines().any(|l| l.chars().count() > 250), "{uncut}");
     let full = logs.stdout(&["sessions", "events", B, "--types", "codex.api_request"]);
     let first = full.lines().next().expect("a line");
     assert!(
@@ -364,6 +391,24 @@ fn every_filter_of_events_picks_what_the_lines_hold() {
 #[test]
 fn events_json_of_a_rotated_session_is_its_fixture_and_replays_byte_for_byte() {
     let logs = make_logs();
+    // Of C, the lines a replay would refuse are left out and named: the garbage line, and the
+    // line of another version.
+    let output = logs.run(&["sessions", "events", "latest", "--json"]);
+    let out = String::from_utf8(output.stdout).expect("UTF-8");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let source = &logs.sources[C];
+    let expected: Vec<&str> = source[1..]
+        .iter()
+        .filter(|l| l.as_str() != FUTURE)
+        .map(String::as_str)
+        .collect();
+    assert_eq!(json_records(&out), expected, "latest is C");
+    assert!(
+        stderr.contains("skipped: 2 invalid lines, 1 partial"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown field `new_field`"), "{stderr}");
+
     let out = logs.run(&["sessions", "events", A, "--json"]).stdout;
     let fixture = std::fs::read(fixture()).expect("fixture");
     assert_eq!(
@@ -418,7 +463,7 @@ fn summary_figures_are_the_sums_of_the_lines() {
     // Counts per event name, and of each type.
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for e in &events {
-        *counts.entry(e["name"].as_str().expect("name")).or_default() += 1;
+        *counts.entry(e["name"].as_str().unwrap_or("")).or_default() += 1;
     }
     let got: BTreeMap<&str, u64> = s["events"]
         .as_array()
@@ -563,9 +608,9 @@ fn summary_figures_are_the_sums_of_the_lines() {
 #[test]
 fn the_timeline_page_holds_every_span_and_event_and_runs_without_errors() {
     let logs = make_logs();
-    let page = logs.dir.path().join("a.html");
-    let said = logs.stdout(&["sessions", "timeline", A, "-o", "a.html"]);
-    assert!(said.starts_with("wrote a.html"), "{said}");
+    let page = logs.dir.path().join("c.html");
+    let said = logs.stdout(&["sessions", "timeline", C, "-o", "c.html"]);
+    assert!(said.starts_with("wrote c.html"), "{said}");
     let html = std::fs::read_to_string(&page).expect("the page");
     // Self-contained: nothing is fetched.
     for fetch in [
@@ -579,7 +624,7 @@ fn the_timeline_page_holds_every_span_and_event_and_runs_without_errors() {
     ] {
         assert!(!html.contains(fetch), "the page holds {fetch:?}");
     }
-    let records = logs.records(A);
+    let records = logs.records(C);
     let count = |kind: &str| records.iter().filter(|r| r["type"] == kind).count();
     let (spans, events) = (count("span"), count("event"));
     // The records it carries are those of the session's files.
@@ -589,7 +634,7 @@ fn the_timeline_page_holds_every_span_and_event_and_runs_without_errors() {
         .expect("the page's data")
         .0;
     let data: Value = serde_json::from_str(data).expect("the data is JSON");
-    assert_eq!(data["session"], A);
+    assert_eq!(data["session"], C);
     let carried: Vec<&Value> = data["records"]
         .as_array()
         .expect("records")
@@ -598,7 +643,11 @@ fn the_timeline_page_holds_every_span_and_event_and_runs_without_errors() {
     assert_eq!(carried.len(), spans + events);
     let turns = records
         .iter()
-        .filter(|r| r["type"] == "span" && r["name"] == "turn")
+        .filter(|r| r["name"] == "codex.user_prompt")
+        .count();
+    let failed = records
+        .iter()
+        .filter(|r| r["type"] == "span" && r["status"]["code"] == "error")
         .count();
 
     // Its script draws every span and every event, without an error: in jsdom always, and in
@@ -606,7 +655,7 @@ fn the_timeline_page_holds_every_span_and_event_and_runs_without_errors() {
     let run = std::process::Command::new("node")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/pages/run-page.cjs"))
         .arg(&page)
-        .args(["data-span-id", "data-event", "data-turn"])
+        .args(["[data-span-id]", "[data-event]", "[data-turn]", ".bar.err"])
         .env("JSDOM", JSDOM)
         .output()
         .expect("node runs");
@@ -614,9 +663,18 @@ fn the_timeline_page_holds_every_span_and_event_and_runs_without_errors() {
     let drawn: Value = serde_json::from_slice(&run.stdout).expect("JSON");
     assert_eq!(drawn["errors"], json!([]), "{drawn}");
     assert_eq!(drawn["body"]["data-errors"], "0", "{drawn}");
-    assert_eq!(drawn["counts"]["data-span-id"], spans, "{drawn}");
-    assert_eq!(drawn["counts"]["data-event"], events, "{drawn}");
-    assert_eq!(drawn["counts"]["data-turn"], turns, "{drawn}");
+    assert_eq!(drawn["counts"]["[data-span-id]"], spans, "{drawn}");
+    assert_eq!(drawn["counts"]["[data-event]"], events, "{drawn}");
+    assert_eq!(drawn["counts"]["[data-turn]"], turns, "{drawn}");
+    assert_eq!(
+        drawn["counts"][".bar.err"], failed,
+        "failed spans are red: {drawn}"
+    );
+    assert_eq!(
+        drawn["injected"],
+        Value::Null,
+        "a record's text ran as a script"
+    );
 
     let chromium = Path::new("/usr/bin/chromium");
     if chromium.exists() {
@@ -654,14 +712,15 @@ fn the_live_summary_is_the_summary_of_the_logs_and_counts_drops() {
                 .expect("JSON");
         (value["summary"].clone(), ())
     };
-    // B's records, recorded live into a telemetry whose only exporter has a queue of 1.
+    // B's records, recorded live into a telemetry whose only exporter takes batches of at most
+    // 300 bytes.
     let dir = tempfile::tempdir().expect("tempdir");
     let config = wasmtel_tests::config(
         dir.path(),
         &format!(
             "[telemetry]\nsession_id = \"{B}\"\n\
              [exporters.tiny]\nplugin = \"file-jsonl\"\nsandbox = {{ dir = \"{}\" }}\n\
-             queue = {{ capacity = 1 }}\n",
+             queue = {{ max_batch_bytes = 300 }}\n",
             dir.path().display()
         ),
     );
@@ -699,14 +758,13 @@ fn the_live_summary_is_the_summary_of_the_logs_and_counts_drops() {
     }
     let stats = telemetry.stats();
     let tiny = stats.iter().find(|s| s.name == "tiny").expect("tiny");
-    assert!(tiny.dropped_queue_full > 0, "{tiny:?}");
-    assert!(
-        live["drops"]
-            .as_array()
-            .expect("drops")
-            .contains(&json!({ "exporter": "tiny", "reason": "queue_full", "records": tiny.dropped_queue_full })),
-        "{}",
-        live["drops"]
+    // Records laid out larger than a batch may be are dropped at the record call, whatever the
+    // timing: the summary tells them as the exporter's counters do.
+    assert!(tiny.dropped_too_large > 0, "{tiny:?}");
+    assert_eq!(tiny.dropped(), tiny.dropped_too_large, "{tiny:?}");
+    assert_eq!(
+        live["drops"],
+        json!([{ "exporter": "tiny", "reason": "too_large", "records": tiny.dropped_too_large }]),
     );
     telemetry.shutdown();
 }

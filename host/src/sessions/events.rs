@@ -30,6 +30,8 @@ pub struct Filter {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shown {
     /// Unchanged, in the record format, each run after the line of its resource: a fixture.
+    /// A line `wasmtel replay` would refuse (of another version, say) is left out, and
+    /// counted as skipped.
     Json,
     /// A compact line each: time, type, name and the attributes that tell (not the session's
     /// metadata, which every event repeats), cut to `width` characters if given.
@@ -56,10 +58,7 @@ const METADATA: &[&str] = &[
 impl Filter {
     fn admits(&self, item: &Item<'_>, escaped: Option<&str>) -> bool {
         let lean = &item.lean;
-        let time = match lean.kind {
-            Kind::Metric => lean.end,
-            _ => lean.time,
-        };
+        let time = lean.shown_time();
         let typed = self.types.is_empty()
             || self.types.iter().any(|t| {
                 t == lean.kind.name()
@@ -98,6 +97,8 @@ impl Session {
             (inner != text).then(|| inner.to_string())
         });
         let mut skipped = Skipped::default();
+        // Lines read, but not as a replay reads them.
+        let mut refused = Skipped::default();
         let mut written = 0;
         let mut resource: Vec<u8> = Vec::new();
         let mut text = String::new();
@@ -108,6 +109,15 @@ impl Session {
             written += 1;
             match shown {
                 Shown::Json => {
+                    // Only lines a replay takes: the output is a fixture.
+                    let strict = std::str::from_utf8(item.line)
+                        .map_err(|e| e.to_string())
+                        .and_then(crate::jsonl::parse_line);
+                    if let Err(why) = strict {
+                        written -= 1;
+                        refused.invalid(item.path, item.number, why);
+                        return Ok(());
+                    }
                     if item.resource != resource.as_slice() {
                         resource = item.resource.to_vec();
                         if !resource.is_empty() {
@@ -127,6 +137,7 @@ impl Session {
                 }
             }
         })?;
+        skipped.add(refused);
         Ok((skipped, written))
     }
 }
@@ -138,14 +149,32 @@ fn time_of_day(nanos: u64) -> String {
     format!("{h:02}:{m:02}:{s:02}.{:03}", ms % 1000)
 }
 
-/// A value as a compact line shows it: text as it is unless it has spaces, quotes or `=`.
+/// A value as a compact line shows it: text as it is unless it has spaces, quotes, `=` or
+/// control characters (then as JSON, which escapes them), anything else as JSON.
 fn shown_value(value: &Value, out: &mut String) {
     match value {
-        Value::String(s) if !s.is_empty() && !s.contains([' ', '"', '=', '\n', '\t']) => {
+        Value::String(s)
+            if !s.is_empty() && !s.contains([' ', '"', '=']) && !s.contains(char::is_control) =>
+        {
             out.push_str(s)
         }
-        other => out.push_str(&other.to_string()),
+        other => out.push_str(&printable(&other.to_string())),
     }
+}
+
+/// `text` with its control characters (which a terminal would obey: escapes, carriage
+/// returns) written as `\u{..}`: text from logs, safe to print.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| match c {
+            c if c.is_control() => format!("\\u{{{:x}}}", u32::from(c)),
+            c => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// The attributes of `object`'s `key` as `k=v` pairs, but those in `leave_out`.
@@ -153,7 +182,7 @@ fn shown_attributes(object: &Value, key: &str, leave_out: &[&str], out: &mut Str
     if let Some(Value::Object(attributes)) = object.get(key) {
         for (k, v) in attributes {
             if !leave_out.contains(&k.as_str()) {
-                let _ = write!(out, " {k}=");
+                let _ = write!(out, " {}=", printable(k));
                 shown_value(v, out);
             }
         }
@@ -188,9 +217,10 @@ fn compact(item: &Item<'_>, out: &mut String) {
         Kind::Span => {
             let ms = lean.end.saturating_sub(lean.time) as f64 / 1e6;
             let _ = write!(out, " ({ms:.1} ms)");
-            if record.get("status").and_then(Value::as_str) == Some("error") {
+            let status = record.get("status");
+            if status.and_then(|s| s.get("code")).and_then(Value::as_str) == Some("error") {
                 out.push_str(" ERROR");
-                if let Some(message) = record.get("status_message") {
+                if let Some(message) = status.and_then(|s| s.get("message")) {
                     out.push(' ');
                     shown_value(message, out);
                 }

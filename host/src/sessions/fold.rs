@@ -186,13 +186,17 @@ struct Tool {
     durations: Durations,
 }
 
-/// The last value of a `wasmtel.exporter.records` dropped outcome, per exporter and reason: a
-/// cumulative sum's latest point, or a delta sum's total.
+/// A series of a `wasmtel.exporter.records` dropped outcome (an exporter, a reason, and, for a
+/// cumulative sum, the start of its count: a process that starts again counts afresh): its
+/// latest point, or a delta sum's total.
 #[derive(Default)]
 struct DropSeen {
     time: u64,
     records: u64,
 }
+
+/// A drop series: exporter, reason, start (0 for a delta sum).
+type DropSeries = (String, String, u64);
 
 /// A summary being folded.
 #[derive(Default)]
@@ -212,7 +216,7 @@ pub(crate) struct Fold {
     request_durations: Durations,
     tools: IndexMap<String, Tool>,
     turns: u64,
-    drops: BTreeMap<(String, String), DropSeen>,
+    drops: BTreeMap<DropSeries, DropSeen>,
 }
 
 /// The entry of `key` in `map`, or, past [`MAX_NAMES`] entries, that of [`OTHER`].
@@ -253,13 +257,21 @@ impl Fold {
             "codex.sse_event" if known.kind.as_deref() == Some("response.completed") => {
                 let model = known.model.as_deref().unwrap_or(NO_MODEL);
                 let tokens = bounded(&mut self.tokens, model);
+                let add = |sum: &mut u64, n: Option<u64>| *sum = sum.saturating_add(n.unwrap_or(0));
                 tokens.responses += 1;
-                let (input, output) = (known.input.unwrap_or(0), known.output.unwrap_or(0));
-                tokens.input += input;
-                tokens.cached += known.cached.unwrap_or(0);
-                tokens.output += output;
-                tokens.reasoning += known.reasoning.unwrap_or(0);
-                tokens.total += input + output;
+                add(&mut tokens.input, known.input);
+                add(&mut tokens.cached, known.cached);
+                add(&mut tokens.output, known.output);
+                add(&mut tokens.reasoning, known.reasoning);
+                add(
+                    &mut tokens.total,
+                    Some(
+                        known
+                            .input
+                            .unwrap_or(0)
+                            .saturating_add(known.output.unwrap_or(0)),
+                    ),
+                );
             }
             "codex.api_request" => {
                 self.requests += 1;
@@ -299,14 +311,22 @@ impl Fold {
     }
 
     /// A point of `wasmtel.exporter.records` with `outcome` `dropped_*`: `records` dropped by
-    /// `exporter` until `time` (since the last point, if `delta`).
-    pub fn dropped(&mut self, exporter: &str, reason: &str, time: u64, records: u64, delta: bool) {
-        let seen = self
-            .drops
-            .entry((exporter.to_string(), reason.to_string()))
-            .or_default();
+    /// `exporter` from `start` until `time` (since the last point, if `delta`). At most
+    /// [`MAX_NAMES`] series are kept; the others count under [`OTHER`].
+    pub fn dropped(&mut self, series: DropSeries, time: u64, records: u64, delta: bool) {
+        let series = if delta {
+            (series.0, series.1, 0)
+        } else {
+            series
+        };
+        let series = if self.drops.contains_key(&series) || self.drops.len() < MAX_NAMES {
+            series
+        } else {
+            (OTHER.into(), OTHER.into(), 0)
+        };
+        let seen = self.drops.entry(series).or_default();
         if delta {
-            seen.records += records;
+            seen.records = seen.records.saturating_add(records);
         } else if time >= seen.time {
             *seen = DropSeen { time, records };
         }
@@ -354,16 +374,67 @@ impl Fold {
             },
             tools,
             turns: self.turns,
-            drops: self
-                .drops
-                .iter()
-                .filter(|(_, seen)| seen.records > 0)
-                .map(|((exporter, reason), seen)| Dropped {
-                    exporter: exporter.clone(),
-                    reason: reason.clone(),
-                    records: seen.records,
-                })
-                .collect(),
+            drops: {
+                // The series of one exporter and reason, added up.
+                let mut drops: Vec<Dropped> = Vec::new();
+                for ((exporter, reason, _), seen) in &self.drops {
+                    match drops.last_mut() {
+                        Some(d) if d.exporter == *exporter && d.reason == *reason => {
+                            d.records = d.records.saturating_add(seen.records)
+                        }
+                        _ => drops.push(Dropped {
+                            exporter: exporter.clone(),
+                            reason: reason.clone(),
+                            records: seen.records,
+                        }),
+                    }
+                }
+                drops.retain(|d| d.records > 0);
+                drops
+            },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(start: u64) -> DropSeries {
+        ("otlp".into(), "failed".into(), start)
+    }
+
+    #[test]
+    fn a_cumulative_count_that_starts_again_is_added_to_the_one_before() {
+        let mut fold = Fold::default();
+        fold.dropped(series(1), 10, 3, false);
+        fold.dropped(series(1), 20, 5, false);
+        // The process started again: its count starts afresh.
+        fold.dropped(series(30), 40, 1, false);
+        // An older point of a series does not replace its latest.
+        fold.dropped(series(1), 15, 4, false);
+        let drops = fold.summary("s").drops;
+        assert_eq!(drops.len(), 1);
+        assert_eq!(drops[0].records, 6);
+    }
+
+    #[test]
+    fn delta_counts_add_up_and_totals_saturate() {
+        let mut fold = Fold::default();
+        fold.dropped(series(1), 10, 2, true);
+        fold.dropped(series(5), 20, 3, true);
+        assert_eq!(fold.summary("s").drops[0].records, 5);
+        let mut known = Known::default();
+        known.take("event.kind", Scalar::Str("response.completed".into()));
+        known.take("input_token_count", Scalar::Int(i64::MAX));
+        known.take("output_token_count", Scalar::Int(i64::MAX));
+        fold.event("codex.sse_event", 1, known);
+        let mut again = Known::default();
+        again.take("event.kind", Scalar::Str("response.completed".into()));
+        again.take("input_token_count", Scalar::Float(1e19));
+        fold.event("codex.sse_event", 2, again);
+        let tokens = &fold.summary("s").tokens[0];
+        assert_eq!(tokens.total, u64::MAX);
+        assert_eq!(tokens.input, u64::MAX);
     }
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-pub use events::{Filter, Shown};
+pub use events::{Filter, Shown, printable};
 pub use read::Skipped;
 
 use crate::config::Config;
@@ -63,8 +63,9 @@ pub struct Session {
     pub id: String,
     /// Its files: each log's in order.
     pub files: Vec<LogFile>,
-    /// The time of its first record, in nanoseconds since the Unix epoch; none if its first
-    /// lines have none.
+    /// When it started, in nanoseconds since the Unix epoch, as its first lines tell (the
+    /// earliest of the first times in each of its logs); none if they have none. Sessions are
+    /// listed by it; its summary reads every record for the earliest.
     pub start_unix_nano: Option<u64>,
 }
 
@@ -128,7 +129,7 @@ impl Logs {
         let mut sessions: Vec<Session> = sessions
             .into_iter()
             .map(|(id, mut files)| {
-                files.sort_by(|a, b| a.log.cmp(&b.log).then(a.number.cmp(&b.number)));
+                files.sort_by(|a, b| (&a.log, a.number, &a.path).cmp(&(&b.log, b.number, &b.path)));
                 let start_unix_nano = first_time(&files);
                 Session {
                     id,
@@ -243,7 +244,8 @@ fn by_pattern(name: &str, pattern: &str) -> Option<(String, (String, String), u6
 }
 
 /// The id, log and number of a file found by its content: a `.jsonl` file that starts as
-/// file-jsonl's do.
+/// file-jsonl's do. Such files of one session are one log, in the order of their numbers, then
+/// names.
 fn by_content(name: &str, path: &Path) -> Option<(String, (String, String), u64)> {
     let stem = name.strip_suffix(".jsonl")?;
     let mut start = [0u8; FIRST_LINE.len()];
@@ -252,21 +254,13 @@ fn by_content(name: &str, path: &Path) -> Option<(String, (String, String), u64)
         .ok()
         .filter(|()| start == *FIRST_LINE)?;
     let (stem, number) = unnumbered(stem);
-    Some(match find_uuid(stem) {
-        Some(at) => (
-            stem[at..at + 36].to_string(),
-            (
-                stem[..at].to_string(),
-                format!("{}.jsonl", &stem[at + 36..]),
-            ),
-            number,
-        ),
-        None => (
-            stem.to_string(),
-            (stem.to_string(), ".jsonl".into()),
-            number,
-        ),
-    })
+    let id = match find_uuid(stem) {
+        Some(at) => &stem[at..at + 36],
+        None => stem,
+    };
+    // One log for all such files of a session, read one after the other: however many there
+    // are, a session is read with one file open per log of the config, and one more.
+    Some((id.to_string(), (String::new(), String::new()), number))
 }
 
 /// `text` without file-jsonl's `.N`, and N (0 without).
@@ -295,15 +289,17 @@ fn find_uuid(text: &str) -> Option<usize> {
 /// How many lines of a session's first files are read for the time it started.
 const FIRST_LINES: usize = 64;
 
-/// The earliest time among the first lines of each log's first file.
+/// A session's files, log by log.
+fn logs(files: &[LogFile]) -> impl Iterator<Item = &[LogFile]> {
+    files.chunk_by(|a, b| a.log == b.log)
+}
+
+/// The earliest of the first times found in the first lines of each log's first file.
 fn first_time(files: &[LogFile]) -> Option<u64> {
     let mut skipped = Skipped::default();
-    files
-        .iter()
-        .enumerate()
-        .filter(|(i, f)| *i == 0 || files[i - 1].log != f.log)
-        .filter_map(|(_, f)| {
-            let mut lines = Lines::open(&f.path).ok()?;
+    logs(files)
+        .filter_map(|log| {
+            let mut lines = Lines::open(&log[0].path).ok()?;
             for _ in 0..FIRST_LINES {
                 let line = lines.next(&mut skipped)?;
                 if let Ok(lean) = Lean::parse(line.bytes)
@@ -317,33 +313,47 @@ fn first_time(files: &[LogFile]) -> Option<u64> {
         .min()
 }
 
-/// A record of a session as read: what was read of it, its line, and the line of the resource
-/// that produced it (empty if its log has none before it).
+/// A record of a session as read: what was read of it, its line, the line of the resource
+/// that produced it (empty if its log has none before it), and where it is.
 pub(crate) struct Item<'a> {
     pub lean: Lean<'a>,
     pub line: &'a [u8],
     pub resource: &'a [u8],
+    /// Its file and line number.
+    pub path: &'a Path,
+    pub number: u64,
 }
 
 /// One log of a session being read: its files, one after the other, and its next record.
 struct Cursor<'s> {
     files: std::slice::Iter<'s, LogFile>,
-    lines: Option<Lines>,
-    /// The next record's line and the time it is ordered by; none at the end.
-    head: Option<(Vec<u8>, u64)>,
+    lines: Option<(&'s Path, Lines)>,
+    /// The next record; none at the end.
+    head: Option<Head<'s>>,
     /// The line of the resource of the next record.
     resource: Vec<u8>,
 }
 
-impl Cursor<'_> {
+/// A record read ahead: its line, the time it is ordered by, where it is.
+struct Head<'s> {
+    line: Vec<u8>,
+    time: u64,
+    path: &'s Path,
+    number: u64,
+}
+
+impl<'s> Cursor<'s> {
     /// Moves to the next record, skipping (and counting) lines that are not records.
     fn advance(&mut self, skipped: &mut Skipped) -> Result<(), Error> {
         self.head = None;
         loop {
-            let lines = match &mut self.lines {
-                Some(lines) => lines,
+            let (path, lines) = match &mut self.lines {
+                Some(open) => open,
                 None => match self.files.next() {
-                    Some(file) => self.lines.insert(open(&file.path)?),
+                    Some(file) => match open(&file.path, skipped)? {
+                        Some(lines) => self.lines.insert((&file.path, lines)),
+                        None => continue,
+                    },
                     None => return Ok(()),
                 },
             };
@@ -358,7 +368,12 @@ impl Cursor<'_> {
                     self.resource.extend_from_slice(line.bytes);
                 }
                 Ok(lean) => {
-                    self.head = Some((line.bytes.to_vec(), lean.end));
+                    self.head = Some(Head {
+                        line: line.bytes.to_vec(),
+                        time: lean.end,
+                        path,
+                        number: line.number,
+                    });
                     return Ok(());
                 }
             }
@@ -367,6 +382,15 @@ impl Cursor<'_> {
 }
 
 impl Session {
+    /// The line of the resource its first file starts with (the record format's `resource`
+    /// line); none if it starts otherwise.
+    pub fn resource_line(&self) -> Option<String> {
+        let mut lines = Lines::open(&self.files.first()?.path).ok()?;
+        let line = lines.next(&mut Skipped::default())?;
+        let lean = Lean::parse(line.bytes).ok()?;
+        (lean.kind == Kind::Resource).then(|| String::from_utf8_lossy(line.bytes).into_owned())
+    }
+
     /// Its files' size together.
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.bytes).sum()
@@ -379,7 +403,9 @@ impl Session {
         let mut fold = Fold::default();
         let mut skipped = Skipped::default();
         for file in &self.files {
-            let mut lines = open(&file.path)?;
+            let Some(mut lines) = open(&file.path, &mut skipped)? else {
+                continue;
+            };
             while let Some(line) = lines.next(&mut skipped) {
                 let lean = match Lean::parse(line.bytes) {
                     Ok(lean) => lean,
@@ -414,21 +440,14 @@ impl Session {
         skipped: &mut Skipped,
         mut each: impl FnMut(Item<'_>) -> std::io::Result<()>,
     ) -> Result<(), Error> {
-        let mut cursors: Vec<Cursor<'_>> = Vec::new();
-        for (i, file) in self.files.iter().enumerate() {
-            if i == 0 || self.files[i - 1].log != file.log {
-                let end = self.files[i..]
-                    .iter()
-                    .position(|f| f.log != file.log)
-                    .map_or(self.files.len(), |n| i + n);
-                cursors.push(Cursor {
-                    files: self.files[i..end].iter(),
-                    lines: None,
-                    head: None,
-                    resource: Vec::new(),
-                });
-            }
-        }
+        let mut cursors: Vec<Cursor<'_>> = logs(&self.files)
+            .map(|files| Cursor {
+                files: files.iter(),
+                lines: None,
+                head: None,
+                resource: Vec::new(),
+            })
+            .collect();
         for cursor in &mut cursors {
             cursor.advance(skipped)?;
         }
@@ -439,17 +458,19 @@ impl Session {
         while let Some(next) = cursors
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| Some((c.head.as_ref()?.1, i)))
+            .filter_map(|(i, c)| Some((c.head.as_ref()?.time, i)))
             .min()
             .map(|(_, i)| i)
         {
             let cursor = &mut cursors[next];
-            let (line, _) = cursor.head.as_ref().expect("a head");
-            let lean = Lean::parse(line).expect("read before");
+            let head = cursor.head.as_ref().expect("a head");
+            let lean = Lean::parse(&head.line).expect("read before");
             each(Item {
                 lean,
-                line,
+                line: &head.line,
                 resource: &cursor.resource,
+                path: head.path,
+                number: head.number,
             })
             .map_err(written)?;
             cursor.advance(skipped)?;
@@ -458,59 +479,54 @@ impl Session {
     }
 }
 
-/// Opens a log file for reading.
-fn open(path: &Path) -> Result<Lines, Error> {
-    Lines::open(path).map_err(|source| Error::Io {
-        what: format!("cannot read {}", path.display()),
-        source,
-    })
+/// Opens a log file for reading; none if it went away since it was found (its writer pruned
+/// it), counted in `skipped`.
+fn open(path: &Path, skipped: &mut Skipped) -> Result<Option<Lines>, Error> {
+    match Lines::open(path) {
+        Ok(lines) => Ok(Some(lines)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            skipped.vanished += 1;
+            Ok(None)
+        }
+        Err(source) => Err(Error::Io {
+            what: format!("cannot read {}", path.display()),
+            source,
+        }),
+    }
 }
 
-/// Folds the `dropped_*` points of a `wasmtel.exporter.records` line (read in full: such lines
-/// are few).
+/// Folds the `dropped_*` points of a `wasmtel.exporter.records` line (read in full, but
+/// leniently: such lines are few, and may come from another version).
 fn fold_drops(fold: &mut Fold, line: &[u8]) {
-    use wasmtel_sdk::model::{MetricData, Number, Record, Temporality};
-    let Ok(Record::Metric(metric)) = std::str::from_utf8(line)
-        .map_err(|e| e.to_string())
-        .and_then(crate::jsonl::parse_line)
-    else {
+    use serde_json::Value;
+    let Ok(metric) = serde_json::from_slice::<Value>(line) else {
         return;
     };
-    let MetricData::Sum {
-        points,
-        temporality,
-        ..
-    } = metric.data
-    else {
-        return;
-    };
-    for point in points {
-        let text = |key: &str| {
-            point
-                .attributes
-                .iter()
-                .find(|kv| kv.key == key)
-                .and_then(|kv| match &kv.value {
-                    wasmtel_sdk::model::Value::String(s) => Some(s.to_string()),
-                    _ => None,
-                })
-        };
-        let (Some(exporter), Some(outcome)) = (text("exporter"), text("outcome")) else {
+    let delta = metric["temporality"] == "delta";
+    let time = |point: &Value, key: &str| point[key].as_str().and_then(read::time_nanos);
+    for point in metric["points"].as_array().into_iter().flatten() {
+        let attributes = &point["attributes"];
+        let (Some(exporter), Some(outcome)) = (
+            attributes["exporter"].as_str(),
+            attributes["outcome"].as_str(),
+        ) else {
             continue;
         };
-        let Some(reason) = outcome.strip_prefix("dropped_") else {
+        let (Some(reason), Some(records)) = (
+            outcome.strip_prefix("dropped_"),
+            point["value"].as_f64().filter(|v| *v >= 0.0),
+        ) else {
             continue;
-        };
-        let records = match point.value {
-            Number::Int(i) => u64::try_from(i).unwrap_or(0),
-            Number::Double(x) => x.max(0.0) as u64,
         };
         fold.dropped(
-            &exporter,
-            reason,
-            point.time_unix_nano,
-            records,
-            temporality == Temporality::Delta,
+            (
+                exporter.to_string(),
+                reason.to_string(),
+                time(point, "start").unwrap_or(0),
+            ),
+            time(point, "time").unwrap_or(0),
+            records as u64,
+            delta,
         );
     }
 }

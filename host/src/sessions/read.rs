@@ -31,6 +31,8 @@ pub struct Skipped {
     pub invalid: u64,
     /// Last lines without their newline that do not read: still being written.
     pub partial: u64,
+    /// Files that went away before they were read (pruned by their writer meanwhile).
+    pub vanished: u64,
     /// The first invalid lines: `file:line: why`.
     pub first: Vec<String>,
 }
@@ -38,7 +40,16 @@ pub struct Skipped {
 impl Skipped {
     /// Whether no line was skipped.
     pub fn is_empty(&self) -> bool {
-        self.invalid == 0 && self.partial == 0
+        self.invalid == 0 && self.partial == 0 && self.vanished == 0
+    }
+
+    /// Adds what `other` skipped.
+    pub fn add(&mut self, other: Skipped) {
+        self.invalid += other.invalid;
+        self.partial += other.partial;
+        self.vanished += other.vanished;
+        let room = NAMED.saturating_sub(self.first.len());
+        self.first.extend(other.first.into_iter().take(room));
     }
 
     /// Counts `line` of `file`, which is not a record because of `why`: as partial if it is a
@@ -51,7 +62,7 @@ impl Skipped {
         }
     }
 
-    fn invalid(&mut self, file: &Path, line: u64, why: impl fmt::Display) {
+    pub(crate) fn invalid(&mut self, file: &Path, line: u64, why: impl fmt::Display) {
         self.invalid += 1;
         if self.first.len() < NAMED {
             self.first
@@ -66,7 +77,7 @@ impl fmt::Display for Skipped {
         for line in &self.first {
             writeln!(f, "{line}")?;
         }
-        let more = self.invalid - self.first.len() as u64;
+        let more = self.invalid.saturating_sub(self.first.len() as u64);
         if more > 0 {
             writeln!(f, "... and {more} more invalid lines")?;
         }
@@ -74,7 +85,11 @@ impl fmt::Display for Skipped {
             f,
             "skipped: {} invalid lines, {} partial last lines (being written)",
             self.invalid, self.partial
-        )
+        )?;
+        if self.vanished > 0 {
+            write!(f, ", {} files gone before they were read", self.vanished)?;
+        }
+        Ok(())
     }
 }
 
@@ -98,7 +113,7 @@ pub(crate) struct RawLine<'a> {
 impl Lines {
     pub fn open(path: &Path) -> std::io::Result<Lines> {
         Ok(Lines {
-            input: BufReader::with_capacity(256 << 10, File::open(path)?),
+            input: BufReader::with_capacity(64 << 10, File::open(path)?),
             path: path.to_path_buf(),
             number: 0,
             line: Vec::new(),
@@ -193,6 +208,15 @@ pub(crate) struct Lean<'a> {
 }
 
 impl<'a> Lean<'a> {
+    /// The time a record is shown and filtered at: an event's, a span's start, a metric's
+    /// latest point.
+    pub fn shown_time(&self) -> u64 {
+        match self.kind {
+            Kind::Metric => self.end,
+            _ => self.time,
+        }
+    }
+
     /// Reads `line`; an error says why it is not a record.
     pub fn parse(line: &'a [u8]) -> Result<Lean<'a>, String> {
         let raw: RawRecord<'a> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
@@ -216,7 +240,8 @@ impl<'a> Lean<'a> {
             Kind::Metric => raw.points.map(|p| (p.first, p.last)).unwrap_or((0, 0)),
             Kind::Resource => (0, 0),
         };
-        if kind != Kind::Resource && raw.name.is_none() {
+        // An event may have no name (a plain log record); a span or a metric may not.
+        if matches!(kind, Kind::Span | Kind::Metric) && raw.name.is_none() {
             return Err("missing field `name`".into());
         }
         Ok(Lean {
@@ -386,5 +411,48 @@ impl<'de> Deserialize<'de> for PointTimes {
             }
         }
         d.deserialize_seq(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_lose_their_ends_and_a_last_line_without_one_is_not_complete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.jsonl");
+        std::fs::write(&path, "\u{feff}{\"a\":1}\r\n\n  \n{\"b\":2}\n{\"c\"").expect("write");
+        let mut lines = Lines::open(&path).expect("open");
+        let mut skipped = Skipped::default();
+        let mut seen = Vec::new();
+        while let Some(line) = lines.next(&mut skipped) {
+            seen.push((line.number, line.bytes.to_vec(), line.complete));
+        }
+        assert_eq!(
+            seen,
+            [
+                (1, b"{\"a\":1}".to_vec(), true),
+                (4, b"{\"b\":2}".to_vec(), true),
+                (5, b"{\"c\"".to_vec(), false),
+            ]
+        );
+        assert!(skipped.is_empty());
+    }
+
+    #[test]
+    fn an_event_may_have_no_name_but_a_span_may_not() {
+        let plain = Lean::parse(br#"{"type":"event","time":"2026-01-01T00:00:00Z","body":"hi"}"#)
+            .expect("a plain log record");
+        assert_eq!((plain.kind, plain.name.as_ref()), (Kind::Event, ""));
+        let span =
+            br#"{"type":"span","start":"2026-01-01T00:00:00Z","end":"2026-01-01T00:00:01Z"}"#;
+        assert!(Lean::parse(span).is_err());
+        let future =
+            br#"{"type":"event","time":"2026-01-01T00:00:00Z","name":"x","new":[1,{"a":2}]}"#;
+        assert!(
+            Lean::parse(future).is_ok(),
+            "fields of another version are passed over"
+        );
     }
 }
