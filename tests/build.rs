@@ -98,6 +98,21 @@ fn run(what: &str, command: &mut Command) {
     }
 }
 
+/// Installs the npm `package` into `dir` unless `installed` is there.
+fn npm_install(dir: &Path, package: &str, installed: &Path) {
+    if installed.exists() {
+        return;
+    }
+    std::fs::create_dir_all(dir).expect("a folder under target/tools");
+    run(
+        &format!("installing {package} with npm (Node.js and npm are needed)"),
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(dir)
+            .arg(package),
+    );
+}
+
 /// Builds `examples/plugins/csv-js` and `csv-python` into OUT_DIR (`csv_js.wasm`,
 /// `csv_python.wasm`), installing their tools into `target/tools` first if they are not there.
 fn scripting_examples(out_dir: &Path) {
@@ -116,27 +131,9 @@ fn scripting_examples(out_dir: &Path) {
     let tools = wasm_build::target_dir(out_dir).join("tools");
     let js = tools.join("js");
     let componentize_js = js.join("node_modules/.bin/componentize-js");
-    if !componentize_js.exists() {
-        std::fs::create_dir_all(&js).expect("target/tools/js");
-        run(
-            "installing ComponentizeJS with npm (Node.js and npm are needed)",
-            Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--prefix"])
-                .arg(&js)
-                .arg(COMPONENTIZE_JS),
-        );
-    }
+    npm_install(&js, COMPONENTIZE_JS, &componentize_js);
     let jsdom = tools.join("jsdom");
-    if !jsdom.join("node_modules/jsdom").exists() {
-        std::fs::create_dir_all(&jsdom).expect("target/tools/jsdom");
-        run(
-            "installing jsdom with npm (Node.js and npm are needed)",
-            Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--prefix"])
-                .arg(&jsdom)
-                .arg(JSDOM),
-        );
-    }
+    npm_install(&jsdom, JSDOM, &jsdom.join("node_modules/jsdom"));
     println!(
         "cargo:rustc-env=JSDOM={}",
         jsdom.join("node_modules/jsdom").display()
