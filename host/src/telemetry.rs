@@ -167,19 +167,26 @@ impl TelemetryBuilder {
             .or(config.feedback)
             .filter(|_| config.enabled)
             .map(FeedbackRing::new);
-        for (wanted, name, what) in [
-            (ring.is_some(), FEEDBACK, "the feedback ring"),
+        // The in-process exporters' names are their own; `key` names what asked for each.
+        for (wanted, name, what, key) in [
+            (
+                ring.is_some(),
+                FEEDBACK,
+                "the feedback ring",
+                "feedback_ring",
+            ),
             (
                 self.summary || config.session_summary,
                 SUMMARY,
                 "the session summary",
+                "session_summary",
             ),
         ] {
             if wanted && config.enabled && config.exporters.iter().any(|e| e.name == name) {
                 return Err(Error::Config(ConfigError {
                     file: "the telemetry builder".into(),
                     location: None,
-                    key: Some(name.replace('-', "_")),
+                    key: Some(key.into()),
                     message: format!(
                         "{what} is the exporter `{name}`, and an exporter of the config has \
                          that name: give it another"

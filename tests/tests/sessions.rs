@@ -767,4 +767,18 @@ fn the_live_summary_is_the_summary_of_the_logs_and_counts_drops() {
         json!([{ "exporter": "tiny", "reason": "too_large", "records": tiny.dropped_too_large }]),
     );
     telemetry.shutdown();
+
+    // The summary's exporter has a name of its own.
+    let clash = wasmtel_tests::config(
+        dir.path(),
+        "[telemetry]\nsession_summary = true\n[exporters.session-summary]\nplugin = \"file-jsonl\"\n",
+    );
+    let error = wasmtel::Telemetry::start(clash)
+        .err()
+        .expect("a clash")
+        .to_string();
+    assert!(
+        error.contains("session_summary") && error.contains("`session-summary`"),
+        "{error}"
+    );
 }
