@@ -28,6 +28,13 @@ const DROPS: [&str; 2] = [
 /// Records of C beyond the fixture's: an event without a name (a plain log line), and one whose
 /// text would end the timeline page's script if it were not escaped.
 const PLAIN: &str = r#"{"type":"event","time":"2026-11-20T11:03:00.000000000Z","severity_number":9,"body":"a plain log line"}"#;
+/// An event whose name and attribute would command a terminal (an escape, a bell, a carriage
+/// return) if printed as they are.
+const CONTROLS: &str = concat!(
+    r#"{"type":"event","time":"2026-11-20T11:03:40.000000000Z","name":"evil\u001b]0;x\u0007","#,
+    // U+009B as it is: JSON escapes only the controls below U+0020.
+    "\"attributes\":{\"k\\r\":\"v\u{9b}\"}}"
+);
 const HOSTILE: &str = r#"{"type":"event","time":"2026-11-20T11:03:30.000000000Z","name":"hostile","attributes":{"text":"</script><script>window.injected=1</script>"}}"#;
 
 /// A line of another version (a field this one does not know), put into C's file: read by the
@@ -132,7 +139,7 @@ fn make_logs() -> Logs {
         .map(|l| l.replace("\"model\":\"gpt-5.1-codex\"", "\"model\":\"gpt-5-mini\""))
         .collect();
     let mut c = shifted("11");
-    c.extend([DROPS[0], DROPS[1], PLAIN, HOSTILE].map(String::from));
+    c.extend([DROPS[0], DROPS[1], PLAIN, CONTROLS, HOSTILE].map(String::from));
     replay(dir.path(), A, &fixture, 100_000);
     replay(dir.path(), B, &b, 0);
     replay(dir.path(), C, &c, 0);
@@ -592,6 +599,18 @@ fn summary_figures_are_the_sums_of_the_lines() {
         stderr.contains(&format!("wasmtel-{C}.jsonl:{GARBAGE_AT}: skipped: ")),
         "the garbage line is named by file and line: {stderr}"
     );
+
+    // Control characters from the logs are printed escaped, never as they are.
+    for args in [&["sessions", "summary", C][..], &["sessions", "events", C]] {
+        let shown = logs.stdout(args);
+        assert!(
+            !shown.contains(['\u{1b}', '\u{7}', '\r', '\u{9b}']),
+            "{args:?} printed a control character"
+        );
+        assert!(shown.contains(r"evil\u{1b}]0;x\u{7}"), "{args:?}: {shown}");
+    }
+    let evil = logs.stdout(&["sessions", "events", C, "--types", "evil*"]);
+    assert!(evil.contains(r#"k\u{d}="v\u{9b}""#), "{evil}");
 
     // The same as text.
     let text = logs.stdout(&["sessions", "summary", C]);

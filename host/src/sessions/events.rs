@@ -192,16 +192,12 @@ fn shown_attributes(object: &Value, key: &str, leave_out: &[&str], out: &mut Str
 /// The compact line of `item`.
 fn compact(item: &Item<'_>, out: &mut String) {
     let lean = &item.lean;
-    let time = match lean.kind {
-        Kind::Metric => lean.end,
-        _ => lean.time,
-    };
     let _ = write!(
         out,
         "{}  {:<6}  {}",
-        time_of_day(time),
+        time_of_day(lean.shown_time()),
         lean.kind.name(),
-        lean.name
+        printable(&lean.name)
     );
     let Ok(record) = serde_json::from_slice::<Value>(item.line) else {
         return;
@@ -229,7 +225,7 @@ fn compact(item: &Item<'_>, out: &mut String) {
         }
         Kind::Metric => {
             if let Some(kind) = record.get("kind").and_then(Value::as_str) {
-                let _ = write!(out, " {kind}:");
+                let _ = write!(out, " {}:", printable(kind));
             }
             let points = record.get("points").and_then(Value::as_array);
             for (i, point) in points.into_iter().flatten().enumerate() {
