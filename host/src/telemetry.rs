@@ -79,6 +79,20 @@ struct Plan {
     pipeline: PipelineConfig,
 }
 
+impl Plan {
+    /// The plan of an exporter within this process (`what` names it in the summary), with the
+    /// default queue and batching.
+    fn in_process(name: &str, what: &str, signals: Signals) -> Plan {
+        Plan {
+            name: name.into(),
+            plugin: what.into(),
+            signals,
+            location: None,
+            pipeline: PipelineConfig::default(),
+        }
+    }
+}
+
 impl TelemetryBuilder {
     /// The attributes of the resource (the process) every batch carries, e.g. `service.name`.
     pub fn resource(mut self, attributes: Vec<KeyValue>) -> Self {
@@ -167,6 +181,7 @@ impl TelemetryBuilder {
             .or(config.feedback)
             .filter(|_| config.enabled)
             .map(FeedbackRing::new);
+        let keep_summary = self.summary || config.session_summary;
         // The in-process exporters' names are their own; `key` names what asked for each.
         for (wanted, name, what, key) in [
             (
@@ -176,7 +191,7 @@ impl TelemetryBuilder {
                 "feedback_ring",
             ),
             (
-                self.summary || config.session_summary,
+                keep_summary,
                 SUMMARY,
                 "the session summary",
                 "session_summary",
@@ -195,7 +210,7 @@ impl TelemetryBuilder {
             }
         }
         let session_id = config.session_id_or_new();
-        let live = (self.summary || config.session_summary)
+        let live = keep_summary
             .then(|| LiveSummary::new(&session_id))
             .filter(|_| config.enabled);
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -252,13 +267,7 @@ impl TelemetryBuilder {
             }
             #[cfg(any(test, feature = "testing"))]
             for (name, signals, exporter) in self.in_memory {
-                let plan = Plan {
-                    name,
-                    plugin: "in-memory".into(),
-                    signals,
-                    location: None,
-                    pipeline: PipelineConfig::default(),
-                };
+                let plan = Plan::in_process(&name, "in-memory", signals);
                 launched.push(launch(
                     &runtime,
                     plan,
@@ -270,13 +279,7 @@ impl TelemetryBuilder {
                 ));
             }
             if let Some(ring) = &ring {
-                let plan = Plan {
-                    name: FEEDBACK.into(),
-                    plugin: "in-memory ring".into(),
-                    signals: Signals::ALL,
-                    location: None,
-                    pipeline: PipelineConfig::default(),
-                };
+                let plan = Plan::in_process(FEEDBACK, "in-memory ring", Signals::ALL);
                 launched.push(launch(
                     &runtime,
                     plan,
@@ -288,19 +291,12 @@ impl TelemetryBuilder {
                 ));
             }
             if let Some(live) = &live {
-                let plan = Plan {
-                    name: SUMMARY.into(),
-                    plugin: "in-memory summary".into(),
-                    signals: Signals {
-                        metrics: false,
-                        ..Signals::ALL
-                    },
-                    location: None,
-                    pipeline: PipelineConfig {
-                        max_delay: SUMMARY_DELAY,
-                        ..PipelineConfig::default()
-                    },
+                let signals = Signals {
+                    metrics: false,
+                    ..Signals::ALL
                 };
+                let mut plan = Plan::in_process(SUMMARY, "in-memory summary", signals);
+                plan.pipeline.max_delay = SUMMARY_DELAY;
                 launched.push(launch(
                     &runtime,
                     plan,

@@ -106,7 +106,6 @@ impl Session {
             if !filter.admits(&item, escaped.as_deref()) {
                 return Ok(());
             }
-            written += 1;
             match shown {
                 Shown::Json => {
                     // Only lines a replay takes: the output is a fixture.
@@ -114,7 +113,6 @@ impl Session {
                         .map_err(|e| e.to_string())
                         .and_then(crate::jsonl::parse_line);
                     if let Err(why) = strict {
-                        written -= 1;
                         refused.invalid(item.path, item.number, why);
                         return Ok(());
                     }
@@ -126,16 +124,18 @@ impl Session {
                         }
                     }
                     out.write_all(item.line)?;
-                    out.write_all(b"\n")
+                    out.write_all(b"\n")?;
                 }
                 Shown::Lines { width } => {
                     text.clear();
                     compact(&item, &mut text);
                     cut(&mut text, width);
                     text.push('\n');
-                    out.write_all(text.as_bytes())
+                    out.write_all(text.as_bytes())?;
                 }
             }
+            written += 1;
+            Ok(())
         })?;
         skipped.add(refused);
         Ok((skipped, written))

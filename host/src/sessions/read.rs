@@ -150,24 +150,25 @@ impl Lines {
                 }
                 continue;
             }
-            let mut bytes = self.line.as_slice();
-            if complete {
-                bytes = &bytes[..bytes.len() - 1];
+            // The line without its ends: the newline (and a carriage return before it), and a
+            // byte-order mark that starts the file.
+            let mut end = self.line.len() - usize::from(complete);
+            if self.line[..end].ends_with(b"\r") {
+                end -= 1;
             }
-            if bytes.last() == Some(&b'\r') {
-                bytes = &bytes[..bytes.len() - 1];
-            }
-            if self.number == 1 {
-                bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
-            }
-            if bytes.iter().all(u8::is_ascii_whitespace) {
+            let bom = "\u{feff}".as_bytes();
+            let start = if self.number == 1 && self.line[..end].starts_with(bom) {
+                bom.len()
+            } else {
+                0
+            };
+            if self.line[start..end].iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             return Some(RawLine {
                 path: &self.path,
                 number: self.number,
-                bytes: &self.line[bytes.as_ptr() as usize - self.line.as_ptr() as usize..]
-                    [..bytes.len()],
+                bytes: &self.line[start..end],
                 complete,
             });
         }
