@@ -17,9 +17,12 @@ fn a_flood_of_plugin_output_is_cut_to_its_rate_and_counted() {
 fn flood() {
     let captured = capture_log();
     let tmp = tempfile::tempdir().expect("tempdir");
+    // 160 MB of output: on a loaded machine its export can outlast the default 5 s call and
+    // shutdown budgets, which are not what this test is about.
     let text = format!(
-        "[exporters.flood]\nplugin = {ROGUE:?}\nconfig = {{ action = \"flood\", count = 20000 }}\n\
-         sandbox = {{ log_lines_per_sec = 50 }}\n"
+        "[telemetry]\nshutdown_timeout_ms = 120000\n\
+         [exporters.flood]\nplugin = {ROGUE:?}\nconfig = {{ action = \"flood\", count = 20000 }}\n\
+         sandbox = {{ log_lines_per_sec = 50, timeout_ms = 120000 }}\n"
     );
     let started = std::time::Instant::now();
     let telemetry = Telemetry::start(config(tmp.path(), &text)).expect("start");
