@@ -19,10 +19,65 @@ use crate::plugin::{
     DEFAULT_MAX_HANDLES, DEFAULT_TIMEOUT, HttpOptions, Limits, LogRate, Plugin,
     SCRIPTED_MEMORY_BYTES, Sandbox, Source, Tls,
 };
+use crate::spool::{SpoolConfig, Sync};
 use crate::stats::LimitCounts;
 
 mod env;
 pub mod otel;
+
+/// `path` without `.` parts and with `..` taken back where it can be, for comparing directories
+/// that may not exist yet.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Checks that each spool directory is its exporter's alone: no other spool's, and not within
+/// any plugin's sandbox directory (or holding one), where a plugin could change what is spooled.
+/// On a clash, the exporter's index and why.
+fn check_spools(exporters: &[ExporterConfig]) -> Result<(), (usize, String)> {
+    let absolute = |dir: &Path| lexical(&std::path::absolute(dir).unwrap_or_else(|_| dir.into()));
+    for (i, e) in exporters.iter().enumerate() {
+        let Some(spool) = &e.pipeline.spool else {
+            continue;
+        };
+        let dir = absolute(&spool.dir);
+        let within = |other: &Path| {
+            let other = absolute(other);
+            dir.starts_with(&other) || other.starts_with(&dir)
+        };
+        for other in exporters {
+            let why = if let Some(theirs) = &other.pipeline.spool
+                && other.name != e.name
+                && within(&theirs.dir)
+            {
+                format!("it is also the spool of exporter `{}`", other.name)
+            } else if other.sandbox.dir.as_deref().is_some_and(within) {
+                format!(
+                    "it is within the sandbox directory of exporter `{}` (or holds it), where a \
+                     plugin could change what is spooled",
+                    other.name
+                )
+            } else {
+                continue;
+            };
+            return Err((
+                i,
+                format!("`{}`: {why}: give it a directory of its own", dir.display()),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// The name of the exporter used when the config has none.
 const DEFAULT_EXPORTER: &str = "session";
@@ -232,6 +287,8 @@ pub(crate) struct PipelineConfig {
     pub metrics_interval: Duration,
     /// Delta or cumulative.
     pub temporality: wasmtel_sdk::model::Temporality,
+    /// `queue.spool`: batches kept on disk until delivered.
+    pub spool: Option<SpoolConfig>,
 }
 
 impl Default for PipelineConfig {
@@ -339,6 +396,8 @@ impl Config {
             None => (Vec::new(), None),
         };
         let mut writers = std::collections::HashMap::new();
+        // Where each exporter's table starts, in the order of `exporters`.
+        let mut starts = Vec::new();
         let mut named: Vec<(String, ExporterToml, Option<String>)> = parsed
             .exporters
             .into_iter()
@@ -361,6 +420,7 @@ impl Config {
             }
             layer.apply(&mut named, &mut notices);
         }
+        starts.resize(exporters.len(), 0);
         for (name, exporter, otel_key) in named {
             let at = exporter.plugin.span().start;
             if let Some(made_by) = &otel_key
@@ -409,8 +469,17 @@ impl Config {
                     ),
                 ));
             }
+            starts.push(at);
             exporters.push(resolved);
         }
+        check_spools(&exporters).map_err(|(i, message)| {
+            let name = &exporters[i].name;
+            err(
+                Some(starts[i]),
+                Some(format!("exporters.{name}.queue.spool.dir")),
+                message,
+            )
+        })?;
         if let Some(feedback) = &table.feedback
             && feedback.get_ref().enabled
             && exporters
@@ -437,6 +506,19 @@ impl Config {
         config.notices = notices;
         config.otel = settings;
         Ok(config)
+    }
+
+    /// The exporters that have a spool, with it.
+    pub(crate) fn spools(&self) -> impl Iterator<Item = (&str, &SpoolConfig)> {
+        self.exporters
+            .iter()
+            .filter_map(|e| Some((e.name.as_str(), e.pipeline.spool.as_ref()?)))
+    }
+
+    /// The config with only the exporters that have a spool.
+    pub(crate) fn only_spooled(mut self) -> Config {
+        self.exporters.retain(|e| e.pipeline.spool.is_some());
+        self
     }
 
     /// A config with no exporter at all: records are accepted and discarded (but for exporters
@@ -766,6 +848,70 @@ struct QueueToml {
     #[serde(rename = "when_full")]
     _when_full: WhenFull,
     max_retries: u32,
+    spool: Option<SpoolToml>,
+}
+
+/// `queue.spool`: `{}` turns it on with the defaults.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SpoolToml {
+    /// Relative to the config's directory; `spool/<exporter>` unless set (the exporter's name
+    /// with any character but letters, digits, `-`, `_` and `.` as `_`).
+    dir: Option<PathBuf>,
+    max_mib: NonZeroU64,
+    sync: SyncText,
+    sync_interval_ms: NonZeroU64,
+}
+
+impl Default for SpoolToml {
+    fn default() -> Self {
+        SpoolToml {
+            dir: None,
+            max_mib: NonZeroU64::new(256).expect("nonzero"),
+            sync: SyncText::Interval,
+            sync_interval_ms: NonZeroU64::new(500).expect("nonzero"),
+        }
+    }
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum SyncText {
+    Batch,
+    Interval,
+    Never,
+}
+
+impl SpoolToml {
+    fn resolve(&self, exporter: &str, base: &Path) -> SpoolConfig {
+        SpoolConfig {
+            dir: match &self.dir {
+                Some(dir) => base.join(dir),
+                // The name as one plain file name, whatever it holds (`/`, `..`).
+                None => {
+                    let mut safe: String = exporter
+                        .chars()
+                        .map(|c| match c {
+                            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c,
+                            _ => '_',
+                        })
+                        .collect();
+                    if safe.chars().all(|c| c == '.') {
+                        safe = safe.replace('.', "_");
+                    }
+                    base.join("spool").join(safe)
+                }
+            },
+            max_bytes: self.max_mib.get().saturating_mul(1 << 20),
+            sync: match self.sync {
+                SyncText::Batch => Sync::Batch,
+                SyncText::Interval => {
+                    Sync::Interval(Duration::from_millis(self.sync_interval_ms.get()))
+                }
+                SyncText::Never => Sync::Never,
+            },
+        }
+    }
 }
 
 impl QueueToml {
@@ -779,6 +925,7 @@ impl QueueToml {
             max_retries: self.max_retries,
             metrics_interval: Duration::from_millis(metrics.interval_ms.get()),
             temporality: metrics.temporality.into(),
+            spool: None,
         }
     }
 }
@@ -793,6 +940,7 @@ impl Default for QueueToml {
             max_delay_ms: 1000,
             _when_full: WhenFull::DropNewest,
             max_retries: 10,
+            spool: None,
         }
     }
 }
@@ -965,7 +1113,14 @@ impl ExporterToml {
                 },
             },
             memory_set: self.sandbox.memory_mib.is_some(),
-            pipeline: self.queue.resolve(&self.metrics),
+            pipeline: PipelineConfig {
+                spool: self
+                    .queue
+                    .spool
+                    .as_ref()
+                    .map(|spool| spool.resolve(name, base)),
+                ..self.queue.resolve(&self.metrics)
+            },
             location,
         }))
     }
@@ -983,6 +1138,62 @@ mod tests {
             .iter()
             .map(|e| e.sandbox.disk_bytes)
             .collect()
+    }
+
+    #[test]
+    fn a_spool_has_defaults_and_a_directory_no_plugin_or_other_spool_shares() {
+        let parse = |text: &str| Config::parse(text, Path::new("config.toml"), Path::new("/c"));
+        let config = parse(
+            "[exporters.a]\nplugin = \"otlp\"\nconfig = { endpoint = \"http://h\" }\nqueue = { spool = {} }\n",
+        )
+        .unwrap();
+        let named = parse(
+            "[exporters.\"../x\"]\nplugin = \"otlp\"\nconfig = { endpoint = \"http://h\" }\nqueue = { spool = {} }\n",
+        )
+        .unwrap();
+        let dir = &named.exporters[0].pipeline.spool.as_ref().unwrap().dir;
+        assert_eq!(dir, Path::new("/c/spool/.._x"), "a name is one file name");
+        let spool = config.exporters[0].pipeline.spool.clone().unwrap();
+        assert_eq!(
+            spool,
+            SpoolConfig {
+                dir: "/c/spool/a".into(),
+                max_bytes: 256 << 20,
+                sync: Sync::Interval(Duration::from_millis(500)),
+            }
+        );
+        let otlp = "plugin = \"otlp\"\nconfig = { endpoint = \"http://h\" }";
+        let clashes = [
+            (
+                format!(
+                    "[exporters.a]\n{otlp}\nqueue = {{ spool = {{ dir = \"s\" }} }}\n[exporters.b]\n{otlp}\nqueue = {{ spool = {{ dir = \"./s/../s\" }} }}\n"
+                ),
+                "exporters.a.queue.spool.dir`: `/c/s`: it is also the spool of exporter `b`",
+            ),
+            (
+                format!(
+                    "[exporters.a]\nplugin = \"file-jsonl\"\nsandbox = {{ dir = \"out\" }}\n[exporters.b]\n{otlp}\nqueue = {{ spool = {{ dir = \"out/spool\", sync = \"batch\" }} }}\n"
+                ),
+                "it is within the sandbox directory of exporter `a`",
+            ),
+            // A spool declared before the exporter whose sandbox holds it.
+            (
+                format!(
+                    "[exporters.b]\n{otlp}\nqueue = {{ spool = {{ dir = \"logs/spool\" }} }}\n[telemetry.logs.x]\n"
+                ),
+                "`exporters.b.queue.spool.dir`: `/c/logs/spool`: it is within the sandbox directory of exporter `x`",
+            ),
+            (
+                format!(
+                    "[exporters.a]\n{otlp}\nqueue = {{ spool = {{ sync = \"sometimes\" }} }}\n"
+                ),
+                "unknown variant `sometimes`, expected one of `batch`, `interval`, `never`",
+            ),
+        ];
+        for (text, want) in clashes {
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
     }
 
     #[test]

@@ -34,7 +34,8 @@
 //! ([`TelemetryLayer`], [`codex`] and the errors included), so an application's call sites
 //! compile unchanged in both builds: make `wasmtel/runtime` one of its own features, as
 //! `examples/optional-telemetry` does. What only the host does is left out: `replay`, `check`,
-//! `check_fixture`, `Checked`, `ReplaySummary`, `Signal`, `Signals`, `default_cache_dir`, and the
+//! `check_fixture`, `Checked`, `ReplaySummary`, `spool_status`, `drain_spools`, `SpoolStatus`,
+//! `SlotStatus`, `Signal`, `Signals`, `default_cache_dir`, and the
 //! `plugin`, `harness`, `jsonl`,
 //! `testing` and `otel_sdk` modules (whose features turn `runtime` on).
 
@@ -67,9 +68,11 @@ mod feedback;
 pub mod plugin;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-// Aggregation and config.
+// Aggregation, the spool, and config.
 #[cfg(feature = "runtime")]
 mod metrics;
+#[cfg(feature = "runtime")]
+mod spool;
 #[cfg(feature = "runtime")]
 mod config;
 // Session logs read back, and the summary kept live.
@@ -125,6 +128,10 @@ pub use {
     layer::TelemetryLayer,
     metrics::Observer,
     plugin::default_cache_dir,
-    replay::{Checked, ReplaySummary, check, check_fixture, replay},
+    replay::{
+        Checked, ReplaySummary, SpoolStatus, check, check_fixture, drain_spools, replay,
+        spool_status,
+    },
+    spool::SlotStatus,
     telemetry::{Telemetry, TelemetryBuilder},
 };

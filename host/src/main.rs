@@ -42,7 +42,8 @@ enum Command {
         /// Print only errors, not the summary.
         #[arg(long, short)]
         quiet: bool,
-        /// Exit with status 2 if any exporter did not deliver every record.
+        /// Exit with status 2 if any exporter did not deliver every record (dropped, or left in its
+        /// spool).
         #[arg(long)]
         strict: bool,
         #[command(flatten)]
@@ -116,6 +117,12 @@ enum Command {
     /// and damaged lines are read as they are: a line that is not a record is named on
     /// standard error and skipped.
     Sessions(sessions_cli::Args),
+    /// Shows or sends what the exporters' spools hold (`queue.spool` in the config): batches
+    /// kept on disk until their plugin takes them, left by an outage, an exit whose shutdown
+    /// budget ran out, or a crash. Any start of an exporter sends what its spool holds first;
+    /// `drain` does only that.
+    #[command(subcommand)]
+    Spool(SpoolCommand),
     /// Makes a new plugin project in the directory NAME (or --dir): a CSV exporter to change
     /// into yours, with the WIT package, wasmtel's SDK or helper library, a recorded session
     /// (fixture.jsonl) and the expected directory it passes. `sh test.sh` in it builds the
@@ -129,6 +136,30 @@ enum Command {
         /// Where to make it (default: ./NAME); it must not exist, or be empty.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SpoolCommand {
+    /// For each exporter with a spool: its directory, and per slot (a process writing into the
+    /// directory) the process holding it if one runs, the batches, records and bytes waiting,
+    /// how old the oldest is, records that may arrive twice, and bytes that do not read.
+    Status {
+        /// The config file (default: the embedded default, which has no spool).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+    /// Starts the exporters that have a spool, sends what their spools hold (every slot no
+    /// running process holds), and stops when they are empty or --timeout has passed. Exits 0
+    /// if it sent all they held, 1 if something is left (it stays for a later start) or a
+    /// spool could not be opened. Slots held by running processes are theirs to send.
+    Drain {
+        /// The config file (default: the embedded default, which has no spool).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// How long to try, shutdown included: e.g. `30s`, `5m`.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
     },
 }
 
@@ -170,6 +201,7 @@ fn main() -> ExitCode {
             .and_then(|config| check(config, fixture.as_deref())),
         Command::Inspect { plugin, json } => inspect(&plugin, json),
         Command::Sessions(args) => sessions_cli::run(args),
+        Command::Spool(command) => spool(command),
         Command::New { name, lang, dir } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
             new::new(&name, lang, &dir).map(|written| {
@@ -261,8 +293,12 @@ fn replay(name: &str, config: Config, quiet: bool, strict: bool) -> anyhow::Resu
     if !quiet {
         println!("{summary}");
     }
-    // An exporter that does not take a signal of the input exports fewer records and drops none.
-    let lost = summary.exporters.iter().any(|e| e.dropped() > 0);
+    // An exporter that does not take a signal of the input exports fewer records and drops none;
+    // what is left in a spool is not delivered yet.
+    let lost = summary
+        .exporters
+        .iter()
+        .any(|e| e.dropped() > 0 || e.spooled > 0);
     Ok(if strict && lost {
         ExitCode::from(2)
     } else {
@@ -371,6 +407,99 @@ fn test(
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn spool(command: SpoolCommand) -> anyhow::Result<ExitCode> {
+    let on = Switch {
+        telemetry: true,
+        no_telemetry: false,
+    };
+    let (config, drain) = match command {
+        SpoolCommand::Status { config } => (config, None),
+        SpoolCommand::Drain { config, timeout } => (config, Some(timeout)),
+    };
+    let config = load_config(config.as_deref(), &on)?;
+    let none = "no exporter has a spool (`queue.spool` in its table)";
+    let Some(timeout) = drain else {
+        let statuses = wasmtel::spool_status(&config);
+        if statuses.is_empty() {
+            println!("{none}");
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for status in statuses {
+            println!("{}: {}", status.exporter, status.dir.display());
+            match &status.slots {
+                Err(e) => println!("  cannot read: {e}"),
+                Ok(slots) if slots.is_empty() => println!("  empty"),
+                Ok(slots) => {
+                    for slot in slots {
+                        print_slot(slot, now);
+                    }
+                }
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    // Only the exporters that have a spool are started.
+    let stats = wasmtel::drain_spools(config, timeout, wasmtel::default_cache_dir())?;
+    if stats.is_empty() {
+        println!("{none}");
+    }
+    let mut left = 0;
+    let mut unopened = false;
+    for s in &stats {
+        println!("{s}");
+        left += s.spooled;
+        unopened |= s.spool.is_none();
+    }
+    if unopened {
+        println!(
+            "a spool could not be opened (see the exporter's last error): nothing of it was sent"
+        );
+    }
+    if left > 0 {
+        println!("{left} records are still spooled: a later start (or drain) sends them");
+    }
+    Ok(if left == 0 && !unopened {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// One line for a slot of a spool: who holds it, and what waits in it.
+fn print_slot(slot: &wasmtel::SlotStatus, now_ms: u64) {
+    let name = slot
+        .dir
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
+    let holder = match slot.held_by {
+        Some(0) => "held by a running process".into(),
+        Some(pid) => format!("held by process {pid}"),
+        None => "free".into(),
+    };
+    print!(
+        "  slot {name} ({holder}): {} batches, {} records, {} bytes",
+        slot.batches, slot.records, slot.bytes
+    );
+    if let Some(oldest) = slot.oldest_unix_ms {
+        let age = std::time::Duration::from_secs(now_ms.saturating_sub(oldest) / 1000);
+        print!(", oldest {} ago", humantime::format_duration(age));
+    }
+    if slot.in_doubt > 0 {
+        print!(", {} may arrive twice", slot.in_doubt);
+    }
+    if slot.unreadable_bytes > 0 {
+        let why = if slot.held_by.is_some() {
+            "damaged, or being written"
+        } else {
+            "cut or damaged: skipped at the next start"
+        };
+        print!(", {} bytes do not read ({why})", slot.unreadable_bytes);
+    }
+    println!();
 }
 
 fn inspect(plugin: &str, json: bool) -> anyhow::Result<ExitCode> {

@@ -20,6 +20,7 @@ use crate::config::PipelineConfig;
 use crate::error::{CallError, Error, Location};
 use crate::exporter::{Batch, Exporter, Start};
 use crate::metrics::Reader;
+use crate::spool::{Spool, Sync};
 use crate::stats::{Counters, ExporterState};
 
 /// The most room a recording thread keeps from one record to the next; a larger record's room
@@ -67,8 +68,9 @@ pub(crate) fn laid<R>(lay: impl FnOnce(&mut Vec<u8>), then: impl FnOnce(&[u8]) -
 pub(crate) enum Control {
     /// Export what is queued and buffered, flush the exporter, then answer.
     Flush(oneshot::Sender<()>),
-    /// Export what is queued and buffered, shut the exporter down, and stop.
-    Shutdown,
+    /// Export (or spool) what is queued and buffered, shut the exporter down, and stop, by the
+    /// deadline.
+    Shutdown(Instant),
 }
 
 /// Why a record was not queued.
@@ -425,18 +427,76 @@ const PARK_AFTER: u32 = 3;
 const FIRST_PARK: Duration = Duration::from_secs(5);
 const MAX_PARK: Duration = Duration::from_secs(600);
 
-/// One exporter's worker.
+/// How long before shutdown's deadline a spool's sender stops, at most.
+const STOP_MARGIN: Duration = Duration::from_millis(20);
+
+/// One exporter's worker: it takes the records queued, cuts batches, and hands each to its
+/// [`Sender`], or, with a spool, writes it to the spool, from which a task of its own sends.
 pub(crate) struct Worker<S: Start> {
-    name: String,
-    location: Option<Location>,
     config: PipelineConfig,
-    starter: S,
-    exporter: Option<S::Exporter>,
-    health: Health,
     counters: Arc<Counters>,
     resource: Arc<[KeyValue]>,
     /// Cut batches by size only, never by delay (replay), so that a replay is deterministic.
     deterministic: bool,
+    /// What sends the batches; with a spool, moved into its own task when the worker runs.
+    sender: Option<Sender<S>>,
+    spool: Option<Link>,
+}
+
+/// What a worker and its spool's sender share.
+#[derive(Clone)]
+struct Link {
+    spool: Arc<Mutex<Spool>>,
+    /// Signalled when a batch is spooled.
+    spooled: Arc<Notify>,
+}
+
+impl Link {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Spool> {
+        self.spool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What a worker tells its spool's sender.
+enum ToSender {
+    /// Answer once the batches spooled until now are delivered (or cannot be now) and the
+    /// exporter flushed.
+    Flush(oneshot::Sender<()>),
+    /// Deliver what is spooled until the deadline, then stop; what is left stays spooled.
+    Stop(Instant),
+}
+
+/// Aborts its task when dropped (the worker that owns it was aborted).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How a batch handed to a [`Sender`] ended.
+#[derive(Debug, PartialEq)]
+enum Delivery {
+    /// Exported, or dropped and counted.
+    Done,
+    /// Not delivered now, and worth trying later: kept in the spool.
+    Kept,
+}
+
+/// What exports an exporter's batches: its live instance and health, retrying, restarting and
+/// parking per policy. It owns every change of the exporter's health, the first included.
+struct Sender<S: Start> {
+    name: String,
+    location: Option<Location>,
+    max_retries: u32,
+    starter: S,
+    exporter: Option<S::Exporter>,
+    health: Health,
+    counters: Arc<Counters>,
+    /// Whether its batches are spooled: one that cannot be delivered now is kept, not dropped,
+    /// and its records are no longer counted pending.
+    spooled: bool,
 }
 
 impl<S: Start> Worker<S> {
@@ -452,44 +512,60 @@ impl<S: Start> Worker<S> {
         deterministic: bool,
     ) -> Self {
         Worker {
-            name: name.to_string(),
-            location,
+            sender: Some(Sender {
+                name: name.to_string(),
+                location,
+                max_retries: config.max_retries,
+                starter,
+                exporter: None,
+                health: Health::Running { failures: 0 },
+                counters: counters.clone(),
+                spooled: false,
+            }),
             config,
-            starter,
-            exporter: None,
-            health: Health::Running { failures: 0 },
             counters,
             resource: resource.into(),
             deterministic,
+            spool: None,
         }
     }
 
-    /// Makes the first exporter. If that fails, the exporter is parked (tried again later) or,
-    /// if it refused its config, failed.
+    /// Opens the spool, if the config has one (if it cannot be opened, the exporter runs
+    /// without, and says why), and makes the first exporter. If that fails, the exporter is
+    /// parked (tried again later) or, if it refused its config, failed.
     pub async fn start(&mut self) {
-        match self.starter.start().await {
-            Ok(exporter) => self.exporter = Some(exporter),
-            Err(e) => {
-                let permanent = e.is_permanent();
-                let message = self.start_error(e);
-                tracing::error!(exporter = %self.name, "{message}");
-                self.counters.set_error(message);
-                if permanent {
-                    self.set_health(Health::Failed);
-                } else {
-                    self.park(FIRST_PARK);
+        let sender = self.sender.as_mut().expect("not yet running");
+        if let Some(config) = &self.config.spool {
+            match Spool::open(config, self.counters.clone()) {
+                Ok((spool, found)) => {
+                    let c = &self.counters;
+                    let _ = c.spool_dir.set(config.dir.clone());
+                    Counters::add(&c.spool_replayed, found.records);
+                    Counters::add(&c.spool_in_doubt, found.in_doubt);
+                    Counters::add(&c.dropped_corrupt, found.lost_records);
+                    Counters::add(&c.spool_skipped_bytes, found.skipped_bytes);
+                    if found.batches > 0 {
+                        tracing::info!(
+                            exporter = %sender.name,
+                            "{} records in {} batches left spooled by an earlier run go first",
+                            found.records,
+                            found.batches
+                        );
+                    }
+                    sender.spooled = true;
+                    self.spool = Some(Link {
+                        spool: Arc::new(Mutex::new(spool)),
+                        spooled: Arc::new(Notify::new()),
+                    });
+                }
+                Err(e) => {
+                    let message = format!("{e}; running without a spool");
+                    tracing::error!(exporter = %sender.name, "{message}");
+                    self.counters.set_error(message);
                 }
             }
         }
-    }
-
-    fn start_error(&self, source: crate::error::StartError) -> String {
-        Error::Start {
-            exporter: self.name.clone(),
-            location: self.location.clone(),
-            source: Box::new(source),
-        }
-        .chain()
+        sender.start().await;
     }
 
     /// Works until it is told to shut down or every sender is gone; collects metrics with
@@ -502,6 +578,23 @@ impl<S: Start> Worker<S> {
         let mut interval = tokio::time::interval(self.config.metrics_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval.tick().await;
+        // With a spool, a task of its own sends what is spooled.
+        let spooled = self.spool.clone().map(|link| {
+            let (tell, told) = mpsc::unbounded_channel();
+            let sender = self.sender.take().expect("not yet running");
+            let task = tokio::spawn(sender.send_spooled(link, told));
+            (tell, AbortOnDrop(task))
+        });
+        // With `sync = "interval"`, what is spooled is made durable that often.
+        let mut sync = match self.config.spool.as_ref().map(|s| s.sync) {
+            Some(Sync::Interval(every)) if spooled.is_some() => {
+                let mut ticks = tokio::time::interval(every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticks.tick().await;
+                Some(ticks)
+            }
+            _ => None,
+        };
         loop {
             // The worker takes what is queued when woken (see `Queue` for when),
             // when the batch's delay ends, and before it flushes or stops.
@@ -512,16 +605,22 @@ impl<S: Start> Worker<S> {
                     self.take(&taken, &mut buffer).await;
                     self.collect(reader.as_mut(), &mut buffer);
                     self.export(&mut buffer).await;
-                    match message {
-                        Some(Control::Flush(done)) => {
-                            self.flush().await;
+                    match (message, &spooled) {
+                        (Some(Control::Flush(done)), None) => {
+                            let sender = self.sender.as_mut().expect("sends here");
+                            sender.flush().await;
                             let _ = done.send(());
                         }
-                        Some(Control::Shutdown) | None => {
-                            // What the plugin keeps across calls is made durable or sent
-                            // first, whether or not its `shutdown` flushes.
-                            self.flush().await;
-                            self.shutdown().await;
+                        (Some(Control::Flush(done)), Some((tell, _))) => {
+                            let _ = tell.send(ToSender::Flush(done));
+                            self.spool.as_ref().expect("spooled").spooled.notify_one();
+                        }
+                        (message, _) => {
+                            let deadline = match message {
+                                Some(Control::Shutdown(deadline)) => deadline,
+                                _ => Instant::now(),
+                            };
+                            self.stop(spooled, deadline).await;
                             control.close();
                             shared.close();
                             return;
@@ -543,6 +642,53 @@ impl<S: Start> Worker<S> {
                         self.export(&mut buffer).await;
                     }
                 }
+                _ = async { sync.as_mut().expect("syncs").tick().await }, if sync.is_some() => {
+                    self.sync();
+                }
+            }
+        }
+    }
+
+    /// Stops, all that was queued and buffered already exported or spooled: without a spool,
+    /// flushes and shuts the exporter down; with one, makes it durable and lets its sender
+    /// deliver until `deadline`.
+    async fn stop(
+        &mut self,
+        spooled: Option<(mpsc::UnboundedSender<ToSender>, AbortOnDrop)>,
+        deadline: Instant,
+    ) {
+        match spooled {
+            None => {
+                let sender = self.sender.as_mut().expect("sends here");
+                // What the plugin keeps across calls is made durable or sent first, whether
+                // or not its `shutdown` flushes.
+                sender.flush().await;
+                sender.shutdown().await;
+            }
+            Some((tell, mut task)) => {
+                self.sync();
+                // The sender stops a little before the deadline, so that this worker ends
+                // within it, what is spooled made durable.
+                let margin = deadline.saturating_duration_since(Instant::now()) / 10;
+                let _ = tell.send(ToSender::Stop(deadline - margin.min(STOP_MARGIN)));
+                let _ = (&mut task.0).await;
+                self.sync();
+            }
+        }
+    }
+
+    /// Makes what is spooled durable, if anything was written since the last time (never with
+    /// `sync = "never"`).
+    fn sync(&self) {
+        let never = self.config.spool.as_ref().map(|s| s.sync) == Some(Sync::Never);
+        if let Some(link) = self.spool.as_ref().filter(|_| !never) {
+            let mut spool = link.lock();
+            if spool.dirty()
+                && let Err(e) = spool.sync()
+            {
+                let message = format!("spool: cannot sync: {e}");
+                tracing::warn!("{message}");
+                self.counters.set_error(message);
             }
         }
     }
@@ -599,36 +745,182 @@ impl<S: Start> Worker<S> {
         }
     }
 
-    /// Exports and empties `buffer`: one batch, its records in the order they came.
+    /// Exports and empties `buffer`: one batch, its records in the order they came; with a
+    /// spool, spools it (if it cannot be written, it is dropped and counted).
     async fn export(&mut self, buffer: &mut Buffer) {
-        if !buffer.is_empty() {
-            let (laid, records) = buffer.take();
-            let batch = Batch::laid(self.resource.clone(), laid, records);
-            self.deliver(&batch).await;
+        if buffer.is_empty() {
+            return;
+        }
+        let (laid, records) = buffer.take();
+        let batch = Batch::laid(self.resource.clone(), laid, records);
+        let Some(link) = &self.spool else {
+            let sender = self.sender.as_mut().expect("sends here");
+            sender.deliver(&batch).await;
+            return;
+        };
+        let written = link.lock().append(&batch);
+        match written {
+            Ok(()) => {
+                // Spooled: no longer pending, whatever befalls the process.
+                self.counters.done(records as u64);
+                link.spooled.notify_one();
+            }
+            Err(e) => {
+                let message = format!("spool: cannot write a batch of {records} records: {e}");
+                tracing::error!("{message}; dropped");
+                self.counters.set_error(message);
+                self.counters.dropped_batch(records as u64);
+                self.counters.done(records as u64);
+            }
+        }
+    }
+}
+
+impl<S: Start> Sender<S> {
+    /// Makes the first exporter. If that fails, the exporter is parked (tried again later) or,
+    /// if it refused its config, failed.
+    async fn start(&mut self) {
+        match self.starter.start().await {
+            Ok(exporter) => self.exporter = Some(exporter),
+            Err(e) => {
+                let permanent = e.is_permanent();
+                let message = self.start_error(e);
+                tracing::error!(exporter = %self.name, "{message}");
+                self.counters.set_error(message);
+                if permanent {
+                    self.set_health(Health::Failed);
+                } else {
+                    self.park(FIRST_PARK);
+                }
+            }
+        }
+    }
+
+    fn start_error(&self, source: crate::error::StartError) -> String {
+        Error::Start {
+            exporter: self.name.clone(),
+            location: self.location.clone(),
+            source: Box::new(source),
+        }
+        .chain()
+    }
+
+    /// Sends what `link`'s spool holds, oldest first, as told by `told`, until told to stop
+    /// and either the spool is empty or the deadline has come.
+    async fn send_spooled(mut self, link: Link, mut told: mpsc::UnboundedReceiver<ToSender>) {
+        // Each flush waits for the batches spooled before it: until as many are gone.
+        let mut flushes: Vec<(u64, oneshot::Sender<()>)> = Vec::new();
+        let mut stop: Option<Instant> = None;
+        // What the worker says is taken in whatever this task is doing.
+        let hear = |message: Option<ToSender>,
+                    flushes: &mut Vec<(u64, oneshot::Sender<()>)>,
+                    stop: &mut Option<Instant>| match message {
+            Some(ToSender::Flush(done)) => flushes.push((link.lock().added(), done)),
+            Some(ToSender::Stop(deadline)) => *stop = Some(deadline),
+            None => *stop = Some(stop.unwrap_or_else(Instant::now)),
+        };
+        loop {
+            let now = Instant::now();
+            if stop.is_some_and(|deadline| now >= deadline) {
+                return;
+            }
+            let resting = match self.health {
+                Health::Parked { until, .. } if now < until => Some(until),
+                Health::Failed => Some(now + MAX_PARK),
+                _ => None,
+            };
+            let batch = if resting.is_none() {
+                link.lock().front()
+            } else {
+                None
+            };
+            if let Some(batch) = batch {
+                let outcome = {
+                    let delivery = self.deliver(&batch);
+                    tokio::pin!(delivery);
+                    loop {
+                        let deadline = stop.unwrap_or_else(Instant::now);
+                        tokio::select! {
+                            outcome = &mut delivery => break Some(outcome),
+                            message = told.recv(), if !told.is_closed() || stop.is_none() => {
+                                hear(message, &mut flushes, &mut stop);
+                            }
+                            () = tokio::time::sleep_until(deadline), if stop.is_some() => break None,
+                        }
+                    }
+                };
+                match outcome {
+                    Some(Delivery::Done) => {
+                        let flushed = {
+                            let mut spool = link.lock();
+                            spool.done();
+                            flushes.first().is_some_and(|(added, _)| spool.gone(*added))
+                        };
+                        if flushed {
+                            // What the plugin holds of them is made durable or sent.
+                            self.flush().await;
+                            let gone = |added: u64| link.lock().gone(added);
+                            for (_, done) in flushes.extract_if(.., |(added, _)| gone(*added)) {
+                                let _ = done.send(());
+                            }
+                        }
+                    }
+                    Some(Delivery::Kept) => link.lock().kept(),
+                    // Cut off mid-call: the instance is not used again; the batch stays.
+                    None => {
+                        self.exporter = None;
+                        return;
+                    }
+                }
+                continue;
+            }
+            // Nothing to send now: the spool is empty, or the exporter rests (what is
+            // spooled is safe on disk meanwhile).
+            // The plugin is flushed (and, at the end, shut down) whatever is left spooled: what
+            // it took is made durable or sent.
+            if !flushes.is_empty() || stop.is_some() {
+                let deadline = stop.unwrap_or_else(|| Instant::now() + MAX_PARK);
+                let _ = tokio::time::timeout_at(deadline, self.flush()).await;
+            }
+            for (_, done) in flushes.drain(..) {
+                let _ = done.send(());
+            }
+            if let Some(deadline) = stop {
+                let _ = tokio::time::timeout_at(deadline, self.shutdown()).await;
+                return;
+            }
+            tokio::select! {
+                () = link.spooled.notified() => {}
+                message = told.recv() => hear(message, &mut flushes, &mut stop),
+                () = tokio::time::sleep_until(resting.unwrap_or(now)), if resting.is_some() => {}
+            }
         }
     }
 
     /// Sends one batch, retrying per policy; counts the outcome. A parked exporter drops the
-    /// batch, unless its parking time is over: then the batch is its one trial.
-    async fn deliver(&mut self, batch: &Batch) {
+    /// batch (with a spool, keeps it), unless its parking time is over: then the batch is its
+    /// one trial. With a spool, a batch whose retries are spent is kept too, unless the
+    /// exporter refused it for good or faulted on it each time.
+    async fn deliver(&mut self, batch: &Batch) -> Delivery {
         let n = batch.len() as u64;
         let max_retries = match self.health {
-            Health::Running { .. } => self.config.max_retries,
+            Health::Running { .. } => self.max_retries,
             Health::Parked { until, .. } if Instant::now() >= until => 0,
+            Health::Parked { .. } | Health::Failed if self.spooled => return Delivery::Kept,
             Health::Parked { .. } | Health::Failed => {
                 self.drop_batch(n);
-                return;
+                return Delivery::Done;
             }
         };
         let c = self.counters.clone();
         let mut attempt = 0u32;
-        let message = loop {
+        let (message, keep) = loop {
             if attempt > 0 {
                 Counters::add(&c.batches_retried, 1);
             }
             let exporter = match self.live_exporter().await {
                 Ok(exporter) => exporter,
-                Err(e) => break e,
+                Err(e) => break (e, true),
             };
             let started = std::time::Instant::now();
             let result = exporter.export(batch).await;
@@ -649,9 +941,9 @@ impl<S: Start> Worker<S> {
                         None => 0,
                     };
                     Counters::add(&c.records_exported, n - rejected);
-                    c.done(n);
+                    self.settle(n);
                     self.recovered();
-                    return;
+                    return Delivery::Done;
                 }
                 Err(e) => e,
             };
@@ -659,7 +951,7 @@ impl<S: Start> Worker<S> {
             let message = format!("batch of {n} records: {error}");
             c.set_error(message.clone());
             let (wait, tries) = match &error {
-                CallError::Permanent(_) => break message,
+                CallError::Permanent(_) => break (message, false),
                 CallError::Retryable { retry_after, .. } => {
                     (retry_after.unwrap_or_else(|| backoff(attempt)), max_retries)
                 }
@@ -671,23 +963,33 @@ impl<S: Start> Worker<S> {
                 }
             };
             if attempt >= tries {
-                break message;
+                break (message, matches!(error, CallError::Retryable { .. }));
             }
             tracing::warn!(exporter = %self.name, "{message}; retrying in {} ms", wait.as_millis());
             attempt += 1;
             tokio::time::sleep(wait.min(MAX_BACKOFF)).await;
         };
+        self.failed();
+        if keep && self.spooled {
+            tracing::warn!(exporter = %self.name, "kept {n} records in the spool: {message}");
+            return Delivery::Kept;
+        }
         tracing::error!(exporter = %self.name, "dropped {n} records: {message}");
         self.drop_batch(n);
-        self.failed();
+        Delivery::Done
     }
 
     /// Counts a batch of `n` records as dropped.
     fn drop_batch(&self, n: u64) {
-        let c = &self.counters;
-        Counters::add(&c.batches_dropped, 1);
-        Counters::add(&c.dropped_failed, n);
-        c.done(n);
+        self.counters.dropped_batch(n);
+        self.settle(n);
+    }
+
+    /// `n` records are done with: no longer pending (spooled records were not).
+    fn settle(&self, n: u64) {
+        if !self.spooled {
+            self.counters.done(n);
+        }
     }
 
     /// A batch was exported: a parked exporter runs again.
@@ -700,8 +1002,11 @@ impl<S: Start> Worker<S> {
         }
     }
 
-    /// A batch was given up on: after a few in a row, or after a failed trial, park.
+    /// A batch was given up on (or, spooled, kept): after a few in a row, or after a failed
+    /// trial, park. With a spool, parking lasts at most [`MAX_BACKOFF`]: what waits is on disk,
+    /// and is sent soon after the destination is back.
     fn failed(&mut self) {
+        let longest = if self.spooled { MAX_BACKOFF } else { MAX_PARK };
         let backoff = match self.health {
             Health::Running { failures } if failures + 1 < PARK_AFTER => {
                 self.health = Health::Running {
@@ -710,12 +1015,17 @@ impl<S: Start> Worker<S> {
                 return;
             }
             Health::Running { .. } => FIRST_PARK,
-            Health::Parked { backoff, .. } => (backoff * 2).min(MAX_PARK),
+            Health::Parked { backoff, .. } => (backoff * 2).min(longest),
             Health::Failed => return,
+        };
+        let meanwhile = if self.spooled {
+            "its batches wait in the spool"
+        } else {
+            "its batches are dropped (and counted)"
         };
         tracing::error!(
             exporter = %self.name,
-            "exporter parked for {} s: its batches are dropped (and counted) until it is tried again",
+            "exporter parked for {} s: {meanwhile} until it is tried again",
             backoff.as_secs()
         );
         self.park(backoff);
@@ -813,7 +1123,7 @@ pub(crate) async fn stop(
     budget: Duration,
 ) -> bool {
     let stopped = async {
-        let _ = queue.send(Control::Shutdown).await;
+        let _ = queue.send(Control::Shutdown(deadline)).await;
         let _ = (&mut worker).await;
     };
     if tokio::time::timeout_at(deadline, stopped).await.is_ok() {
@@ -827,10 +1137,12 @@ pub(crate) async fn stop(
     let held = counters.pending.swap(0, Relaxed);
     Counters::add(&counters.dropped_shutdown, held);
     let undelivered = queued + held;
-    counters.set_error(format!(
-        "shutdown deadline ({} ms) passed with {undelivered} records undelivered",
-        budget.as_millis()
-    ));
+    if undelivered > 0 {
+        counters.set_error(format!(
+            "shutdown deadline ({} ms) passed with {undelivered} records undelivered",
+            budget.as_millis()
+        ));
+    }
     false
 }
 
@@ -972,6 +1284,97 @@ mod tests {
             let deadline = Instant::now() + timeout;
             stop(route.queue, worker, &route.counters, deadline, timeout).await
         }
+    }
+
+    /// [`config`] with a spool in `dir`.
+    fn spooled(dir: &std::path::Path, max_batch: usize, max_retries: u32) -> PipelineConfig {
+        PipelineConfig {
+            spool: Some(crate::spool::SpoolConfig {
+                dir: dir.to_path_buf(),
+                max_bytes: 1 << 30,
+                sync: Sync::Interval(Duration::from_millis(500)),
+            }),
+            ..config(max_batch, max_retries)
+        }
+    }
+
+    /// The `i` attribute of each event exported, in order.
+    fn exported_is(exporter: &InMemoryExporter) -> Vec<i64> {
+        exporter
+            .events()
+            .iter()
+            .map(|e| match e.attributes[0].value {
+                wasmtel_sdk::model::Value::Int(i) => i,
+                ref other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_a_spool_an_outage_longer_than_every_retry_loses_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exporter = InMemoryExporter::new();
+        // Two tries per batch: three batches given up on park the exporter (5 s), and the
+        // trials at 5 s and 15 s fail too; the one at 35 s goes through.
+        exporter.script(std::iter::repeat_n(retryable(None), 8));
+        let h = Harness::start(spooled(tmp.path(), 4, 1), &exporter).await;
+        h.events(16).await;
+        pass(Duration::from_secs(30)).await;
+        let s = h.stats();
+        assert_eq!(
+            (s.records_exported, s.dropped(), s.spooled, s.pending),
+            (0, 0, 16, 0),
+            "{s}"
+        );
+        assert_eq!(s.state, ExporterState::Parked, "{s}");
+        assert_eq!(h.exports().len(), 8);
+        pass(Duration::from_secs(10)).await;
+        let s = h.stats();
+        assert_eq!(
+            (s.records_exported, s.dropped(), s.spooled),
+            (16, 0, 0),
+            "{s}"
+        );
+        assert_eq!(
+            exported_is(&exporter),
+            (0..16).collect::<Vec<_>>(),
+            "in order"
+        );
+        assert_eq!(s.state, ExporterState::Running);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_a_spool_shutdown_leaves_what_is_not_delivered_for_the_next_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exporter = InMemoryExporter::new();
+        exporter.script(std::iter::repeat_n(retryable(None), 100));
+        let mut h = Harness::start(spooled(tmp.path(), 4, 1), &exporter).await;
+        h.events(10).await;
+        pass(MS).await;
+        assert!(h.stop(Duration::from_millis(200)).await, "stopped in time");
+        let s = h.stats();
+        assert_eq!(
+            (s.records_exported, s.dropped(), s.spooled),
+            (0, 0, 10),
+            "the batch cut at shutdown is spooled too: {s}"
+        );
+
+        let exporter = InMemoryExporter::new();
+        let mut h = Harness::start(spooled(tmp.path(), 4, 1), &exporter).await;
+        pass(MS).await;
+        let s = h.stats();
+        assert_eq!(
+            (
+                s.spool_replayed,
+                s.spool_in_doubt,
+                s.records_exported,
+                s.spooled
+            ),
+            (10, 0, 10, 0),
+            "the batch tried was refused, so it is not in doubt: {s}"
+        );
+        assert_eq!(exported_is(&exporter), (0..10).collect::<Vec<_>>());
+        assert!(h.stop(Duration::from_secs(1)).await);
     }
 
     fn retryable(retry_after: Option<Duration>) -> Outcome {

@@ -13,8 +13,9 @@ use crate::error::{CallError, Error};
 use crate::exporter::{Batch, Exporter, Signal, Start};
 use crate::jsonl::Reader;
 use crate::plugin;
+use crate::spool::SlotStatus;
 use crate::stats::ExporterStats;
-use crate::telemetry::{TelemetryBuilder, block_on};
+use crate::telemetry::{Telemetry, TelemetryBuilder, block_on};
 
 /// What a replay did.
 #[derive(Debug)]
@@ -378,4 +379,57 @@ pub(crate) fn fixture_batches(
     }
     cut(&resource, &mut records, &mut bytes);
     Ok((batches, too_large))
+}
+
+/// What one exporter's spool holds (`wasmtel spool status`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct SpoolStatus {
+    /// The exporter.
+    pub exporter: String,
+    /// Its spool directory.
+    pub dir: PathBuf,
+    /// Each slot's figures, or why they could not be read.
+    pub slots: Result<Vec<SlotStatus>, String>,
+}
+
+/// What the spool of each exporter of `config` that has one holds, read without taking it
+/// from a process that runs.
+pub fn spool_status(config: &Config) -> Vec<SpoolStatus> {
+    config
+        .spools()
+        .map(|(name, spool)| SpoolStatus {
+            exporter: name.to_string(),
+            dir: spool.dir.clone(),
+            slots: crate::spool::status(&spool.dir).map_err(|e| e.to_string()),
+        })
+        .collect()
+}
+
+/// How often [`drain_spools`] looks whether the spools are empty.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+
+/// Starts the exporters of `config` that have a spool, sends what their spools hold (the slots
+/// no running process holds), and stops once they are empty or `timeout` has passed, shutting
+/// down within what is left of it (at least a second). Returns their final counters: what is
+/// still `spooled` stays for a later start.
+pub fn drain_spools(
+    config: Config,
+    timeout: Duration,
+    cache_dir: Option<PathBuf>,
+) -> Result<Vec<ExporterStats>, Error> {
+    let end = Instant::now() + timeout;
+    let telemetry = Telemetry::builder(config.only_spooled())
+        .cache_dir(cache_dir)
+        .start()?;
+    while Instant::now() < end
+        && telemetry
+            .stats()
+            .iter()
+            .any(|s| s.spool.is_some() && (s.spooled > 0 || s.pending > 0))
+    {
+        std::thread::sleep(DRAIN_POLL);
+    }
+    let left = end.saturating_duration_since(Instant::now());
+    Ok(telemetry.shutdown_with_timeout(left.max(Duration::from_secs(1))))
 }

@@ -1,6 +1,7 @@
 //! wasmtel's own telemetry as `wasmtel.*` metrics, recorded through the normal pipeline every
 //! `[telemetry] self_metrics_interval_ms`: per exporter, records and batches by outcome, faults,
-//! the sandbox limits passed, restarts, time spent exporting, records pending, and its state.
+//! the sandbox limits passed, restarts, time spent exporting, records pending, its state, and,
+//! for an exporter with a spool, what the spool holds and found at start.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,12 +63,16 @@ pub(crate) fn metrics(
             })
             .collect::<Vec<_>>()
     };
-    let each = |value: &dyn Fn(&ExporterStats) -> Number| {
+    // A point per exporter that `which` picks.
+    let each_of = |which: &dyn Fn(&ExporterStats) -> bool,
+                   value: &dyn Fn(&ExporterStats) -> Number| {
         stats
             .iter()
+            .filter(|s| which(s))
             .map(|s| point(&s.name, None, value(s)))
             .collect::<Vec<_>>()
     };
+    let each = |value: &dyn Fn(&ExporterStats) -> Number| each_of(&|_| true, value);
     let mut metrics = vec![
         metric(
             "wasmtel.exporter.records",
@@ -145,6 +150,63 @@ pub(crate) fn metrics(
             },
         ),
     ];
+    // The spool's figures, for the exporters that have one.
+    let spooled = |s: &ExporterStats| s.spool.is_some();
+    if stats.iter().any(spooled) {
+        let on = |value: &dyn Fn(&ExporterStats) -> Number| each_of(&spooled, value);
+        let now_ms = now / 1_000_000;
+        let gauge = |points| MetricData::Gauge { points };
+        metrics.extend([
+            metric(
+                "wasmtel.exporter.spool.batches",
+                "Batches in the spool, not yet delivered",
+                "{batch}",
+                gauge(on(&|s| int(s.spooled_batches))),
+            ),
+            metric(
+                "wasmtel.exporter.spool.records",
+                "Records in the spool, not yet delivered",
+                "{record}",
+                gauge(on(&|s| int(s.spooled))),
+            ),
+            metric(
+                "wasmtel.exporter.spool.size",
+                "Bytes of the spool on disk",
+                "By",
+                gauge(on(&|s| int(s.spooled_bytes))),
+            ),
+            metric(
+                "wasmtel.exporter.spool.age",
+                "How long the oldest spooled batch has waited (0: none)",
+                "s",
+                gauge(on(&|s| {
+                    Number::Double(match s.spool_oldest_unix_ms {
+                        0 => 0.0,
+                        t => now_ms.saturating_sub(t) as f64 / 1e3,
+                    })
+                })),
+            ),
+            metric(
+                "wasmtel.exporter.spool.replayed",
+                "Records an earlier run left in the spool, found at start",
+                "{record}",
+                sum(on(&|s| int(s.spool_replayed))),
+            ),
+            metric(
+                "wasmtel.exporter.spool.in_doubt",
+                "Of those, records of a batch being exported when that run stopped: they may \
+                 arrive twice",
+                "{record}",
+                sum(on(&|s| int(s.spool_in_doubt))),
+            ),
+            metric(
+                "wasmtel.exporter.spool.skipped",
+                "Bytes of the spool that did not read at start (a cut or damaged tail)",
+                "By",
+                sum(on(&|s| int(s.spool_skipped_bytes))),
+            ),
+        ]);
+    }
     if !overflows.is_empty() {
         metrics.push(metric(
             "wasmtel.metric.overflow",

@@ -138,6 +138,18 @@ mod live {
         pub dropped_shutdown: AtomicU64,
         pub dropped_invalid: AtomicU64,
         pub dropped_too_large: AtomicU64,
+        pub dropped_spool_full: AtomicU64,
+        pub dropped_corrupt: AtomicU64,
+        /// The spool's gauges, set by it.
+        pub spooled_records: AtomicU64,
+        pub spooled_bytes: AtomicU64,
+        pub spooled_batches: AtomicU64,
+        pub spool_oldest_ms: AtomicU64,
+        pub spool_replayed: AtomicU64,
+        pub spool_in_doubt: AtomicU64,
+        pub spool_skipped_bytes: AtomicU64,
+        /// The spool's directory, once it is open.
+        pub spool_dir: std::sync::OnceLock<std::path::PathBuf>,
         /// Records the worker has taken from the queue and not yet exported or dropped (an
         /// exporter's stats add those still queued).
         pub pending: AtomicU64,
@@ -164,6 +176,13 @@ mod live {
             let _ = self
                 .pending
                 .fetch_update(Relaxed, Relaxed, |p| Some(p.saturating_sub(n)));
+        }
+
+        /// A batch of `n` records was given up on (its records still to be settled as no
+        /// longer pending).
+        pub fn dropped_batch(&self, n: u64) {
+            Counters::add(&self.batches_dropped, 1);
+            Counters::add(&self.dropped_failed, n);
         }
 
         pub fn set_error(&self, error: String) {
@@ -195,6 +214,16 @@ mod live {
                 dropped_shutdown: get(&self.dropped_shutdown),
                 dropped_invalid: get(&self.dropped_invalid),
                 dropped_too_large: get(&self.dropped_too_large),
+                dropped_spool_full: get(&self.dropped_spool_full),
+                dropped_corrupt: get(&self.dropped_corrupt),
+                spooled: get(&self.spooled_records),
+                spooled_bytes: get(&self.spooled_bytes),
+                spooled_batches: get(&self.spooled_batches),
+                spool_oldest_unix_ms: get(&self.spool_oldest_ms),
+                spool_replayed: get(&self.spool_replayed),
+                spool_in_doubt: get(&self.spool_in_doubt),
+                spool_skipped_bytes: get(&self.spool_skipped_bytes),
+                spool: self.spool_dir.get().cloned(),
                 pending: get(&self.pending),
                 batches_ok: get(&self.batches_ok),
                 batches_failed: get(&self.batches_failed),
@@ -241,6 +270,27 @@ pub struct ExporterStats {
     /// Records dropped at the record call because they are larger than any of the exporter's
     /// batches may be (`queue.max_batch_bytes`).
     pub dropped_too_large: u64,
+    /// Records of the oldest spooled batches, dropped because the spool held `queue.spool.max_mib`.
+    pub dropped_spool_full: u64,
+    /// Spooled records found cut or damaged on disk (a torn tail after a crash, a bad checksum).
+    pub dropped_corrupt: u64,
+    /// Records in the spool (`queue.spool`), not yet delivered: kept on disk, not dropped.
+    pub spooled: u64,
+    /// The spool's bytes on disk, frames included.
+    pub spooled_bytes: u64,
+    /// The spool's batches.
+    pub spooled_batches: u64,
+    /// When the oldest spooled batch was written, in ms since the Unix epoch; 0 if none.
+    pub spool_oldest_unix_ms: u64,
+    /// Records an earlier run left spooled, found at start (sent before the new ones).
+    pub spool_replayed: u64,
+    /// Of those, records of a batch that was being exported when that run stopped: they may
+    /// arrive twice.
+    pub spool_in_doubt: u64,
+    /// Bytes of the spool skipped at start because they did not read: a cut or damaged tail.
+    pub spool_skipped_bytes: u64,
+    /// The spool's directory, if the exporter has one open.
+    pub spool: Option<std::path::PathBuf>,
     /// Records in the queue or in a batch under way.
     pub pending: u64,
     /// Export calls that succeeded.
@@ -267,7 +317,7 @@ pub struct ExporterStats {
 impl ExporterStats {
     /// Records dropped per reason, each named as its field (`dropped_queue_full`, ...) and as
     /// the `outcome` of the `wasmtel.exporter.records` metric.
-    pub fn drops(&self) -> [(&'static str, u64); 6] {
+    pub fn drops(&self) -> [(&'static str, u64); 8] {
         [
             ("dropped_queue_full", self.dropped_queue_full),
             ("dropped_failed", self.dropped_failed),
@@ -275,6 +325,8 @@ impl ExporterStats {
             ("dropped_shutdown", self.dropped_shutdown),
             ("dropped_invalid", self.dropped_invalid),
             ("dropped_too_large", self.dropped_too_large),
+            ("dropped_spool_full", self.dropped_spool_full),
+            ("dropped_corrupt", self.dropped_corrupt),
         ]
     }
 
@@ -312,6 +364,12 @@ impl std::fmt::Display for ExporterStats {
             if self.dropped_too_large > 0 {
                 write!(f, ", too large {}", self.dropped_too_large)?;
             }
+            if self.dropped_spool_full > 0 {
+                write!(f, ", spool full {}", self.dropped_spool_full)?;
+            }
+            if self.dropped_corrupt > 0 {
+                write!(f, ", damaged in the spool {}", self.dropped_corrupt)?;
+            }
             f.write_str(")")?;
         }
         write!(f, ", {} batches ok", self.batches_ok)?;
@@ -333,6 +391,22 @@ impl std::fmt::Display for ExporterStats {
         }
         if self.pending > 0 {
             write!(f, ", {} pending", self.pending)?;
+        }
+        if self.spooled > 0 {
+            write!(f, ", {} spooled", self.spooled)?;
+        }
+        if self.spool_replayed > 0 {
+            write!(f, ", {} from an earlier run", self.spool_replayed)?;
+            if self.spool_in_doubt > 0 {
+                write!(f, " ({} may arrive twice)", self.spool_in_doubt)?;
+            }
+        }
+        if self.spool_skipped_bytes > 0 {
+            write!(
+                f,
+                ", {} spool bytes skipped as damaged",
+                self.spool_skipped_bytes
+            )?;
         }
         if let Some(e) = &self.last_error {
             write!(f, "; last error: {e}")?;

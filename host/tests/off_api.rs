@@ -17,6 +17,10 @@ const HOST_ONLY: &[&str] = &[
     "check_fixture",
     "Checked",
     "replay",
+    "SpoolStatus",
+    "SlotStatus",
+    "spool_status",
+    "drain_spools",
 ];
 
 /// The `pub fn`s of each type's inherent `impl` blocks in `source`, leaving out those under a

@@ -32,6 +32,7 @@ mod replay;
 mod sandbox;
 mod self_telemetry;
 mod sessions;
+mod spool;
 mod stable_replay;
 mod templates;
 mod text_batches;
