@@ -466,6 +466,47 @@ enum ToSender {
     Stop(Instant),
 }
 
+/// What a spool's sender was told by its worker.
+#[derive(Default)]
+struct Heard {
+    /// Each flush waits for the batches spooled before it: until as many are gone.
+    flushes: Vec<(u64, oneshot::Sender<()>)>,
+    /// When to stop, once told.
+    stop: Option<Instant>,
+}
+
+impl Heard {
+    fn hear(&mut self, message: Option<ToSender>, link: &Link) {
+        match message {
+            Some(ToSender::Flush(done)) => self.flushes.push((link.lock().added(), done)),
+            Some(ToSender::Stop(deadline)) => self.stop = Some(deadline),
+            // The worker is gone: stop now.
+            None => self.stop = Some(self.stop.unwrap_or_else(Instant::now)),
+        }
+    }
+
+    /// Runs `work` while hearing what the worker says; None if the stop deadline came first
+    /// (`work` is dropped mid-way).
+    async fn during<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+        told: &mut mpsc::UnboundedReceiver<ToSender>,
+        link: &Link,
+    ) -> Option<T> {
+        tokio::pin!(work);
+        loop {
+            let deadline = self.stop.unwrap_or_else(Instant::now);
+            tokio::select! {
+                done = &mut work => return Some(done),
+                message = told.recv(), if self.stop.is_none() || !told.is_closed() => {
+                    self.hear(message, link);
+                }
+                () = tokio::time::sleep_until(deadline), if self.stop.is_some() => return None,
+            }
+        }
+    }
+}
+
 /// Aborts its task when dropped (the worker that owns it was aborted).
 struct AbortOnDrop(JoinHandle<()>);
 
@@ -586,7 +627,7 @@ impl<S: Start> Worker<S> {
             (tell, AbortOnDrop(task))
         });
         // With `sync = "interval"`, what is spooled is made durable that often.
-        let mut sync = match self.config.spool.as_ref().map(|s| s.sync) {
+        let mut sync = match self.sync_policy() {
             Some(Sync::Interval(every)) if spooled.is_some() => {
                 let mut ticks = tokio::time::interval(every);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -643,7 +684,7 @@ impl<S: Start> Worker<S> {
                     }
                 }
                 _ = async { sync.as_mut().expect("syncs").tick().await }, if sync.is_some() => {
-                    self.sync();
+                    self.sync(None).await;
                 }
             }
         }
@@ -666,29 +707,61 @@ impl<S: Start> Worker<S> {
                 sender.shutdown().await;
             }
             Some((tell, mut task)) => {
-                self.sync();
+                self.sync(Some(deadline)).await;
                 // The sender stops a little before the deadline, so that this worker ends
                 // within it, what is spooled made durable.
                 let margin = deadline.saturating_duration_since(Instant::now()) / 10;
                 let _ = tell.send(ToSender::Stop(deadline - margin.min(STOP_MARGIN)));
-                let _ = (&mut task.0).await;
-                self.sync();
+                if tokio::time::timeout_at(deadline, &mut task.0)
+                    .await
+                    .is_err()
+                {
+                    task.0.abort();
+                }
+                self.sync(Some(deadline)).await;
             }
         }
     }
 
+    /// How the spool is synced; None without a spool.
+    fn sync_policy(&self) -> Option<Sync> {
+        self.config.spool.as_ref().map(|s| s.sync)
+    }
+
     /// Makes what is spooled durable, if anything was written since the last time (never with
-    /// `sync = "never"`).
-    fn sync(&self) {
-        let never = self.config.spool.as_ref().map(|s| s.sync) == Some(Sync::Never);
-        if let Some(link) = self.spool.as_ref().filter(|_| !never) {
-            let mut spool = link.lock();
-            if spool.dirty()
-                && let Err(e) = spool.sync()
-            {
+    /// `sync = "never"`), on a thread for blocking work: a slow disk holds up neither the
+    /// spool nor the runtime. Waits for it until `deadline` at most (it goes on after).
+    fn sync(&self, deadline: Option<Instant>) -> impl Future<Output = ()> + use<S> {
+        let never = self.sync_policy() == Some(Sync::Never);
+        let link = self.spool.clone().filter(|_| !never);
+        let counters = self.counters.clone();
+        async move {
+            let Some(link) = link else { return };
+            let report = |e: std::io::Error| {
                 let message = format!("spool: cannot sync: {e}");
                 tracing::warn!("{message}");
-                self.counters.set_error(message);
+                counters.set_error(message);
+            };
+            let durable = match link.lock().durable() {
+                Ok(Some(durable)) => durable,
+                Ok(None) => return,
+                Err(e) => return report(e),
+            };
+            let spool = link.clone();
+            let synced = tokio::task::spawn_blocking(move || {
+                durable.sync().inspect_err(|_| spool.lock().unsynced())
+            });
+            let synced = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, synced).await {
+                    Ok(synced) => synced,
+                    Err(_) => return,
+                },
+                None => synced.await,
+            };
+            match synced {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => report(e),
+                Err(e) => report(std::io::Error::other(e)),
             }
         }
     }
@@ -764,6 +837,9 @@ impl<S: Start> Worker<S> {
                 // Spooled: no longer pending, whatever befalls the process.
                 self.counters.done(records as u64);
                 link.spooled.notify_one();
+                if self.sync_policy() == Some(Sync::Batch) {
+                    self.sync(None).await;
+                }
             }
             Err(e) => {
                 let message = format!("spool: cannot write a batch of {records} records: {e}");
@@ -808,20 +884,10 @@ impl<S: Start> Sender<S> {
     /// Sends what `link`'s spool holds, oldest first, as told by `told`, until told to stop
     /// and either the spool is empty or the deadline has come.
     async fn send_spooled(mut self, link: Link, mut told: mpsc::UnboundedReceiver<ToSender>) {
-        // Each flush waits for the batches spooled before it: until as many are gone.
-        let mut flushes: Vec<(u64, oneshot::Sender<()>)> = Vec::new();
-        let mut stop: Option<Instant> = None;
-        // What the worker says is taken in whatever this task is doing.
-        let hear = |message: Option<ToSender>,
-                    flushes: &mut Vec<(u64, oneshot::Sender<()>)>,
-                    stop: &mut Option<Instant>| match message {
-            Some(ToSender::Flush(done)) => flushes.push((link.lock().added(), done)),
-            Some(ToSender::Stop(deadline)) => *stop = Some(deadline),
-            None => *stop = Some(stop.unwrap_or_else(Instant::now)),
-        };
+        let mut heard = Heard::default();
         loop {
             let now = Instant::now();
-            if stop.is_some_and(|deadline| now >= deadline) {
+            if heard.stop.is_some_and(|deadline| now >= deadline) {
                 return;
             }
             let resting = match self.health {
@@ -835,34 +901,25 @@ impl<S: Start> Sender<S> {
                 None
             };
             if let Some(batch) = batch {
-                let outcome = {
-                    let delivery = self.deliver(&batch);
-                    tokio::pin!(delivery);
-                    loop {
-                        let deadline = stop.unwrap_or_else(Instant::now);
-                        tokio::select! {
-                            outcome = &mut delivery => break Some(outcome),
-                            message = told.recv(), if !told.is_closed() || stop.is_none() => {
-                                hear(message, &mut flushes, &mut stop);
-                            }
-                            () = tokio::time::sleep_until(deadline), if stop.is_some() => break None,
-                        }
-                    }
-                };
+                let outcome = heard.during(self.deliver(&batch), &mut told, &link).await;
                 match outcome {
                     Some(Delivery::Done) => {
                         let flushed = {
                             let mut spool = link.lock();
                             spool.done();
-                            flushes.first().is_some_and(|(added, _)| spool.gone(*added))
+                            heard
+                                .flushes
+                                .first()
+                                .is_some_and(|(added, _)| spool.gone(*added))
                         };
-                        if flushed {
-                            // What the plugin holds of them is made durable or sent.
-                            self.flush().await;
-                            let gone = |added: u64| link.lock().gone(added);
-                            for (_, done) in flushes.extract_if(.., |(added, _)| gone(*added)) {
-                                let _ = done.send(());
-                            }
+                        // What the plugin holds of them is made durable or sent.
+                        if flushed && heard.during(self.flush(), &mut told, &link).await.is_none() {
+                            self.exporter = None;
+                            return;
+                        }
+                        let gone = |added: u64| link.lock().gone(added);
+                        for (_, done) in heard.flushes.extract_if(.., |(added, _)| gone(*added)) {
+                            let _ = done.send(());
                         }
                     }
                     Some(Delivery::Kept) => link.lock().kept(),
@@ -878,20 +935,22 @@ impl<S: Start> Sender<S> {
             // spooled is safe on disk meanwhile).
             // The plugin is flushed (and, at the end, shut down) whatever is left spooled: what
             // it took is made durable or sent.
-            if !flushes.is_empty() || stop.is_some() {
-                let deadline = stop.unwrap_or_else(|| Instant::now() + MAX_PARK);
-                let _ = tokio::time::timeout_at(deadline, self.flush()).await;
+            if (!heard.flushes.is_empty() || heard.stop.is_some())
+                && heard.during(self.flush(), &mut told, &link).await.is_none()
+            {
+                self.exporter = None;
+                return;
             }
-            for (_, done) in flushes.drain(..) {
+            for (_, done) in heard.flushes.drain(..) {
                 let _ = done.send(());
             }
-            if let Some(deadline) = stop {
+            if let Some(deadline) = heard.stop {
                 let _ = tokio::time::timeout_at(deadline, self.shutdown()).await;
                 return;
             }
             tokio::select! {
                 () = link.spooled.notified() => {}
-                message = told.recv() => hear(message, &mut flushes, &mut stop),
+                message = told.recv() => heard.hear(message, &link),
                 () = tokio::time::sleep_until(resting.unwrap_or(now)), if resting.is_some() => {}
             }
         }

@@ -410,18 +410,19 @@ pub fn spool_status(config: &Config) -> Vec<SpoolStatus> {
 const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// Starts the exporters of `config` that have a spool, sends what their spools hold (the slots
-/// no running process holds), and stops once they are empty or `timeout` has passed, shutting
-/// down within what is left of it (at least a second). Returns their final counters: what is
+/// no running process holds), and stops once they are empty or `timeout` has passed since they
+/// started, shutting down within what is left of it (at least a second). Returns their final counters: what is
 /// still `spooled` stays for a later start.
 pub fn drain_spools(
     config: Config,
     timeout: Duration,
     cache_dir: Option<PathBuf>,
 ) -> Result<Vec<ExporterStats>, Error> {
-    let end = Instant::now() + timeout;
     let telemetry = Telemetry::builder(config.only_spooled())
         .cache_dir(cache_dir)
         .start()?;
+    // From the start on: loading the plugins is not sending.
+    let end = Instant::now() + timeout;
     while Instant::now() < end
         && telemetry
             .stats()

@@ -124,6 +124,27 @@ struct Writer {
     dirty: bool,
 }
 
+/// Open files and directories of a spool to make durable, apart from the spool: a sync can take
+/// long on a busy disk, and nothing else need wait for it.
+pub(crate) struct Durable {
+    /// The segment being written, and each slot's cursor.
+    files: Vec<File>,
+    /// Each slot's directory (for segments created and removed).
+    dirs: Vec<PathBuf>,
+}
+
+impl Durable {
+    pub fn sync(self) -> io::Result<()> {
+        for file in &self.files {
+            file.sync_data()?;
+        }
+        for dir in &self.dirs {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
 /// What a start found in the slots it took.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Found {
@@ -199,6 +220,22 @@ fn create_new(path: &Path) -> io::Result<File> {
         .create_new(true)
         .mode(0o600)
         .open(path)
+}
+
+/// Takes `lock` for this process: false if another holds it. A holder that only reads (`wasmtel
+/// spool status`, for a moment) is waited for a little.
+fn try_lock(lock: &File) -> io::Result<bool> {
+    let mut waits = [5, 20, 50].into_iter();
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => match waits.next() {
+                Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
+                None => return Ok(false),
+            },
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
 }
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -335,12 +372,10 @@ impl Spool {
             }
             create_dir(&slot_dir).map_err(|e| io_error(&slot_dir, "cannot create", e))?;
             let lock = open_rw(&lock_path).map_err(|e| io_error(&lock_path, "cannot open", e))?;
-            match lock.try_lock() {
-                Ok(()) => {}
-                Err(std::fs::TryLockError::WouldBlock) => continue,
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(io_error(&lock_path, "cannot lock", e));
-                }
+            match try_lock(&lock) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => return Err(io_error(&lock_path, "cannot lock", e)),
             }
             let _ = lock.set_len(0);
             let _ = (&lock).write_all(std::process::id().to_string().as_bytes());
@@ -421,8 +456,9 @@ impl Spool {
         Ok((spool, found))
     }
 
-    /// Spools `batch`: written (and, if the config says so, made durable) before this returns.
-    /// Past the bound, the oldest batches are dropped and counted.
+    /// Spools `batch`: written before this returns (made durable by a sync, which
+    /// `sync = "batch"` asks for after each). Past the bound, the oldest batches are dropped and
+    /// counted.
     pub fn append(&mut self, batch: &Batch) -> io::Result<()> {
         if self.writer.len >= self.config.segment_bytes() {
             self.rotate()?;
@@ -448,16 +484,6 @@ impl Spool {
         }
         self.writer.len += HEADER as u64 + u64::from(len);
         self.writer.dirty = true;
-        if self.config.sync == Sync::Batch {
-            match self.writer.file.sync_data() {
-                Ok(()) => self.writer.dirty = false,
-                // Spooled, not yet durable: the next sync tries again.
-                Err(e) => tracing::warn!(
-                    "spool {}: cannot sync a batch: {e}",
-                    self.config.dir.display()
-                ),
-            }
-        }
         let keep = self.cached + u64::from(len) <= CACHE_BYTES;
         self.cached += if keep { u64::from(len) } else { 0 };
         *self.slots[0]
@@ -510,21 +536,31 @@ impl Spool {
     /// Makes what was written durable: the segment being written, its directory, the cursors,
     /// and the frames marked dead.
     pub fn sync(&mut self) -> io::Result<()> {
-        if !self.writer.dirty {
+        let Some(durable) = self.durable()? else {
             return Ok(());
-        }
-        self.writer.file.sync_data()?;
-        for slot in &self.slots {
-            slot.cursor.sync_data()?;
-            File::open(&slot.dir)?.sync_all()?;
-        }
-        self.writer.dirty = false;
-        Ok(())
+        };
+        durable.sync().inspect_err(|_| self.writer.dirty = true)
     }
 
-    /// Whether a sync is due: written since the last one.
-    pub fn dirty(&self) -> bool {
-        self.writer.dirty
+    /// What [`Spool::sync`] would make durable, if anything was written since the last time,
+    /// to be synced without holding the spool (the spool counts it as synced from now on: if
+    /// [`Durable::sync`] fails, call [`Spool::unsynced`]).
+    pub fn durable(&mut self) -> io::Result<Option<Durable>> {
+        if !self.writer.dirty {
+            return Ok(None);
+        }
+        let mut files = vec![self.writer.file.try_clone()?];
+        for slot in &self.slots {
+            files.push(slot.cursor.try_clone()?);
+        }
+        let dirs = self.slots.iter().map(|s| s.dir.clone()).collect();
+        self.writer.dirty = false;
+        Ok(Some(Durable { files, dirs }))
+    }
+
+    /// A sync of what [`Spool::durable`] gave failed: the next one tries again.
+    pub fn unsynced(&mut self) {
+        self.writer.dirty = true;
     }
 
     /// The oldest batch not delivered, for export: its cursor now says it is being exported.

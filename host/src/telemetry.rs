@@ -386,11 +386,16 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    try_block_on(runtime.handle(), future).expect("the telemetry runtime runs until shutdown")
+    try_block_on(runtime.handle(), future, None).expect("the telemetry runtime runs until shutdown")
 }
 
-/// [`block_on`] through a handle: `None` if the runtime stopped before `future` finished.
-fn try_block_on<F>(handle: &tokio::runtime::Handle, future: F) -> Option<F::Output>
+/// [`block_on`] through a handle, waiting at most `limit` (if given): `None` if the runtime
+/// stopped before `future` finished, or the limit passed (the future goes on).
+fn try_block_on<F>(
+    handle: &tokio::runtime::Handle,
+    future: F,
+    limit: Option<Duration>,
+) -> Option<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -399,8 +404,15 @@ where
     handle.spawn(async move {
         let _ = tx.send(future.await);
     });
-    rx.recv().ok()
+    match limit {
+        Some(limit) => rx.recv_timeout(limit).ok(),
+        None => rx.recv().ok(),
+    }
 }
+
+/// How much longer than its own timeout a flush or shutdown waits for the runtime, in case its
+/// timers are held up (both threads stuck in a system call, say); then the caller goes on.
+const GRACE: Duration = Duration::from_secs(1);
 
 impl Telemetry {
     /// Starts the pipeline of `config` with an empty resource and the default plugin cache.
@@ -558,9 +570,11 @@ impl Telemetry {
                 let _ = exporter.await;
             }
         };
-        try_block_on(&handle, async move {
-            tokio::time::timeout(timeout, all).await.is_ok()
-        })
+        try_block_on(
+            &handle,
+            async move { tokio::time::timeout(timeout, all).await.is_ok() },
+            Some(timeout.saturating_add(GRACE)),
+        )
         .unwrap_or(false)
     }
 
@@ -603,7 +617,7 @@ impl Inner {
         let routes = self.routes.clone();
         // Every exporter shuts down at once, all within one deadline: one stuck exporter does
         // not hold back the others.
-        block_on(&runtime, async move {
+        let stopped = async move {
             let deadline = tokio::time::Instant::now() + budget;
             let each: Vec<_> = routes
                 .iter()
@@ -618,7 +632,25 @@ impl Inner {
             for exporter in each {
                 let _ = exporter.await;
             }
-        });
+        };
+        if try_block_on(
+            runtime.handle(),
+            stopped,
+            Some(budget.saturating_add(GRACE)),
+        )
+        .is_none()
+        {
+            // What the exporters held is not counted by them: it shows as pending.
+            let message = format!(
+                "shutdown did not end within its {} ms and {} ms more; left to stop in the background",
+                budget.as_millis(),
+                GRACE.as_millis()
+            );
+            tracing::error!("{message}");
+            for route in self.routes.iter() {
+                route.counters.set_error(message.clone());
+            }
+        }
         // Callbacks may hold this telemetry (a client they read through): let it go.
         self.store.clear_callbacks();
         runtime.shutdown_background();

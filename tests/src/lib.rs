@@ -7,6 +7,7 @@ pub mod receiver;
 pub mod session;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub use fixture::fixture;
 
@@ -161,6 +162,60 @@ pub fn wasmtel_command(dir: &Path) -> std::process::Command {
         }
     }
     command
+}
+
+/// Runs `command` to its end, as `Command::output` does, but kills it and fails the test if it
+/// runs longer than `limit`, saying what it printed so far.
+pub fn output_within(command: &mut std::process::Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().expect("piped")));
+    let stderr = read(Box::new(child.stderr.take().expect("piped")));
+    let end = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = std::process::Output {
+        status: status.unwrap_or_default(),
+        stdout: stdout.join().expect("read stdout"),
+        stderr: stderr.join().expect("read stderr"),
+    };
+    assert!(
+        status.is_some(),
+        "{command:?} ran past {limit:?} and was killed; it printed:\n{}",
+        output_text(&output)
+    );
+    output
+}
+
+/// A child process, killed (and waited for) when dropped: a failing test leaves none behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// What a run of the command printed: its stdout, then its stderr.

@@ -8,21 +8,22 @@ use std::time::{Duration, Instant};
 
 use wasmtel::model::Record;
 use wasmtel_tests::receiver::{Answer, Decoded, HTTP_PATHS, Received, Receiver};
-use wasmtel_tests::{config, output_text, session, wasmtel_command};
+use wasmtel_tests::{KillOnDrop, config, output_text, output_within, session, wasmtel_command};
 
 /// The session's events, spans and metric records (as the fixture holds them).
 const ALL: (usize, usize, usize) = (444, 124, 15);
 const RECORDS: u64 = 444 + 124 + 15;
 
 /// A config of one `otlp` exporter `collector` sending to `addr`, with a spool in `spool/`;
-/// `queue` adds keys to its queue table, `telemetry` to `[telemetry]`.
+/// `queue` adds keys to its queue table, `telemetry` to `[telemetry]`. A request may take 300 s
+/// (one held by the receiver stays in flight).
 fn spooled(dir: &Path, addr: &str, queue: &str, telemetry: &str) -> wasmtel::Config {
     config(
         dir,
         &format!(
             "[telemetry]\nsession_id = \"spool\"\n{telemetry}\n\
              [exporters.collector]\nplugin = \"otlp\"\n\
-             config = {{ endpoint = \"http://{addr}\" }}\n\
+             config = {{ endpoint = \"http://{addr}\", timeout_ms = 300000 }}\n\
              queue = {{ spool = {{ dir = \"spool\" }}{queue} }}\n"
         ),
     )
@@ -70,8 +71,13 @@ fn wait_for(
 #[test]
 fn a_receiver_down_longer_than_every_retry_gets_every_record_once_it_is_back() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    // The receiver is gone: connections to its address are refused.
-    let addr = Receiver::start().addr;
+    // The receiver is not there: connections to its address are refused. The address is held
+    // by a socket that does not listen, so that nothing else takes it meanwhile.
+    let held = tokio::net::TcpSocket::new_v4().expect("a socket");
+    held.set_reuseaddr(true).expect("reuse");
+    held.bind("127.0.0.1:0".parse().expect("an address"))
+        .expect("bind");
+    let addr = held.local_addr().expect("an address");
     let config = spooled(
         tmp.path(),
         &addr.to_string(),
@@ -96,6 +102,7 @@ fn a_receiver_down_longer_than_every_retry_gets_every_record_once_it_is_back() {
     assert!(s.batches_failed >= 6, "every retry was spent: {s}");
 
     let back = Instant::now();
+    drop(held);
     let receiver = Receiver::start_at(addr);
     let s = wait_for(&telemetry, Duration::from_secs(60), |s| {
         s.records_exported == RECORDS
@@ -116,21 +123,23 @@ fn a_receiver_down_longer_than_every_retry_gets_every_record_once_it_is_back() {
 fn a_process_killed_mid_export_loses_nothing_and_counts_what_may_arrive_twice() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let receiver = Receiver::start();
-    // The first request is held (the process is mid-export when it is killed); the rest are
-    // answered at once.
+    // The first request is held (the process is mid-export when it is killed, its request
+    // timeout longer than the test); the rest are answered at once.
     receiver.script([Answer {
-        delay: Duration::from_secs(600),
+        delay: Duration::from_secs(300),
         ..Answer::status(200, "")
     }]);
     let addr = receiver.addr.to_string();
-    let config = spooled(tmp.path(), &addr, "", "shutdown_timeout_ms = 600000");
+    let config = spooled(tmp.path(), &addr, "", "shutdown_timeout_ms = 300000");
     std::fs::write(tmp.path().join("session.jsonl"), fixture_text()).expect("write");
-    let mut child = wasmtel_command(tmp.path())
-        .args(["replay", "session.jsonl", "--config", "config.toml"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run wasmtel");
+    let mut child = KillOnDrop(
+        wasmtel_command(tmp.path())
+            .args(["replay", "session.jsonl", "--config", "config.toml"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run wasmtel"),
+    );
     // Accepted: every record spooled (the slot is held by the child), and the first batch is
     // at the receiver.
     let end = Instant::now() + Duration::from_secs(120);
@@ -139,7 +148,7 @@ fn a_process_killed_mid_export_loses_nothing_and_counts_what_may_arrive_twice() 
             .remove(0)
             .slots
             .expect("the spool reads");
-        let held = slots.iter().any(|s| s.held_by == Some(child.id()));
+        let held = slots.iter().any(|s| s.held_by == Some(child.0.id()));
         let spooled: u64 = slots.iter().map(|s| s.records).sum();
         if held && spooled == RECORDS && !receiver.requests().is_empty() {
             break slots;
@@ -150,34 +159,38 @@ fn a_process_killed_mid_export_loses_nothing_and_counts_what_may_arrive_twice() 
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(held.len(), 1, "{held:?}");
-    child.kill().expect("kill -9");
-    child.wait().expect("reaped");
+    let index = held
+        .iter()
+        .position(|s| s.held_by == Some(child.0.id()))
+        .expect("the child's slot");
+    child.0.kill().expect("kill -9");
+    child.0.wait().expect("reaped");
 
-    let slot = wasmtel::spool_status(&config)
+    let slots = wasmtel::spool_status(&config)
         .remove(0)
         .slots
         .expect("reads");
-    assert_eq!(slot[0].held_by, None, "the lock went with the process");
-    assert_eq!(slot[0].records, RECORDS);
-    let in_doubt = slot[0].in_doubt;
+    let slot = &slots[index];
+    assert_eq!(slot.held_by, None, "the lock went with the process");
+    assert_eq!(slot.records, RECORDS);
+    let in_doubt = slot.in_doubt;
     assert!(
         in_doubt > 0,
         "the batch being exported is in doubt: {slot:?}"
     );
 
     // A restart: `wasmtel spool drain` sends what the spool holds.
-    let output = wasmtel_command(tmp.path())
-        .args([
+    let output = output_within(
+        wasmtel_command(tmp.path()).args([
             "spool",
             "drain",
             "--config",
             "config.toml",
             "--timeout",
             "60s",
-        ])
-        .output()
-        .expect("run wasmtel");
+        ]),
+        Duration::from_secs(180),
+    );
     let text = output_text(&output);
     assert!(output.status.success(), "{text}");
     assert!(
@@ -193,10 +206,10 @@ fn a_process_killed_mid_export_loses_nothing_and_counts_what_may_arrive_twice() 
     let (logs, spans, metrics) = Decoded::of(&requests[..1], HTTP_PATHS).counts();
     let twice = (logs + spans + metrics) as u64;
     assert!(twice > 0 && twice <= in_doubt, "{twice} of {in_doubt}");
-    let status = wasmtel_command(tmp.path())
-        .args(["spool", "status", "--config", "config.toml"])
-        .output()
-        .expect("run wasmtel");
+    let status = output_within(
+        wasmtel_command(tmp.path()).args(["spool", "status", "--config", "config.toml"]),
+        Duration::from_secs(60),
+    );
     let text = output_text(&status);
     assert!(text.contains(": 0 batches, 0 records, 0 bytes"), "{text}");
 }
