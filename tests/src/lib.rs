@@ -170,6 +170,7 @@ pub fn output_within(command: &mut std::process::Command, limit: Duration) -> st
     use std::io::Read;
     use std::process::Stdio;
     let mut child = command
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

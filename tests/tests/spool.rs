@@ -135,6 +135,7 @@ fn a_process_killed_mid_export_loses_nothing_and_counts_what_may_arrive_twice() 
     let mut child = KillOnDrop(
         wasmtel_command(tmp.path())
             .args(["replay", "session.jsonl", "--config", "config.toml"])
+            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
