@@ -157,7 +157,7 @@ enum SpoolCommand {
         /// The config file (default: the embedded default, which has no spool).
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
-        /// How long to try, shutdown included: e.g. `30s`, `5m`.
+        /// How long to try once the plugins are loaded, shutdown included: e.g. `30s`, `5m`.
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },

@@ -627,7 +627,7 @@ impl<S: Start> Worker<S> {
             (tell, AbortOnDrop(task))
         });
         // With `sync = "interval"`, what is spooled is made durable that often.
-        let mut sync = match self.sync_policy() {
+        let mut ticks = match self.sync_policy() {
             Some(Sync::Interval(every)) if spooled.is_some() => {
                 let mut ticks = tokio::time::interval(every);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -683,7 +683,7 @@ impl<S: Start> Worker<S> {
                         self.export(&mut buffer).await;
                     }
                 }
-                _ = async { sync.as_mut().expect("syncs").tick().await }, if sync.is_some() => {
+                _ = async { ticks.as_mut().expect("syncs").tick().await }, if ticks.is_some() => {
                     self.sync(None).await;
                 }
             }
@@ -735,33 +735,41 @@ impl<S: Start> Worker<S> {
         let never = self.sync_policy() == Some(Sync::Never);
         let link = self.spool.clone().filter(|_| !never);
         let counters = self.counters.clone();
+        let dir = self
+            .config
+            .spool
+            .as_ref()
+            .map(|s| s.dir.clone())
+            .unwrap_or_default();
+        // A future of its own (not holding `self`, which is not `Sync`), so that the worker's
+        // stays `Send`.
         async move {
             let Some(link) = link else { return };
-            let report = |e: std::io::Error| {
-                let message = format!("spool: cannot sync: {e}");
+            let report = |what: String| {
+                let message = format!("spool {}: {what}", dir.display());
                 tracing::warn!("{message}");
                 counters.set_error(message);
             };
             let durable = match link.lock().durable() {
                 Ok(Some(durable)) => durable,
                 Ok(None) => return,
-                Err(e) => return report(e),
+                Err(e) => return report(format!("cannot sync: {e}")),
             };
-            let spool = link.clone();
-            let synced = tokio::task::spawn_blocking(move || {
-                durable.sync().inspect_err(|_| spool.lock().unsynced())
-            });
+            let written = durable.written;
+            let synced = tokio::task::spawn_blocking(move || durable.sync());
             let synced = match deadline {
                 Some(deadline) => match tokio::time::timeout_at(deadline, synced).await {
                     Ok(synced) => synced,
-                    Err(_) => return,
+                    Err(_) => {
+                        return report("not yet durable when the shutdown deadline came".into());
+                    }
                 },
                 None => synced.await,
             };
             match synced {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => report(e),
-                Err(e) => report(std::io::Error::other(e)),
+                Ok(Ok(())) => link.lock().synced(written),
+                Ok(Err(e)) => report(format!("cannot sync: {e}")),
+                Err(e) => report(format!("cannot sync: {e}")),
             }
         }
     }
@@ -834,12 +842,13 @@ impl<S: Start> Worker<S> {
         let written = link.lock().append(&batch);
         match written {
             Ok(()) => {
-                // Spooled: no longer pending, whatever befalls the process.
-                self.counters.done(records as u64);
-                link.spooled.notify_one();
+                // With `sync = "batch"`, durable before it is sent.
                 if self.sync_policy() == Some(Sync::Batch) {
                     self.sync(None).await;
                 }
+                // Spooled: no longer pending, whatever befalls the process.
+                self.counters.done(records as u64);
+                link.spooled.notify_one();
             }
             Err(e) => {
                 let message = format!("spool: cannot write a batch of {records} records: {e}");
@@ -935,16 +944,22 @@ impl<S: Start> Sender<S> {
             // spooled is safe on disk meanwhile).
             // The plugin is flushed (and, at the end, shut down) whatever is left spooled: what
             // it took is made durable or sent.
-            if (!heard.flushes.is_empty() || heard.stop.is_some())
+            // What is heard meanwhile waits for the next round (a batch spooled behind it may
+            // be sendable).
+            let (flushes, stop) = (heard.flushes.len(), heard.stop);
+            if (flushes > 0 || stop.is_some())
                 && heard.during(self.flush(), &mut told, &link).await.is_none()
             {
                 self.exporter = None;
                 return;
             }
-            for (_, done) in heard.flushes.drain(..) {
+            for (_, done) in heard.flushes.drain(..flushes) {
                 let _ = done.send(());
             }
-            if let Some(deadline) = heard.stop {
+            if !heard.flushes.is_empty() || heard.stop != stop {
+                continue;
+            }
+            if let Some(deadline) = stop {
                 let _ = tokio::time::timeout_at(deadline, self.shutdown()).await;
                 return;
             }

@@ -120,26 +120,33 @@ struct Writer {
     seq: u64,
     file: File,
     len: u64,
-    /// Written since last made durable.
-    dirty: bool,
 }
 
 /// Open files and directories of a spool to make durable, apart from the spool: a sync can take
 /// long on a busy disk, and nothing else need wait for it.
 pub(crate) struct Durable {
-    /// The segment being written, and each slot's cursor.
-    files: Vec<File>,
+    /// The segments written since the last sync, and each slot's cursor, with their paths.
+    files: Vec<(PathBuf, File)>,
     /// Each slot's directory (for segments created and removed).
     dirs: Vec<PathBuf>,
+    /// The spool's count of writes when this was taken.
+    pub written: u64,
 }
 
 impl Durable {
+    /// Syncs each file and directory; an error names the one that failed. (After a failed
+    /// sync, Linux may have dropped what was not written: a later sync can succeed without it.)
     pub fn sync(self) -> io::Result<()> {
-        for file in &self.files {
-            file.sync_data()?;
+        let named = |path: &Path, e: io::Error| {
+            io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+        };
+        for (path, file) in &self.files {
+            file.sync_data().map_err(|e| named(path, e))?;
         }
         for dir in &self.dirs {
-            File::open(dir)?.sync_all()?;
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| named(dir, e))?;
         }
         Ok(())
     }
@@ -166,6 +173,12 @@ pub(crate) struct Spool {
     counters: Arc<Counters>,
     slots: Vec<Slot>,
     writer: Writer,
+    /// Writes so far (a count that orders them), and how many of them are known durable.
+    written: u64,
+    synced: u64,
+    /// Segments written into but no longer the writer's (rotated from, or with a batch marked
+    /// dead), to make durable with the next sync: each with the count of writes then.
+    retired: Vec<(PathBuf, u64, File)>,
     entries: VecDeque<Entry>,
     /// Frame bytes of the entries.
     bytes: u64,
@@ -222,10 +235,10 @@ fn create_new(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Takes `lock` for this process: false if another holds it. A holder that only reads (`wasmtel
+/// Takes `lock` for this process: false if another holds it. A holder that only looks (`wasmtel
 /// spool status`, for a moment) is waited for a little.
 fn try_lock(lock: &File) -> io::Result<bool> {
-    let mut waits = [5, 20, 50].into_iter();
+    let mut waits = [2, 10].into_iter();
     loop {
         match lock.try_lock() {
             Ok(()) => return Ok(true),
@@ -435,8 +448,10 @@ impl Spool {
                 seq,
                 file,
                 len: SEGMENT_MAGIC.len() as u64,
-                dirty: true,
             },
+            written: 1,
+            synced: 0,
+            retired: Vec::new(),
             bytes: entries.iter().map(Entry::frame_len).sum(),
             records: entries.iter().map(|e| u64::from(e.records)).sum(),
             added: entries.len() as u64,
@@ -483,7 +498,7 @@ impl Spool {
             return Err(e);
         }
         self.writer.len += HEADER as u64 + u64::from(len);
-        self.writer.dirty = true;
+        self.written += 1;
         let keep = self.cached + u64::from(len) <= CACHE_BYTES;
         self.cached += if keep { u64::from(len) } else { 0 };
         *self.slots[0]
@@ -507,9 +522,8 @@ impl Spool {
         Ok(())
     }
 
-    /// Starts a new segment to write into.
+    /// Starts a new segment to write into; the one before is made durable by the next sync.
     fn rotate(&mut self) -> io::Result<()> {
-        self.sync()?;
         let seq = self.writer.seq + 1;
         let path = segment_path(&self.slots[0].dir, seq);
         let mut file = create_new(&path)?;
@@ -520,47 +534,68 @@ impl Spool {
                 seq,
                 file,
                 len: SEGMENT_MAGIC.len() as u64,
-                dirty: true,
             },
         );
+        self.written += 1;
         self.slots[0].segments.insert(seq, 0);
         if self.slots[0].segments.get(&old.seq) == Some(&0) {
             self.remove_segment(0, old.seq);
-        }
-        if self.config.sync == Sync::Batch {
-            self.sync()?;
+        } else {
+            self.retire(segment_path(&self.slots[0].dir, old.seq), old.file);
         }
         Ok(())
     }
 
-    /// Makes what was written durable: the segment being written, its directory, the cursors,
-    /// and the frames marked dead.
+    /// Keeps `file` (a segment at `path` no longer written) for the next sync; not with
+    /// `sync = "never"`, which makes nothing durable.
+    fn retire(&mut self, path: PathBuf, file: File) {
+        if self.config.sync == Sync::Never {
+            return;
+        }
+        let written = self.written;
+        match self.retired.iter_mut().find(|(p, _, _)| *p == path) {
+            Some(retired) => retired.1 = written,
+            None => self.retired.push((path, written, file)),
+        }
+    }
+
+    /// Makes what was written durable: the segment being written, those written before it or
+    /// with batches marked dead since the last sync, the slots' directories, and the cursors.
     pub fn sync(&mut self) -> io::Result<()> {
         let Some(durable) = self.durable()? else {
             return Ok(());
         };
-        durable.sync().inspect_err(|_| self.writer.dirty = true)
+        let written = durable.written;
+        durable.sync()?;
+        self.synced(written);
+        Ok(())
     }
 
-    /// What [`Spool::sync`] would make durable, if anything was written since the last time,
-    /// to be synced without holding the spool (the spool counts it as synced from now on: if
-    /// [`Durable::sync`] fails, call [`Spool::unsynced`]).
-    pub fn durable(&mut self) -> io::Result<Option<Durable>> {
-        if !self.writer.dirty {
+    /// What [`Spool::sync`] would make durable, if anything was written since the last sync,
+    /// to be synced without holding the spool; once it is, tell [`Spool::synced`].
+    pub fn durable(&self) -> io::Result<Option<Durable>> {
+        if self.written == self.synced {
             return Ok(None);
         }
-        let mut files = vec![self.writer.file.try_clone()?];
+        let segment = segment_path(&self.slots[0].dir, self.writer.seq);
+        let mut files = vec![(segment, self.writer.file.try_clone()?)];
         for slot in &self.slots {
-            files.push(slot.cursor.try_clone()?);
+            files.push((slot.dir.join("cursor"), slot.cursor.try_clone()?));
         }
-        let dirs = self.slots.iter().map(|s| s.dir.clone()).collect();
-        self.writer.dirty = false;
-        Ok(Some(Durable { files, dirs }))
+        for (path, _, file) in &self.retired {
+            files.push((path.clone(), file.try_clone()?));
+        }
+        Ok(Some(Durable {
+            files,
+            dirs: self.slots.iter().map(|s| s.dir.clone()).collect(),
+            written: self.written,
+        }))
     }
 
-    /// A sync of what [`Spool::durable`] gave failed: the next one tries again.
-    pub fn unsynced(&mut self) {
-        self.writer.dirty = true;
+    /// What [`Spool::durable`] gave (when `written` writes were done) is durable.
+    pub fn synced(&mut self, written: u64) {
+        self.synced = self.synced.max(written);
+        self.retired.retain(|(_, at, _)| *at > written);
     }
 
     /// The oldest batch not delivered, for export: its cursor now says it is being exported.
@@ -621,7 +656,7 @@ impl Spool {
         };
         self.removed += 1;
         self.in_flight = false;
-        self.writer.dirty = true;
+        self.written += 1;
         self.forget(&entry);
         let slot = entry.at.0;
         let next = self
@@ -686,14 +721,18 @@ impl Spool {
             self.removed += 1;
             // Marked dead where it is, so that no later start sends it, wherever the cursor is.
             let (slot, seq, offset) = entry.at;
-            let marked = OpenOptions::new()
-                .write(true)
-                .open(segment_path(&self.slots[slot].dir, seq))
-                .and_then(|f| f.write_all_at(&DEAD_MAGIC.to_le_bytes(), offset));
-            if let Err(e) = marked {
-                tracing::warn!("spool: cannot mark a dropped batch: {e}");
+            let path = segment_path(&self.slots[slot].dir, seq);
+            let marked = OpenOptions::new().write(true).open(&path).and_then(|f| {
+                f.write_all_at(&DEAD_MAGIC.to_le_bytes(), offset)?;
+                Ok(f)
+            });
+            match marked {
+                Ok(file) => {
+                    self.written += 1;
+                    self.retire(path, file);
+                }
+                Err(e) => tracing::warn!("spool: cannot mark a dropped batch: {e}"),
             }
-            self.writer.dirty = true;
             self.prune(slot);
         }
     }
@@ -832,6 +871,8 @@ pub(crate) fn status(dir: &Path) -> io::Result<Vec<SlotStatus>> {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         };
+        // Let go at once: a process starting meanwhile takes the slot (it is read as held then).
+        drop(lock);
         let cursor = match File::open(slot_dir.join("cursor")) {
             Ok(file) => read_cursor(&file),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -843,7 +884,6 @@ pub(crate) fn status(dir: &Path) -> io::Result<Vec<SlotStatus>> {
             .collect();
         let mut entries = VecDeque::new();
         let found = read_slot(n, &slot_dir, &mut segments, cursor, &mut entries);
-        drop(lock);
         slots.push(SlotStatus {
             dir: slot_dir,
             held_by,
@@ -1121,5 +1161,29 @@ mod tests {
         let (mut fourth, found, _) = open(tmp.path(), 1 << 30);
         assert_eq!(found.batches, 1);
         assert_eq!(drain(&mut fourth), ["a-0"]);
+    }
+
+    #[test]
+    fn a_sync_covers_what_was_written_before_it_was_taken_and_the_segments_rotated_from() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut spool, _, _) = open(tmp.path(), 64 << 20);
+        assert!(spool.durable().expect("files").is_none(), "synced at start");
+        spool.append(&batch("a", 1)).expect("append");
+        let taken = spool.durable().expect("files").expect("a sync is due");
+        spool.append(&batch("b", 1)).expect("append");
+        let written = taken.written;
+        taken.sync().expect("sync");
+        spool.synced(written);
+        assert!(
+            spool.durable().expect("files").is_some(),
+            "b was written after the sync was taken"
+        );
+        while segments(tmp.path()).len() < 2 {
+            spool.append(&batch("c", 2000)).expect("append");
+        }
+        assert_eq!(spool.retired.len(), 1, "the segment rotated from");
+        spool.sync().expect("sync");
+        assert!(spool.retired.is_empty());
+        assert!(spool.durable().expect("files").is_none());
     }
 }

@@ -640,15 +640,22 @@ impl Inner {
         )
         .is_none()
         {
-            // What the exporters held is not counted by them: it shows as pending.
-            let message = format!(
-                "shutdown did not end within its {} ms and {} ms more; left to stop in the background",
-                budget.as_millis(),
-                GRACE.as_millis()
-            );
-            tracing::error!("{message}");
+            // What an exporter still held is not counted by it: it shows as pending.
             for route in self.routes.iter() {
-                route.counters.set_error(message.clone());
+                let pending = route
+                    .counters
+                    .pending
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if pending > 0 {
+                    let message = format!(
+                        "shutdown did not end within its {} ms and {} ms more, with {pending} \
+                         records pending; left to stop in the background",
+                        budget.as_millis(),
+                        GRACE.as_millis()
+                    );
+                    tracing::error!(exporter = %route.name, "{message}");
+                    route.counters.set_error(message);
+                }
             }
         }
         // Callbacks may hold this telemetry (a client they read through): let it go.

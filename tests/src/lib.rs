@@ -169,12 +169,15 @@ pub fn wasmtel_command(dir: &Path) -> std::process::Command {
 pub fn output_within(command: &mut std::process::Command, limit: Duration) -> std::process::Output {
     use std::io::Read;
     use std::process::Stdio;
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let mut child = KillOnDrop(
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}")),
+    );
+    let child = &mut child.0;
     let read = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();

@@ -149,6 +149,18 @@ pub struct Receiver {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
+/// An address on 127.0.0.1 that refuses connections: held by the returned socket, bound but not
+/// listening, so that nothing else takes it meanwhile (drop the socket, then
+/// [`Receiver::start_at`] starts a receiver there).
+pub fn refusing() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("an address"))
+        .expect("bind on 127.0.0.1");
+    let addr = socket.local_addr().expect("an address");
+    (socket, addr)
+}
+
 impl Receiver {
     /// A receiver over plain TCP.
     pub fn start() -> Receiver {

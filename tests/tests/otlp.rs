@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use prost::Message;
 use wasmtel_tests::receiver::{
-    Answer, Decoded, GRPC_PATHS, HTTP_PATHS, Received, Receiver, ServerTls, TestPki,
+    Answer, Decoded, GRPC_PATHS, HTTP_PATHS, Received, Receiver, ServerTls, TestPki, refusing,
 };
 use wasmtel_tests::{config, error_of, exporter, replay_fixture};
 
@@ -378,8 +378,8 @@ fn a_host_off_the_allow_list_is_refused_by_the_host_and_reported() {
 
 #[test]
 fn what_waits_through_an_outage_arrives_and_what_overflows_is_counted() {
-    let addr = Receiver::start().addr;
-    // The receiver is gone: connections to it are refused.
+    // The receiver is not there yet: connections to it are refused.
+    let (held, addr) = refusing();
     let tmp = tempfile::tempdir().expect("tempdir");
     let text = format!(
         "[telemetry]\nsession_id = \"outage\"\nshutdown_timeout_ms = 30000\n\
@@ -392,6 +392,7 @@ fn what_waits_through_an_outage_arrives_and_what_overflows_is_counted() {
         std::thread::sleep(Duration::from_micros(100));
     }
     std::thread::sleep(Duration::from_secs(10));
+    drop(held);
     let receiver = Receiver::start_at(addr);
     assert!(telemetry.flush(Duration::from_secs(40)), "flushed");
     let stats = telemetry.shutdown().remove(0);

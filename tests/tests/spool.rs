@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use wasmtel::model::Record;
-use wasmtel_tests::receiver::{Answer, Decoded, HTTP_PATHS, Received, Receiver};
+use wasmtel_tests::receiver::{Answer, Decoded, HTTP_PATHS, Received, Receiver, refusing};
 use wasmtel_tests::{KillOnDrop, config, output_text, output_within, session, wasmtel_command};
 
 /// The session's events, spans and metric records (as the fixture holds them).
@@ -71,13 +71,8 @@ fn wait_for(
 #[test]
 fn a_receiver_down_longer_than_every_retry_gets_every_record_once_it_is_back() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    // The receiver is not there: connections to its address are refused. The address is held
-    // by a socket that does not listen, so that nothing else takes it meanwhile.
-    let held = tokio::net::TcpSocket::new_v4().expect("a socket");
-    held.set_reuseaddr(true).expect("reuse");
-    held.bind("127.0.0.1:0".parse().expect("an address"))
-        .expect("bind");
-    let addr = held.local_addr().expect("an address");
+    // The receiver is not there: connections to its address are refused.
+    let (held, addr) = refusing();
     let config = spooled(
         tmp.path(),
         &addr.to_string(),
@@ -335,7 +330,7 @@ fn self_metric(file: &Path, name: &str) -> Option<wasmtel::Number> {
 #[test]
 fn self_metrics_tell_what_the_spool_holds_and_what_a_start_found() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let refused = Receiver::start().addr.to_string();
+    let (_held, refused) = refusing();
     let text = format!(
         "[telemetry]\nsession_id = \"spool\"\nself_metrics_interval_ms = 50\nshutdown_timeout_ms = 500\n\
          [exporters.local]\nplugin = \"file-jsonl\"\nsignals = [\"metrics\"]\n\
