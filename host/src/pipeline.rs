@@ -732,19 +732,17 @@ impl<S: Start> Worker<S> {
     /// `sync = "never"`), on a thread for blocking work: a slow disk holds up neither the
     /// spool nor the runtime. Waits for it until `deadline` at most (it goes on after).
     fn sync(&self, deadline: Option<Instant>) -> impl Future<Output = ()> + use<S> {
-        let never = self.sync_policy() == Some(Sync::Never);
-        let link = self.spool.clone().filter(|_| !never);
+        let spooled = match (&self.spool, &self.config.spool) {
+            (Some(link), Some(config)) if config.sync != Sync::Never => {
+                Some((link.clone(), config.dir.clone()))
+            }
+            _ => None,
+        };
         let counters = self.counters.clone();
-        let dir = self
-            .config
-            .spool
-            .as_ref()
-            .map(|s| s.dir.clone())
-            .unwrap_or_default();
         // A future of its own (not holding `self`, which is not `Sync`), so that the worker's
         // stays `Send`.
         async move {
-            let Some(link) = link else { return };
+            let Some((link, dir)) = spooled else { return };
             let report = |what: String| {
                 let message = format!("spool {}: {what}", dir.display());
                 tracing::warn!("{message}");
@@ -766,9 +764,11 @@ impl<S: Start> Worker<S> {
                 },
                 None => synced.await,
             };
-            match synced {
-                Ok(Ok(())) => link.lock().synced(written),
-                Ok(Err(e)) => report(format!("cannot sync: {e}")),
+            match synced
+                .map_err(std::io::Error::other)
+                .and_then(|synced| synced)
+            {
+                Ok(()) => link.lock().synced(written),
                 Err(e) => report(format!("cannot sync: {e}")),
             }
         }

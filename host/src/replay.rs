@@ -411,8 +411,8 @@ const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// Starts the exporters of `config` that have a spool, sends what their spools hold (the slots
 /// no running process holds), and stops once they are empty or `timeout` has passed since they
-/// started, shutting down within what is left of it (at least a second). Returns their final counters: what is
-/// still `spooled` stays for a later start.
+/// started, shutting down within what is left of it (at least a second). Returns their final
+/// counters: what is still `spooled` stays for a later start.
 pub fn drain_spools(
     config: Config,
     timeout: Duration,

@@ -251,6 +251,19 @@ fn try_lock(lock: &File) -> io::Result<bool> {
     }
 }
 
+/// Creates the segment `seq` of the slot in `dir`, its magic written: the one to write into.
+fn new_segment(dir: &Path, seq: u64) -> Result<Writer, SpoolError> {
+    let path = segment_path(dir, seq);
+    let mut file = create_new(&path).map_err(|e| io_error(&path, "cannot create", e))?;
+    file.write_all(SEGMENT_MAGIC)
+        .map_err(|e| io_error(&path, "cannot write", e))?;
+    Ok(Writer {
+        seq,
+        file,
+        len: SEGMENT_MAGIC.len() as u64,
+    })
+}
+
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.seg"))
 }
@@ -434,21 +447,13 @@ impl Spool {
         }
         // Past every segment the slot has had (those left alone included, and the one its
         // cursor names, whose file may be gone): what an earlier cursor says is behind it.
-        let seq = last_seq.map_or(0, |s| s + 1);
-        let path = segment_path(&slots[0].dir, seq);
-        let mut file = create_new(&path).map_err(|e| io_error(&path, "cannot create", e))?;
-        file.write_all(SEGMENT_MAGIC)
-            .map_err(|e| io_error(&path, "cannot write", e))?;
-        slots[0].segments.insert(seq, 0);
+        let writer = new_segment(&slots[0].dir, last_seq.map_or(0, |s| s + 1))?;
+        slots[0].segments.insert(writer.seq, 0);
         let mut spool = Spool {
             config: config.clone(),
             counters,
             slots,
-            writer: Writer {
-                seq,
-                file,
-                len: SEGMENT_MAGIC.len() as u64,
-            },
+            writer,
             written: 1,
             synced: 0,
             retired: Vec::new(),
@@ -524,20 +529,11 @@ impl Spool {
 
     /// Starts a new segment to write into; the one before is made durable by the next sync.
     fn rotate(&mut self) -> io::Result<()> {
-        let seq = self.writer.seq + 1;
-        let path = segment_path(&self.slots[0].dir, seq);
-        let mut file = create_new(&path)?;
-        file.write_all(SEGMENT_MAGIC)?;
-        let old = std::mem::replace(
-            &mut self.writer,
-            Writer {
-                seq,
-                file,
-                len: SEGMENT_MAGIC.len() as u64,
-            },
-        );
+        let writer =
+            new_segment(&self.slots[0].dir, self.writer.seq + 1).map_err(io::Error::other)?;
+        self.slots[0].segments.insert(writer.seq, 0);
+        let old = std::mem::replace(&mut self.writer, writer);
         self.written += 1;
-        self.slots[0].segments.insert(seq, 0);
         if self.slots[0].segments.get(&old.seq) == Some(&0) {
             self.remove_segment(0, old.seq);
         } else {

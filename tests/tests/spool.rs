@@ -29,11 +29,16 @@ fn spooled(dir: &Path, addr: &str, queue: &str, telemetry: &str) -> wasmtel::Con
     )
 }
 
-/// Records the session into `telemetry`, waiting for room.
-fn record_session(telemetry: &wasmtel::Telemetry) {
+/// Starts `config` with the session's resource and records the session, waiting for room.
+fn record_session(config: wasmtel::Config) -> wasmtel::Telemetry {
+    let telemetry = wasmtel::Telemetry::builder(config)
+        .resource(session::resource())
+        .start()
+        .expect("start");
     for record in session::records() {
         telemetry.record_blocking(record);
     }
+    telemetry
 }
 
 /// What the requests answered 200 carried: log records, spans, metrics.
@@ -79,11 +84,7 @@ fn a_receiver_down_longer_than_every_retry_gets_every_record_once_it_is_back() {
         ", max_retries = 2",
         "shutdown_timeout_ms = 30000",
     );
-    let telemetry = wasmtel::Telemetry::builder(config)
-        .resource(session::resource())
-        .start()
-        .expect("start");
-    record_session(&telemetry);
+    let telemetry = record_session(config);
     // 60 s down: each batch's retries (2) are spent within the first second, then the exporter
     // is parked, and tried again after 5, 10, 20 and 30 s.
     std::thread::sleep(Duration::from_secs(60));
@@ -227,11 +228,7 @@ fn spool_unsent(dir: &Path) -> (Duration, wasmtel::ExporterStats) {
         ", max_batch = 200, max_delay_ms = 60000",
         "",
     );
-    let telemetry = wasmtel::Telemetry::builder(config)
-        .resource(session::resource())
-        .start()
-        .expect("start");
-    record_session(&telemetry);
+    let telemetry = record_session(config);
     let started = Instant::now();
     let stats = only(telemetry.shutdown_with_timeout(Duration::from_millis(200)));
     (started.elapsed(), stats)
